@@ -1,0 +1,26 @@
+# qdff: CP2K AIMD of a quantum dot -> data set -> frame selection -> ML force fields
+# -> validation -> HTML report. One config file per QD system:
+#   snakemake --profile profiles/local --configfile config/demo.yaml
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/demo.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/structure.smk"
+include: "rules/aimd.smk"
+include: "rules/dataset.smk"
+include: "rules/select.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        f"results/{SYSTEM}/report.html",
+        "results/index.html",
+    default_target: True

@@ -1,0 +1,172 @@
+"""DeePMD-kit through its PyTorch backend: ``dp --pt train`` then ``dp --pt freeze``.
+
+Data go through dpdata's ``deepmd/npy`` writer with ``nopbc`` (the clusters are not
+periodic); labels are energies minus the per-element reference energies, in float64.
+The exported model is the frozen ``model.pth``, used through ``deepmd.calculator.DP``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..dataset import reference_energy
+from ..fileio import atomic_path, write_json
+from .common import TrainingError, provenance, run_streamed, thread_env
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pth"
+
+
+def _dp() -> str:
+    """The ``dp`` next to this Python (a venv's bin/ need not be on PATH under Snakemake)."""
+    here = Path(sys.executable).parent / "dp"
+    return str(here) if here.exists() else "dp"
+
+
+def write_npy(frames, refs: dict, type_map: list[str], out_dir: Path) -> None:
+    import dpdata
+
+    symbols = frames[0].get_chemical_symbols()
+    for a in frames:
+        if a.get_chemical_symbols() != symbols:
+            raise TrainingError("DeePMD data: all frames of a system must have the same atoms in the same order")
+    types = np.array([type_map.index(s) for s in symbols])
+    data = {
+        "atom_names": list(type_map),
+        "atom_numbs": [int((types == i).sum()) for i in range(len(type_map))],
+        "atom_types": types,
+        "orig": np.zeros(3),
+        "cells": np.array([a.cell.array if a.cell.rank == 3 else np.eye(3) * 100.0 for a in frames], dtype=np.float64),
+        "coords": np.array([a.positions for a in frames], dtype=np.float64),
+        "energies": np.array([a.get_potential_energy() - reference_energy(a, refs) for a in frames], dtype=np.float64),
+        "forces": np.array([a.get_forces() for a in frames], dtype=np.float64),
+        "nopbc": True,
+    }
+    system = dpdata.LabeledSystem(data=data)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    system.to("deepmd/npy", str(out_dir), set_size=len(frames))
+
+
+def input_json(p: dict, type_map: list[str], n_train: int) -> dict:
+    steps = p["steps"]
+    return {
+        "model": {
+            "type_map": type_map,
+            "descriptor": {
+                "type": "se_e2_a",
+                "rcut": p["rcut"],
+                "rcut_smth": p["rcut_smth"],
+                "sel": "auto",
+                "neuron": p["descriptor_neurons"],
+                "axis_neuron": p["axis_neuron"],
+                "resnet_dt": False,
+                "seed": p["seed"],
+            },
+            "fitting_net": {"neuron": p["fitting_neurons"], "resnet_dt": True, "seed": p["seed"]},
+        },
+        "learning_rate": {
+            "type": "exp",
+            "decay_steps": max(1, min(5000, steps // 20)),
+            "start_lr": p["start_lr"],
+            "stop_lr": p["stop_lr"],
+        },
+        "loss": {
+            "type": "ener",
+            "start_pref_e": p["start_pref_e"],
+            "limit_pref_e": p["limit_pref_e"],
+            "start_pref_f": p["start_pref_f"],
+            "limit_pref_f": p["limit_pref_f"],
+            "start_pref_v": 0.0,
+            "limit_pref_v": 0.0,
+        },
+        "training": {
+            "training_data": {"systems": ["data/train"], "batch_size": p["batch_size"]},
+            "validation_data": {"systems": ["data/valid"], "batch_size": 1, "numb_btch": 1},
+            "numb_steps": steps,
+            "seed": p["seed"],
+            "disp_file": "lcurve.out",
+            "disp_freq": min(p["disp_freq"], steps),
+            "save_freq": max(1, min(1000, steps)),
+            "save_ckpt": "model.ckpt",
+        },
+    }
+
+
+def check_lcurve(path: Path) -> None:
+    """Fail if the learning curve holds NaN or inf (a diverging training)."""
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        if re.search(r"\bnan\b|\binf\b", line, re.I):
+            raise TrainingError(f"DeePMD training diverged: non-finite loss in {path}: {line.strip()}")
+
+
+def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=()) -> Path:
+    """Train, freeze and export; return the path of ``model.json`` in ``model_dir``."""
+    import deepmd
+
+    workdir, model_dir = Path(workdir), Path(model_dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    type_map = sorted(refs)
+    write_npy(train_frames, refs, type_map, workdir / "data" / "train")
+    write_npy(valid_frames, refs, type_map, workdir / "data" / "valid")
+    cfg = input_json(params, type_map, len(train_frames))
+    (workdir / "input.json").write_text(json.dumps(cfg, indent=2))
+    env = thread_env(params["threads"])
+    t0 = time.time()
+    cmd = [_dp(), "--pt", "train", "input.json"]
+    ckpt = workdir / "model.ckpt.pt"
+    if ckpt.exists() and (workdir / "checkpoint").exists():
+        # a killed training: continue from its last checkpoint rather than start over
+        log.info("resuming DeePMD training from %s", ckpt)
+        cmd += ["--restart", str(ckpt.resolve())]
+    for old in ("lcurve.out",):
+        if (workdir / old).exists() and "--restart" not in cmd:
+            (workdir / old).unlink()
+
+    def watch(line: str):
+        if re.search(r"\bnan\b", line, re.I) and "loss" in line.lower():
+            raise TrainingError(f"DeePMD training diverged (NaN loss): {line}")
+
+    run_streamed(cmd, workdir, env, "dp --pt train", on_line=watch)
+    check_lcurve(workdir / "lcurve.out")
+    run_streamed([_dp(), "--pt", "freeze", "-o", MODEL_FILE], workdir, env, "dp --pt freeze")
+    wall = time.time() - t0
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(model_dir / MODEL_FILE, suffix=".pth") as tmp:
+        shutil.copyfile(workdir / MODEL_FILE, tmp)
+    shutil.copyfile(workdir / "input.json", model_dir / "input.json")
+    if (workdir / "lcurve.out").exists():
+        shutil.copyfile(workdir / "lcurve.out", model_dir / "lcurve.out")
+    meta = {
+        "backend": "deepmd",
+        "model_file": MODEL_FILE,
+        "reference_energies": refs,
+        "type_map": type_map,
+        "n_train": len(train_frames),
+        "n_valid": len(valid_frames),
+        "provenance": provenance("deepmd", deepmd.__version__, params, data_files, wall),
+    }
+    # model.json last: its presence marks a complete export
+    write_json(model_dir / "model.json", meta)
+    log.info("DeePMD model exported to %s (%.0f s)", model_dir, wall)
+    return model_dir / "model.json"
+
+
+def calculator(model_dir: Path, meta: dict, device: str):
+    from deepmd.calculator import DP
+
+    return DP(model=str(model_dir / meta["model_file"]))
+
+

@@ -1,0 +1,123 @@
+"""Configuration: load a YAML file, fill defaults and validate against the schema.
+
+The schema (qdff/schemas/config.schema.yaml) is the single documentation of every key.
+Errors name the key path, the problem and the allowed values, and suggest the nearest
+known key for a misspelling, before any job starts.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as fh:
+        return yaml.safe_load(fh)
+
+
+def _fill_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _fill_defaults(jsonschema.Draft7Validator)
+
+
+def _path(error) -> str:
+    out = ""
+    for part in error.absolute_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _message(error) -> str:
+    path = _path(error)
+    if error.validator == "additionalProperties":
+        known = list(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in known]
+        parts = []
+        for key in extra:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"unknown key {key!r}{hint}")
+        where = f"{path}." if path != "(top level)" else ""
+        return f"config error at {where}{extra[0] if extra else ''}: {'; '.join(parts)}; known keys here: {', '.join(known)}"
+    if error.validator == "enum":
+        return f"config error at {path}: {error.instance!r} is not allowed; allowed values: {', '.join(map(str, error.validator_value))}"
+    if error.validator == "oneOf":
+        desc = error.schema.get("description", "")
+        return f"config error at {path}: {error.instance!r} is not valid. {desc}"
+    return f"config error at {path}: {error.message}"
+
+
+def validate(config: dict) -> dict:
+    """Validate ``config`` in place (filling defaults) and return it; raise :class:`ConfigError`."""
+    schema = load_schema()
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        msgs = [_message(e) for e in errors]
+        raise ConfigError("\n".join(dict.fromkeys(msgs)))
+    # cross-field checks the schema cannot express
+    s = config["structure"]
+    if s["source"] == "file" and not s.get("file"):
+        raise ConfigError("config error at structure.file: required when structure.source is 'file'")
+    if len(set(config["aimd"]["temperatures"])) != len(config["aimd"]["temperatures"]):
+        raise ConfigError("config error at aimd.temperatures: temperatures must be distinct")
+    if not enabled_backends(config):
+        raise ConfigError("config error at backends: no backend is enabled")
+    return config
+
+
+def load(path) -> dict:
+    path = Path(path)
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return validate(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def enabled_backends(config: dict) -> list[str]:
+    return [name for name, sub in config.get("backends", {}).items() if sub.get("enabled", True)]
+
+
+def temperature_label(t: float) -> str:
+    """Directory label of a temperature: 300 -> '300K', 300.5 -> '300.5K'."""
+    return f"{t:g}K"
+
+
+def describe(schema: dict | None = None, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key path, default, description) for every key, for the README's configuration table."""
+    schema = schema or load_schema()
+    rows = []
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        default = sub.get("default", "(required)" if key in schema.get("required", []) else "")
+        if "properties" in sub:
+            rows.append((path, "", sub.get("description", "")))
+            rows.extend(describe(sub, path + "."))
+        else:
+            rows.append((path, yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip(), sub.get("description", "")))
+    return rows

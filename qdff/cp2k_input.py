@@ -1,0 +1,253 @@
+"""CP2K input files from a level-of-theory preset plus overrides, via cp2k-input-tools.
+
+The input is built as a nested dict in cp2k-input-tools' simplified form and
+rendered by its :class:`CP2KInputGenerator`, which checks every section and
+keyword against CP2K's input specification; no string templates.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from cp2k_input_tools.generator import (
+    CP2KInputGenerator,
+    KeywordNotFoundError,
+    SectionNotFoundError,
+)
+
+from . import elements
+from .fileio import atomic_open
+
+PRESETS = ("xtb", "pbe-fast", "pbe")
+
+#: preset -> human-readable level of theory (shown in logs and the report)
+LEVEL_OF_THEORY = {
+    "xtb": "GFN1-xTB (semi-empirical tight binding, CP2K); a fast stand-in for DFT, demo quality",
+    "pbe-fast": "PBE-D3 / DZVP-MOLOPT-SR-GTH, GTH-PBE pseudopotentials; 200 Ry cutoff, EPS_SCF 1e-5 (test quality)",
+    "pbe": "PBE-D3 / DZVP-MOLOPT-SR-GTH, GTH-PBE pseudopotentials; 400 Ry cutoff, EPS_SCF 1e-6",
+}
+
+
+class CP2KInputError(ValueError):
+    pass
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Recursively merge ``override`` into a copy of ``base`` (keys compared case-insensitively)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        match = next((k for k in out if k.lower() == str(key).lower()), None)
+        if match is not None and isinstance(out[match], dict) and isinstance(value, dict):
+            out[match] = deep_merge(out[match], value)
+        else:
+            if match is not None:
+                del out[match]
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _dft_section(preset: str, symbols, charge: int, multiplicity: int) -> dict:
+    dft: dict = {"charge": charge, "multiplicity": multiplicity}
+    if multiplicity > 1:
+        dft["uks"] = True
+    if preset == "xtb":
+        dft["qs"] = {"method": "xTB", "xtb": {"do_ewald": False, "check_atomic_charges": False}}
+        dft["scf"] = {
+            "scf_guess": "mopac",
+            "eps_scf": 1e-6,
+            "max_scf": 50,
+            "ot": {"minimizer": "DIIS", "preconditioner": "FULL_SINGLE_INVERSE"},
+            "outer_scf": {"max_scf": 20, "eps_scf": 1e-6},
+        }
+        dft["poisson"] = {"periodic": "NONE", "psolver": "ANALYTIC"}
+        return dft
+    fast = preset == "pbe-fast"
+    dft.update(
+        {
+            "basis_set_file_name": elements.BASIS_FILE,
+            "potential_file_name": elements.POTENTIAL_FILE,
+            "mgrid": {"cutoff": 200 if fast else 400, "rel_cutoff": 30 if fast else 50, "ngrids": 4},
+            "qs": {"eps_default": 1e-10 if fast else 1e-12},
+            "poisson": {"periodic": "NONE", "psolver": "MT"},
+            "scf": {
+                "scf_guess": "atomic",
+                "eps_scf": 1e-5 if fast else 1e-6,
+                "max_scf": 30,
+                "ot": {"minimizer": "DIIS", "preconditioner": "FULL_SINGLE_INVERSE"},
+                "outer_scf": {"max_scf": 10, "eps_scf": 1e-5 if fast else 1e-6},
+            },
+            "xc": {
+                "xc_functional": {"_": "PBE"},
+                "vdw_potential": {
+                    "potential_type": "PAIR_POTENTIAL",
+                    "pair_potential": {
+                        "type": "DFTD3",
+                        "parameter_file_name": "dftd3.dat",
+                        "reference_functional": "PBE",
+                    },
+                },
+            },
+        }
+    )
+    return dft
+
+
+def _subsys(atoms: Atoms, preset: str) -> dict:
+    cell = atoms.cell.lengths()
+    if not np.all(cell > 0):
+        raise CP2KInputError("the structure has no box: build or import it with a vacuum box first")
+    subsys = {
+        "cell": {"abc": [float(x) for x in cell], "periodic": "NONE"},
+        "coord": {
+            "*": [
+                f"{s:<3s} {p[0]:16.10f} {p[1]:16.10f} {p[2]:16.10f}"
+                for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)
+            ]
+        },
+    }
+    if preset != "xtb":
+        subsys["kind"] = {
+            sym: {"basis_set": basis, "potential": pot}
+            for sym, (basis, pot, _) in elements.settings_for(atoms.get_chemical_symbols()).items()
+        }
+    return subsys
+
+
+def build_input(
+    atoms: Atoms,
+    *,
+    preset: str,
+    run_type: str,
+    project: str,
+    charge: int = 0,
+    multiplicity: int = 1,
+    temperature: float | None = None,
+    steps: int = 100,
+    timestep_fs: float = 1.0,
+    print_every: int = 1,
+    thermostat_timecon_fs: float = 50.0,
+    max_iter: int = 200,
+    seed: int = 2024,
+    overrides: dict | None = None,
+    restart_file: str | None = None,
+) -> dict:
+    """The input tree (simplified cp2k-input-tools form) for an MD or GEO_OPT run."""
+    if preset not in PRESETS:
+        raise CP2KInputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    symbols = atoms.get_chemical_symbols()
+    elements.check_multiplicity(symbols, charge, multiplicity)
+    tree: dict = {
+        "global": {"project": project, "run_type": run_type, "print_level": "LOW", "seed": seed},
+        "force_eval": {
+            "method": "QUICKSTEP",
+            "dft": _dft_section(preset, symbols, charge, multiplicity),
+            "subsys": _subsys(atoms, preset),
+        },
+    }
+    if run_type == "MD":
+        if temperature is None:
+            raise CP2KInputError("an MD run needs a temperature")
+        each = {"md": print_every}
+        tree["motion"] = {
+            "md": {
+                "ensemble": "NVT",
+                # STEPS counts the steps of this invocation, MAX_STEPS the total over
+                # restarts: with both set to the total, a restarted run stops at the total.
+                "steps": steps,
+                "max_steps": steps,
+                "timestep": timestep_fs,
+                "temperature": temperature,
+                "angvel_zero": True,
+                "thermostat": {"type": "CSVR", "region": "GLOBAL", "csvr": {"timecon": thermostat_timecon_fs}},
+            },
+            "print": {
+                "trajectory": {"format": "XYZ", "each": each},
+                "forces": {"format": "XYZ", "each": each},
+                "velocities": {"format": "XYZ", "each": each},
+                "restart": {"backup_copies": 0, "each": each},
+                "restart_history": {"_": "OFF"},
+            },
+        }
+    elif run_type == "GEO_OPT":
+        tree["motion"] = {
+            "geo_opt": {"optimizer": "BFGS", "max_iter": max_iter},
+            "print": {
+                "trajectory": {"format": "XYZ", "each": {"geo_opt": 1}},
+                "restart_history": {"_": "OFF"},
+            },
+        }
+    elif run_type != "ENERGY_FORCE":
+        raise CP2KInputError(f"unsupported run type {run_type!r}")
+    if overrides:
+        tree = deep_merge(tree, overrides)
+    if restart_file:
+        tree["ext_restart"] = {"restart_file_name": restart_file}
+    return tree
+
+
+def check_tree(tree: dict, generator: CP2KInputGenerator | None = None, prefix: str = "cp2k.overrides") -> None:
+    """Check every section and keyword against CP2K's input specification.
+
+    Raises :class:`CP2KInputError` naming the full path of the first unknown name,
+    e.g. ``cp2k.overrides.force_eval.dft.mgird``.
+    """
+    gen = generator or CP2KInputGenerator()
+
+    def walk(node, xml, path):
+        for key, value in node.items():
+            if key in ("_", "*"):
+                continue
+            name = key.lstrip("+&").upper()
+            try:
+                sub = gen._get_section(name, xml)
+            except SectionNotFoundError:
+                try:
+                    gen._get_keyword(name, xml)
+                except KeywordNotFoundError:
+                    raise CP2KInputError(f"{'.'.join(path + [key])}: CP2K has no section or keyword {name} here") from None
+                continue
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if isinstance(item, dict):
+                    # the simplified form of parametrised sections: {KIND: {Cd: {...}}}
+                    if all(isinstance(v, dict) for v in item.values()) and not any(
+                        _is_member(gen, k, sub) for k in item
+                    ):
+                        for param, inner in item.items():
+                            walk(inner, sub, path + [key, str(param)])
+                    else:
+                        walk(item, sub, path + [key])
+
+    walk(tree, gen._parse_tree.getroot(), [prefix] if prefix else [])
+
+
+def _is_member(gen, key, xml) -> bool:
+    name = str(key).lstrip("+&").upper()
+    try:
+        gen._get_section(name, xml)
+        return True
+    except SectionNotFoundError:
+        pass
+    try:
+        gen._get_keyword(name, xml)
+        return True
+    except KeywordNotFoundError:
+        return False
+
+
+def render(tree: dict) -> str:
+    gen = CP2KInputGenerator()
+    check_tree(tree, gen, prefix="")
+    try:
+        return "\n".join(gen.line_iter(tree)) + "\n"
+    except Exception as exc:  # the generator's errors carry no path; say what was rendered
+        raise CP2KInputError(f"cannot render CP2K input: {type(exc).__name__}: {exc}") from exc
+
+
+def write_input(path, tree: dict) -> Path:
+    text = render(tree)
+    with atomic_open(path) as fh:
+        fh.write(text)
+    return Path(path)

@@ -1,0 +1,300 @@
+"""Reading CP2K MD output (positions, forces, energies) into the canonical data set.
+
+CP2K writes, per printed step, ``PROJ-pos-1.xyz`` (Angstrom) and ``PROJ-frc-1.xyz``
+(Hartree/Bohr); each frame's comment line is ``i = STEP, time = FS, E = EPOT`` with the
+potential energy in Hartree. Both files are streamed frame by frame (memory does not
+grow with the trajectory length) and converted once, here, with :mod:`qdff.units`.
+
+The reader is ours rather than dpdata's ``cp2k/aimd_output`` because it streams and is
+faster (benchmarks/convert.py measures both on the same trajectory) and because it
+checks that the two files agree frame by frame; tests/test_convert.py cross-checks its
+numbers against dpdata on a real CP2K run.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .fileio import atomic_open
+from .units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+
+log = logging.getLogger(__name__)
+
+_COMMENT = re.compile(r"i\s*=\s*(\d+)\s*,\s*time\s*=\s*([-\d.Ee+]+)\s*,\s*E\s*=\s*([-\d.Ee+]+)")
+
+
+class TrajectoryError(ValueError):
+    """A CP2K output file that is truncated, inconsistent or not what was expected."""
+
+
+@dataclass
+class Frame:
+    step: int
+    time: float  # fs
+    energy: float  # as written (Hartree)
+    symbols: list
+    values: np.ndarray  # (n, 3) as written
+
+
+def iter_xyz_frames(path, allow_truncated: bool = False) -> Iterator[Frame]:
+    """Stream the frames of a CP2K xyz file (positions, forces or velocities).
+
+    A last frame cut short (a killed run) raises :class:`TrajectoryError` naming the
+    file and frame, or, with ``allow_truncated``, is dropped with a warning in the log.
+    """
+    path = Path(path)
+    with open(path) as fh:
+        index = 0
+        while True:
+            header = fh.readline()
+            if not header:
+                return
+            if not header.strip():
+                continue
+            try:
+                natoms = int(header)
+            except ValueError:
+                raise TrajectoryError(f"{path}: frame {index}: expected an atom count, got {header.strip()[:60]!r}") from None
+            comment = fh.readline()
+            m = _COMMENT.search(comment)
+            lines = [fh.readline() for _ in range(natoms)]
+            complete = bool(m) and all(line.endswith("\n") and len(line.split()) == 4 for line in lines)
+            if not complete:
+                # only the last frame may be incomplete: a killed run
+                if fh.readline() == "" and allow_truncated:
+                    log.warning("%s: dropping incomplete last frame %d (run killed while writing?)", path, index)
+                    return
+                raise TrajectoryError(
+                    f"{path}: frame {index} is incomplete or malformed "
+                    f"(comment {comment.strip()[:60]!r}); the file is truncated or not CP2K xyz output"
+                )
+            parts = [line.split() for line in lines]
+            symbols = [p[0] for p in parts]
+            try:
+                values = np.array([p[1:4] for p in parts], dtype=np.float64)
+            except ValueError as exc:
+                raise TrajectoryError(f"{path}: frame {index}: non-numeric value ({exc})") from None
+            yield Frame(int(m.group(1)), float(m.group(2)), float(m.group(3)), symbols, values)
+            index += 1
+
+
+def find_project(run_dir) -> str:
+    """The CP2K project name of an MD output directory, from its ``*-pos-1.xyz`` file."""
+    run_dir = Path(run_dir)
+    found = sorted(p.name[: -len("-pos-1.xyz")] for p in run_dir.glob("*-pos-1.xyz"))
+    if not found:
+        raise TrajectoryError(f"{run_dir}: no CP2K trajectory (*-pos-1.xyz) found")
+    if len(found) > 1:
+        raise TrajectoryError(f"{run_dir}: several CP2K projects ({', '.join(found)}); pass the project name")
+    return found[0]
+
+
+def read_ener(path) -> dict:
+    """CP2K's ``.ener`` file: step, time [fs], kinetic [eV], temperature [K], potential [eV], conserved [eV], seconds."""
+    rows = []
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("#") or not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) < 7:
+                continue  # a line cut by a kill
+            rows.append([float(x) for x in parts[:7]])
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 7)
+    # keep the last occurrence of a repeated step (a restart after a kill)
+    _, last = np.unique(arr[::-1, 0], return_index=True)
+    arr = arr[::-1][last]
+    return {
+        "step": arr[:, 0].astype(int),
+        "time": arr[:, 1],
+        "kinetic": arr[:, 2] * HARTREE_TO_EV,
+        "temperature": arr[:, 3],
+        "potential": arr[:, 4] * HARTREE_TO_EV,
+        "conserved": arr[:, 5] * HARTREE_TO_EV,
+        "seconds": arr[:, 6],
+    }
+
+
+def iter_run_frames(run_dir, project: str | None = None, allow_truncated: bool = True):
+    """Yield (step, time_fs, energy_eV, symbols, positions_A, forces_eV_per_A) for one run.
+
+    Position and force files must agree frame by frame in step, atom count and atom
+    order. Frames come in file order; :func:`convert_run` resolves steps written twice.
+    """
+    run_dir = Path(run_dir)
+    project = project or find_project(run_dir)
+    pos_path = run_dir / f"{project}-pos-1.xyz"
+    frc_path = run_dir / f"{project}-frc-1.xyz"
+    if not frc_path.is_file():
+        raise TrajectoryError(f"{frc_path}: force file missing (set MOTION/PRINT/FORCES in the CP2K input)")
+    pos_iter = iter_xyz_frames(pos_path, allow_truncated)
+    frc_iter = iter_xyz_frames(frc_path, allow_truncated)
+    n = 0
+    while True:
+        p = next(pos_iter, None)
+        f = next(frc_iter, None)
+        if p is None or f is None:
+            if p is not None or f is not None:
+                longer, shorter = (pos_path, frc_path) if p is not None else (frc_path, pos_path)
+                extra = sum(1 for _ in (pos_iter if p is not None else frc_iter)) + 1
+                if not allow_truncated or extra > 1:
+                    raise TrajectoryError(
+                        f"{longer} has {extra} more frame(s) than {shorter} (after {n} matching frames); "
+                        "position and force files must have the same frames"
+                    )
+                log.warning("%s: dropping its last frame, which %s does not have (run killed?)", longer, shorter.name)
+            break
+        if p.step != f.step:
+            raise TrajectoryError(f"{pos_path} frame {n} is step {p.step} but {frc_path} frame {n} is step {f.step}")
+        if p.symbols != f.symbols:
+            raise TrajectoryError(f"{pos_path} and {frc_path} list atoms in a different order at step {p.step}")
+        n += 1
+        yield (
+            p.step,
+            p.time,
+            p.energy * HARTREE_TO_EV,
+            p.symbols,
+            p.values,
+            f.values * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM,
+        )
+
+
+def _collect_dedup(frames):
+    """Keep, for each step, the copy written last; return frames in step order and the count dropped."""
+    by_step = {}
+    order = []
+    dropped = 0
+    for fr in frames:
+        if fr[0] in by_step:
+            dropped += 1
+        else:
+            order.append(fr[0])
+        by_step[fr[0]] = fr
+    return by_step, dropped
+
+
+def format_extxyz_frame(symbols, positions, forces, energy, cell, info: dict) -> str:
+    """One frame of extended XYZ, as ASE reads it (energy and forces become calculator results).
+
+    Written by hand because ase.io.write's extxyz writer dominated the conversion time
+    (benchmarks/convert.py); tests check that ase.io.read returns the same numbers.
+    """
+    lattice = " ".join(f"{x:.8f}" for x in np.asarray(cell).ravel())
+    extras = " ".join(f"{k}={_fmt_info(v)}" for k, v in info.items())
+    head = (
+        f'{len(symbols)}\nLattice="{lattice}" Properties=species:S:1:pos:R:3:forces:R:3 '
+        f'energy={energy:.10f} {extras} pbc="F F F"\n'
+    )
+    body = "".join(
+        f"{s:<2s} {x:16.10f} {y:16.10f} {z:16.10f} {fx:18.12f} {fy:18.12f} {fz:18.12f}\n"
+        for s, (x, y, z), (fx, fy, fz) in zip(symbols, positions.tolist(), forces.tolist())
+    )
+    return head + body
+
+
+def _fmt_info(v):
+    if isinstance(v, str):
+        return f'"{v}"' if (" " in v or not v) else v
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def run_cell(run_dir, project: str):
+    """The CP2K box (Angstrom) from the run's restart file or input, else None."""
+    run_dir = Path(run_dir)
+    for cand in [run_dir / f"{project}-1.restart", *sorted(run_dir.glob("*.inp"))]:
+        if cand.is_file():
+            text = cand.read_text(errors="replace")
+            m = re.search(r"^\s*ABC\s+(?:\[\w+\]\s+)?([-\d.Ee+]+)\s+([-\d.Ee+]+)\s+([-\d.Ee+]+)", text, re.M)
+            if m:
+                return np.diag([float(x) for x in m.groups()])
+    return None
+
+
+def run_temperature(run_dir, project: str):
+    """The thermostat temperature (K) from the run's input or restart file, else None."""
+    run_dir = Path(run_dir)
+    for cand in [*sorted(run_dir.glob("*.inp")), run_dir / f"{project}-1.restart"]:
+        if cand.is_file():
+            m = re.search(r"^\s*TEMPERATURE\s+(?:\[K\]\s+)?([-\d.Ee+]+)", cand.read_text(errors="replace"), re.M)
+            if m:
+                return float(m.group(1))
+    return None
+
+
+def convert_run(run_dir, out_fh, *, run: str | None = None, temperature: float | None = None,
+                project: str | None = None, allow_truncated: bool = True) -> dict:
+    """Write one run's frames as extxyz to the open file ``out_fh``; return a summary."""
+    run_dir = Path(run_dir)
+    project = project or find_project(run_dir)
+    temperature = temperature if temperature is not None else run_temperature(run_dir, project)
+    cell = run_cell(run_dir, project)
+    run = run or run_dir.name
+    frames = iter_run_frames(run_dir, project, allow_truncated)
+    by_step, dropped = _collect_dedup(frames) if _has_repeated_steps(run_dir, project) else (None, 0)
+    source = (by_step[s] for s in sorted(by_step)) if by_step is not None else frames
+    n = 0
+    symbols0 = None
+    last_step = None
+    for step, time, energy, symbols, pos, frc in source:
+        if symbols0 is None:
+            symbols0 = symbols
+        elif symbols != symbols0:
+            raise TrajectoryError(f"{run_dir}: atoms change between frames (step {step})")
+        if last_step is not None and step <= last_step:
+            raise TrajectoryError(f"{run_dir}: steps not increasing at step {step}")
+        last_step = step
+        if not (np.isfinite(energy) and np.all(np.isfinite(frc)) and np.all(np.isfinite(pos))):
+            raise TrajectoryError(f"{run_dir}: non-finite value at step {step}")
+        c = cell if cell is not None else np.zeros((3, 3))
+        info = {"run": run, "temperature": float(temperature) if temperature is not None else -1.0,
+                "step": int(step), "time": float(time)}
+        out_fh.write(format_extxyz_frame(symbols, pos, frc, energy, c, info))
+        n += 1
+    if n == 0:
+        raise TrajectoryError(f"{run_dir}: no complete frames")
+    if dropped:
+        log.warning("%s: %d frame(s) written twice (resumed run); kept the later copy of each", run_dir, dropped)
+    log.info("%s: %d frames, steps %s..%s, T=%s K", run_dir, n, _first_step(run_dir, project), last_step, temperature)
+    return {"run": run, "frames": n, "duplicates_dropped": dropped, "temperature": temperature, "project": project}
+
+
+def _first_step(run_dir, project):
+    with open(Path(run_dir) / f"{project}-pos-1.xyz") as fh:
+        fh.readline()
+        m = _COMMENT.search(fh.readline())
+        return int(m.group(1)) if m else None
+
+
+def _has_repeated_steps(run_dir, project) -> bool:
+    """Cheap scan of comment lines: did a resumed run write any step twice?"""
+    steps = []
+    with open(Path(run_dir) / f"{project}-pos-1.xyz") as fh:
+        for line in fh:
+            if line.lstrip().startswith("i ="):
+                m = _COMMENT.search(line)
+                if m:
+                    steps.append(int(m.group(1)))
+    return any(b <= a for a, b in zip(steps, steps[1:]))
+
+
+def convert_runs(run_dirs, out_path, *, runs=None, temperatures=None, allow_truncated: bool = True) -> list[dict]:
+    """Convert several CP2K MD runs into one extxyz data set (written atomically)."""
+    summaries = []
+    with atomic_open(out_path) as fh:
+        for i, run_dir in enumerate(run_dirs):
+            summaries.append(
+                convert_run(
+                    run_dir, fh,
+                    run=runs[i] if runs else None,
+                    temperature=temperatures[i] if temperatures else None,
+                    allow_truncated=allow_truncated,
+                )
+            )
+    return summaries

@@ -1,0 +1,226 @@
+"""Running CP2K: geometry optimisation and restartable NVT MD, with progress in the log.
+
+A run directory holds CP2K's own files. If ``PROJECT-1.restart`` is there (a killed or
+failed earlier attempt), the run continues from it for the remaining steps, and CP2K
+appends to the existing trajectory; nothing already computed is thrown away.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+from ase import Atoms
+from ase.io import read, write
+
+from . import cp2k_input, elements
+from .cp2k_output import read_ener
+from .fileio import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+MD_PROJECT = "md"
+RELAX_PROJECT = "relax"
+
+
+class CP2KError(RuntimeError):
+    pass
+
+
+def _command(cfg) -> list[str]:
+    cmd = shlex.split(cfg["cp2k"]["command"])
+    if not cmd:
+        raise CP2KError("cp2k.command is empty")
+    return cmd
+
+
+def _error_lines(out_file: Path, n: int = 25) -> str:
+    """The lines of CP2K's output that explain an abort (its ABORT box), else its tail."""
+    if not out_file.is_file():
+        return "(no CP2K output file)"
+    lines = out_file.read_text(errors="replace").splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if "ABORT" in lines[i] or "[ABORT]" in lines[i]:
+            lo = max(0, i - 8)
+            return "\n".join(lines[lo : i + 8])
+    warn = [l for l in lines if "SCF run NOT converged" in l or "WARNING" in l]
+    tail = lines[-n:]
+    return "\n".join((warn[-5:] + ["..."] if warn else []) + tail)
+
+
+def _run(cmd, workdir: Path, out_name: str, threads: int, progress=None) -> int:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    full = cmd + ["-i", f"{out_name}.inp", "-o", f"{out_name}.log"]
+    log.info("running in %s: %s", workdir, shlex.join(full))
+    with open(workdir / f"{out_name}.stdout", "a") as stdout:
+        proc = subprocess.Popen(full, cwd=workdir, stdout=stdout, stderr=subprocess.STDOUT, env=env)
+        try:
+            while proc.poll() is None:
+                time.sleep(2)
+                if progress:
+                    progress()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    if progress:
+        progress()
+    return proc.returncode
+
+
+def check_cp2k_available(cfg) -> None:
+    exe = _command(cfg)
+    import shutil
+
+    if not any(shutil.which(part) for part in exe):
+        raise CP2KError(f"cp2k.command: none of {exe} is on PATH; install CP2K (apt-get install cp2k) or set cp2k.command")
+
+
+def preflight(atoms: Atoms, cfg) -> None:
+    """Checks before CP2K starts: elements known, basis/potential installed, electron parity."""
+    symbols = atoms.get_chemical_symbols()
+    elements.settings_for(symbols)
+    if cfg["cp2k"]["preset"] != "xtb":
+        elements.check_cp2k_data(symbols)
+    s = cfg["structure"]
+    elements.check_multiplicity(symbols, s["charge"], s["multiplicity"])
+    cp2k_input.check_tree(cfg["cp2k"]["overrides"])
+
+
+def relax(atoms: Atoms, cfg, workdir, out_path) -> Atoms:
+    """GEO_OPT at the configured level of theory; the last geometry is written to ``out_path``."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    preflight(atoms, cfg)
+    check_cp2k_available(cfg)
+    s, c = cfg["structure"], cfg["cp2k"]
+    tree = cp2k_input.build_input(
+        atoms, preset=c["preset"], run_type="GEO_OPT", project=RELAX_PROJECT,
+        charge=s["charge"], multiplicity=s["multiplicity"], max_iter=c["relax_max_iter"],
+        overrides=c["overrides"],
+    )
+    cp2k_input.write_input(workdir / f"{RELAX_PROJECT}.inp", tree)
+    for stale in workdir.glob(f"{RELAX_PROJECT}-pos-1.xyz"):
+        stale.unlink()  # a GEO_OPT is cheap: always start it afresh
+    t0 = time.time()
+    rc = _run(_command(cfg), workdir, RELAX_PROJECT, c["threads"])
+    out = workdir / f"{RELAX_PROJECT}.log"
+    if rc != 0:
+        raise CP2KError(f"CP2K geometry optimisation failed (exit {rc}) in {workdir}; from {out}:\n{_error_lines(out)}")
+    text = out.read_text(errors="replace")
+    converged = "GEOMETRY OPTIMIZATION COMPLETED" in text
+    relaxed = read(workdir / f"{RELAX_PROJECT}-pos-1.xyz", index=-1)
+    relaxed.set_cell(atoms.cell)
+    relaxed.set_pbc(False)
+    relaxed.info = dict(atoms.info)
+    relaxed.info.update(relaxed=True, relax_converged=converged)
+    if not converged:
+        log.warning("geometry optimisation did not converge in %d steps; using its last geometry", c["relax_max_iter"])
+    log.info("relaxation took %.1f s", time.time() - t0)
+    with atomic_path(out_path, suffix=".extxyz") as tmp:
+        write(tmp, relaxed, format="extxyz")
+    return relaxed
+
+
+def completed_steps(workdir, project: str = MD_PROJECT) -> int:
+    """Steps CP2K has completed according to its restart file (0 if none)."""
+    restart = Path(workdir) / f"{project}-1.restart"
+    if not restart.is_file():
+        return 0
+    m = re.search(r"^\s*STEP_START_VAL\s+(\d+)", restart.read_text(errors="replace"), re.M)
+    return int(m.group(1)) if m else 0
+
+
+class _Progress:
+    """Logs step, seconds per step and ETA from CP2K's .ener file while it runs."""
+
+    def __init__(self, ener: Path, total: int, every_s: float = 30.0):
+        self.ener, self.total, self.every_s = ener, total, every_s
+        self.last_log = 0.0
+        self.t_start = time.time()
+        self.step_start = None
+
+    def __call__(self):
+        now = time.time()
+        if now - self.last_log < self.every_s or not self.ener.is_file():
+            return
+        try:
+            e = read_ener(self.ener)
+        except Exception:  # being written
+            return
+        if len(e["step"]) == 0:
+            return
+        step = int(e["step"][-1])
+        if self.step_start is None:
+            self.step_start = step
+            self.t_start = now
+        per_step = float(e["seconds"][-5:].mean())
+        eta = per_step * max(self.total - step, 0)
+        log.info("MD step %d/%d, %.2f s/step, T=%.0f K, ETA %.0f s", step, self.total, per_step, e["temperature"][-1], eta)
+        self.last_log = now
+
+
+def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict:
+    """NVT MD at ``temperature``; resumes from the restart file in ``workdir`` if present."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    preflight(atoms, cfg)
+    check_cp2k_available(cfg)
+    s, c, md = cfg["structure"], cfg["cp2k"], cfg["aimd"]
+    total = md["steps"]
+    done = completed_steps(workdir)
+    restart = None
+    if done >= total:
+        log.info("%s: all %d steps already done", workdir, total)
+    else:
+        if done > 0:
+            restart = f"{MD_PROJECT}-1.restart"
+            log.info("resuming from %s at step %d of %d", workdir / restart, done, total)
+        tree = cp2k_input.build_input(
+            atoms, preset=c["preset"], run_type="MD", project=MD_PROJECT,
+            charge=s["charge"], multiplicity=s["multiplicity"], temperature=temperature,
+            steps=total - done, timestep_fs=md["timestep_fs"], print_every=md["print_every"],
+            thermostat_timecon_fs=md["thermostat_timecon_fs"], seed=md["seed"],
+            overrides=c["overrides"], restart_file=restart,
+        )
+        cp2k_input.write_input(workdir / f"{MD_PROJECT}.inp", tree)
+        t0 = time.time()
+        rc = _run(_command(cfg), workdir, MD_PROJECT, c["threads"], _Progress(workdir / f"{MD_PROJECT}-1.ener", total))
+        out = workdir / f"{MD_PROJECT}.log"
+        now_done = completed_steps(workdir)
+        if rc != 0:
+            msg = (f"CP2K MD at {temperature:g} K failed (exit {rc}) after step {now_done} of {total}; "
+                   f"frames so far are kept in {workdir}. From {out}:\n{_error_lines(out)}")
+            if c["on_failure"] == "keep" and now_done > 0:
+                log.error(msg)
+                log.warning("cp2k.on_failure=keep: going on with the %d steps written", now_done)
+            else:
+                raise CP2KError(msg)
+        log.info("MD at %g K: %d steps in %.0f s", temperature, now_done - done, time.time() - t0)
+    ener = read_ener(workdir / f"{MD_PROJECT}-1.ener")
+    later = ener["seconds"][1:] if len(ener["seconds"]) > 1 else ener["seconds"]
+    summary = {
+        "temperature": temperature,
+        "steps_requested": total,
+        "steps_done": int(ener["step"][-1]) if len(ener["step"]) else 0,
+        "seconds_per_step_median": float(_median(later)),
+        "seconds_first_step": float(ener["seconds"][0]) if len(ener["seconds"]) else None,
+        "preset": c["preset"],
+        "level_of_theory": cp2k_input.LEVEL_OF_THEORY[c["preset"]],
+        "project": MD_PROJECT,
+        "n_atoms": len(atoms),
+        "threads": c["threads"],
+        "command": c["command"],
+    }
+    write_json(summary_path, summary)
+    return summary
+
+
+def _median(x):
+    import numpy as np
+
+    return float(np.median(x)) if len(x) else float("nan")

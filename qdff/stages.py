@@ -1,0 +1,170 @@
+"""The pipeline's stages as functions of files: what each Snakemake rule (and each
+``qdff`` subcommand) calls. Every function reads its inputs, writes its outputs
+atomically and logs what it did."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from ase.io import read, write
+
+from . import config as qconfig
+from . import cp2k_input, cp2k_output, cp2k_run, dataset, selection, structures
+from .fileio import atomic_path, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+def _atoms_with_box(path):
+    atoms = read(path, format="extxyz")
+    atoms.set_pbc(False)
+    return atoms
+
+
+def build_structure(cfg: dict, out) -> None:
+    atoms = structures.build_structure(cfg)
+    with atomic_path(out, suffix=".extxyz") as tmp:
+        write(tmp, atoms, format="extxyz")
+    log.info("wrote %s (%s, %d atoms)", out, atoms.get_chemical_formula(), len(atoms))
+
+
+def relax_structure(cfg: dict, structure, workdir, out) -> None:
+    atoms = _atoms_with_box(structure)
+    if not cfg["cp2k"]["relax"]:
+        log.info("cp2k.relax is false: using the structure as it is")
+        with atomic_path(out, suffix=".extxyz") as tmp:
+            write(tmp, atoms, format="extxyz")
+        return
+    cp2k_run.relax(atoms, cfg, workdir, out)
+
+
+def write_cp2k_input(cfg: dict, structure, temperature: float, out) -> None:
+    """The MD input of one temperature (what ``run_aimd`` runs when starting afresh)."""
+    atoms = _atoms_with_box(structure)
+    cp2k_run.preflight(atoms, cfg)
+    s, c, md = cfg["structure"], cfg["cp2k"], cfg["aimd"]
+    tree = cp2k_input.build_input(
+        atoms, preset=c["preset"], run_type="MD", project=cp2k_run.MD_PROJECT,
+        charge=s["charge"], multiplicity=s["multiplicity"], temperature=temperature,
+        steps=md["steps"], timestep_fs=md["timestep_fs"], print_every=md["print_every"],
+        thermostat_timecon_fs=md["thermostat_timecon_fs"], seed=md["seed"], overrides=c["overrides"],
+    )
+    cp2k_input.write_input(out, tree)
+
+
+def run_aimd(cfg: dict, structure, temperature: float, workdir, summary) -> dict:
+    return cp2k_run.run_md(_atoms_with_box(structure), cfg, temperature, workdir, summary)
+
+
+def convert_trajectories(run_dirs, out, temperatures=None, summary=None) -> list[dict]:
+    run_dirs = [Path(d) for d in run_dirs]
+    runs = [qconfig.temperature_label(t) for t in temperatures] if temperatures else None
+    result = cp2k_output.convert_runs(run_dirs, out, runs=runs, temperatures=temperatures)
+    if summary:
+        write_json(summary, result)
+    return result
+
+
+def select_frames(cfg: dict, data, out_dir) -> dict:
+    frames = dataset.read_frames(data)
+    frames, n_dup = dataset.dedupe_frames(frames)
+    sel = cfg["selection"]
+    idx = selection.split_and_select(frames, sel)
+    out_dir = Path(out_dir)
+    for part in ("train", "valid", "test"):
+        dataset.write_frames(out_dir / f"{part}.extxyz", [frames[i] for i in idx[part]])
+    refs = cfg["reference_energies"]
+    if refs == "fit":
+        refs = dataset.fit_reference_energies([frames[i] for i in idx["train"]])
+    else:
+        missing = {s for a in frames for s in a.get_chemical_symbols()} - set(refs)
+        if missing:
+            raise qconfig.ConfigError(f"config error at reference_energies: no value for {', '.join(sorted(missing))}")
+    summary = {
+        "method": sel["method"],
+        "n_frames": len(frames),
+        "duplicates_dropped": n_dup,
+        "n_pool": len(idx["pool"]),
+        "n_train": len(idx["train"]),
+        "n_valid": len(idx["valid"]),
+        "n_test": len(idx["test"]),
+        "test_fraction": sel["test_fraction"],
+        "gap_frames": sel["gap_frames"],
+        "reference_energies": refs,
+        "train_steps": [[frames[i].info["run"], int(frames[i].info["step"])] for i in idx["train"]],
+        "test_steps": [[frames[i].info["run"], int(frames[i].info["step"])] for i in idx["test"]],
+    }
+    write_json(out_dir / "selection.json", summary)
+    log.info("selected %d train, %d valid; %d held out (of %d frames)",
+             summary["n_train"], summary["n_valid"], summary["n_test"], len(frames))
+    return summary
+
+
+def train_model(cfg: dict, backend: str, split_dir, workdir, model_dir) -> Path:
+    from . import backends
+
+    split_dir = Path(split_dir)
+    train = dataset.read_frames(split_dir / "train.extxyz")
+    valid = dataset.read_frames(split_dir / "valid.extxyz")
+    refs = read_json(split_dir / "selection.json")["reference_energies"]
+    params = cfg["backends"][backend]
+    return backends.get(backend).train(
+        train, valid, refs, params, workdir, model_dir,
+        data_files=[split_dir / "train.extxyz", split_dir / "valid.extxyz"],
+    )
+
+
+def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, parity_out) -> dict:
+    from . import evaluate
+    from .models import load_calculator
+
+    calc = load_calculator(model_dir)
+    frames = dataset.read_frames(test_file)
+    metrics = evaluate.evaluate(calc, frames, backend=backend, max_frames=cfg["evaluation"]["max_frames"],
+                                parity_path=parity_out)
+    write_json(metrics_out, metrics)
+    return metrics
+
+
+def collect_metrics(metric_files, out_json, out_csv) -> list[dict]:
+    import pandas as pd
+
+    rows = [read_json(f) for f in metric_files]
+    write_json(out_json, rows)
+    with atomic_path(out_csv, suffix=".csv") as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    return rows
+
+
+def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metrics_file, parity_plots: dict,
+                  model_dirs: dict, aimd_plot, out) -> None:
+    from . import report
+
+    ener = {qconfig.temperature_label(read_json(s)["temperature"]): Path(d) / f"{cp2k_run.MD_PROJECT}-1.ener"
+            for d, s in zip(aimd_dirs, aimd_summaries)}
+    report.aimd_overview_plot(ener, aimd_plot)
+    report.render_report(
+        cfg,
+        aimd_plot=aimd_plot,
+        aimd_summaries=[read_json(s) for s in aimd_summaries],
+        selection=read_json(selection_file),
+        metrics=read_json(metrics_file),
+        parity_plots=parity_plots,
+        models={b: read_json(Path(d) / "model.json") for b, d in model_dirs.items()},
+        out_path=out,
+    )
+    log.info("report written to %s", out)
+
+
+def render_index(results_dir, out) -> None:
+    from . import report
+
+    report.render_index(results_dir, out)
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.time()
+    out = fn(*args, **kwargs)
+    log.info("%s took %.1f s", fn.__name__, time.time() - t0)
+    return out

@@ -1,0 +1,48 @@
+rule write_cp2k_input:
+    """The CP2K MD input of one temperature (preset + overrides, via cp2k-input-tools)."""
+    input:
+        starting_structure,
+    output:
+        "results/{system}/aimd/{T}/md.inp",
+    params:
+        temperature=lambda w: TEMPERATURES[w.T],
+        cp2k=config["cp2k"],
+        aimd=config["aimd"],
+    log:
+        "logs/write_cp2k_input/{system}_{T}.log",
+    benchmark:
+        "results/benchmarks/write_cp2k_input/{system}_{T}.tsv"
+    conda:
+        "../envs/cp2k.yaml"
+    script:
+        "../scripts/write_cp2k_input.py"
+
+
+rule run_aimd:
+    """CP2K NVT MD at one temperature; a killed run resumes from CP2K's restart file.
+
+    Only run.json is declared: CP2K's trajectory and restart files live beside it and
+    are never deleted by Snakemake when a job fails, so finished steps are kept.
+    """
+    input:
+        structure=starting_structure,
+        cp2k_input="results/{system}/aimd/{T}/md.inp",
+    output:
+        "results/{system}/aimd/{T}/run.json",
+    params:
+        temperature=lambda w: TEMPERATURES[w.T],
+        workdir=subpath(input.cp2k_input, parent=True),
+        cp2k=config["cp2k"],
+        aimd=config["aimd"],
+    log:
+        "logs/run_aimd/{system}_{T}.log",
+    benchmark:
+        "results/benchmarks/run_aimd/{system}_{T}.tsv"
+    threads: config["cp2k"]["threads"]
+    resources:
+        mem_mb=config["cp2k"]["mem_mb"],
+        runtime=config["cp2k"]["runtime_min"],
+    conda:
+        "../envs/cp2k.yaml"
+    script:
+        "../scripts/run_aimd.py"

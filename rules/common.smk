@@ -1,0 +1,26 @@
+# Helpers shared by all rules: config validation at start-up, names derived from it.
+import qdff.config as qconfig
+
+# Validate at start-up (fills defaults): a misspelt key stops the run here, naming its path.
+try:
+    qconfig.validate(config)
+except qconfig.ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+SYSTEM = config["name"]
+TEMPERATURES = {qconfig.temperature_label(t): t for t in config["aimd"]["temperatures"]}
+BACKENDS = qconfig.enabled_backends(config)
+
+
+wildcard_constraints:
+    system=SYSTEM,
+    T=r"[0-9.]+K",
+    backend="|".join(BACKENDS),
+
+
+def aimd_summaries(wildcards):
+    return expand("results/{system}/aimd/{T}/run.json", system=wildcards.system, T=TEMPERATURES)
+
+
+def starting_structure(wildcards):
+    return f"results/{wildcards.system}/relax/relaxed.extxyz"

@@ -1,0 +1,44 @@
+rule evaluate_model:
+    """Energy/force errors and parity plot of one model on the held-out frames."""
+    input:
+        model="results/{system}/models/{backend}/model.json",
+        test="results/{system}/split/test.extxyz",
+    output:
+        metrics="results/{system}/evaluation/{backend}/metrics.json",
+        parity=report(
+            "results/{system}/evaluation/{backend}/parity.png",
+            caption="../report/parity.rst",
+            category="Validation",
+            subcategory="{backend}",
+        ),
+    params:
+        evaluation=config["evaluation"],
+    log:
+        "logs/evaluate_model/{system}_{backend}.log",
+    benchmark:
+        "results/benchmarks/evaluate_model/{system}_{backend}.tsv"
+    conda:
+        "../envs/deepmd.yaml"
+    script:
+        "../scripts/evaluate_model.py"
+
+
+rule collect_metrics:
+    """One metrics table across backends, as JSON and CSV."""
+    input:
+        expand("results/{{system}}/evaluation/{backend}/metrics.json", backend=BACKENDS),
+    output:
+        json="results/{system}/evaluation/metrics.json",
+        csv=report(
+            "results/{system}/evaluation/metrics.csv",
+            caption="../report/metrics.rst",
+            category="Validation",
+        ),
+    log:
+        "logs/collect_metrics/{system}.log",
+    benchmark:
+        "results/benchmarks/collect_metrics/{system}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/collect_metrics.py"

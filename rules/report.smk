@@ -1,0 +1,37 @@
+rule render_report:
+    """One self-contained HTML page per system comparing the backends."""
+    input:
+        aimd=aimd_summaries,
+        selection="results/{system}/split/selection.json",
+        metrics="results/{system}/evaluation/metrics.json",
+        parity=expand("results/{{system}}/evaluation/{backend}/parity.png", backend=BACKENDS),
+        models=expand("results/{{system}}/models/{backend}/model.json", backend=BACKENDS),
+    output:
+        html=report("results/{system}/report.html", caption="../report/report.rst", category="Report"),
+        aimd_plot="results/{system}/report/aimd.png",
+    params:
+        backends=BACKENDS,
+    log:
+        "logs/render_report/{system}.log",
+    benchmark:
+        "results/benchmarks/render_report/{system}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/render_report.py"
+
+
+rule render_index:
+    """results/index.html linking the report of every system under results/."""
+    input:
+        f"results/{SYSTEM}/report.html",
+    output:
+        "results/index.html",
+    log:
+        "logs/render_index.log",
+    benchmark:
+        "results/benchmarks/render_index.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/render_index.py"

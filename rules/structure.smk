@@ -1,0 +1,37 @@
+rule build_structure:
+    """Build the QD from the config's builder, or import the user's file, into a vacuum box."""
+    output:
+        "results/{system}/structure.extxyz",
+    params:
+        structure=config["structure"],
+    log:
+        "logs/build_structure/{system}.log",
+    benchmark:
+        "results/benchmarks/build_structure/{system}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/build_structure.py"
+
+
+rule relax_structure:
+    """CP2K geometry optimisation at the AIMD level of theory (an unrelaxed cut is a poor MD start)."""
+    input:
+        "results/{system}/structure.extxyz",
+    output:
+        "results/{system}/relax/relaxed.extxyz",
+    params:
+        cp2k=config["cp2k"],
+        workdir=subpath(output[0], parent=True),
+    log:
+        "logs/relax_structure/{system}.log",
+    benchmark:
+        "results/benchmarks/relax_structure/{system}.tsv"
+    threads: config["cp2k"]["threads"]
+    resources:
+        mem_mb=config["cp2k"]["mem_mb"],
+        runtime=config["cp2k"]["runtime_min"],
+    conda:
+        "../envs/cp2k.yaml"
+    script:
+        "../scripts/relax_structure.py"

@@ -1,0 +1,30 @@
+rule train_model:
+    """Train one backend on the common split and export its deployable model.
+
+    model.json is written last, after the model file, so a killed training never
+    leaves an export that looks finished.
+    """
+    input:
+        train="results/{system}/split/train.extxyz",
+        valid="results/{system}/split/valid.extxyz",
+        summary="results/{system}/split/selection.json",
+    output:
+        "results/{system}/models/{backend}/model.json",
+    params:
+        backend_config=lambda w: config["backends"][w.backend],
+        workdir=lambda w: f"results/{w.system}/training/{w.backend}",
+        split_dir=subpath(input.summary, parent=True),
+        model_dir=subpath(output[0], parent=True),
+    log:
+        "logs/train_model/{system}_{backend}.log",
+    benchmark:
+        "results/benchmarks/train_model/{system}_{backend}.tsv"
+    threads: lambda w: config["backends"][w.backend]["threads"]
+    resources:
+        mem_mb=lambda w: config["backends"][w.backend]["mem_mb"],
+        runtime=lambda w: config["backends"][w.backend]["runtime_min"],
+        gpu=1,
+    conda:
+        "../envs/deepmd.yaml"
+    script:
+        "../scripts/train_model.py"

@@ -1,0 +1,18 @@
+from pathlib import Path
+
+from qdff import smk, stages
+
+smk.run(
+    snakemake,
+    lambda cfg: stages.render_report(
+        cfg,
+        aimd_dirs=[Path(s).parent for s in snakemake.input.aimd],
+        aimd_summaries=snakemake.input.aimd,
+        selection_file=snakemake.input.selection,
+        metrics_file=snakemake.input.metrics,
+        parity_plots=dict(zip(snakemake.params.backends, snakemake.input.parity)),
+        model_dirs={b: Path(m).parent for b, m in zip(snakemake.params.backends, snakemake.input.models)},
+        aimd_plot=snakemake.output.aimd_plot,
+        out=snakemake.output.html,
+    ),
+)

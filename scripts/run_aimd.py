@@ -1,0 +1,8 @@
+from qdff import smk, stages
+
+smk.run(
+    snakemake,
+    lambda cfg: stages.run_aimd(
+        cfg, snakemake.input.structure, snakemake.params.temperature, snakemake.params.workdir, snakemake.output[0]
+    ),
+)

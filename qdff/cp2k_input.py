@@ -7,6 +7,7 @@ keyword against CP2K's input specification; no string templates.
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -153,10 +154,10 @@ def build_input(
         tree["motion"] = {
             "md": {
                 "ensemble": "NVT",
-                # STEPS counts the steps of this invocation, MAX_STEPS the total over
-                # restarts: with both set to the total, a restarted run stops at the total.
+                # STEPS counts the steps of this invocation (measured: a restart with
+                # STEPS n runs n more); cp2k_run passes the remaining steps on resume.
+                # MAX_STEPS is left alone: set to the total it stopped one step short.
                 "steps": steps,
-                "max_steps": steps,
                 "timestep": timestep_fs,
                 "temperature": temperature,
                 "angvel_zero": True,
@@ -187,13 +188,19 @@ def build_input(
     return tree
 
 
+@functools.lru_cache(maxsize=1)
+def _generator() -> CP2KInputGenerator:
+    """One generator per process: parsing CP2K's input specification takes seconds."""
+    return CP2KInputGenerator()
+
+
 def check_tree(tree: dict, generator: CP2KInputGenerator | None = None, prefix: str = "cp2k.overrides") -> None:
     """Check every section and keyword against CP2K's input specification.
 
     Raises :class:`CP2KInputError` naming the full path of the first unknown name,
     e.g. ``cp2k.overrides.force_eval.dft.mgird``.
     """
-    gen = generator or CP2KInputGenerator()
+    gen = generator or _generator()
 
     def walk(node, xml, path):
         for key, value in node.items():
@@ -238,7 +245,7 @@ def _is_member(gen, key, xml) -> bool:
 
 
 def render(tree: dict) -> str:
-    gen = CP2KInputGenerator()
+    gen = _generator()
     check_tree(tree, gen, prefix="")
     try:
         return "\n".join(gen.line_iter(tree)) + "\n"

@@ -1,0 +1,81 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qdff import config
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "config").glob("*.yaml")) + sorted((ROOT / "tests/configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_config_is_valid(path):
+    cfg = config.load(path)
+    assert cfg["name"]
+    assert config.enabled_backends(cfg)
+
+
+def test_defaults_are_filled():
+    cfg = config.validate({"name": "x", "structure": {}})
+    assert cfg["cp2k"]["preset"] == "xtb"
+    assert cfg["aimd"]["temperatures"] == [300]
+    assert cfg["backends"]["deepmd"]["enabled"] is True
+    assert cfg["selection"]["test_fraction"] == 0.2
+
+
+def _err(cfg):
+    with pytest.raises(config.ConfigError) as exc:
+        config.validate(cfg)
+    return str(exc.value)
+
+
+def test_misspelt_key_names_its_path_and_suggests():
+    msg = _err({"name": "x", "structure": {}, "aimd": {"temperture": [300]}})
+    assert "aimd.temperture" in msg
+    assert "did you mean 'temperatures'" in msg
+
+
+def test_unknown_top_level_key():
+    msg = _err({"name": "x", "structure": {}, "selectoin": {}})
+    assert "selectoin" in msg and "selection" in msg
+
+
+def test_wrong_type_names_path():
+    msg = _err({"name": "x", "structure": {}, "aimd": {"steps": "many"}})
+    assert "aimd.steps" in msg
+
+
+def test_out_of_range_value():
+    msg = _err({"name": "x", "structure": {}, "aimd": {"temperatures": [-5]}})
+    assert "aimd.temperatures[0]" in msg
+
+
+def test_enum_lists_allowed_values():
+    msg = _err({"name": "x", "structure": {}, "cp2k": {"preset": "b3lyp"}})
+    assert "cp2k.preset" in msg and "xtb, pbe-fast, pbe" in msg
+
+
+def test_file_source_needs_file():
+    msg = _err({"name": "x", "structure": {"source": "file"}})
+    assert "structure.file" in msg
+
+
+def test_every_schema_key_is_documented():
+    rows = config.describe()
+    assert len(rows) > 40
+    undocumented = [key for key, _, desc in rows if not desc]
+    assert not undocumented, undocumented
+
+
+def test_load_names_the_file(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump({"name": "x", "structure": {"n_pairs": 0}}))
+    with pytest.raises(config.ConfigError, match="bad.yaml.*structure.n_pairs"):
+        config.load(p)
+
+
+def test_validate_does_not_accept_disabled_everything():
+    cfg = {"name": "x", "structure": {}, "backends": {"deepmd": {"enabled": False}}}
+    assert "no backend" in _err(copy.deepcopy(cfg))

@@ -1,0 +1,76 @@
+"""End to end: the real pipeline (real CP2K xTB, real DeePMD-kit) on tests/configs/tiny.yaml."""
+import json
+import re
+
+import pytest
+
+from conftest import ROOT, snakemake
+
+pytestmark = pytest.mark.slow
+
+DECLARED = [
+    "results/tiny/structure.extxyz",
+    "results/tiny/relax/relaxed.extxyz",
+    "results/tiny/aimd/300K/md.inp",
+    "results/tiny/aimd/300K/run.json",
+    "results/tiny/aimd/600K/run.json",
+    "results/tiny/dataset/frames.extxyz",
+    "results/tiny/dataset/conversion.json",
+    "results/tiny/split/train.extxyz",
+    "results/tiny/split/valid.extxyz",
+    "results/tiny/split/test.extxyz",
+    "results/tiny/split/selection.json",
+    "results/tiny/models/deepmd/model.json",
+    "results/tiny/models/deepmd/model.pth",
+    "results/tiny/evaluation/deepmd/metrics.json",
+    "results/tiny/evaluation/deepmd/parity.png",
+    "results/tiny/evaluation/metrics.csv",
+    "results/tiny/report.html",
+    "results/index.html",
+]
+
+
+def test_every_declared_output_exists(tiny_pipeline):
+    work = tiny_pipeline["workdir"]
+    missing = [p for p in DECLARED if not (work / p).is_file() or (work / p).stat().st_size == 0]
+    assert not missing
+    # every rule left a log and a benchmark
+    for rule in ("build_structure", "relax_structure", "run_aimd", "convert_trajectory", "select_frames",
+                 "train_model", "evaluate_model", "render_report"):
+        assert list((work / "logs" / rule).glob("*.log")), rule
+        assert list((work / "results/benchmarks" / rule).glob("*.tsv")), rule
+
+
+def test_model_beats_zero_force_baseline_on_held_out_frames(tiny_pipeline):
+    m = json.loads((tiny_pipeline["workdir"] / "results/tiny/evaluation/deepmd/metrics.json").read_text())
+    assert m["n_frames"] >= 40
+    assert m["force_rmse_meV_per_A"] < 0.7 * m["baseline_zero_force_rmse_meV_per_A"], m
+
+
+def test_held_out_frames_are_not_in_training(tiny_pipeline):
+    sel = json.loads((tiny_pipeline["workdir"] / "results/tiny/split/selection.json").read_text())
+    train = {tuple(x) for x in sel["train_steps"]}
+    test = {tuple(x) for x in sel["test_steps"]}
+    assert not train & test
+    for run in ("300K", "600K"):
+        assert max(s for r, s in train if r == run) < min(s for r, s in test if r == run)
+
+
+def test_aimd_progress_is_logged(tiny_pipeline):
+    log = (tiny_pipeline["workdir"] / "logs/run_aimd/tiny_300K.log").read_text()
+    assert re.search(r"MD step \d+/200, [\d.]+ s/step, T=\d+ K, ETA \d+ s", log)
+
+
+def test_report_says_level_of_theory_and_has_metrics(tiny_pipeline):
+    html = (tiny_pipeline["workdir"] / "results/tiny/report.html").read_text()
+    assert "GFN1-xTB" in html
+    assert 'id="metrics"' in html and "<td>deepmd</td>" in html
+    assert html.count("data:image/png;base64,") >= 2
+    assert "http://" not in html and "https://" not in html  # self-contained
+    index = (tiny_pipeline["workdir"] / "results/index.html").read_text()
+    assert 'href="tiny/report.html"' in index
+
+
+def test_second_run_has_nothing_to_do(tiny_pipeline):
+    proc = snakemake(tiny_pipeline["workdir"], "--profile", str(ROOT / "profiles/local"), "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -6,7 +6,7 @@ rule write_cp2k_input:
         "results/{system}/aimd/{T}/md.inp",
     params:
         temperature=lambda w: TEMPERATURES[w.T],
-        cp2k=config["cp2k"],
+        cp2k=CP2K_PHYSICS,
         aimd=config["aimd"],
     log:
         "logs/write_cp2k_input/{system}_{T}.log",
@@ -32,7 +32,7 @@ rule run_aimd:
     params:
         temperature=lambda w: TEMPERATURES[w.T],
         workdir=subpath(input.cp2k_input, parent=True),
-        cp2k=config["cp2k"],
+        cp2k=CP2K_PHYSICS,
         aimd=config["aimd"],
     log:
         "logs/run_aimd/{system}_{T}.log",

@@ -24,3 +24,12 @@ def aimd_summaries(wildcards):
 
 def starting_structure(wildcards):
     return f"results/{wildcards.system}/relax/relaxed.extxyz"
+
+
+def physics(section, *keys):
+    """The config values that change a rule's results; resources and launch commands
+    are left out, so that changing e.g. cp2k.mem_mb re-runs nothing."""
+    return {k: config[section][k] for k in keys}
+
+
+CP2K_PHYSICS = physics("cp2k", "preset", "overrides")

@@ -21,7 +21,7 @@ rule relax_structure:
     output:
         "results/{system}/relax/relaxed.extxyz",
     params:
-        cp2k=config["cp2k"],
+        cp2k=CP2K_PHYSICS | physics("cp2k", "relax", "relax_max_iter"),
         workdir=subpath(output[0], parent=True),
     log:
         "logs/relax_structure/{system}.log",

@@ -11,7 +11,10 @@ rule train_model:
     output:
         "results/{system}/models/{backend}/model.json",
     params:
-        backend_config=lambda w: config["backends"][w.backend],
+        # hyperparameters only: threads, memory and runtime do not change the model
+        backend_config=lambda w: {
+            k: v for k, v in config["backends"][w.backend].items() if k not in ("threads", "mem_mb", "runtime_min")
+        },
         workdir=lambda w: f"results/{w.system}/training/{w.backend}",
         split_dir=subpath(input.summary, parent=True),
         model_dir=subpath(output[0], parent=True),

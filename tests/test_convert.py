@@ -46,11 +46,17 @@ def test_convert_units_and_metadata(md_run_dir, tmp_path):
 
 
 def test_cross_check_with_dpdata(md_run_dir, tmp_path):
-    dpdata = pytest.importorskip("dpdata")
+    """Same energies, forces and positions as dpdata reading the same run.
+
+    dpdata's built-in cp2k/aimd_output reader cannot parse CP2K 2023's MD log layout;
+    the reader dpdata itself points to is cp2kdata's ``cp2kdata/md`` plugin, used here.
+    """
+    import dpdata
+
     out = tmp_path / "run.extxyz"
     cp2k_output.convert_runs([md_run_dir], out)
     ours = read(out, ":")
-    theirs = dpdata.LabeledSystem(str(md_run_dir), fmt="cp2k/aimd_output")
+    theirs = dpdata.LabeledSystem(str(md_run_dir), fmt="cp2kdata/md", cp2k_output_name="md.log")
     n = min(len(ours), len(theirs))
     assert n >= len(ours) - 1
     # dpdata orders atoms by type: compare per-type sorted data

@@ -1,0 +1,139 @@
+"""Benchmark: `qdff convert` against dpdata's `cp2k/aimd_output` reader on the same trajectory.
+
+Makes a large CP2K MD output directory (default 10^4 frames of the 149-atom Cd68Se55Cl26
+cluster) from a real CP2K run: two GFN1-xTB MD steps are run, then the last frame of
+positions, forces and the CP2K log block is repeated with small random perturbations.
+Each reader runs in its own process; the script prints wall times, peak RSS and ratios.
+
+    .venv/bin/python benchmarks/convert.py [--frames 10000] [--workdir /tmp/qdff-bench]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+STRUCTURE = ROOT / "qdff/data/structures/Cd68Se55Cl26_HLE17_20ang_opt.xyz"
+
+
+def real_cp2k_run(work: Path) -> Path:
+    from ase.io import read
+
+    from qdff import cp2k_input
+    from qdff.structures import put_in_box
+
+    run = work / "seed_run"
+    if (run / "md.log").is_file() and "PROGRAM ENDED" in (run / "md.log").read_text():
+        return run
+    run.mkdir(parents=True, exist_ok=True)
+    atoms = put_in_box(read(STRUCTURE), 8.0)
+    tree = cp2k_input.build_input(
+        atoms, preset="xtb", run_type="MD", project="md", temperature=300.0, steps=2,
+        overrides={"force_eval": {"print": {"forces": {"_": "ON", "each": {"md": 1}}}}},
+    )
+    cp2k_input.write_input(run / "md.inp", tree)
+    print(f"running CP2K (GFN1-xTB, {len(atoms)} atoms, 2 MD steps) in {run} ...", flush=True)
+    subprocess.run(["cp2k.psmp", "-i", "md.inp", "-o", "md.log"], cwd=run, check=True,
+                   env=dict(os.environ, OMP_NUM_THREADS="2"), stdout=subprocess.DEVNULL)
+    return run
+
+
+def _frames(path: Path):
+    lines = path.read_text().splitlines(keepends=True)
+    n = int(lines[0])
+    return [lines[i : i + n + 2] for i in range(0, len(lines), n + 2)]
+
+
+def make_large(seed: Path, out: Path, n_frames: int, rng) -> Path:
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    pos, frc = _frames(seed / "md-pos-1.xyz")[-1], _frames(seed / "md-frc-1.xyz")[-1]
+    log = (seed / "md.log").read_text()
+    # the log: header up to the first MD step, then one step block repeated
+    marks = [m.start() for m in re.finditer(r"^ \*{70,}\n", log, re.M)]
+    step_starts = [m.start() for m in re.finditer(r"^ MD\| Step number", log, re.M)]
+    if len(step_starts) < 2:
+        raise SystemExit("seed CP2K log has no MD step blocks that can be repeated")
+    head = log[: step_starts[0]]
+    head = head[: max(i for i in marks if i < step_starts[0])]
+    block_start = max(i for i in marks if i < step_starts[-1])
+    block_end = min([i for i in marks if i > step_starts[-1]] + [len(log)])
+    block = log[block_start:block_end]
+    natoms = int(pos[0])
+
+    def frame(lines, step, scale):
+        body = []
+        for line in lines[2:]:
+            parts = line.split()
+            vals = np.array(parts[1:4], dtype=float) + rng.normal(scale=scale, size=3)
+            body.append(f"{parts[0]:>3s} {vals[0]:20.10f} {vals[1]:20.10f} {vals[2]:20.10f}\n")
+        e = float(lines[1].split("E =")[1])
+        return [f"{natoms:8d}\n", f" i = {step:8d}, time = {float(step):12.3f}, E = {e:24.10f}\n", *body]
+
+    with open(out / "md-pos-1.xyz", "w") as fp, open(out / "md-frc-1.xyz", "w") as ff, open(out / "md.log", "w") as fl:
+        fl.write(head)
+        for step in range(n_frames):
+            fp.writelines(frame(pos, step, 0.01))
+            ff.writelines(frame(frc, step, 1e-4))
+            fl.write(block)
+        fl.write(log[block_end:])
+    for name in ("md.inp",):
+        shutil.copy(seed / name, out / name)
+    return out
+
+
+def measure(code: str) -> tuple[float, float, str]:
+    """Run ``code`` in a fresh Python; return (seconds, peak RSS in MiB, its stdout)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    dt = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(f"benchmark child failed: {code}")
+    return dt, usage.ru_maxrss / 1024, out.strip()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=10_000)
+    ap.add_argument("--workdir", default="/tmp/qdff-bench")
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    rng = np.random.default_rng(0)
+    seed = real_cp2k_run(work)
+    results = {}
+    for n in sorted({max(args.frames // 10, 1), args.frames}):
+        big = make_large(seed, work / f"traj_{n}", n, rng)
+        ours = measure(
+            "from qdff.cp2k_output import convert_runs;"
+            f"print(convert_runs([{str(big)!r}], {str(work / 'out.extxyz')!r})[0]['frames'])"
+        )
+        theirs = measure(
+            "import dpdata;"
+            f"s=dpdata.LabeledSystem({str(big)!r}, fmt='cp2k/aimd_output');print(len(s))"
+        )
+        results[n] = (ours, theirs)
+        print(f"{n:>6d} frames: qdff convert {ours[0]:7.1f} s, {ours[1]:6.0f} MiB peak ({ours[2]} frames)"
+              f" | dpdata cp2k/aimd_output {theirs[0]:7.1f} s, {theirs[1]:6.0f} MiB peak ({theirs[2]} frames)")
+    n = args.frames
+    (o, t) = results[n]
+    print(f"speed ratio (dpdata time / qdff time) at {n} frames: {t[0] / o[0]:.1f}x")
+    print(f"peak memory at {n} frames: qdff {o[1]:.0f} MiB, dpdata {t[1]:.0f} MiB")
+    small = min(results)
+    if small != n:
+        print(f"qdff peak memory {small} -> {n} frames: {results[small][0][1]:.0f} -> {o[1]:.0f} MiB"
+              f" (dpdata {results[small][1][1]:.0f} -> {t[1]:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

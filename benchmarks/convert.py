@@ -2,7 +2,9 @@
 
 Makes a large CP2K MD output directory (default 10^4 frames of the 149-atom Cd68Se55Cl26
 cluster) from a real CP2K run: two GFN1-xTB MD steps are run, then the last frame of
-positions, forces and the CP2K log block is repeated with small random perturbations.
+positions and forces is repeated with small random perturbations. dpdata's
+``cp2k/aimd_output`` format is provided by the cp2kdata plugin (the test extra); dpdata's
+original reader cannot parse CP2K 2023 MD logs.
 Each reader runs in its own process; the script prints wall times, peak RSS and ratios.
 
     .venv/bin/python benchmarks/convert.py [--frames 10000] [--workdir /tmp/qdff-bench]
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,8 @@ def real_cp2k_run(work: Path) -> Path:
     atoms = put_in_box(read(STRUCTURE), 8.0)
     tree = cp2k_input.build_input(
         atoms, preset="xtb", run_type="MD", project="md", temperature=300.0, steps=2,
-        overrides={"force_eval": {"print": {"forces": {"_": "ON", "each": {"md": 1}}}}},
+        # MEDIUM: cp2kdata (dpdata's CP2K MD reader) needs it to read the log header
+        overrides={"global": {"print_level": "MEDIUM"}},
     )
     cp2k_input.write_input(run / "md.inp", tree)
     print(f"running CP2K (GFN1-xTB, {len(atoms)} atoms, 2 MD steps) in {run} ...", flush=True)
@@ -53,40 +55,35 @@ def _frames(path: Path):
 
 
 def make_large(seed: Path, out: Path, n_frames: int, rng) -> Path:
+    """A CP2K MD directory of ``n_frames`` frames: the seed run's last frame, perturbed.
+
+    Positions and forces go to the xyz files (both readers take them from there), the
+    .ener file is extended to match, and the seed run's log (MEDIUM print level) and
+    input are copied as they are.
+    """
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     pos, frc = _frames(seed / "md-pos-1.xyz")[-1], _frames(seed / "md-frc-1.xyz")[-1]
-    log = (seed / "md.log").read_text()
-    # the log: header up to the first MD step, then one step block repeated
-    marks = [m.start() for m in re.finditer(r"^ \*{70,}\n", log, re.M)]
-    step_starts = [m.start() for m in re.finditer(r"^ MD\| Step number", log, re.M)]
-    if len(step_starts) < 2:
-        raise SystemExit("seed CP2K log has no MD step blocks that can be repeated")
-    head = log[: step_starts[0]]
-    head = head[: max(i for i in marks if i < step_starts[0])]
-    block_start = max(i for i in marks if i < step_starts[-1])
-    block_end = min([i for i in marks if i > step_starts[-1]] + [len(log)])
-    block = log[block_start:block_end]
+    ener_lines = (seed / "md-1.ener").read_text().splitlines(keepends=True)
     natoms = int(pos[0])
+    energy = float(pos[1].split("E =")[1])
+    x0 = np.array([l.split()[1:4] for l in pos[2:]], dtype=float)
+    f0 = np.array([l.split()[1:4] for l in frc[2:]], dtype=float)
+    symbols = [l.split()[0] for l in pos[2:]]
 
-    def frame(lines, step, scale):
-        body = []
-        for line in lines[2:]:
-            parts = line.split()
-            vals = np.array(parts[1:4], dtype=float) + rng.normal(scale=scale, size=3)
-            body.append(f"{parts[0]:>3s} {vals[0]:20.10f} {vals[1]:20.10f} {vals[2]:20.10f}\n")
-        e = float(lines[1].split("E =")[1])
-        return [f"{natoms:8d}\n", f" i = {step:8d}, time = {float(step):12.3f}, E = {e:24.10f}\n", *body]
+    def block(values, step):
+        body = "".join(f"{s:>3s} {x:20.10f} {y:20.10f} {z:20.10f}\n" for s, (x, y, z) in zip(symbols, values))
+        return f"{natoms:8d}\n i = {step:8d}, time = {float(step):12.3f}, E = {energy:24.10f}\n" + body
 
-    with open(out / "md-pos-1.xyz", "w") as fp, open(out / "md-frc-1.xyz", "w") as ff, open(out / "md.log", "w") as fl:
-        fl.write(head)
+    with open(out / "md-pos-1.xyz", "w") as fp, open(out / "md-frc-1.xyz", "w") as ff, open(out / "md-1.ener", "w") as fe:
+        fe.write(ener_lines[0])
+        last = ener_lines[-1].split()
         for step in range(n_frames):
-            fp.writelines(frame(pos, step, 0.01))
-            ff.writelines(frame(frc, step, 1e-4))
-            fl.write(block)
-        fl.write(log[block_end:])
-    for name in ("md.inp",):
+            fp.write(block(x0 + rng.normal(scale=0.01, size=x0.shape), step))
+            ff.write(block(f0 + rng.normal(scale=1e-4, size=f0.shape), step))
+            fe.write(f"{step:10d} {float(step):20.6f} " + " ".join(f"{float(v):20.9f}" for v in last[2:]) + "\n")
+    for name in ("md.inp", "md.log"):
         shutil.copy(seed / name, out / name)
     return out
 
@@ -120,7 +117,7 @@ def main():
         )
         theirs = measure(
             "import dpdata;"
-            f"s=dpdata.LabeledSystem({str(big)!r}, fmt='cp2k/aimd_output');print(len(s))"
+            f"s=dpdata.LabeledSystem({str(big)!r}, fmt='cp2k/aimd_output', cp2k_output_name='md.log');print(len(s))"
         )
         results[n] = (ours, theirs)
         print(f"{n:>6d} frames: qdff convert {ours[0]:7.1f} s, {ours[1]:6.0f} MiB peak ({ours[2]} frames)"

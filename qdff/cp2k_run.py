@@ -202,13 +202,15 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
                 raise CP2KError(msg)
         log.info("MD at %g K: %d steps in %.0f s", temperature, now_done - done, time.time() - t0)
     ener = read_ener(workdir / f"{MD_PROJECT}-1.ener")
-    later = ener["seconds"][1:] if len(ener["seconds"]) > 1 else ener["seconds"]
+    # CP2K's step 0 reports 0 s; step 1 carries the start-up (SCF from scratch)
+    first = float(ener["seconds"][1]) if len(ener["seconds"]) > 1 else None
+    later = ener["seconds"][2:] if len(ener["seconds"]) > 2 else ener["seconds"][1:]
     summary = {
         "temperature": temperature,
         "steps_requested": total,
         "steps_done": int(ener["step"][-1]) if len(ener["step"]) else 0,
         "seconds_per_step_median": float(_median(later)),
-        "seconds_first_step": float(ener["seconds"][0]) if len(ener["seconds"]) else None,
+        "seconds_first_step": first,
         "preset": c["preset"],
         "level_of_theory": cp2k_input.LEVEL_OF_THEORY[c["preset"]],
         "project": MD_PROJECT,

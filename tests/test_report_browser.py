@@ -1,0 +1,35 @@
+"""The demo-style report opened in headless Chromium: table present, every image decoded."""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        pytest.fail("chromium not installed: run `make setup` (Debian package chromium)")
+    return exe
+
+
+def test_report_renders_in_chromium_with_all_images(tiny_pipeline, tmp_path):
+    report = tiny_pipeline["workdir"] / "results/tiny/report.html"
+    exe = _chromium()
+    common = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run([*common, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    m = re.search(r'data-images-total="(\d+)" data-images-loaded="(\d+)"', dom.stdout)
+    assert m, "the page's load handler did not run"
+    total, loaded = map(int, m.groups())
+    assert total >= 2 and loaded == total, f"{total - loaded} broken image(s)"
+    assert '<table id="metrics">' in dom.stdout
+    shot = tmp_path / "report.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,1600", report.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 20_000  # a rendered page, not a blank one

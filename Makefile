@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.qdff-setup-done
-APT_PACKAGES := cp2k cp2k-data libopenmpi-dev chromium
+APT_PACKAGES := cp2k cp2k-data libopenmpi-dev chromium slurm-wlm munge
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CORES ?= $(shell nproc)
 

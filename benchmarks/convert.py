@@ -89,15 +89,20 @@ def make_large(seed: Path, out: Path, n_frames: int, rng) -> Path:
 
 
 def measure(code: str) -> tuple[float, float, str]:
-    """Run ``code`` in a fresh Python; return (seconds, peak RSS in MiB, its stdout)."""
+    """Run ``code`` in a fresh Python; return (seconds, peak RSS in MiB, its stdout).
+
+    Peak RSS is the child's own VmHWM from /proc (getrusage's ru_maxrss would include
+    this parent's RSS, which a child inherits at fork).
+    """
+    probe = "\nimport re as _re\nprint('VMHWM', _re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", code + probe], capture_output=True, text=True)
     dt = time.perf_counter() - t0
-    if status != 0:
-        raise SystemExit(f"benchmark child failed: {code}")
-    return dt, usage.ru_maxrss / 1024, out.strip()
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark child failed: {code}\n{proc.stderr[-2000:]}")
+    lines = proc.stdout.strip().splitlines()
+    peak_kib = int(lines[-1].split()[1])
+    return dt, peak_kib / 1024, lines[-2] if len(lines) > 1 else ""
 
 
 def main():

@@ -19,6 +19,16 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
+# Quick bookkeeping rules run on the submitting host, never as cluster jobs.
+localrules:
+    all,
+    build_structure,
+    write_cp2k_input,
+    collect_metrics,
+    render_report,
+    render_index,
+
+
 rule all:
     input:
         f"results/{SYSTEM}/report.html",

@@ -39,10 +39,16 @@ def _command(cfg) -> list[str]:
 
 
 def _error_lines(out_file: Path, n: int = 25) -> str:
-    """The lines of CP2K's output that explain an abort (its ABORT box), else its tail."""
-    if not out_file.is_file():
-        return "(no CP2K output file)"
-    lines = out_file.read_text(errors="replace").splitlines()
+    """The lines of CP2K's output that explain an abort (its ABORT box), else its tail.
+
+    When CP2K died before writing its output (MPI start-up, missing library), the
+    launcher's messages in the ``.stdout`` file next to it are shown instead.
+    """
+    lines = out_file.read_text(errors="replace").splitlines() if out_file.is_file() else []
+    if not any(l.strip() for l in lines):
+        stdout = out_file.with_suffix(".stdout")
+        tail = stdout.read_text(errors="replace").splitlines()[-n:] if stdout.is_file() else []
+        return f"{out_file} is empty; CP2K's terminal output ({stdout}):\n" + "\n".join(tail)
     for i in range(len(lines) - 1, -1, -1):
         if "ABORT" in lines[i] or "[ABORT]" in lines[i]:
             lo = max(0, i - 8)

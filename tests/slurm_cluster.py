@@ -90,6 +90,8 @@ SlurmdPort=6818
 MinJobAge=3600
 ReturnToService=2
 SchedulerType=sched/backfill
+# Debian's Open MPI (CP2K's MPI) launched under srun needs PMIx from Slurm
+MpiDefault=pmix
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN
 PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=localhost Default=NO MaxTime=INFINITE State=UP
@@ -129,7 +131,8 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime=INFINITE State=UP
         t0 = time.time()
         while time.time() - t0 < timeout:
             p = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, env=self.env)
-            if p.returncode == 0 and p.stdout.strip() in ("idle", "mixed"):
+            states = set(p.stdout.split())  # one line per partition
+            if p.returncode == 0 and states and states <= {"idle", "mixed"}:
                 return
             time.sleep(1)
         log = (self.root / "log/slurmctld.log")
@@ -149,8 +152,20 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime=INFINITE State=UP
                 rows.append(dict(zip(["jobid", "name", "partition", "state", "exit"], parts)))
         return rows
 
-    def job_comments(self) -> list[str]:
-        return self.jobcomp.read_text().splitlines() if self.jobcomp.exists() else []
+    def controller_jobs(self) -> list[dict]:
+        """Jobs the controller still holds (MinJobAge keeps finished ones), with their comment.
+
+        The executor plugin names jobs by run id and puts the rule in ``--comment``;
+        ``sacct -c`` (the job-completion file) has no comment, ``scontrol`` does.
+        """
+        p = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, env=self.env, timeout=30)
+        rows = []
+        for line in p.stdout.splitlines():
+            fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+            if "JobId" in fields:
+                rows.append({"jobid": fields["JobId"], "partition": fields.get("Partition"),
+                             "state": fields.get("JobState"), "comment": fields.get("Comment", "")})
+        return rows
 
     def stop(self) -> None:
         for name, pidref in reversed(self.started):

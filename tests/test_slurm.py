@@ -1,5 +1,5 @@
 """The cluster profile against a real Slurm: CP2K jobs in `cpu`, training in `gpu`."""
-import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,11 +35,11 @@ def test_profile_routes_jobs_by_partition(tmp_path):
         assert profile["set-resources"]["train_model"]["gpu"] == 1  # production keeps the GPU request
         profile.update(TEST_PROFILE_PATCH)
         for rule in profile["set-resources"].values():
-            rule.pop("gres", None)
-            rule.pop("gpu", None)
-            rule.pop("mpi", None)
+            rule.pop("gres", None)  # no GPU in this machine's gpu partition ...
+            if "gpu" in rule:
+                rule["gpu"] = 0  # ... so the rule's gpu=1 is overridden here
             if "tasks" in rule:
-                rule["tasks"] = 1
+                rule["tasks"] = 2  # the node has 2 cores
         (tmp_path / "profile").mkdir()
         (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
         work = tmp_path / "work"
@@ -49,27 +49,21 @@ def test_profile_routes_jobs_by_partition(tmp_path):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=cluster.env, timeout=1500)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
         assert (work / "results/slurm/report.html").is_file()
-        jobs = cluster.jobs()
-        print("Slurm records (sacct -c):")
-        for j in jobs:
-            print(f"  {j['jobid']:>4} {j['name']:<40} {j['partition']:<5} {j['state']}")
+        completed = {j["jobid"]: j for j in cluster.jobs()}  # sacct -c: job-completion records
+        held = cluster.controller_jobs()  # scontrol: the same jobs with the rule in the comment
+        print("Slurm records (scontrol comment | sacct -c partition, state):")
+        for j in held:
+            c = completed.get(j["jobid"], {})
+            print(f"  {j['jobid']:>4} {j['comment']:<45} | {c.get('partition')} {c.get('state')}")
+        assert held and all(completed[j["jobid"]]["state"] == "COMPLETED" for j in held), (held, completed)
         by_rule = {}
-        for line in cluster.job_comments():
-            pass
-        rules_seen = {}
-        for j in jobs:
-            for rule in ("run_aimd", "relax_structure", "train_model", "select_frames"):
-                if rule in j["name"] or rule in _job_comment(cluster, j["jobid"]):
-                    rules_seen.setdefault(rule, []).append(j)
-        assert all(j["state"] == "COMPLETED" for j in jobs), jobs
-        assert rules_seen.get("run_aimd") and all(j["partition"] == "cpu" for j in rules_seen["run_aimd"]), jobs
-        assert rules_seen.get("train_model") and all(j["partition"] == "gpu" for j in rules_seen["train_model"]), jobs
+        for j in held:
+            rule = re.match(r"rule_(.+?)(?:_wildcards|$)", j["comment"])
+            assert rule, j
+            by_rule.setdefault(rule.group(1), []).append(completed[j["jobid"]]["partition"])
+        assert by_rule.get("run_aimd") == ["cpu"], by_rule
+        assert by_rule.get("relax_structure") == ["cpu"], by_rule
+        assert by_rule.get("train_model") == ["gpu"], by_rule
     finally:
         cluster.stop()
 
-
-def _job_comment(cluster, jobid):
-    for line in cluster.job_comments():
-        if f"JobId={jobid} " in line:
-            return line
-    return ""

@@ -1,0 +1,82 @@
+"""Faults injected into real runs: each ends in a clear error or a clean continuation."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from ase.io import read
+
+from conftest import ROOT, snakemake
+from qdff import config, cp2k_output, cp2k_run
+
+pytestmark = pytest.mark.slow
+
+
+def _kill_cp2k_after(workdir: Path, steps: int, timeout: float = 240):
+    """Kill the CP2K process (as the OOM killer would) once it has written ``steps`` steps."""
+    def watch():
+        ener = workdir / "md-1.ener"
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if ener.is_file() and len(ener.read_text().splitlines()) > steps + 1:
+                subprocess.run(["pkill", "-KILL", "-f", f"cp2k.psmp -i md.inp -o md.log"], check=False)
+                return
+            time.sleep(0.3)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("policy", ["fail", "keep"])
+def test_crashed_cp2k_fails_clearly_or_keeps_frames(tiny_pipeline, tmp_path, policy):
+    atoms = read(tiny_pipeline["workdir"] / "results/tiny/relax/relaxed.extxyz")
+    atoms.set_pbc(False)
+    cfg = config.validate({"name": "crash", "structure": {"n_pairs": 6},
+                           "cp2k": {"on_failure": policy},
+                           "aimd": {"temperatures": [400], "steps": 1000}})
+    work = tmp_path / "run"
+    watcher = _kill_cp2k_after(work, 40)
+    if policy == "fail":
+        with pytest.raises(cp2k_run.CP2KError, match=r"CP2K MD at 400 K failed \(exit -9\) after step \d+ of 1000; frames so far are kept"):
+            cp2k_run.run_md(atoms, cfg, 400.0, work, work / "run.json")
+        assert not (work / "run.json").exists()
+    else:
+        summary = cp2k_run.run_md(atoms, cfg, 400.0, work, work / "run.json")
+        assert 40 <= summary["steps_done"] < 1000
+    watcher.join()
+    # the frames written before the crash are on disk and convert cleanly
+    out = cp2k_output.convert_runs([work], tmp_path / "frames.extxyz")
+    assert out[0]["frames"] >= 41
+
+
+def test_changing_one_value_reruns_only_what_depends_on_it(tiny_pipeline, tmp_path):
+    work = tiny_pipeline["workdir"]
+    base = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+
+    def dry_run(change):
+        cfg = yaml.safe_load(yaml.safe_dump(base))
+        for path, value in change.items():
+            node = cfg
+            *parents, last = path.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[last] = value
+        f = tmp_path / "changed.yaml"
+        f.write_text(yaml.safe_dump(cfg))
+        proc = snakemake(work, "--profile", str(ROOT / "profiles/local"), "-n", configfile=f)
+        return proc.stdout
+
+    out = dry_run({"selection.seed": 7})
+    for rule in ("select_frames", "train_model", "evaluate_model", "render_report"):
+        assert f"rule {rule}:" in out or f"localrule {rule}:" in out, (rule, out[-3000:])
+    for rule in ("relax_structure", "run_aimd", "convert_trajectory"):
+        assert f"rule {rule}:" not in out, (rule, out[-3000:])
+    # resources and launch command are not physics: nothing to do
+    out = dry_run({"cp2k.mem_mb": 9999, "cp2k.command": "srun cp2k.psmp", "backends.deepmd.threads": 1})
+    assert "Nothing to be done" in out, out[-3000:]

@@ -7,7 +7,7 @@ rule write_cp2k_input:
     params:
         temperature=lambda w: TEMPERATURES[w.T],
         cp2k=CP2K_PHYSICS,
-        aimd=config["aimd"],
+        aimd=canonical(config["aimd"]),
     log:
         "logs/write_cp2k_input/{system}_{T}.log",
     benchmark:
@@ -33,7 +33,7 @@ rule run_aimd:
         temperature=lambda w: TEMPERATURES[w.T],
         workdir=subpath(input.cp2k_input, parent=True),
         cp2k=CP2K_PHYSICS,
-        aimd=config["aimd"],
+        aimd=canonical(config["aimd"]),
     log:
         "logs/run_aimd/{system}_{T}.log",
     benchmark:

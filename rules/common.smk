@@ -26,10 +26,20 @@ def starting_structure(wildcards):
     return f"results/{wildcards.system}/relax/relaxed.extxyz"
 
 
+def canonical(value):
+    """``value`` with every mapping's keys sorted: Snakemake compares params by their
+    serialised form, so the order of keys in a YAML file must not trigger a re-run."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
 def physics(section, *keys):
     """The config values that change a rule's results; resources and launch commands
     are left out, so that changing e.g. cp2k.mem_mb re-runs nothing."""
-    return {k: config[section][k] for k in keys}
+    return canonical({k: config[section][k] for k in keys})
 
 
 CP2K_PHYSICS = physics("cp2k", "preset", "overrides")

@@ -12,7 +12,7 @@ rule evaluate_model:
             subcategory="{backend}",
         ),
     params:
-        evaluation=config["evaluation"],
+        evaluation=canonical(config["evaluation"]),
     log:
         "logs/evaluate_model/{system}_{backend}.log",
     benchmark:

@@ -8,8 +8,8 @@ rule select_frames:
         test="results/{system}/split/test.extxyz",
         summary="results/{system}/split/selection.json",
     params:
-        selection=config["selection"],
-        reference_energies=config["reference_energies"],
+        selection=canonical(config["selection"]),
+        reference_energies=canonical(config["reference_energies"]),
     log:
         "logs/select_frames/{system}.log",
     benchmark:

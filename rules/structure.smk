@@ -3,7 +3,7 @@ rule build_structure:
     output:
         "results/{system}/structure.extxyz",
     params:
-        structure=config["structure"],
+        structure=canonical(config["structure"]),
     log:
         "logs/build_structure/{system}.log",
     benchmark:

@@ -12,9 +12,9 @@ rule train_model:
         "results/{system}/models/{backend}/model.json",
     params:
         # hyperparameters only: threads, memory and runtime do not change the model
-        backend_config=lambda w: {
-            k: v for k, v in config["backends"][w.backend].items() if k not in ("threads", "mem_mb", "runtime_min")
-        },
+        backend_config=lambda w: canonical(
+            {k: v for k, v in config["backends"][w.backend].items() if k not in ("threads", "mem_mb", "runtime_min")}
+        ),
         workdir=lambda w: f"results/{w.system}/training/{w.backend}",
         split_dir=subpath(input.summary, parent=True),
         model_dir=subpath(output[0], parent=True),

@@ -80,3 +80,49 @@ def test_changing_one_value_reruns_only_what_depends_on_it(tiny_pipeline, tmp_pa
     # resources and launch command are not physics: nothing to do
     out = dry_run({"cp2k.mem_mb": 9999, "cp2k.command": "srun cp2k.psmp", "backends.deepmd.threads": 1})
     assert "Nothing to be done" in out, out[-3000:]
+
+
+def _tiny_cfg(**deepmd):
+    cfg = config.load(ROOT / "tests/configs/tiny.yaml")
+    cfg["backends"]["deepmd"].update(deepmd)
+    return cfg
+
+
+def test_diverging_training_fails_and_exports_nothing(tiny_pipeline, tmp_path):
+    from qdff import stages
+    from qdff.backends.common import TrainingError
+
+    split = tiny_pipeline["workdir"] / "results/tiny/split"
+    cfg = _tiny_cfg(steps=200, start_lr=50.0, stop_lr=10.0, disp_freq=50)
+    with pytest.raises(TrainingError, match="DeePMD training diverged"):
+        stages.train_model(cfg, "deepmd", split, tmp_path / "work", tmp_path / "model")
+    assert not (tmp_path / "model" / "model.json").exists()
+
+
+def test_killed_training_resumes_from_checkpoint(tiny_pipeline, tmp_path):
+    split = tiny_pipeline["workdir"] / "results/tiny/split"
+    cfg_file = tmp_path / "c.yaml"
+    raw = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+    raw["backends"]["deepmd"].update(steps=1500, disp_freq=100)
+    cfg_file.write_text(yaml.safe_dump(raw))
+    work, model = tmp_path / "work", tmp_path / "model"
+    cmd = [str(Path(sys.executable).parent / "qdff"), "train", str(cfg_file), "--split", str(split),
+           "-w", str(work), "-o", str(model)]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.time()
+        while not (work / "model.ckpt-300.pt").exists():
+            assert time.time() - t0 < 300 and proc.poll() is None, "no checkpoint appeared"
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (model / "model.json").exists()  # nothing that looks finished
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming DeePMD training from" in done.stderr
+    steps = [int(l.split()[0]) for l in (work / "lcurve.out").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    restarts = [b for a, b in zip(steps, steps[1:]) if b <= a]  # where the second run began
+    assert restarts and all(r >= 300 for r in restarts), steps  # from the checkpoint, not step 1
+    assert steps.count(1) == 1 and steps[-1] == 1500
+    assert (model / "model.json").exists() and (model / "model.pth").exists()

@@ -6,6 +6,7 @@ The exported model is the frozen ``model.pth``, used through ``deepmd.calculator
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..dataset import reference_energy
 from ..fileio import atomic_path, write_json
-from .common import TrainingError, provenance, run_streamed, thread_env
+from .common import TrainingError, file_sha256, provenance, run_streamed, thread_env
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +96,41 @@ def input_json(p: dict, type_map: list[str], n_train: int) -> dict:
             "seed": p["seed"],
             "disp_file": "lcurve.out",
             "disp_freq": min(p["disp_freq"], steps),
-            "save_freq": max(1, min(1000, steps)),
+            # checkpoints every tenth of the run (at most every 1000 steps): a killed
+            # training resumes from the last one
+            "save_freq": max(1, min(1000, steps // 10)),
             "save_ckpt": "model.ckpt",
         },
     }
 
 
-def check_lcurve(path: Path) -> None:
-    """Fail if the learning curve holds NaN or inf (a diverging training)."""
+def check_lcurve(path: Path, force_rms: float) -> None:
+    """Fail on a diverged training: non-finite losses, or final validation errors far
+    worse than trivial models (forces: 3x the zero-force RMS; energy: 1 eV/atom)."""
     if not path.is_file():
-        return
-    for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            continue
-        if re.search(r"\bnan\b|\binf\b", line, re.I):
-            raise TrainingError(f"DeePMD training diverged: non-finite loss in {path}: {line.strip()}")
+        raise TrainingError(f"DeePMD wrote no learning curve ({path})")
+    lines = [l for l in path.read_text().splitlines() if l.strip()]
+    header = next((l for l in lines if l.startswith("# step")), None)
+    rows = [l.split() for l in lines if not l.startswith("#")]
+    if header is None or not rows:
+        raise TrainingError(f"{path}: no training steps recorded")
+    cols = header.lstrip("# ").split()
+    last = dict(zip(cols, rows[-1]))
+    for row in rows:
+        if any(re.fullmatch(r"[-+]?(nan|inf)", v, re.I) for v in row[1:]):
+            raise TrainingError(f"DeePMD training diverged: non-finite loss at step {row[0]} in {path}")
+    f_val = float(last.get("rmse_f_val", "nan"))
+    e_val = float(last.get("rmse_e_val", "nan"))
+    if f_val > 3 * force_rms:
+        raise TrainingError(
+            f"DeePMD training diverged: final validation force RMSE {f_val:.3g} eV/A is more than 3x "
+            f"the zero-force baseline {force_rms:.3g} eV/A ({path}); lower start_lr or check the data"
+        )
+    if e_val > 1.0:
+        raise TrainingError(
+            f"DeePMD training diverged: final validation energy RMSE {e_val:.3g} eV/atom ({path}); "
+            "lower start_lr or check the data"
+        )
 
 
 def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=()) -> Path:
@@ -127,20 +148,24 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     t0 = time.time()
     cmd = [_dp(), "--pt", "train", "input.json"]
     ckpt = workdir / "model.ckpt.pt"
-    if ckpt.exists() and (workdir / "checkpoint").exists():
+    # resume only a training of the same settings on the same data
+    fingerprint = hashlib.sha256(
+        (json.dumps(cfg, sort_keys=True) + file_sha256(*sorted((workdir / "data").rglob("*.npy")))).encode()
+    ).hexdigest()
+    fp_file = workdir / "fingerprint"
+    same = fp_file.is_file() and fp_file.read_text().strip() == fingerprint
+    if same and ckpt.exists() and (workdir / "checkpoint").exists():
         # a killed training: continue from its last checkpoint rather than start over
-        log.info("resuming DeePMD training from %s", ckpt)
+        log.info("resuming DeePMD training from %s", ckpt.resolve())
         cmd += ["--restart", str(ckpt.resolve())]
-    for old in ("lcurve.out",):
-        if (workdir / old).exists() and "--restart" not in cmd:
-            (workdir / old).unlink()
+    else:
+        for old in [*workdir.glob("model.ckpt*.pt"), workdir / "checkpoint", workdir / "lcurve.out"]:
+            old.unlink(missing_ok=True)
+        fp_file.write_text(fingerprint + "\n")
 
-    def watch(line: str):
-        if re.search(r"\bnan\b", line, re.I) and "loss" in line.lower():
-            raise TrainingError(f"DeePMD training diverged (NaN loss): {line}")
-
-    run_streamed(cmd, workdir, env, "dp --pt train", on_line=watch)
-    check_lcurve(workdir / "lcurve.out")
+    run_streamed(cmd, workdir, env, "dp --pt train")
+    force_rms = float(np.sqrt(np.mean(np.concatenate([a.get_forces() for a in valid_frames]) ** 2)))
+    check_lcurve(workdir / "lcurve.out", force_rms)
     run_streamed([_dp(), "--pt", "freeze", "-o", MODEL_FILE], workdir, env, "dp --pt freeze")
     wall = time.time() - t0
     model_dir.mkdir(parents=True, exist_ok=True)

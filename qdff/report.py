@@ -26,6 +26,7 @@ METRIC_COLUMNS = [
     ("force_rmse_meV_per_A", "F RMSE [meV/Å]", "{:.1f}"),
     ("force_max_error_meV_per_A", "F max error [meV/Å]", "{:.0f}"),
     ("baseline_zero_force_rmse_meV_per_A", "zero-force baseline F RMSE [meV/Å]", "{:.1f}"),
+    ("mlmd_verdicts", "ML-MD stability", "{}"),
     ("training_wall_s", "training time [s]", "{:.0f}"),
     ("inference_s_per_atom_step", "inference [µs/atom/step]", "{}"),
 ]

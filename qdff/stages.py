@@ -127,10 +127,39 @@ def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, p
     return metrics
 
 
-def collect_metrics(metric_files, out_json, out_csv) -> list[dict]:
+def run_mlmd(cfg: dict, backend: str, model_dir, test_file, temperature: float, traj_out, summary_out) -> dict:
+    """ML-MD at one AIMD temperature from the first held-out frame of that run."""
+    from . import mlmd
+    from .models import load_calculator
+
+    frames = [a for a in dataset.read_frames(test_file) if float(a.info.get("temperature", -1)) == float(temperature)]
+    if not frames:
+        raise ValueError(f"{test_file}: no held-out frame at {temperature:g} K to start ML-MD from")
+    p = cfg["mlmd"]
+    traj: list = []
+    summary = mlmd.run(
+        load_calculator(model_dir), frames[0], frames, temperature=temperature, steps=p["steps"],
+        timestep_fs=p["timestep_fs"], friction_per_fs=p["friction_per_fs"], bond_factor=p["bond_factor"],
+        seed=p["seed"], record_every=p["record_every"], trajectory=traj,
+    )
+    summary["backend"] = backend
+    dataset.write_frames(traj_out, traj) if traj else Path(traj_out).write_text("")
+    write_json(summary_out, summary)
+    return summary
+
+
+def collect_metrics(metric_files, out_json, out_csv, mlmd_files=()) -> list[dict]:
     import pandas as pd
 
     rows = [read_json(f) for f in metric_files]
+    for row in rows:
+        runs = [read_json(f) for f in mlmd_files if read_json(f).get("backend") == row["backend"]]
+        if runs:
+            row["mlmd_stable"] = all(r["stable"] for r in runs)
+            row["mlmd_seconds_per_step"] = float(sum(r["seconds_per_step"] for r in runs) / len(runs))
+            row["mlmd_verdicts"] = "; ".join(
+                f"{r['temperature']:g} K: " + ("stable" if r["stable"] else f"UNSTABLE ({r['reason']})") for r in runs
+            )
     write_json(out_json, rows)
     with atomic_path(out_csv, suffix=".csv") as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)

@@ -43,3 +43,9 @@ def physics(section, *keys):
 
 
 CP2K_PHYSICS = physics("cp2k", "preset", "overrides")
+
+
+def mlmd_summaries(wildcards):
+    if not config["mlmd"]["enabled"]:
+        return []
+    return expand("results/{system}/mlmd/{backend}/{T}/summary.json", system=wildcards.system, backend=BACKENDS, T=TEMPERATURES)

@@ -23,10 +23,35 @@ rule evaluate_model:
         "../scripts/evaluate_model.py"
 
 
+rule run_mlmd:
+    """Langevin ML-MD with one model at one AIMD temperature: stable or not, and why."""
+    input:
+        model="results/{system}/models/{backend}/model.json",
+        test="results/{system}/split/test.extxyz",
+    output:
+        trajectory="results/{system}/mlmd/{backend}/{T}/trajectory.extxyz",
+        summary="results/{system}/mlmd/{backend}/{T}/summary.json",
+    params:
+        temperature=lambda w: TEMPERATURES[w.T],
+        mlmd=canonical(config["mlmd"]),
+    log:
+        "logs/run_mlmd/{system}_{backend}_{T}.log",
+    benchmark:
+        "results/benchmarks/run_mlmd/{system}_{backend}_{T}.tsv"
+    threads: 1
+    resources:
+        runtime=60,
+    conda:
+        "../envs/deepmd.yaml"
+    script:
+        "../scripts/run_mlmd.py"
+
+
 rule collect_metrics:
     """One metrics table across backends, as JSON and CSV."""
     input:
-        expand("results/{{system}}/evaluation/{backend}/metrics.json", backend=BACKENDS),
+        metrics=expand("results/{{system}}/evaluation/{backend}/metrics.json", backend=BACKENDS),
+        mlmd=mlmd_summaries,
     output:
         json="results/{system}/evaluation/metrics.json",
         csv=report(

@@ -1,3 +1,8 @@
 from qdff import smk, stages
 
-smk.run(snakemake, lambda cfg: stages.collect_metrics(snakemake.input, snakemake.output.json, snakemake.output.csv))
+smk.run(
+    snakemake,
+    lambda cfg: stages.collect_metrics(
+        snakemake.input.metrics, snakemake.output.json, snakemake.output.csv, mlmd_files=snakemake.input.mlmd
+    ),
+)

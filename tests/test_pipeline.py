@@ -25,6 +25,8 @@ DECLARED = [
     "results/tiny/evaluation/deepmd/metrics.json",
     "results/tiny/evaluation/deepmd/parity.png",
     "results/tiny/evaluation/metrics.csv",
+    "results/tiny/mlmd/deepmd/300K/summary.json",
+    "results/tiny/mlmd/deepmd/600K/trajectory.extxyz",
     "results/tiny/report.html",
     "results/index.html",
 ]
@@ -36,7 +38,7 @@ def test_every_declared_output_exists(tiny_pipeline):
     assert not missing
     # every rule left a log and a benchmark
     for rule in ("build_structure", "relax_structure", "run_aimd", "convert_trajectory", "select_frames",
-                 "train_model", "evaluate_model", "render_report"):
+                 "train_model", "evaluate_model", "run_mlmd", "render_report"):
         assert list((work / "logs" / rule).glob("*.log")), rule
         assert list((work / "results/benchmarks" / rule).glob("*.tsv")), rule
 
@@ -45,6 +47,16 @@ def test_model_beats_zero_force_baseline_on_held_out_frames(tiny_pipeline):
     m = json.loads((tiny_pipeline["workdir"] / "results/tiny/evaluation/deepmd/metrics.json").read_text())
     assert m["n_frames"] >= 40
     assert m["force_rmse_meV_per_A"] < 0.7 * m["baseline_zero_force_rmse_meV_per_A"], m
+
+
+def test_mlmd_verdict_in_metrics_and_report(tiny_pipeline):
+    work = tiny_pipeline["workdir"]
+    summary = json.loads((work / "results/tiny/mlmd/deepmd/300K/summary.json").read_text())
+    assert isinstance(summary["stable"], bool) and summary["steps_run"] > 0
+    assert summary["stable"] or summary["reason"]
+    row = json.loads((work / "results/tiny/evaluation/metrics.json").read_text())[0]
+    assert "300 K:" in row["mlmd_verdicts"] and "600 K:" in row["mlmd_verdicts"]
+    assert "ML-MD stability" in (work / "results/tiny/report.html").read_text()
 
 
 def test_held_out_frames_are_not_in_training(tiny_pipeline):

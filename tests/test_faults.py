@@ -126,3 +126,31 @@ def test_killed_training_resumes_from_checkpoint(tiny_pipeline, tmp_path):
     assert restarts and all(r >= 300 for r in restarts), steps  # from the checkpoint, not step 1
     assert steps.count(1) == 1 and steps[-1] == 1500
     assert (model / "model.json").exists() and (model / "model.pth").exists()
+
+
+def test_exploding_mlmd_is_recorded_unstable_and_report_builds(tiny_pipeline, tmp_path):
+    from test_mlmd import FlippedForces
+
+    from qdff import dataset, mlmd, stages
+    from qdff.fileio import write_json
+    from qdff.models import load_calculator
+
+    res = tiny_pipeline["workdir"] / "results/tiny"
+    test_frames = dataset.read_frames(res / "split/test.extxyz")
+    broken = FlippedForces(load_calculator(res / "models/deepmd"))  # the real model, forces flipped
+    summary = mlmd.run(broken, test_frames[0], test_frames, temperature=300.0, steps=3000, timestep_fs=1.0,
+                       friction_per_fs=0.01, bond_factor=1.5, seed=1)
+    assert not summary["stable"] and summary["reason"]
+    summary["backend"] = "deepmd"
+    write_json(tmp_path / "mlmd.json", summary)
+    stages.collect_metrics([res / "evaluation/deepmd/metrics.json"], tmp_path / "metrics.json", tmp_path / "metrics.csv",
+                           mlmd_files=[tmp_path / "mlmd.json"])
+    cfg = config.load(ROOT / "tests/configs/tiny.yaml")
+    stages.render_report(
+        cfg, aimd_dirs=[res / "aimd/300K"], aimd_summaries=[res / "aimd/300K/run.json"],
+        selection_file=res / "split/selection.json", metrics_file=tmp_path / "metrics.json",
+        parity_plots={"deepmd": res / "evaluation/deepmd/parity.png"}, model_dirs={"deepmd": res / "models/deepmd"},
+        aimd_plot=tmp_path / "aimd.png", out=tmp_path / "report.html",
+    )
+    html = (tmp_path / "report.html").read_text()
+    assert "UNSTABLE" in html and "300 K" in html

@@ -164,20 +164,6 @@ def iter_run_frames(run_dir, project: str | None = None, allow_truncated: bool =
         )
 
 
-def _collect_dedup(frames):
-    """Keep, for each step, the copy written last; return frames in step order and the count dropped."""
-    by_step = {}
-    order = []
-    dropped = 0
-    for fr in frames:
-        if fr[0] in by_step:
-            dropped += 1
-        else:
-            order.append(fr[0])
-        by_step[fr[0]] = fr
-    return by_step, dropped
-
-
 def format_extxyz_frame(symbols, positions, forces, energy, cell, info: dict) -> str:
     """One frame of extended XYZ, as ASE reads it (energy and forces become calculator results).
 
@@ -236,9 +222,9 @@ def convert_run(run_dir, out_fh, *, run: str | None = None, temperature: float |
     temperature = temperature if temperature is not None else run_temperature(run_dir, project)
     cell = run_cell(run_dir, project)
     run = run or run_dir.name
-    frames = iter_run_frames(run_dir, project, allow_truncated)
-    by_step, dropped = _collect_dedup(frames) if _has_repeated_steps(run_dir, project) else (None, 0)
-    source = (by_step[s] for s in sorted(by_step)) if by_step is not None else frames
+    skip = _superseded(run_dir, project)
+    dropped = len(skip)
+    source = (fr for i, fr in enumerate(iter_run_frames(run_dir, project, allow_truncated)) if i not in skip)
     n = 0
     symbols0 = None
     last_step = None
@@ -272,8 +258,10 @@ def _first_step(run_dir, project):
         return int(m.group(1)) if m else None
 
 
-def _has_repeated_steps(run_dir, project) -> bool:
-    """Cheap scan of comment lines: did a resumed run write any step twice?"""
+def _superseded(run_dir, project) -> set[int]:
+    """File positions of frames written again later (a run resumed from an older restart
+    file repeats steps): each step keeps its last copy. A cheap first pass over comment
+    lines, so that the conversion itself still streams."""
     steps = []
     with open(Path(run_dir) / f"{project}-pos-1.xyz") as fh:
         for line in fh:
@@ -281,7 +269,8 @@ def _has_repeated_steps(run_dir, project) -> bool:
                 m = _COMMENT.search(line)
                 if m:
                     steps.append(int(m.group(1)))
-    return any(b <= a for a, b in zip(steps, steps[1:]))
+    last = {step: i for i, step in enumerate(steps)}
+    return {i for i, step in enumerate(steps) if last[step] != i}
 
 
 def convert_runs(run_dirs, out_path, *, runs=None, temperatures=None, allow_truncated: bool = True) -> list[dict]:

@@ -147,8 +147,6 @@ class _Progress:
     def __init__(self, ener: Path, total: int, every_s: float = 30.0):
         self.ener, self.total, self.every_s = ener, total, every_s
         self.last_log = 0.0
-        self.t_start = time.time()
-        self.step_start = None
 
     def __call__(self):
         now = time.time()
@@ -161,9 +159,6 @@ class _Progress:
         if len(e["step"]) == 0:
             return
         step = int(e["step"][-1])
-        if self.step_start is None:
-            self.step_start = step
-            self.t_start = now
         per_step = float(e["seconds"][-5:].mean())
         eta = per_step * max(self.total - step, 0)
         log.info("MD step %d/%d, %.2f s/step, T=%.0f K, ETA %.0f s", step, self.total, per_step, e["temperature"][-1], eta)

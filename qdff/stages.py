@@ -4,7 +4,6 @@ atomically and logs what it did."""
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from ase.io import read, write
@@ -190,10 +189,3 @@ def render_index(results_dir, out) -> None:
     from . import report
 
     report.render_index(results_dir, out)
-
-
-def timed(fn, *args, **kwargs):
-    t0 = time.time()
-    out = fn(*args, **kwargs)
-    log.info("%s took %.1f s", fn.__name__, time.time() - t0)
-    return out

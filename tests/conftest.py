@@ -1,7 +1,6 @@
 """Shared fixtures. The slow ones run real CP2K and real DeePMD-kit once per session."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -41,8 +40,3 @@ def tiny_pipeline(tmp_path_factory, cp2k_available):
 def md_run_dir(tiny_pipeline):
     """A CP2K MD output directory written by a real run in this test session."""
     return tiny_pipeline["workdir"] / "results/tiny/aimd/300K"
-
-
-@pytest.fixture(autouse=True)
-def _no_gpu_env(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))

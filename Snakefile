@@ -6,7 +6,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/demo.yaml"
+# The demo config only when none is given: a `configfile:` directive would be merged
+# *under* the user's --configfile, so keys the user left out would come from the demo
+# instead of the documented defaults.
+if not config:
+
+    configfile: f"{workflow.basedir}/config/demo.yaml"
 
 
 include: "rules/common.smk"

@@ -79,6 +79,8 @@ def test_report_says_level_of_theory_and_has_metrics(tiny_pipeline):
     assert 'id="metrics"' in html and "<td>deepmd</td>" in html
     assert html.count("data:image/png;base64,") >= 2
     assert "http://" not in html and "https://" not in html  # self-contained
+    # keys tiny.yaml leaves out take the schema defaults, not the demo config's values
+    assert "Demo: (CdSe)6" not in html
     index = (tiny_pipeline["workdir"] / "results/index.html").read_text()
     assert 'href="tiny/report.html"' in index
 

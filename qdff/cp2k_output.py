@@ -227,10 +227,10 @@ def convert_run(run_dir, out_fh, *, run: str | None = None, temperature: float |
     source = (fr for i, fr in enumerate(iter_run_frames(run_dir, project, allow_truncated)) if i not in skip)
     n = 0
     symbols0 = None
-    last_step = None
+    first_step = last_step = None
     for step, time, energy, symbols, pos, frc in source:
         if symbols0 is None:
-            symbols0 = symbols
+            symbols0, first_step = symbols, step
         elif symbols != symbols0:
             raise TrajectoryError(f"{run_dir}: atoms change between frames (step {step})")
         if last_step is not None and step <= last_step:
@@ -247,15 +247,8 @@ def convert_run(run_dir, out_fh, *, run: str | None = None, temperature: float |
         raise TrajectoryError(f"{run_dir}: no complete frames")
     if dropped:
         log.warning("%s: %d frame(s) written twice (resumed run); kept the later copy of each", run_dir, dropped)
-    log.info("%s: %d frames, steps %s..%s, T=%s K", run_dir, n, _first_step(run_dir, project), last_step, temperature)
+    log.info("%s: %d frames, steps %s..%s, T=%s K", run_dir, n, first_step, last_step, temperature)
     return {"run": run, "frames": n, "duplicates_dropped": dropped, "temperature": temperature, "project": project}
-
-
-def _first_step(run_dir, project):
-    with open(Path(run_dir) / f"{project}-pos-1.xyz") as fh:
-        fh.readline()
-        m = _COMMENT.search(fh.readline())
-        return int(m.group(1)) if m else None
 
 
 def _superseded(run_dir, project) -> set[int]:

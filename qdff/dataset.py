@@ -65,15 +65,15 @@ def reference_energy(atoms, refs: dict[str, float]) -> float:
 
 def dedupe_frames(frames, tol: float = 1e-8):
     """Drop frames whose (run, step) repeats, or whose positions equal an earlier frame's."""
-    seen_keys, seen_pos, out, dropped = set(), {}, [], 0
+    seen_keys, seen_pos, out, dropped = set(), set(), [], 0
     for a in frames:
         key = (a.info.get("run"), a.info.get("step"))
         h = np.round(a.positions / max(tol, 1e-12)).astype(np.int64).tobytes() if tol > 0 else a.positions.tobytes()
-        if key in seen_keys and key != (None, None) or h in seen_pos:
+        if (key != (None, None) and key in seen_keys) or h in seen_pos:
             dropped += 1
             continue
         seen_keys.add(key)
-        seen_pos[h] = True
+        seen_pos.add(h)
         out.append(a)
     if dropped:
         log.warning("dropped %d duplicate frame(s)", dropped)

@@ -151,8 +151,9 @@ def collect_metrics(metric_files, out_json, out_csv, mlmd_files=()) -> list[dict
     import pandas as pd
 
     rows = [read_json(f) for f in metric_files]
+    mlmd_runs = [read_json(f) for f in mlmd_files]
     for row in rows:
-        runs = [read_json(f) for f in mlmd_files if read_json(f).get("backend") == row["backend"]]
+        runs = [r for r in mlmd_runs if r.get("backend") == row["backend"]]
         if runs:
             row["mlmd_stable"] = all(r["stable"] for r in runs)
             row["mlmd_seconds_per_step"] = float(sum(r["seconds_per_step"] for r in runs) / len(runs))

@@ -63,9 +63,77 @@ def error_metrics(frames, e_pred, f_pred) -> dict:
     symbols = np.concatenate([a.get_chemical_symbols() for a in frames])
     for el in sorted(set(symbols)):
         m = symbols == el
-        d = (f_hat[m] - f_ref[m]).ravel()
-        out[f"force_rmse_meV_per_A_{el}"] = 1e3 * float(np.sqrt(np.mean(d**2)))
+        out[f"force_rmse_meV_per_A_{el}"] = _rmse((f_hat[m] - f_ref[m]).ravel())
+        out[f"baseline_zero_force_rmse_meV_per_A_{el}"] = _rmse(f_ref[m].ravel())
     return out
+
+
+def _rmse(d) -> float:
+    return 1e3 * float(np.sqrt(np.mean(np.asarray(d) ** 2))) if len(d) else float("nan")
+
+
+def breakdown(frames, e_pred, f_pred, material: str | None) -> dict:
+    """Force errors by site class (core/surface/ligand, from each frame's coordination)
+    and force/energy errors by temperature, with the zero-force baseline of each group:
+    a surface error only means something next to the size of the surface forces."""
+    from . import sites
+
+    f_ref = np.concatenate([a.get_forces() for a in frames])
+    f_hat = np.concatenate(f_pred)
+    out = {}
+    if material in sites.BULK_COORDINATION:
+        cls = np.concatenate([sites.classify(a, material) for a in frames])
+        for c in sites.CLASSES:
+            m = cls == c
+            if m.any():
+                out[f"force_rmse_meV_per_A_site_{c}"] = _rmse((f_hat[m] - f_ref[m]).ravel())
+                out[f"baseline_zero_force_rmse_meV_per_A_site_{c}"] = _rmse(f_ref[m].ravel())
+                out[f"atom_fraction_site_{c}"] = float(m.mean())
+    else:
+        log.warning("no surface/core classification: material %r has no known bulk coordination", material)
+    temps = np.array([float(a.info.get("temperature", np.nan)) for a in frames])
+    per_atom_t = np.concatenate([[t] * len(a) for t, a in zip(temps, frames)])
+    n = np.array([len(a) for a in frames], dtype=np.float64)
+    de = (np.asarray(e_pred) - np.array([a.get_potential_energy() for a in frames])) / n
+    for t in sorted(set(temps[np.isfinite(temps)])):
+        label = f"{t:g}K"
+        m = per_atom_t == t
+        out[f"force_rmse_meV_per_A_T_{label}"] = _rmse((f_hat[m] - f_ref[m]).ravel())
+        out[f"baseline_zero_force_rmse_meV_per_A_T_{label}"] = _rmse(f_ref[m].ravel())
+        out[f"energy_rmse_meV_per_atom_T_{label}"] = _rmse(de[temps == t])
+    return out
+
+
+def errors_plot(metrics: dict, title: str, path) -> None:
+    """Bars of force RMSE by element, by site class and by temperature, each next to the
+    zero-force baseline of the same atoms."""
+    groups = {"element": [], "site": [], "T": []}
+    for key, value in metrics.items():
+        if not key.startswith("force_rmse_meV_per_A_"):
+            continue
+        rest = key[len("force_rmse_meV_per_A_"):]
+        if rest.startswith("site_"):
+            groups["site"].append((rest[5:], value, metrics.get(f"baseline_zero_force_rmse_meV_per_A_{rest}")))
+        elif rest.startswith("T_"):
+            groups["T"].append((rest[2:], value, metrics.get(f"baseline_zero_force_rmse_meV_per_A_{rest}")))
+        else:
+            groups["element"].append((rest, value, metrics.get(f"baseline_zero_force_rmse_meV_per_A_{rest}")))
+    panels = [(name, rows) for name, rows in groups.items() if rows]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], panels):
+        x = np.arange(len(rows))
+        ax.bar(x - 0.2, [r[1] for r in rows], 0.4, label="model")
+        base = [r[2] if r[2] is not None else np.nan for r in rows]
+        ax.bar(x + 0.2, base, 0.4, color="lightgrey", hatch="//", label="zero-force baseline")
+        ax.set_xticks(x, [r[0] for r in rows])
+        ax.set_title(f"by {name}", fontsize=9)
+    axes[0][0].set_ylabel("force RMSE [meV/A]")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
 
 
 def parity_plot(frames, e_pred, f_pred, title: str, path) -> None:
@@ -97,13 +165,17 @@ def parity_plot(frames, e_pred, f_pred, title: str, path) -> None:
     plt.close(fig)
 
 
-def evaluate(calc, frames, *, backend: str, max_frames: int, parity_path) -> dict:
+def evaluate(calc, frames, *, backend: str, max_frames: int, parity_path, errors_path=None,
+             material: str | None = None) -> dict:
     frames = evenly(frames, max_frames)
     e_pred, f_pred, s_per_atom = predict(calc, frames)
     if not (np.all(np.isfinite(e_pred)) and all(np.all(np.isfinite(f)) for f in f_pred)):
         raise ValueError(f"{backend}: model predicted non-finite energies or forces on held-out frames")
-    metrics = {"backend": backend, **error_metrics(frames, e_pred, f_pred), "inference_s_per_atom_step": s_per_atom}
+    metrics = {"backend": backend, **error_metrics(frames, e_pred, f_pred), "inference_s_per_atom_step": s_per_atom,
+               **breakdown(frames, e_pred, f_pred, material)}
     parity_plot(frames, e_pred, f_pred, f"{backend}: held-out frames (n={len(frames)})", parity_path)
+    if errors_path:
+        errors_plot(metrics, f"{backend}: force errors on held-out frames", errors_path)
     log.info(
         "%s: force RMSE %.1f meV/A (zero-force baseline %.1f), energy RMSE %.2f meV/atom",
         backend, metrics["force_rmse_meV_per_A"], metrics["baseline_zero_force_rmse_meV_per_A"],

@@ -26,10 +26,29 @@ METRIC_COLUMNS = [
     ("force_rmse_meV_per_A", "F RMSE [meV/Å]", "{:.1f}"),
     ("force_max_error_meV_per_A", "F max error [meV/Å]", "{:.0f}"),
     ("baseline_zero_force_rmse_meV_per_A", "zero-force baseline F RMSE [meV/Å]", "{:.1f}"),
+    ("force_rmse_meV_per_A_site_core", "F RMSE core [meV/Å]", "{:.1f}"),
+    ("force_rmse_meV_per_A_site_surface", "F RMSE surface [meV/Å]", "{:.1f}"),
     ("mlmd_verdicts", "ML-MD stability", "{}"),
+    ("rdf_overlap_min", "RDF overlap (worst pair)", "{:.3f}"),
+    ("speedup_vs_cp2k", "MD speed-up vs CP2K", "{:.0f}×"),
     ("training_wall_s", "training time [s]", "{:.0f}"),
     ("inference_s_per_atom_step", "inference [µs/atom/step]", "{}"),
+    ("model_size_MB", "model size [MB]", "{:.2f}"),
 ]
+
+
+def breakdown_table(metrics: list) -> tuple[list, list]:
+    """Columns and rows of force RMSE by element, site class and temperature, with the
+    zero-force baseline of each group (the first row)."""
+    prefix = "force_rmse_meV_per_A_"
+    keys = sorted({k[len(prefix):] for m in metrics for k in m if k.startswith(prefix)},
+                  key=lambda k: (k.startswith("T_"), k.startswith("site_"), k))
+    def label(k):
+        return k[5:] if k.startswith("site_") else k[2:].replace("K", " K") if k.startswith("T_") else k
+    base = ["zero-force baseline"] + [_fmt("", "{:.1f}", metrics[0].get(f"baseline_zero_force_rmse_meV_per_A_{k}"))
+                                      for k in keys] if metrics else []
+    rows = [base] + [[m["backend"]] + [_fmt("", "{:.1f}", m.get(prefix + k)) for k in keys] for m in metrics]
+    return ["force RMSE [meV/Å]"] + [label(k) for k in keys], rows
 
 
 def _env():
@@ -59,7 +78,7 @@ def aimd_overview_plot(ener_files: dict, path) -> None:
 
 
 def _fmt(key, fmt, value):
-    if value is None:
+    if value is None or (isinstance(value, float) and value != value):
         return "–"
     if key == "inference_s_per_atom_step":
         return f"{value * 1e6:.1f}"
@@ -70,7 +89,8 @@ def _fmt(key, fmt, value):
 
 
 def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict, metrics: list,
-                  parity_plots: dict, models: dict, out_path) -> None:
+                  parity_plots: dict, models: dict, out_path, error_plots: dict | None = None,
+                  rdf_plots: dict | None = None, selection_html: str = "") -> None:
     rows = []
     for m in metrics:
         prov = models.get(m["backend"], {}).get("provenance", {})
@@ -90,13 +110,28 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
         "columns": [c[1] for c in METRIC_COLUMNS],
         "rows": rows,
         "parity": {k: png_data_uri(v) for k, v in parity_plots.items()},
+        "errors": {k: png_data_uri(v) for k, v in (error_plots or {}).items()},
+        "rdf": {b: {t: png_data_uri(p) for t, p in by_t.items()} for b, by_t in (rdf_plots or {}).items()},
+        "speed": speed_rows(aimd_summaries, metrics),
+        "selection_html": selection_html,
         "models": models,
         "generated": datetime.datetime.now().isoformat(timespec="seconds"),
         "version": __version__,
     }
+    ctx["breakdown_columns"], ctx["breakdown_rows"] = breakdown_table(metrics)
     text = _env().get_template("report.html.j2").render(**ctx)
     with atomic_open(out_path) as fh:
         fh.write(text)
+
+
+def speed_rows(aimd_summaries: list, metrics: list) -> list:
+    """Seconds per MD step of CP2K and of each model's ML-MD, and their ratio."""
+    cp2k = [s["seconds_per_step_median"] for s in aimd_summaries if s.get("seconds_per_step_median")]
+    rows = [["CP2K (AIMD)", f"{sum(cp2k) / len(cp2k):.3g}" if cp2k else "–", "1×"]]
+    for m in metrics:
+        if m.get("mlmd_seconds_per_step"):
+            rows.append([m["backend"], f"{m['mlmd_seconds_per_step']:.3g}", _fmt("", "{:.0f}×", m.get("speedup_vs_cp2k"))])
+    return rows
 
 
 def render_index(results_dir, out_path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 from ase.io import read, write
 
 from . import config as qconfig
@@ -114,14 +115,17 @@ def train_model(cfg: dict, backend: str, split_dir, workdir, model_dir) -> Path:
     )
 
 
-def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, parity_out) -> dict:
+def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, parity_out, errors_out=None) -> dict:
     from . import evaluate
     from .models import load_calculator
 
     calc = load_calculator(model_dir)
     frames = dataset.read_frames(test_file)
     metrics = evaluate.evaluate(calc, frames, backend=backend, max_frames=cfg["evaluation"]["max_frames"],
-                                parity_path=parity_out)
+                                parity_path=parity_out, errors_path=errors_out,
+                                material=cfg["structure"].get("material"))
+    model_file = Path(model_dir) / read_json(Path(model_dir) / "model.json")["model_file"]
+    metrics["model_size_MB"] = model_file.stat().st_size / 1e6 if model_file.is_file() else float("nan")
     write_json(metrics_out, metrics)
     return metrics
 
@@ -147,11 +151,42 @@ def run_mlmd(cfg: dict, backend: str, model_dir, test_file, temperature: float, 
     return summary
 
 
-def collect_metrics(metric_files, out_json, out_csv, mlmd_files=()) -> list[dict]:
+def compare_rdfs(cfg: dict, backend: str, data, trajectory, mlmd_summary, temperature: float, out_json, out_png) -> dict:
+    """RDFs of the ML-MD run against the AIMD frames at the same temperature."""
+    from . import rdf
+
+    aimd = [a for a in dataset.read_frames(data) if float(a.info.get("temperature", -1)) == float(temperature)]
+    t0 = min((a.info.get("time", 0.0) for a in aimd), default=0.0)
+    aimd = [a for a in aimd if a.info.get("time", 0.0) - t0 >= cfg["selection"]["equilibration_fs"]]
+    run = read_json(mlmd_summary)
+    ml = dataset.read_frames(trajectory) if Path(trajectory).stat().st_size else []
+    if not run["stable"]:
+        ml = ml[:-1]  # the frame that failed the stability check is not a structure to compare
+    ml = ml[len(ml) // 10:]  # the first 10 %: velocities settling to the thermostat
+    p = cfg["evaluation"]
+    if len(ml) < 3 or not aimd:
+        result = {"overlap": {}, "overlap_min": float("nan"), "n_model_frames": len(ml),
+                  "n_reference_frames": len(aimd), "note": "too few ML-MD frames for an RDF"}
+        log.warning("%s at %g K: %s", backend, temperature, result["note"])
+        rdf.plot_message(f"{backend}, {temperature:g} K: {result['note']}", out_png)
+    else:
+        result = rdf.compare(aimd, ml, p["rdf_r_max"], p["rdf_bins"])
+        rdf.plot(result, f"{backend}, {temperature:g} K: ML-MD ({len(ml)} frames) vs AIMD ({len(aimd)} frames)", out_png)
+        log.info("%s at %g K: RDF overlap %s", backend, temperature,
+                 ", ".join(f"{k} {v:.3f}" for k, v in result["overlap"].items()))
+    result.update(backend=backend, temperature=temperature, stable=run["stable"])
+    write_json(out_json, result)
+    return result
+
+
+def collect_metrics(metric_files, out_json, out_csv, mlmd_files=(), rdf_files=(), aimd_files=()) -> list[dict]:
+    """One row per backend: held-out errors, ML-MD stability, RDF overlap and speed against CP2K."""
     import pandas as pd
 
     rows = [read_json(f) for f in metric_files]
     mlmd_runs = [read_json(f) for f in mlmd_files]
+    rdfs = [read_json(f) for f in rdf_files]
+    cp2k_s = {float(s["temperature"]): s["seconds_per_step_median"] for s in map(read_json, aimd_files)}
     for row in rows:
         runs = [r for r in mlmd_runs if r.get("backend") == row["backend"]]
         if runs:
@@ -160,6 +195,18 @@ def collect_metrics(metric_files, out_json, out_csv, mlmd_files=()) -> list[dict
             row["mlmd_verdicts"] = "; ".join(
                 f"{r['temperature']:g} K: " + ("stable" if r["stable"] else f"UNSTABLE ({r['reason']})") for r in runs
             )
+            ratios = [cp2k_s[float(r["temperature"])] / r["seconds_per_step"] for r in runs
+                      if float(r["temperature"]) in cp2k_s and r["seconds_per_step"] > 0]
+            if ratios:
+                row["speedup_vs_cp2k"] = float(np.mean(ratios))
+                row["cp2k_seconds_per_step"] = float(np.mean([cp2k_s[float(r["temperature"])] for r in runs]))
+        mine = [r for r in rdfs if r.get("backend") == row["backend"]]
+        for r in mine:
+            for pair, score in r["overlap"].items():
+                row[f"rdf_overlap_{pair}_{r['temperature']:g}K"] = score
+        scores = [r["overlap_min"] for r in mine if np.isfinite(r["overlap_min"])]
+        if mine:
+            row["rdf_overlap_min"] = float(min(scores)) if scores else float("nan")
     write_json(out_json, rows)
     with atomic_path(out_csv, suffix=".csv") as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
@@ -167,7 +214,8 @@ def collect_metrics(metric_files, out_json, out_csv, mlmd_files=()) -> list[dict
 
 
 def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metrics_file, parity_plots: dict,
-                  model_dirs: dict, aimd_plot, out) -> None:
+                  model_dirs: dict, aimd_plot, out, error_plots: dict | None = None, rdf_plots=()) -> None:
+    """``rdf_plots``: (backend, temperature label, png path) triples."""
     from . import report
 
     ener = {qconfig.temperature_label(read_json(s)["temperature"]): Path(d) / f"{cp2k_run.MD_PROJECT}-1.ener"
@@ -182,8 +230,17 @@ def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metri
         parity_plots=parity_plots,
         models={b: read_json(Path(d) / "model.json") for b, d in model_dirs.items()},
         out_path=out,
+        error_plots=error_plots,
+        rdf_plots=_nest(rdf_plots),
     )
     log.info("report written to %s", out)
+
+
+def _nest(triples) -> dict:
+    out: dict = {}
+    for backend, label, path in triples:
+        out.setdefault(backend, {})[label] = path
+    return out
 
 
 def render_index(results_dir, out) -> None:

@@ -49,3 +49,19 @@ def mlmd_summaries(wildcards):
     if not config["mlmd"]["enabled"]:
         return []
     return expand("results/{system}/mlmd/{backend}/{T}/summary.json", system=wildcards.system, backend=BACKENDS, T=TEMPERATURES)
+
+
+# (backend, temperature label) of every ML-MD run, in one fixed order for inputs and params
+MLMD_KEYS = [(b, t) for b in BACKENDS for t in TEMPERATURES]
+
+
+def rdf_results(wildcards):
+    if not config["mlmd"]["enabled"]:
+        return []
+    return [f"results/{wildcards.system}/validation/{b}/{t}/rdf.json" for b, t in MLMD_KEYS]
+
+
+def rdf_plots(wildcards):
+    if not config["mlmd"]["enabled"]:
+        return []
+    return [f"results/{wildcards.system}/validation/{b}/{t}/rdf.png" for b, t in MLMD_KEYS]

@@ -11,8 +11,15 @@ rule evaluate_model:
             category="Validation",
             subcategory="{backend}",
         ),
+        errors=report(
+            "results/{system}/evaluation/{backend}/errors.png",
+            caption="../report/errors.rst",
+            category="Validation",
+            subcategory="{backend}",
+        ),
     params:
         evaluation=canonical(config["evaluation"]),
+        material=config["structure"]["material"],
     log:
         "logs/evaluate_model/{system}_{backend}.log",
     benchmark:
@@ -48,10 +55,12 @@ rule run_mlmd:
 
 
 rule collect_metrics:
-    """One metrics table across backends, as JSON and CSV."""
+    """One metrics table across backends (errors, stability, RDF overlap, speed), as JSON and CSV."""
     input:
         metrics=expand("results/{{system}}/evaluation/{backend}/metrics.json", backend=BACKENDS),
         mlmd=mlmd_summaries,
+        rdf=rdf_results,
+        aimd=aimd_summaries,
     output:
         json="results/{system}/evaluation/metrics.json",
         csv=report(

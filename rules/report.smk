@@ -5,12 +5,15 @@ rule render_report:
         selection="results/{system}/split/selection.json",
         metrics="results/{system}/evaluation/metrics.json",
         parity=expand("results/{{system}}/evaluation/{backend}/parity.png", backend=BACKENDS),
+        errors=expand("results/{{system}}/evaluation/{backend}/errors.png", backend=BACKENDS),
+        rdf=rdf_plots,
         models=expand("results/{{system}}/models/{backend}/model.json", backend=BACKENDS),
     output:
         html=report("results/{system}/report.html", caption="../report/report.rst", category="Report"),
         aimd_plot="results/{system}/report/aimd.png",
     params:
         backends=BACKENDS,
+        rdf_keys=lambda w: [[b, t] for b, t in MLMD_KEYS] if config["mlmd"]["enabled"] else [],
     log:
         "logs/render_report/{system}.log",
     benchmark:

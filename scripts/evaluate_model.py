@@ -6,6 +6,6 @@ smk.run(
     snakemake,
     lambda cfg: stages.evaluate_model(
         cfg, snakemake.wildcards.backend, Path(snakemake.input.model).parent, snakemake.input.test,
-        snakemake.output.metrics, snakemake.output.parity,
+        snakemake.output.metrics, snakemake.output.parity, snakemake.output.errors,
     ),
 )

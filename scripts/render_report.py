@@ -11,6 +11,8 @@ smk.run(
         selection_file=snakemake.input.selection,
         metrics_file=snakemake.input.metrics,
         parity_plots=dict(zip(snakemake.params.backends, snakemake.input.parity)),
+        error_plots=dict(zip(snakemake.params.backends, snakemake.input.errors)),
+        rdf_plots=[(b, t, p) for (b, t), p in zip(snakemake.params.rdf_keys, snakemake.input.rdf)],
         model_dirs={b: Path(m).parent for b, m in zip(snakemake.params.backends, snakemake.input.models)},
         aimd_plot=snakemake.output.aimd_plot,
         out=snakemake.output.html,

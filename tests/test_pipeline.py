@@ -27,6 +27,9 @@ DECLARED = [
     "results/tiny/evaluation/metrics.csv",
     "results/tiny/mlmd/deepmd/300K/summary.json",
     "results/tiny/mlmd/deepmd/600K/trajectory.extxyz",
+    "results/tiny/evaluation/deepmd/errors.png",
+    "results/tiny/validation/deepmd/300K/rdf.json",
+    "results/tiny/validation/deepmd/600K/rdf.png",
     "results/tiny/report.html",
     "results/index.html",
 ]
@@ -38,7 +41,7 @@ def test_every_declared_output_exists(tiny_pipeline):
     assert not missing
     # every rule left a log and a benchmark
     for rule in ("build_structure", "relax_structure", "run_aimd", "convert_trajectory", "select_frames",
-                 "train_model", "evaluate_model", "run_mlmd", "render_report"):
+                 "train_model", "evaluate_model", "run_mlmd", "compare_rdfs", "collect_metrics", "render_report"):
         assert list((work / "logs" / rule).glob("*.log")), rule
         assert list((work / "results/benchmarks" / rule).glob("*.tsv")), rule
 
@@ -57,6 +60,32 @@ def test_mlmd_verdict_in_metrics_and_report(tiny_pipeline):
     row = json.loads((work / "results/tiny/evaluation/metrics.json").read_text())[0]
     assert "300 K:" in row["mlmd_verdicts"] and "600 K:" in row["mlmd_verdicts"]
     assert "ML-MD stability" in (work / "results/tiny/report.html").read_text()
+
+
+def test_validation_metrics_rdf_sites_speed(tiny_pipeline):
+    work = tiny_pipeline["workdir"]
+    row = json.loads((work / "results/tiny/evaluation/metrics.json").read_text())[0]
+    # Cd6Se6 has no atom with bulk (4-fold) coordination: all surface
+    assert row["atom_fraction_site_surface"] == 1.0 and "force_rmse_meV_per_A_site_core" not in row
+    assert row["force_rmse_meV_per_A_T_300K"] > 0 and row["force_rmse_meV_per_A_T_600K"] > 0
+    rdf = json.loads((work / "results/tiny/validation/deepmd/300K/rdf.json").read_text())
+    assert set(rdf["overlap"]) == {"Cd-Cd", "Cd-Se", "Se-Se"}
+    assert all(0.0 <= v <= 1.0 for v in rdf["overlap"].values())
+    assert row["rdf_overlap_min"] <= min(rdf["overlap"].values())
+    # ML-MD of a 12-atom cluster is faster than CP2K xTB steps of the same cluster
+    assert row["speedup_vs_cp2k"] > 1.0
+    html = (work / "results/tiny/report.html").read_text()
+    for section in ('id="breakdown"', 'id="speed"', "RDF overlap", 'alt="RDF deepmd 600K"'):
+        assert section in html
+
+
+def test_snakemake_report_builds(tiny_pipeline):
+    work = tiny_pipeline["workdir"]
+    snakemake(work, "--report", str(work / "snakemake-report.zip"))
+    import zipfile
+
+    names = zipfile.ZipFile(work / "snakemake-report.zip").namelist()
+    assert any(n.endswith("parity.png") for n in names) and any(n.endswith("rdf.png") for n in names)
 
 
 def test_held_out_frames_are_not_in_training(tiny_pipeline):

@@ -15,6 +15,7 @@ import time
 import numpy as np
 from ase import units
 from ase.md.langevin import Langevin
+from ase.md.verlet import VelocityVerlet
 from ase.constraints import FixCom
 from ase.md.velocitydistribution import Stationary, ZeroRotation
 
@@ -53,10 +54,35 @@ def check_frame(atoms, energy: float, limits: dict, bond_factor: float) -> str |
     return None
 
 
+def _nve_drift(atoms, steps: int, timestep_fs: float, record_every: int, limits: dict, bond_factor: float):
+    """Total-energy drift (meV/atom/ps, slope of a straight-line fit) over an NVE segment:
+    a force field whose forces are not the gradient of its energy, or that needs a smaller
+    time step, shows it here. Returns (drift, reason-if-unstable)."""
+    dyn = VelocityVerlet(atoms, timestep_fs * units.fs)
+    times, etot = [], []
+    for step in range(1, steps + 1):
+        try:
+            dyn.run(1)
+            epot = float(atoms.get_potential_energy())
+        except Exception as exc:
+            return float("nan"), f"NVE step {step}: calculator failed: {type(exc).__name__}: {exc}"
+        if step % record_every == 0 or step == steps:
+            reason = check_frame(atoms, epot, limits, bond_factor)
+            if reason:
+                return float("nan"), f"NVE step {step}: {reason}"
+            times.append(step * timestep_fs / 1000.0)
+            etot.append(epot + float(atoms.get_kinetic_energy()))
+    if len(times) < 2:
+        return float("nan"), None
+    slope = np.polyfit(times, etot, 1)[0]  # eV/ps
+    return float(1e3 * slope / len(atoms)), None
+
+
 def run(calc, start, reference_frames, *, temperature: float, steps: int, timestep_fs: float,
         friction_per_fs: float, bond_factor: float, seed: int, record_every: int = 10,
-        trajectory: list | None = None) -> dict:
-    """Langevin MD; returns a summary with ``stable`` and, if not, ``reason``."""
+        trajectory: list | None = None, nve_steps: int = 0) -> dict:
+    """Langevin MD, then (if stable) ``nve_steps`` of NVE to measure the drift of the total
+    energy; returns a summary with ``stable`` and, if not, ``reason``."""
     atoms = start.copy()
     atoms.calc = calc
     atoms.set_pbc(False)
@@ -93,6 +119,9 @@ def run(calc, start, reference_frames, *, temperature: float, steps: int, timest
                 reason = f"step {step}: {reason}"
                 break
     wall = time.perf_counter() - t0
+    drift = float("nan")
+    if reason is None and nve_steps > 0:
+        drift, reason = _nve_drift(atoms, nve_steps, timestep_fs, record_every, limits, bond_factor)
     summary = {
         "temperature": temperature,
         "steps_requested": steps,
@@ -106,7 +135,11 @@ def run(calc, start, reference_frames, *, temperature: float, steps: int, timest
         "reference_nn_max": limits["nn_max"],
         "reference_pair_min": limits["pair_min"],
         "bond_factor": bond_factor,
+        "nve_steps": nve_steps if reason is None else 0,
+        "nve_drift_meV_per_atom_per_ps": drift,
     }
+    if np.isfinite(drift):
+        log.info("NVE segment of %d steps: total-energy drift %.3f meV/atom/ps", nve_steps, drift)
     log.info("ML-MD at %g K: %s after %d of %d steps (%.4f s/step)%s", temperature,
              "stable" if summary["stable"] else "UNSTABLE", done, steps, summary["seconds_per_step"],
              f": {reason}" if reason else "")

@@ -29,6 +29,7 @@ METRIC_COLUMNS = [
     ("force_rmse_meV_per_A_site_core", "F RMSE core [meV/Å]", "{:.1f}"),
     ("force_rmse_meV_per_A_site_surface", "F RMSE surface [meV/Å]", "{:.1f}"),
     ("mlmd_verdicts", "ML-MD stability", "{}"),
+    ("mlmd_nve_drift_meV_per_atom_per_ps", "NVE drift [meV/atom/ps]", "{:.2f}"),
     ("rdf_overlap_min", "RDF overlap (worst pair)", "{:.3f}"),
     ("speedup_vs_cp2k", "MD speed-up vs CP2K", "{:.0f}×"),
     ("training_wall_s", "training time [s]", "{:.0f}"),

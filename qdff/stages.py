@@ -143,7 +143,7 @@ def run_mlmd(cfg: dict, backend: str, model_dir, test_file, temperature: float, 
     summary = mlmd.run(
         load_calculator(model_dir), frames[0], frames, temperature=temperature, steps=p["steps"],
         timestep_fs=p["timestep_fs"], friction_per_fs=p["friction_per_fs"], bond_factor=p["bond_factor"],
-        seed=p["seed"], record_every=p["record_every"], trajectory=traj,
+        seed=p["seed"], record_every=p["record_every"], trajectory=traj, nve_steps=p["nve_steps"],
     )
     summary["backend"] = backend
     dataset.write_frames(traj_out, traj) if traj else Path(traj_out).write_text("")
@@ -195,6 +195,9 @@ def collect_metrics(metric_files, out_json, out_csv, mlmd_files=(), rdf_files=()
             row["mlmd_verdicts"] = "; ".join(
                 f"{r['temperature']:g} K: " + ("stable" if r["stable"] else f"UNSTABLE ({r['reason']})") for r in runs
             )
+            drifts = [abs(r.get("nve_drift_meV_per_atom_per_ps", float("nan"))) for r in runs]
+            drifts = [d for d in drifts if np.isfinite(d)]
+            row["mlmd_nve_drift_meV_per_atom_per_ps"] = max(drifts) if drifts else float("nan")
             ratios = [cp2k_s[float(r["temperature"])] / r["seconds_per_step"] for r in runs
                       if float(r["temperature"]) in cp2k_s and r["seconds_per_step"] > 0]
             if ratios:

@@ -68,3 +68,22 @@ def test_check_frame_reasons(cluster):
     far.positions[0] += [20.0, 0, 0]
     assert "nearest neighbour" in mlmd.check_frame(far, -1.0, limits, 1.5)
     assert "non-finite" in mlmd.check_frame(cluster, float("nan"), limits, 1.5)
+
+
+class ScaledForces(FlippedForces):
+    """Forces 1.3 x the gradient of the energy: not conservative, so NVE drifts."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        Calculator.calculate(self, atoms, properties, system_changes)
+        a = self.atoms.copy()
+        a.calc = self.inner
+        self.results = {"energy": a.get_potential_energy(), "forces": 1.3 * a.get_forces()}
+
+
+def test_nve_drift_small_for_conservative_forces_large_otherwise(cluster):
+    kw = dict(temperature=300, steps=100, timestep_fs=1.0, friction_per_fs=0.02, bond_factor=1.5, seed=1,
+              nve_steps=400)
+    good = mlmd.run(_lj_for(cluster), cluster, _reference(cluster), **kw)
+    bad = mlmd.run(ScaledForces(_lj_for(cluster)), cluster, _reference(cluster), **kw)
+    assert good["stable"] and np.isfinite(good["nve_drift_meV_per_atom_per_ps"])
+    assert abs(bad["nve_drift_meV_per_atom_per_ps"]) > 10 * abs(good["nve_drift_meV_per_atom_per_ps"]), (good, bad)

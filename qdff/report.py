@@ -30,7 +30,8 @@ METRIC_COLUMNS = [
     ("force_rmse_meV_per_A_site_surface", "F RMSE surface [meV/Å]", "{:.1f}"),
     ("mlmd_verdicts", "ML-MD stability", "{}"),
     ("mlmd_nve_drift_meV_per_atom_per_ps", "NVE drift [meV/atom/ps]", "{:.2f}"),
-    ("rdf_overlap_min", "RDF overlap (worst pair)", "{:.3f}"),
+    ("rdf_overlap_min", "RDF overlap (worst pair)", "{:.2f}"),
+    ("rdf_overlap_aimd_halves_min", "RDF overlap of AIMD halves (ceiling)", "{:.2f}"),
     ("speedup_vs_cp2k", "MD speed-up vs CP2K", "{:.0f}×"),
     ("training_wall_s", "training time [s]", "{:.0f}"),
     ("inference_s_per_atom_step", "inference [µs/atom/step]", "{}"),
@@ -97,6 +98,8 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
         prov = models.get(m["backend"], {}).get("provenance", {})
         m = {**m, "training_wall_s": prov.get("training_wall_s")}
         rows.append([_fmt(k, f, m.get(k)) for k, _, f in METRIC_COLUMNS])
+    # one column per backend, one row per metric: four backends stay readable
+    table = [[label] + [r[i] for r in rows] for i, (_, label, _) in enumerate(METRIC_COLUMNS) if i > 0]
     preset = cfg["cp2k"]["preset"]
     ctx = {
         "cfg": cfg,
@@ -108,8 +111,8 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
         "aimd_plot": png_data_uri(aimd_plot),
         "aimd": aimd_summaries,
         "selection": selection,
-        "columns": [c[1] for c in METRIC_COLUMNS],
-        "rows": rows,
+        "backends": [r[0] for r in rows],
+        "metric_rows": table,
         "parity": {k: png_data_uri(v) for k, v in parity_plots.items()},
         "errors": {k: png_data_uri(v) for k, v in (error_plots or {}).items()},
         "rdf": {b: {t: png_data_uri(p) for t, p in by_t.items()} for b, by_t in (rdf_plots or {}).items()},

@@ -159,7 +159,8 @@ def compare_rdfs(cfg: dict, backend: str, data, trajectory, mlmd_summary, temper
     t0 = min((a.info.get("time", 0.0) for a in aimd), default=0.0)
     aimd = [a for a in aimd if a.info.get("time", 0.0) - t0 >= cfg["selection"]["equilibration_fs"]]
     run = read_json(mlmd_summary)
-    ml = dataset.read_frames(trajectory) if Path(trajectory).stat().st_size else []
+    # ML-MD snapshots are positions only (no DFT labels): plain ASE read
+    ml = read(trajectory, index=":", format="extxyz") if Path(trajectory).stat().st_size else []
     if not run["stable"]:
         ml = ml[:-1]  # the frame that failed the stability check is not a structure to compare
     ml = ml[len(ml) // 10:]  # the first 10 %: velocities settling to the thermostat
@@ -210,6 +211,8 @@ def collect_metrics(metric_files, out_json, out_csv, mlmd_files=(), rdf_files=()
         scores = [r["overlap_min"] for r in mine if np.isfinite(r["overlap_min"])]
         if mine:
             row["rdf_overlap_min"] = float(min(scores)) if scores else float("nan")
+            halves = [r["reference_halves_overlap_min"] for r in mine if "reference_halves_overlap_min" in r]
+            row["rdf_overlap_aimd_halves_min"] = float(min(halves)) if halves else float("nan")
     write_json(out_json, rows)
     with atomic_path(out_csv, suffix=".csv") as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)

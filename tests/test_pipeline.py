@@ -105,7 +105,7 @@ def test_aimd_progress_is_logged(tiny_pipeline):
 def test_report_says_level_of_theory_and_has_metrics(tiny_pipeline):
     html = (tiny_pipeline["workdir"] / "results/tiny/report.html").read_text()
     assert "GFN1-xTB" in html
-    assert 'id="metrics"' in html and "<td>deepmd</td>" in html
+    assert 'id="metrics"' in html and "<th class=\"backend\">deepmd</th>" in html
     assert html.count("data:image/png;base64,") >= 2
     assert "http://" not in html and "https://" not in html  # self-contained
     # keys tiny.yaml leaves out take the schema defaults, not the demo config's values

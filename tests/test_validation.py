@@ -28,6 +28,7 @@ def test_rdf_overlap_is_one_for_identical_frames_and_drops_when_shifted(cluster)
     same = rdf.compare(frames, frames, r_max=8.0, bins=160)
     assert set(same["overlap"]) == {"Cd-Cd", "Cd-Se", "Se-Se"}
     assert all(v == pytest.approx(1.0, abs=1e-9) for v in same["overlap"].values())
+    assert 0.5 < same["reference_halves_overlap_min"] < 1.0  # two samples of the same distribution
     # each unit-area curve really has unit area
     edges = np.asarray(same["edges"])
     assert np.sum(same["reference"]["Cd-Se"]) * (edges[1] - edges[0]) == pytest.approx(1.0)

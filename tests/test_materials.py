@@ -191,7 +191,7 @@ def test_missing_potential_is_named(tmp_path):
 # The smallest cut of each material whose SCF converges from the unrelaxed geometry (measured
 # with benchmarks/materials_md.py; the unrelaxed zinc-blende Cd6Se6 does not converge, hence
 # the passivated Cd16Se13Cl6). Cost of each test on a loaded 2-core machine, 1 thread:
-# Cd16Se13Cl6 ~30 s (first SCF ~25 s), In6P6 ~6 s, Pb6Se6 ~6 s, Cs4Pb4Br12 ~9 s.
+# Cd16Se13Cl6 ~17 s, In6P6 ~6 s, Pb6Se6 ~8 s, Cs4Pb4Br12 ~8 s (measured: 43 s for all four).
 SMALL = {
     "CdSe": {"material": "CdSe", "builder": "zincblende-cut", "diameter": 12, "centre": "anion", "passivate": "Cl"},
     "InP": {"material": "InP", "builder": "zincblende-cut", "n_pairs": 6},

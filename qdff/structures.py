@@ -395,6 +395,8 @@ def build_cluster(s: dict) -> tuple[Atoms, dict]:
     crystal = check_builder(s["material"], s["builder"])
     passivate = s.get("passivate", "none")
     centre = s.get("centre", "auto")
+    if centre == "auto":
+        centre = MATERIALS[s["material"]].centre
     if s.get("diameter"):
         atoms, info = sphere_cluster(s["material"], crystal, s["diameter"], s["charge"], passivate, centre)
         info["cut"] = {"diameter_A": s["diameter"], "centre": centre}

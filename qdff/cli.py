@@ -31,7 +31,10 @@ def cmd_config_docs(a):
 def cmd_build(a):
     from . import stages
 
-    stages.build_structure(_cfg(a.config), a.output)
+    import json
+
+    summary = stages.build_structure(_cfg(a.config), a.output, a.summary)
+    print(json.dumps(summary, indent=2, sort_keys=True))
 
 
 def cmd_cp2k_input(a):
@@ -99,6 +102,7 @@ def main(argv=None):
     s = sub.add_parser("build", help="build or import the structure of a config")
     s.add_argument("config")
     s.add_argument("-o", "--output", required=True)
+    s.add_argument("--summary", help="also write the build summary (JSON) here")
     s.set_defaults(fn=cmd_build)
 
     s = sub.add_parser("cp2k-input", help="write the CP2K MD input for one temperature")

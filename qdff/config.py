@@ -79,6 +79,13 @@ def validate(config: dict) -> dict:
     s = config["structure"]
     if s["source"] == "file" and not s.get("file"):
         raise ConfigError("config error at structure.file: required when structure.source is 'file'")
+    if s["source"] == "build":
+        from .structures import StructureError, check_builder  # ASE only when needed
+
+        try:
+            check_builder(s["material"], s["builder"])
+        except StructureError as exc:
+            raise ConfigError(f"config error at {exc}") from None
     if len(set(config["aimd"]["temperatures"])) != len(config["aimd"]["temperatures"]):
         raise ConfigError("config error at aimd.temperatures: temperatures must be distinct")
     if not enabled_backends(config):

@@ -22,11 +22,17 @@ def _atoms_with_box(path):
     return atoms
 
 
-def build_structure(cfg: dict, out) -> None:
-    atoms = structures.build_structure(cfg)
+def build_structure(cfg: dict, out, summary_out=None) -> dict:
+    """The structure in its box to ``out``; its build summary (composition, diameter, net
+    formal charge, surface atoms, passivants) to ``summary_out`` (JSON) if given."""
+    summary: dict = {}
+    atoms = structures.build_structure(cfg, summary)
     with atomic_path(out, suffix=".extxyz") as tmp:
         write(tmp, atoms, format="extxyz")
+    if summary_out:
+        write_json(summary_out, summary)
     log.info("wrote %s (%s, %d atoms)", out, atoms.get_chemical_formula(), len(atoms))
+    return summary
 
 
 def relax_structure(cfg: dict, structure, workdir, out) -> None:

@@ -1,7 +1,9 @@
 rule build_structure:
-    """Build the QD from the config's builder, or import the user's file, into a vacuum box."""
+    """Build the QD from the config's builder, or import the user's file, into a vacuum box;
+    structure.json: composition, diameter, net formal charge, surface atoms, passivants."""
     output:
-        "results/{system}/structure.extxyz",
+        structure="results/{system}/structure.extxyz",
+        summary="results/{system}/structure.json",
     params:
         structure=canonical(config["structure"]),
     log:

@@ -203,6 +203,12 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
                 raise CP2KError(msg)
         log.info("MD at %g K: %d steps in %.0f s", temperature, now_done - done, time.time() - t0)
     ener = read_ener(workdir / f"{MD_PROJECT}-1.ener")
+    # CP2K goes on after an SCF that hit its iteration limit; such forces are unreliable
+    unconverged = _count_lines(workdir / "md.log", "SCF run NOT converged")
+    if unconverged:
+        log.warning("MD at %g K: %d SCF runs NOT converged (see %s); their forces are unreliable: "
+                    "relax first, or raise cp2k.overrides force_eval.dft.scf.max_scf", temperature, unconverged,
+                    workdir / "md.log")
     # CP2K's step 0 reports 0 s; step 1 carries the start-up (SCF from scratch)
     first = float(ener["seconds"][1]) if len(ener["seconds"]) > 1 else None
     later = ener["seconds"][2:] if len(ener["seconds"]) > 2 else ener["seconds"][1:]
@@ -216,11 +222,19 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
         "level_of_theory": cp2k_input.LEVEL_OF_THEORY[c["preset"]],
         "project": MD_PROJECT,
         "n_atoms": len(atoms),
+        "scf_not_converged": unconverged,
         "threads": c["threads"],
         "command": c["command"],
     }
     write_json(summary_path, summary)
     return summary
+
+
+def _count_lines(path: Path, text: str) -> int:
+    if not path.is_file():
+        return 0
+    with open(path, errors="replace") as fh:
+        return sum(text in line for line in fh)
 
 
 def _median(x):

@@ -28,14 +28,18 @@ CUTOFF_FACTOR = 1.2
 CLASSES = ("core", "surface", "ligand")
 
 
-def hetero_coordination(atoms) -> np.ndarray:
-    """Number of neighbours of another element for every atom."""
+def hetero_coordination(atoms, among: set | None = None) -> np.ndarray:
+    """Number of neighbours of another element for every atom; with ``among``, only
+    neighbours whose element is in it count."""
     a = atoms.copy()
     a.pbc = False
     i, j = neighbor_list("ij", a, natural_cutoffs(a, mult=CUTOFF_FACTOR))
     z = a.numbers
-    hetero = z[i] != z[j]
-    return np.bincount(i[hetero], minlength=len(a))
+    keep = z[i] != z[j]
+    if among is not None:
+        symbols = np.array(a.get_chemical_symbols())
+        keep &= np.isin(symbols[j], list(among))
+    return np.bincount(i[keep], minlength=len(a))
 
 
 def classify(atoms, material: str) -> np.ndarray:
@@ -45,7 +49,8 @@ def classify(atoms, material: str) -> np.ndarray:
     except KeyError:
         raise ValueError(f"no bulk coordination known for material {material!r}; "
                          f"known: {', '.join(BULK_COORDINATION)}") from None
-    cn = hetero_coordination(atoms)
+    # a surface Cd bound to a Cl ligand is still undercoordinated in CdSe terms
+    cn = hetero_coordination(atoms, among=set(bulk))
     out = np.empty(len(atoms), dtype=object)
     for k, (s, c) in enumerate(zip(atoms.get_chemical_symbols(), cn)):
         if s not in bulk:

@@ -226,7 +226,8 @@ def collect_metrics(metric_files, out_json, out_csv, mlmd_files=(), rdf_files=()
 
 
 def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metrics_file, parity_plots: dict,
-                  model_dirs: dict, aimd_plot, out, error_plots: dict | None = None, rdf_plots=()) -> None:
+                  model_dirs: dict, aimd_plot, out, error_plots: dict | None = None, rdf_plots=(),
+                  structure_file=None) -> None:
     """``rdf_plots``: (backend, temperature label, png path) triples."""
     from . import report
 
@@ -244,6 +245,7 @@ def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metri
         out_path=out,
         error_plots=error_plots,
         rdf_plots=_nest(rdf_plots),
+        structure=read_json(structure_file) if structure_file else None,
     )
     log.info("report written to %s", out)
 

@@ -2,6 +2,7 @@ rule render_report:
     """One self-contained HTML page per system comparing the backends."""
     input:
         aimd=aimd_summaries,
+        structure="results/{system}/structure.json",
         selection="results/{system}/split/selection.json",
         metrics="results/{system}/evaluation/metrics.json",
         parity=expand("results/{{system}}/evaluation/{backend}/parity.png", backend=BACKENDS),

@@ -9,6 +9,7 @@ smk.run(
         aimd_dirs=[Path(s).parent for s in snakemake.input.aimd],
         aimd_summaries=snakemake.input.aimd,
         selection_file=snakemake.input.selection,
+        structure_file=snakemake.input.structure,
         metrics_file=snakemake.input.metrics,
         parity_plots=dict(zip(snakemake.params.backends, snakemake.input.parity)),
         error_plots=dict(zip(snakemake.params.backends, snakemake.input.errors)),

@@ -65,6 +65,12 @@ def test_sites_core_has_bulk_coordination_surface_less(cluster):
     # a passivant that is not part of the material is a ligand
     with_cl = cluster + Atoms("Cl", positions=[cluster.positions[np.argmax(r)] + [0, 0, 2.4]])
     assert sites.classify(with_cl, "CdSe")[-1] == "ligand"
+    # a core-like count made up with a ligand does not make a surface cation core
+    surface_cd = [k for k in range(len(cluster)) if cls[k] == "surface" and cluster[k].symbol == "Cd" and cn[k] == 3][0]
+    d = cluster.positions[surface_cd] - cluster.positions.mean(axis=0)
+    capped = cluster + Atoms("Cl", positions=[cluster.positions[surface_cd] + 2.45 * d / np.linalg.norm(d)])
+    assert sites.hetero_coordination(capped)[surface_cd] == 4
+    assert sites.classify(capped, "CdSe")[surface_cd] == "surface"
     with pytest.raises(ValueError, match="no bulk coordination known for material 'GaAs'"):
         sites.classify(cluster, "GaAs")
 

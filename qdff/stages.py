@@ -135,10 +135,13 @@ def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
     return summary
 
 
-def map_configurations(cfg: dict, descriptors, selection_file, out_png, out_html) -> dict:
+def map_configurations(cfg: dict, descriptors, selection_file, out_png, out_html, out_info=None) -> dict:
     from . import confmap
 
-    return confmap.write_map(descriptors, selection_file, out_png, out_html, cfg["selection"])
+    info = confmap.write_map(descriptors, selection_file, out_png, out_html, cfg["selection"])
+    if out_info:
+        write_json(out_info, info)
+    return info
 
 
 def select_learning_curve_frames(cfg: dict, method: str, n: int, data, descriptors, out_dir) -> dict:

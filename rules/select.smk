@@ -49,6 +49,7 @@ rule map_configurations:
     output:
         png=report("results/{system}/selection/map.png", caption="../report/map.rst", category="Selection"),
         html="results/{system}/selection/map.html",
+        info="results/{system}/selection/map.json",
     params:
         selection=canonical({k: config["selection"][k] for k in ("map", "dbscan", "seed")}),
     log:

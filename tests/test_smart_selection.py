@@ -223,13 +223,22 @@ def test_map_files_on_small_data(tmp_path, method):
     stages.compute_descriptors(cfg, data, tmp_path / "d.npy")
     stages.select_frames(cfg, data, tmp_path / "split", descriptors=tmp_path / "d.npy")
     info = stages.map_configurations(cfg, tmp_path / "d.npy", tmp_path / "split/selection.json",
-                                     tmp_path / "map.png", tmp_path / "map.html")
+                                     tmp_path / "map.png", tmp_path / "map.html", tmp_path / "map.json")
     assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (tmp_path / "map.html").read_text()
     assert 30 <= info["n_plotted"] <= 38  # 30 evenly spread, plus training frames not among them
     assert html.count("<title>") == info["n_plotted"]
     assert html.count("train, ") == 8 and "run 600K, step" in html
     assert "<script" not in html and "src=" not in html and "http://www.w3.org/2000/svg" in html
+    if method == "tsne":  # the report section built from these files
+        from qdff import report, selection_report
+
+        ctx = selection_report.context(tmp_path / "split/selection.json", tmp_path / "map.png", tmp_path / "map.html",
+                                       tmp_path / "map.json", lc_csv=tmp_path / "absent.csv")
+        page = report._env().get_template("selection_section.html.j2").render(**ctx)
+        assert ctx["sel_lc_rows"] is None and "Learning curves" not in page
+        assert 'src="data:image/png;base64,' in page and "<svg" in page and "&lt;svg" not in page
+        assert f"{info['n_basins']} DBSCAN basin" in page and "fps" in page
 
 
 def test_roles_from_selection_summary():
@@ -271,6 +280,13 @@ def test_learning_curve_summary_and_files(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text()) == s
     assert (tmp_path / "lc.csv").read_text().count("\n") == 13
     assert (tmp_path / "lc.png").stat().st_size > 1000
+    from qdff import report, selection_report
+
+    ctx = selection_report.context(lc_csv=tmp_path / "lc.csv", lc_png=tmp_path / "lc.png",
+                                   lc_summary=tmp_path / "summary.json")
+    page = report._env().get_template("selection_section.html.j2").render(**ctx)
+    assert "<td>fps</td><td>94</td><td>0.47</td>" in page and "not reached" in page
+    assert page.count("<tr>") == 1 + 3 + 1 + 12  # two headers, 3 summary rows, 12 curve rows
 
 
 def test_point_config_changes_only_method_and_size():

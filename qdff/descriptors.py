@@ -20,6 +20,9 @@ The descriptors of a data set are computed once, streamed frame chunk by frame c
 (``ase.io.iread``) into a float32 ``.npy`` memory map, so 10^5 frames of 150 atoms never
 have to be in memory together, and cached with a JSON sidecar that records the settings
 and the data file's checksum; a later call with the same settings and data reuses them.
+benchmarks/descriptors.py (10^4 frames of the 149-atom Cd68Se55Cl26 cluster): 43 frames/s
+and 306 MB peak against 31 frames/s and 7.5 GB for dscribe describing all frames at once
+in memory (1.4x the time, 24x the memory; a busy 2-core machine).
 """
 from __future__ import annotations
 

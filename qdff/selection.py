@@ -63,8 +63,9 @@ def fps(X, n: int, start=None, weights=None, block: int = 32) -> list[int]:
     matrix-vector product per pick (memory-bound). Between updates the stale value is an
     upper bound, so walking the rows in order of it and refreshing just those that could
     still win finds the same row as the plain algorithm. Our own code rather than
-    ``skmatter.sample_selection.FPS`` because benchmarks/fps.py measures it several times
-    faster on 10^5 x 200 descriptors, with the same indices from the same start.
+    ``skmatter.sample_selection.FPS`` because benchmarks/fps.py measures it faster, with the
+    same indices from the same start: 1000 of 10^5 x 200 random descriptors in 13.0 s
+    against 73.6 s (5.7x; a busy 2-core machine, so the times are noisy).
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     m = len(X)

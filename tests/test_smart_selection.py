@@ -106,6 +106,7 @@ def test_dbscan_finds_two_basins_and_samples_both():
     assert sum(i < 60 for i in picked) == 6 and sum(i >= 60 for i in picked) == 4
 
 
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters")  # the copies are the point
 def test_kmeans_gives_distinct_frames_even_with_copies():
     X = np.repeat(np.random.default_rng(0).normal(size=(5, 3)), 6, axis=0)
     out = selection.kmeans_select(X, 8, seed=0)

@@ -12,6 +12,7 @@ import logging
 import math
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -100,9 +101,15 @@ def plot(rows: list[dict], path, summary: dict | None = None) -> None:
         axes[1].plot(n, e, "o-", label=method)
     if summary and "target_error" in summary:
         axes[0].axhline(summary["target_error"], color="grey", ls=":", lw=1, label=f"random at N={summary['target_n']}")
+    sizes = sorted({r["n_train"] for r in rows})
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}")
     for ax, ylabel in zip(axes, ("force RMSE (meV/A)", "energy RMSE (meV/atom)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
         ax.set_xlabel("training frames")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")

@@ -39,4 +39,5 @@ rule all:
     input:
         f"results/{SYSTEM}/report.html",
         "results/index.html",
+        selection_targets(SYSTEM),
     default_target: True

@@ -92,7 +92,8 @@ def _fmt(key, fmt, value):
 
 def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict, metrics: list,
                   parity_plots: dict, models: dict, out_path, error_plots: dict | None = None,
-                  rdf_plots: dict | None = None, selection_html: str = "", structure: dict | None = None) -> None:
+                  rdf_plots: dict | None = None, selection_context: dict | None = None,
+                  structure: dict | None = None) -> None:
     rows = []
     for m in metrics:
         prov = models.get(m["backend"], {}).get("provenance", {})
@@ -117,7 +118,7 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
         "errors": {k: png_data_uri(v) for k, v in (error_plots or {}).items()},
         "rdf": {b: {t: png_data_uri(p) for t, p in by_t.items()} for b, by_t in (rdf_plots or {}).items()},
         "speed": speed_rows(aimd_summaries, metrics),
-        "selection_html": selection_html,
+        **(selection_context or {}),
         "structure": structure,
         "models": models,
         "generated": datetime.datetime.now().isoformat(timespec="seconds"),

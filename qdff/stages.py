@@ -72,11 +72,37 @@ def convert_trajectories(run_dirs, out, temperatures=None, summary=None) -> list
     return result
 
 
-def select_frames(cfg: dict, data, out_dir) -> dict:
-    frames = dataset.read_frames(data)
-    frames, n_dup = dataset.dedupe_frames(frames)
+def compute_descriptors(cfg: dict, data, out) -> dict:
+    """Per-frame descriptors of every frame of ``data`` (file order), cached in ``out``."""
+    from . import descriptors
+
+    p = dict(cfg["selection"]["descriptor"])
+    chunk = p.pop("chunk_frames")
+    return descriptors.compute_file(data, out, p, chunk_frames=chunk)
+
+
+def _descriptor_rows(descriptors_npy, frames_all, frames) -> "np.ndarray":
+    """Cached descriptor rows of ``frames`` (a subset of ``frames_all``, the file's frames)."""
+    import numpy as np
+
+    from . import descriptors
+
+    X, meta = descriptors.load(descriptors_npy)
+    keys = [[str(a.info.get("run", "")), int(a.info.get("step", i))] for i, a in enumerate(frames_all)]
+    if meta["n_frames"] != len(frames_all) or meta["keys"] != keys:
+        raise ValueError(f"{descriptors_npy}: computed for other frames than the data set; delete it to recompute")
+    kept = {id(a) for a in frames}
+    return np.asarray(X[[i for i, a in enumerate(frames_all) if id(a) in kept]])
+
+
+def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
+    """Split and select; ``descriptors``: the cached descriptors of ``data`` (computed here if
+    the method needs them and none are given)."""
+    frames_all = dataset.read_frames(data)
+    frames, n_dup = dataset.dedupe_frames(frames_all)
     sel = cfg["selection"]
-    idx = selection.split_and_select(frames, sel)
+    X = _descriptor_rows(descriptors, frames_all, frames) if descriptors else None
+    idx = selection.split_and_select(frames, sel, descriptors=X)
     out_dir = Path(out_dir)
     for part in ("train", "valid", "test"):
         dataset.write_frames(out_dir / f"{part}.extxyz", [frames[i] for i in idx[part]])
@@ -87,10 +113,17 @@ def select_frames(cfg: dict, data, out_dir) -> dict:
         missing = {s for a in frames for s in a.get_chemical_symbols()} - set(refs)
         if missing:
             raise qconfig.ConfigError(f"config error at reference_energies: no value for {', '.join(sorted(missing))}")
+
+    def steps(part):
+        return [[frames[i].info["run"], int(frames[i].info["step"])] for i in idx[part]]
+
     summary = {
         "method": sel["method"],
+        "descriptor": sel["descriptor"]["kind"] if selection.needs_descriptors(sel) else None,
         "n_frames": len(frames),
         "duplicates_dropped": n_dup,
+        "near_duplicates_dropped": idx["near_duplicates"],
+        "dedupe_tolerance": sel["dedupe_tolerance"],
         "n_pool": len(idx["pool"]),
         "n_train": len(idx["train"]),
         "n_valid": len(idx["valid"]),
@@ -98,13 +131,63 @@ def select_frames(cfg: dict, data, out_dir) -> dict:
         "test_fraction": sel["test_fraction"],
         "gap_frames": sel["gap_frames"],
         "reference_energies": refs,
-        "train_steps": [[frames[i].info["run"], int(frames[i].info["step"])] for i in idx["train"]],
-        "test_steps": [[frames[i].info["run"], int(frames[i].info["step"])] for i in idx["test"]],
+        "train_steps": steps("train"),
+        "valid_steps": steps("valid"),
+        "test_steps": steps("test"),
     }
     write_json(out_dir / "selection.json", summary)
-    log.info("selected %d train, %d valid; %d held out (of %d frames)",
-             summary["n_train"], summary["n_valid"], summary["n_test"], len(frames))
+    log.info("selected %d train (%s), %d valid; %d held out (of %d frames; %d near-duplicates dropped)",
+             summary["n_train"], sel["method"], summary["n_valid"], summary["n_test"], len(frames),
+             idx["near_duplicates"])
     return summary
+
+
+def map_configurations(cfg: dict, descriptors, selection_file, out_png, out_html, out_info=None) -> dict:
+    from . import confmap
+
+    info = confmap.write_map(descriptors, selection_file, out_png, out_html, cfg["selection"])
+    if out_info:
+        write_json(out_info, info)
+    return info
+
+
+def select_learning_curve_frames(cfg: dict, method: str, n: int, data, descriptors, out_dir) -> dict:
+    """The split of one learning-curve point: ``n`` training frames chosen by ``method``."""
+    from .learning_curve import point_config
+
+    summary = select_frames(point_config(cfg, method, n), data, out_dir, descriptors)
+    if summary["n_train"] != int(n):
+        raise selection.SelectionError(
+            f"config error at selection.learning_curve.sizes: {n} training frames plus n_valid="
+            f"{cfg['selection']['n_valid']} do not fit the pool of {summary['n_pool']} frames"
+        )
+    return summary
+
+
+def train_learning_curve_point(cfg: dict, method: str, n: int, split_dir, workdir, model_dir, metrics_out) -> dict:
+    """Train the experiment's DeePMD model on one point's split; errors on the held-out frames."""
+    from . import backends, evaluate, learning_curve
+    from .models import load_calculator
+
+    split_dir = Path(split_dir)
+    train = dataset.read_frames(split_dir / "train.extxyz")
+    valid = dataset.read_frames(split_dir / "valid.extxyz")
+    refs = read_json(split_dir / "selection.json")["reference_energies"]
+    backends.get("deepmd").train(
+        train, valid, refs, learning_curve.deepmd_params(cfg), workdir, model_dir,
+        data_files=[split_dir / "train.extxyz", split_dir / "valid.extxyz"],
+    )
+    test = evaluate.evenly(dataset.read_frames(split_dir / "test.extxyz"), cfg["evaluation"]["max_frames"])
+    metrics = {"method": method, "n_train": int(n)} | learning_curve.heldout_errors(load_calculator(model_dir), test)
+    write_json(metrics_out, metrics)
+    log.info("learning curve %s N=%d: force RMSE %.1f meV/A", method, n, metrics["force_rmse_meV_per_A"])
+    return metrics
+
+
+def plot_learning_curve(metric_files, out_csv, out_png, out_summary) -> dict:
+    from . import learning_curve
+
+    return learning_curve.collect(metric_files, out_csv, out_png, out_summary)
 
 
 def train_model(cfg: dict, backend: str, split_dir, workdir, model_dir) -> Path:
@@ -246,8 +329,17 @@ def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metri
         error_plots=error_plots,
         rdf_plots=_nest(rdf_plots),
         structure=read_json(structure_file) if structure_file else None,
+        selection_context=_selection_context(selection_file),
     )
     log.info("report written to %s", out)
+
+
+def _selection_context(selection_file) -> dict:
+    """The map and learning curve beside results/{system}/split/selection.json, where present."""
+    from . import selection_report
+
+    system_dir = Path(selection_file).parent.parent
+    return selection_report.context(**selection_report.selection_files(system_dir.name, system_dir.parent))
 
 
 def _nest(triples) -> dict:

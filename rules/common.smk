@@ -65,3 +65,33 @@ def rdf_plots(wildcards):
     if not config["mlmd"]["enabled"]:
         return []
     return [f"results/{wildcards.system}/validation/{b}/{t}/rdf.png" for b, t in MLMD_KEYS]
+
+
+wildcard_constraints:
+    method="random|stride|fps|kmeans|dbscan",
+    n=r"[0-9]+",
+
+
+def lc_deepmd_params():
+    import qdff.learning_curve as qlc
+
+    return qlc.deepmd_params(config)
+
+
+def learning_curve_points(wildcards):
+    lc = config["selection"]["learning_curve"]
+    return expand(
+        "results/{system}/learning_curve/{method}/n{n}/metrics.json",
+        system=wildcards.system, method=lc["methods"], n=lc["sizes"],
+    )
+
+
+def selection_targets(system):
+    """The map and, when switched on, the learning curve: for `rule all`."""
+    sel = config["selection"]
+    out = []
+    if sel["map"]["enabled"]:
+        out += [f"results/{system}/selection/map.png", f"results/{system}/selection/map.html"]
+    if sel["learning_curve"]["enabled"]:
+        out += [f"results/{system}/learning_curve/{f}" for f in ("learning_curve.csv", "learning_curve.png", "summary.json")]
+    return out

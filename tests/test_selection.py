@@ -3,7 +3,7 @@ import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from qdff import dataset, selection
+from qdff import config, dataset, selection
 
 
 def make_frames(runs=("300K", "600K"), n=50, seed=0):
@@ -33,7 +33,8 @@ def test_held_out_block_is_the_end_of_each_run_with_gap():
 def test_no_held_out_frame_in_training(method):
     frames = make_frames()
     sel = {"method": method, "n_train": 30, "n_valid": 10, "test_fraction": 0.25, "gap_frames": 3,
-           "equilibration_fs": 5.0, "seed": 1}
+           "equilibration_fs": 5.0, "seed": 1, "descriptor": {"kind": "distances"}}
+    sel = config.validate({"name": "x", "structure": {}, "selection": sel})["selection"]  # defaults filled
     idx = selection.split_and_select(frames, sel)
     assert len(idx["train"]) == 30 and len(set(idx["train"])) == 30
     assert len(idx["valid"]) == 10

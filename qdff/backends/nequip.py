@@ -225,7 +225,7 @@ def train_flavour(flavour: Flavour, train_frames, valid_frames, refs: dict, para
 
 
 def load_package(model_dir: Path, meta: dict, device: str):
-    from nequip.ase import NequIPCalculator
+    from nequip.integrations.ase import NequIPCalculator
 
     return NequIPCalculator._from_saved_model(
         str(Path(model_dir) / meta["model_file"]), device=device, chemical_species_to_atom_type_map=True

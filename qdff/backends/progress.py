@@ -59,7 +59,9 @@ def epoch_progress(path, max_epochs: int, package: str = "lightning", echo: bool
             record = {"epoch": epoch, "wall_s": round(elapsed, 2), **metrics}
             with open(self.path, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
-            shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if "loss" in k or "rmse" in k.lower())
+            # epoch-level losses and RMSEs (nequip also logs per-step values)
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())
+                              if ("loss" in k or "rmse" in k.lower()) and "_step" not in k)
             line = (f"epoch {epoch}/{max_epochs}: {shown}; {per_epoch:.2f} s/epoch, "
                     f"ETA {per_epoch * max(max_epochs - epoch, 0):.0f} s")
             if echo:

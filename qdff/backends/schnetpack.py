@@ -239,6 +239,7 @@ def calculator(model_dir: Path, meta: dict, device: str):
     _compat()
     import schnetpack.transform as trn
     import torch
+    from ase.calculators.calculator import all_changes
     from schnetpack.interfaces import SpkCalculator
     from schnetpack.utils.compatibility import load_model
 
@@ -246,6 +247,11 @@ def calculator(model_dir: Path, meta: dict, device: str):
         def _load_model(self, model_file):
             # our own file of a whole pickled module: torch >= 2.6 refuses it by default
             return load_model(model_file, device=torch.device("cpu"), weights_only=False).to(torch.float64).eval()
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            # one model call gives both (forces are the energy's gradient); SpkCalculator
+            # would otherwise run the model again when forces follow an energy request
+            super().calculate(atoms, ["energy", "forces"], system_changes)
 
     return _Calculator(
         model_file=str(Path(model_dir) / meta["model_file"]),

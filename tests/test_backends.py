@@ -24,10 +24,12 @@ DATA = ROOT / "tests/data"
 
 # the smallest models that still learn something in a few epochs on 2 cores
 TINY = {
-    "schnetpack": {"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "epochs": 15, "batch_size": 4, "lr": 0.005},
-    "nequip": {"num_layers": 1, "num_features": 8, "radial_mlp_width": 16, "epochs": 10, "batch_size": 4, "lr": 0.02},
+    "schnetpack": {"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "epochs": 15, "batch_size": 4, "lr": 0.005,
+                   "threads": 1},
+    "nequip": {"num_layers": 1, "num_features": 8, "radial_mlp_width": 16, "epochs": 10, "batch_size": 4, "lr": 0.02,
+               "threads": 1},
     "allegro": {"num_layers": 1, "num_scalar_features": 8, "num_tensor_features": 4, "epochs": 10, "batch_size": 4,
-                "lr": 0.02},
+                "lr": 0.02, "threads": 1},
 }
 
 

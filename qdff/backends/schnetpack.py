@@ -168,37 +168,40 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         write_db(train_frames, valid_frames, refs, db, split_file)
 
     pl.seed_everything(p["seed"], workers=True)
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(p["threads"])
-    dev = device()
-    trainer = pl.Trainer(
-        max_epochs=p["epochs"],
-        accelerator="gpu" if dev == "cuda" else "cpu",
-        devices=1,
-        default_root_dir=str(workdir),
-        enable_progress_bar=False,  # tqdm's carriage returns make an unreadable log
-        enable_model_summary=False,
-        logger=pl.loggers.CSVLogger(str(workdir), name="lightning_logs", version=0),
-        log_every_n_steps=1,
-        callbacks=[
-            spk.train.ModelCheckpoint(
-                model_path=str(best), dirpath=str(ckpt_dir), filename="best",
-                save_top_k=1, save_last=True, monitor="val_loss",
-            ),
-            epoch_progress(workdir / PROGRESS, p["epochs"], package="pytorch_lightning"),
-        ],
-    )
     fit_kwargs = {}
     if resume:
         log.info("resuming SchNetPack training from %s", ckpt_dir / "last.ckpt")
         fit_kwargs["ckpt_path"] = str(ckpt_dir / "last.ckpt")
         # our own checkpoint, which pickles the task's hyperparameters (modules)
         fit_kwargs["weights_only"] = False
+    threads_before, dtype_before = torch.get_num_threads(), torch.get_default_dtype()
     try:
+        torch.set_num_threads(p["threads"])
+        # SchNetPack builds float32 tensors assuming torch's default dtype is float32; nequip,
+        # once imported in the same process (e.g. its ASE calculator), sets it to float64
+        torch.set_default_dtype(torch.float32)
+        trainer = pl.Trainer(
+            max_epochs=p["epochs"],
+            accelerator="gpu" if device() == "cuda" else "cpu",
+            devices=1,
+            default_root_dir=str(workdir),
+            enable_progress_bar=False,  # tqdm's carriage returns make an unreadable log
+            enable_model_summary=False,
+            logger=pl.loggers.CSVLogger(str(workdir), name="lightning_logs", version=0),
+            log_every_n_steps=1,
+            callbacks=[
+                spk.train.ModelCheckpoint(
+                    model_path=str(best), dirpath=str(ckpt_dir), filename="best",
+                    save_top_k=1, save_last=True, monitor="val_loss",
+                ),
+                epoch_progress(workdir / PROGRESS, p["epochs"], package="pytorch_lightning"),
+            ],
+        )
         trainer.fit(_task(_model(p), p), datamodule=_datamodule(db, split_file, p, len(train_frames), len(valid_frames)),
                     **fit_kwargs)
     finally:
         torch.set_num_threads(threads_before)
+        torch.set_default_dtype(dtype_before)
 
     curve = read_progress(workdir / PROGRESS)
     if not curve:

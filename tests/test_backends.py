@@ -126,3 +126,25 @@ def test_all_backends_are_wired_into_the_workflow(tmp_path):
     for backend in BACKENDS:
         assert f"results/dry/models/{backend}/model.json" in proc.stdout
         assert f"results/dry/evaluation/{backend}/metrics.json" in proc.stdout
+
+
+def test_interrupted_schnetpack_training_resumes_from_its_last_checkpoint(frames, tmp_path, caplog):
+    """A rerun with the same settings and data continues from last.ckpt instead of starting
+    over (here the first run had finished its epochs but, as if killed before the export,
+    left no model.json); other settings start afresh."""
+    import logging
+
+    params = _cfg(schnetpack={**TINY["schnetpack"], "epochs": 2})["backends"]["schnetpack"]
+    backend = get("schnetpack")
+    meta = backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m")
+    meta.unlink()
+    with caplog.at_level(logging.INFO, logger="qdff"):
+        backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m")
+    assert "resuming SchNetPack training" in caplog.text
+    assert [r["epoch"] for r in map(json.loads, (tmp_path / "w/progress.jsonl").read_text().splitlines())] == [1, 2]
+    assert meta.is_file()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="qdff"):
+        backend.train(frames["train"], frames["valid"], frames["refs"], {**params, "lr": 0.002}, tmp_path / "w",
+                      tmp_path / "m")
+    assert "resuming" not in caplog.text

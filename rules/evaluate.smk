@@ -25,7 +25,8 @@ rule evaluate_model:
     benchmark:
         "results/benchmarks/evaluate_model/{system}_{backend}.tsv"
     conda:
-        "../envs/deepmd.yaml"
+        # the model is loaded in its backend's environment
+        "../envs/{backend}.yaml"
     script:
         "../scripts/evaluate_model.py"
 
@@ -49,7 +50,8 @@ rule run_mlmd:
     resources:
         runtime=60,
     conda:
-        "../envs/deepmd.yaml"
+        # the model is loaded in its backend's environment
+        "../envs/{backend}.yaml"
     script:
         "../scripts/run_mlmd.py"
 

@@ -28,6 +28,7 @@ rule train_model:
         runtime=lambda w: config["backends"][w.backend]["runtime_min"],
         gpu=1,
     conda:
-        "../envs/deepmd.yaml"
+        # one environment per backend (their torch stacks conflict); allegro's equals nequip's
+        "../envs/{backend}.yaml"
     script:
         "../scripts/train_model.py"

@@ -8,6 +8,8 @@ data = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").re
 reqs = list(data["project"]["dependencies"])
 for extra in data["project"]["optional-dependencies"].values():
     reqs += extra
+# packages installed with --no-deps (see pyproject.toml [tool.qdff])
+reqs += data.get("tool", {}).get("qdff", {}).get("no-deps", [])
 name = sys.argv[1].lower()
 for req in reqs:
     if re.split(r"[\[<>=!~ ;]", req, maxsplit=1)[0].lower() == name:

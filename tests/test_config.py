@@ -77,5 +77,14 @@ def test_load_names_the_file(tmp_path):
 
 
 def test_validate_does_not_accept_disabled_everything():
-    cfg = {"name": "x", "structure": {}, "backends": {"deepmd": {"enabled": False}}}
+    off = {"enabled": False}
+    cfg = {"name": "x", "structure": {}, "backends": {b: dict(off) for b in ("deepmd", "schnetpack", "nequip", "allegro")}}
     assert "no backend" in _err(copy.deepcopy(cfg))
+    # one backend left on is enough
+    cfg["backends"]["allegro"]["enabled"] = True
+    assert config.enabled_backends(config.validate(copy.deepcopy(cfg))) == ["allegro"]
+
+
+def test_all_four_backends_are_enabled_by_default():
+    cfg = config.validate({"name": "x", "structure": {}})
+    assert config.enabled_backends(cfg) == ["deepmd", "schnetpack", "nequip", "allegro"]

@@ -37,13 +37,34 @@ def test_env_pins_match_pyproject(env_file):
         assert req.replace(" ", "") == pins[_name(req)], f"{env_file.name}: {req} != pyproject {pins[_name(req)]}"
 
 
-def test_backend_extra_has_an_env():
-    deepmd_env = {_name(r) for r in _pip_reqs(ROOT / "envs/deepmd.yaml")}
-    for req in PYPROJECT["project"]["optional-dependencies"]["deepmd"]:
-        assert _name(req) in deepmd_env
+# the pyproject extra each backend's environment installs (allegro shares nequip's)
+BACKEND_EXTRA = {"deepmd": "deepmd", "schnetpack": "schnetpack", "nequip": "nequip", "allegro": "nequip"}
+
+
+def test_every_backend_has_an_env_with_its_extra():
+    from qdff.backends import BACKENDS
+
+    assert set(BACKEND_EXTRA) == set(BACKENDS)
+    for backend, extra in BACKEND_EXTRA.items():
+        env = {_name(r) for r in _pip_reqs(ROOT / f"envs/{backend}.yaml")}
+        for req in PYPROJECT["project"]["optional-dependencies"][extra]:
+            assert _name(req) in env, f"envs/{backend}.yaml lacks {req} of extra {extra!r}"
+
+
+def test_no_deps_packages_are_installed_by_post_deploy_scripts():
+    """Packages pip cannot resolve (pyproject [tool.qdff].no-deps) are installed with
+    --no-deps by the env's post-deploy script, with the same pin."""
+    for req in PYPROJECT["tool"]["qdff"]["no-deps"]:
+        script = ROOT / f"envs/{_name(req)}.post-deploy.sh"
+        assert script.is_file(), f"{script.name} missing for {req}"
+        assert f"pip install --no-deps {req}" in script.read_text()
+        assert _name(req) not in _pins(), f"{req} must not be in an extra (pip cannot resolve it)"
 
 
 def test_every_rule_conda_env_exists():
+    from qdff.backends import BACKENDS
+
     for smk in (ROOT / "rules").glob("*.smk"):
         for env in re.findall(r'"\.\./(envs/[^"]+)"', smk.read_text()):
-            assert (ROOT / env).is_file(), f"{smk.name} names missing {env}"
+            for path in {env.replace("{backend}", b) for b in BACKENDS}:
+                assert (ROOT / path).is_file(), f"{smk.name} names missing {path}"

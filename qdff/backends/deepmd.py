@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import shutil
 import sys
 import time
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..dataset import reference_energy
 from ..fileio import atomic_path, write_json
-from .common import TrainingError, file_sha256, provenance, run_streamed, thread_env
+from .common import TrainingError, check_curve, file_sha256, provenance, run_streamed, thread_env, zero_force_rms
 
 log = logging.getLogger(__name__)
 
@@ -116,21 +115,10 @@ def check_lcurve(path: Path, force_rms: float) -> None:
         raise TrainingError(f"{path}: no training steps recorded")
     cols = header.lstrip("# ").split()
     last = dict(zip(cols, rows[-1]))
-    for row in rows:
-        if any(re.fullmatch(r"[-+]?(nan|inf)", v, re.I) for v in row[1:]):
-            raise TrainingError(f"DeePMD training diverged: non-finite loss at step {row[0]} in {path}")
-    f_val = float(last.get("rmse_f_val", "nan"))
-    e_val = float(last.get("rmse_e_val", "nan"))
-    if f_val > 3 * force_rms:
-        raise TrainingError(
-            f"DeePMD training diverged: final validation force RMSE {f_val:.3g} eV/A is more than 3x "
-            f"the zero-force baseline {force_rms:.3g} eV/A ({path}); lower start_lr or check the data"
-        )
-    if e_val > 1.0:
-        raise TrainingError(
-            f"DeePMD training diverged: final validation energy RMSE {e_val:.3g} eV/atom ({path}); "
-            "lower start_lr or check the data"
-        )
+    f_val = float(last["rmse_f_val"]) if "rmse_f_val" in last else None
+    e_val = float(last["rmse_e_val"]) if "rmse_e_val" in last else None
+    check_curve("DeePMD", path, [(row[0], row[1:]) for row in rows], f_val, e_val, force_rms,
+                hint="lower start_lr or check the data")
 
 
 def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=()) -> Path:
@@ -164,8 +152,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         fp_file.write_text(fingerprint + "\n")
 
     run_streamed(cmd, workdir, env, "dp --pt train")
-    force_rms = float(np.sqrt(np.mean(np.concatenate([a.get_forces() for a in valid_frames]) ** 2)))
-    check_lcurve(workdir / "lcurve.out", force_rms)
+    check_lcurve(workdir / "lcurve.out", zero_force_rms(valid_frames))
     run_streamed([_dp(), "--pt", "freeze", "-o", MODEL_FILE], workdir, env, "dp --pt freeze")
     wall = time.time() - t0
     model_dir.mkdir(parents=True, exist_ok=True)

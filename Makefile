@@ -42,8 +42,14 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -c "import deepmd.pt" 2>/dev/null || \
 	  DP_ENABLE_TENSORFLOW=0 DP_ENABLE_PYTORCH=1 $(PIP) install -q --no-build-isolation --no-deps \
 	    --no-binary deepmd-kit "$$($(PY) scripts/pin.py deepmd-kit)"
-	$(PIP) install -q -e ".[deepmd,cluster,test]"
-	$(PY) -c "import deepmd.pt, qdff; print('[setup] deepmd', __import__('deepmd').__version__, '| qdff', qdff.__version__)"
+	$(PIP) install -q -e ".[deepmd,schnetpack,nequip,cluster,test]"
+	@# schnetpack 2.1.1 declares requirements pip cannot resolve beside torch 2.13 (sympy<=1.12,
+	@# dev tools): installed without them; its real runtime dependencies are the [schnetpack] extra.
+	$(PIP) install -q --no-deps "$$($(PY) scripts/pin.py schnetpack)"
+	$(PY) -c "import torch, deepmd.pt, nequip, allegro, qdff.backends.schnetpack as s; s._compat(); import schnetpack, qdff; \
+	  assert torch.__version__.startswith('2.13.0'), torch.__version__; \
+	  print('[setup] torch', torch.__version__, '| deepmd', deepmd.__version__, '| schnetpack', schnetpack.__version__, \
+	        '| nequip', nequip.__version__, '| qdff', qdff.__version__)"
 	touch $(STAMP)
 
 demo: setup

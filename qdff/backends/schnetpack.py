@@ -12,6 +12,7 @@ process only, nothing in site-packages is edited).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -197,8 +198,10 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
                 epoch_progress(workdir / PROGRESS, p["epochs"], package="pytorch_lightning"),
             ],
         )
-        trainer.fit(_task(_model(p), p), datamodule=_datamodule(db, split_file, p, len(train_frames), len(valid_frames)),
-                    **fit_kwargs)
+        # schnetpack's data module drops a "splitting.lock" in the working directory
+        with contextlib.chdir(workdir):
+            trainer.fit(_task(_model(p), p), datamodule=_datamodule(db, split_file, p, len(train_frames),
+                                                                     len(valid_frames)), **fit_kwargs)
     finally:
         torch.set_num_threads(threads_before)
         torch.set_default_dtype(dtype_before)

@@ -1,5 +1,6 @@
 """Faults injected into real runs: each ends in a clear error or a clean continuation."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +98,33 @@ def test_diverging_training_fails_and_exports_nothing(tiny_pipeline, tmp_path):
     with pytest.raises(TrainingError, match="DeePMD training diverged"):
         stages.train_model(cfg, "deepmd", split, tmp_path / "work", tmp_path / "model")
     assert not (tmp_path / "model" / "model.json").exists()
+
+
+def test_diverging_backend_fails_alone_and_other_backends_finish(tiny_pipeline, tmp_path):
+    """One backend diverges: its rule fails with the message, no model of it appears, and
+    (with --keep-going, as in the profiles) another backend is trained and evaluated."""
+    src, work = tiny_pipeline["workdir"], tmp_path / "w"
+    # the finished upstream stages with their timestamps and Snakemake's records, so that
+    # only training and what follows it runs here
+    shutil.copytree(src / "results/tiny", work / "results/tiny",
+                    ignore=shutil.ignore_patterns("models", "training", "evaluation", "mlmd", "validation",
+                                                  "report*", "benchmarks"))
+    shutil.copytree(src / ".snakemake/metadata", work / ".snakemake/metadata")
+    raw = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+    raw["backends"]["deepmd"].update(steps=200, start_lr=50.0, stop_lr=10.0, disp_freq=50)
+    raw["backends"]["schnetpack"] = {"enabled": True, "n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10,
+                                     "epochs": 5, "batch_size": 8, "lr": 0.005}
+    cfg_file = tmp_path / "two.yaml"
+    cfg_file.write_text(yaml.safe_dump(raw))
+    targets = [f"results/tiny/evaluation/{b}/metrics.json" for b in ("deepmd", "schnetpack")]
+    proc = snakemake(work, *targets, "--profile", str(ROOT / "profiles/local"), configfile=cfg_file, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "rule run_aimd" not in out and "rule select_frames" not in out  # upstream reused
+    assert "DeePMD training diverged" in (work / "logs/train_model/tiny_deepmd.log").read_text()
+    assert not (work / "results/tiny/models/deepmd/model.json").exists()
+    assert (work / "results/tiny/models/schnetpack/model.json").is_file()
+    assert (work / "results/tiny/evaluation/schnetpack/metrics.json").is_file()
 
 
 def test_killed_training_resumes_from_checkpoint(tiny_pipeline, tmp_path):

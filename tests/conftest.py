@@ -12,6 +12,19 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def jiggled(atoms, n: int, scale: float, seed: int = 0) -> list:
+    """``n`` copies of ``atoms`` with Gaussian displacements (Angstrom): a stand-in for MD frames."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        a = atoms.copy()
+        a.positions += rng.normal(scale=scale, size=a.positions.shape)
+        out.append(a)
+    return out
+
+
 def snakemake(workdir, *args, configfile=ROOT / "tests/configs/tiny.yaml", check=True, timeout=1800):
     cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
            "--configfile", str(configfile), "--cores", "2", *args]

@@ -4,6 +4,7 @@ import pytest
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.lj import LennardJones
 
+from conftest import jiggled
 from qdff import mlmd
 from qdff.structures import cut_cluster
 
@@ -36,13 +37,7 @@ def cluster():
 
 
 def _reference(cluster, n=20, scale=0.05):
-    rng = np.random.default_rng(0)
-    frames = []
-    for _ in range(n):
-        a = cluster.copy()
-        a.positions += rng.normal(scale=scale, size=a.positions.shape)
-        frames.append(a)
-    return frames
+    return jiggled(cluster, n, scale, seed=0)
 
 
 def test_good_potential_is_stable(cluster):

@@ -4,18 +4,9 @@ import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from conftest import jiggled
 from qdff import evaluate, rdf, sites
 from qdff.structures import cut_cluster
-
-
-def _jiggled(atoms, n, scale, seed):
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        a = atoms.copy()
-        a.positions += rng.normal(scale=scale, size=a.positions.shape)
-        out.append(a)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +15,7 @@ def cluster():
 
 
 def test_rdf_overlap_is_one_for_identical_frames_and_drops_when_shifted(cluster):
-    frames = _jiggled(cluster, 12, 0.05, 0)
+    frames = jiggled(cluster, 12, 0.05, 0)
     same = rdf.compare(frames, frames, r_max=8.0, bins=160)
     assert set(same["overlap"]) == {"Cd-Cd", "Cd-Se", "Se-Se"}
     assert all(v == pytest.approx(1.0, abs=1e-9) for v in same["overlap"].values())
@@ -42,7 +33,7 @@ def test_rdf_overlap_is_one_for_identical_frames_and_drops_when_shifted(cluster)
     assert all(v < 0.8 for v in shifted["overlap"].values())
     assert shifted["overlap_min"] == min(shifted["overlap"].values())
     # a slightly hotter copy of the same structure overlaps much more than the expanded one
-    warm = rdf.compare(frames, _jiggled(cluster, 12, 0.08, 1), r_max=8.0, bins=160)
+    warm = rdf.compare(frames, jiggled(cluster, 12, 0.08, 1), r_max=8.0, bins=160)
     assert shifted["overlap_min"] < warm["overlap_min"] < 1.0
 
 
@@ -76,7 +67,7 @@ def test_sites_core_has_bulk_coordination_surface_less(cluster):
 
 
 def test_breakdown_by_site_and_temperature(cluster):
-    frames = _jiggled(cluster, 6, 0.05, 2)
+    frames = jiggled(cluster, 6, 0.05, 2)
     rng = np.random.default_rng(3)
     for k, a in enumerate(frames):
         a.info["temperature"] = 300.0 if k < 3 else 600.0

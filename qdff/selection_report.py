@@ -3,7 +3,6 @@ the files the selection rules write. A file that does not exist gives None, and 
 section leaves that part out (the map and the learning curve can be switched off)."""
 from __future__ import annotations
 
-import base64
 import csv
 from pathlib import Path
 
@@ -15,7 +14,9 @@ def _exists(path):
 
 
 def _png(path):
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode() if _exists(path) else None
+    from .report import png_data_uri
+
+    return png_data_uri(path) if _exists(path) else None
 
 
 def _fmt(v: str) -> str:

@@ -81,10 +81,8 @@ def compute_descriptors(cfg: dict, data, out) -> dict:
     return descriptors.compute_file(data, out, p, chunk_frames=chunk)
 
 
-def _descriptor_rows(descriptors_npy, frames_all, frames) -> "np.ndarray":
+def _descriptor_rows(descriptors_npy, frames_all, frames) -> np.ndarray:
     """Cached descriptor rows of ``frames`` (a subset of ``frames_all``, the file's frames)."""
-    import numpy as np
-
     from . import descriptors
 
     X, meta = descriptors.load(descriptors_npy)
@@ -166,18 +164,11 @@ def select_learning_curve_frames(cfg: dict, method: str, n: int, data, descripto
 
 def train_learning_curve_point(cfg: dict, method: str, n: int, split_dir, workdir, model_dir, metrics_out) -> dict:
     """Train the experiment's DeePMD model on one point's split; errors on the held-out frames."""
-    from . import backends, evaluate, learning_curve
+    from . import evaluate, learning_curve
     from .models import load_calculator
 
-    split_dir = Path(split_dir)
-    train = dataset.read_frames(split_dir / "train.extxyz")
-    valid = dataset.read_frames(split_dir / "valid.extxyz")
-    refs = read_json(split_dir / "selection.json")["reference_energies"]
-    backends.get("deepmd").train(
-        train, valid, refs, learning_curve.deepmd_params(cfg), workdir, model_dir,
-        data_files=[split_dir / "train.extxyz", split_dir / "valid.extxyz"],
-    )
-    test = evaluate.evenly(dataset.read_frames(split_dir / "test.extxyz"), cfg["evaluation"]["max_frames"])
+    _train_on_split("deepmd", learning_curve.deepmd_params(cfg), split_dir, workdir, model_dir)
+    test = evaluate.evenly(dataset.read_frames(Path(split_dir) / "test.extxyz"), cfg["evaluation"]["max_frames"])
     metrics = {"method": method, "n_train": int(n)} | learning_curve.heldout_errors(load_calculator(model_dir), test)
     write_json(metrics_out, metrics)
     log.info("learning curve %s N=%d: force RMSE %.1f meV/A", method, n, metrics["force_rmse_meV_per_A"])
@@ -191,17 +182,18 @@ def plot_learning_curve(metric_files, out_csv, out_png, out_summary) -> dict:
 
 
 def train_model(cfg: dict, backend: str, split_dir, workdir, model_dir) -> Path:
+    return _train_on_split(backend, cfg["backends"][backend], split_dir, workdir, model_dir)
+
+
+def _train_on_split(backend: str, params: dict, split_dir, workdir, model_dir) -> Path:
+    """Train ``backend`` on the train/valid files and reference energies of a split directory."""
     from . import backends
 
     split_dir = Path(split_dir)
-    train = dataset.read_frames(split_dir / "train.extxyz")
-    valid = dataset.read_frames(split_dir / "valid.extxyz")
+    files = [split_dir / "train.extxyz", split_dir / "valid.extxyz"]
+    train, valid = (dataset.read_frames(f) for f in files)
     refs = read_json(split_dir / "selection.json")["reference_energies"]
-    params = cfg["backends"][backend]
-    return backends.get(backend).train(
-        train, valid, refs, params, workdir, model_dir,
-        data_files=[split_dir / "train.extxyz", split_dir / "valid.extxyz"],
-    )
+    return backends.get(backend).train(train, valid, refs, params, workdir, model_dir, data_files=files)
 
 
 def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, parity_out, errors_out=None) -> dict:
@@ -219,12 +211,16 @@ def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, p
     return metrics
 
 
+def _at_temperature(frames, temperature: float) -> list:
+    return [a for a in frames if float(a.info.get("temperature", -1)) == float(temperature)]
+
+
 def run_mlmd(cfg: dict, backend: str, model_dir, test_file, temperature: float, traj_out, summary_out) -> dict:
     """ML-MD at one AIMD temperature from the first held-out frame of that run."""
     from . import mlmd
     from .models import load_calculator
 
-    frames = [a for a in dataset.read_frames(test_file) if float(a.info.get("temperature", -1)) == float(temperature)]
+    frames = _at_temperature(dataset.read_frames(test_file), temperature)
     if not frames:
         raise ValueError(f"{test_file}: no held-out frame at {temperature:g} K to start ML-MD from")
     p = cfg["mlmd"]
@@ -244,7 +240,7 @@ def compare_rdfs(cfg: dict, backend: str, data, trajectory, mlmd_summary, temper
     """RDFs of the ML-MD run against the AIMD frames at the same temperature."""
     from . import rdf
 
-    aimd = [a for a in dataset.read_frames(data) if float(a.info.get("temperature", -1)) == float(temperature)]
+    aimd = _at_temperature(dataset.read_frames(data), temperature)
     t0 = min((a.info.get("time", 0.0) for a in aimd), default=0.0)
     aimd = [a for a in aimd if a.info.get("time", 0.0) - t0 >= cfg["selection"]["equilibration_fs"]]
     run = read_json(mlmd_summary)

@@ -1,6 +1,7 @@
 # qdff: `make demo` runs the built-in demo, `make test` runs the test suite.
 # Both call `make setup`, which installs Debian packages (apt-get) and a
-# virtual environment in .venv/ from pyproject.toml (the one place with pins).
+# virtual environment in .venv/ at the exact versions of envs/requirements.lock (pyproject.toml
+# holds the compatible ranges; `make lock` re-resolves them into the lock).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,12 +12,13 @@ APT_PACKAGES := cp2k cp2k-data libopenmpi-dev chromium slurm-wlm munge
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CORES ?= $(shell nproc)
 
-.PHONY: setup apt venv demo test test-fast clean-demo help
+.PHONY: setup apt venv demo test test-fast clean-demo help lock
 
 help:
 	@echo "make demo   - set up, then run the demo pipeline (config/demo.yaml)"
 	@echo "make test   - set up, then run the test suite"
-	@echo "make setup  - apt packages + .venv/ only"
+	@echo "make setup  - apt packages + .venv/ only, at the versions of envs/requirements.lock"
+	@echo "make lock   - re-resolve today's releases into envs/requirements.lock (then make test, commit)"
 
 setup: apt $(STAMP)
 
@@ -30,27 +32,49 @@ apt:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	else echo "[setup] Debian packages present: $(APT_PACKAGES)"; fi
 
-# The venv is rebuilt when pyproject.toml or this Makefile changes.
-$(STAMP): pyproject.toml Makefile
-	@echo "[setup] virtual environment in $(VENV)/"
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "$$($(PY) scripts/pin.py torch)"
+# The exact versions `make setup` installs: a pip constraints file made by `make lock`.
+LOCK := envs/requirements.lock
+
+# $(call install_venv,VENV_DIR,PIP_FLAGS): the whole install. `make setup` runs it with the
+# lock as constraints; `make lock` runs it without, in a scratch venv, and freezes the result.
+define install_venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/pip install -q --upgrade pip $(2)
+	$(1)/bin/pip install -q "$$($(1)/bin/python scripts/pin.py torch)" $(2)
 	@# DeePMD-kit is built from source against the pinned torch: the PyPI
 	@# wheel's custom-op library targets another torch and fails to import.
-	$(PIP) install -q scikit-build-core cmake ninja setuptools_scm packaging tomli dependency-groups hatch-fancy-pypi-readme
-	$(PY) -c "import deepmd.pt" 2>/dev/null || \
-	  DP_ENABLE_TENSORFLOW=0 DP_ENABLE_PYTORCH=1 $(PIP) install -q --no-build-isolation --no-deps \
-	    --no-binary deepmd-kit "$$($(PY) scripts/pin.py deepmd-kit)"
-	$(PIP) install -q -e ".[deepmd,schnetpack,nequip,cluster,test]"
+	@# setuptools_scm 9.3+ needs vcs-versioning, which needs packaging>=26.2, while snakemake's
+	@# interface package caps packaging below 26: the older one builds DeePMD as well.
+	$(1)/bin/pip install -q scikit-build-core cmake ninja "setuptools_scm<9.3" packaging tomli dependency-groups hatch-fancy-pypi-readme $(2)
+	$(1)/bin/python -c "import deepmd.pt" 2>/dev/null || \
+	  DP_ENABLE_TENSORFLOW=0 DP_ENABLE_PYTORCH=1 $(1)/bin/pip install -q --no-build-isolation --no-deps \
+	    --no-binary deepmd-kit "$$($(1)/bin/python scripts/pin.py deepmd-kit)" $(2)
+	$(1)/bin/pip install -q -e ".[deepmd,schnetpack,nequip,cluster,test]" $(2)
 	@# schnetpack 2.1.1 declares requirements pip cannot resolve beside torch 2.13 (sympy<=1.12,
 	@# dev tools): installed without them; its real runtime dependencies are the [schnetpack] extra.
-	$(PIP) install -q --no-deps "$$($(PY) scripts/pin.py schnetpack)"
-	$(PY) -c "import torch, deepmd.pt, nequip, allegro, qdff.backends.schnetpack as s; s._compat(); import schnetpack, qdff; \
+	$(1)/bin/pip install -q --no-deps "$$($(1)/bin/python scripts/pin.py schnetpack)" $(2)
+	$(1)/bin/python -c "import torch, deepmd.pt, nequip, allegro, qdff.backends.schnetpack as s; s._compat(); import schnetpack, qdff; \
 	  assert torch.__version__.startswith('2.13.0'), torch.__version__; \
 	  print('[setup] torch', torch.__version__, '| deepmd', deepmd.__version__, '| schnetpack', schnetpack.__version__, \
 	        '| nequip', nequip.__version__, '| qdff', qdff.__version__)"
+endef
+
+# The venv is brought to the lock when pyproject.toml, the lock or this Makefile changes.
+$(STAMP): pyproject.toml Makefile $(LOCK)
+	@echo "[setup] virtual environment in $(VENV)/, versions from $(LOCK)"
+	$(call install_venv,$(VENV),-c $(LOCK))
+	@# the lock is what is installed: any other version present fails here, not in a test
+	$(PY) scripts/lock.py check $(LOCK)
 	touch $(STAMP)
+
+# Regenerate the lock from today's releases: a clean resolve of pyproject.toml's ranges, with
+# the same torch and DeePMD build steps, in a scratch venv; then `make test` and commit.
+lock:
+	rm -rf .venv-lock
+	$(call install_venv,.venv-lock,)
+	.venv-lock/bin/pip list --format=freeze --exclude-editable | .venv-lock/bin/python scripts/lock.py write $(LOCK)
+	rm -rf .venv-lock
+	@echo "[lock] wrote $(LOCK) and the pins of envs/*.yaml; now run make test and commit them"
 
 demo: setup
 	$(VENV)/bin/snakemake --profile profiles/local --configfile config/demo.yaml --cores $(CORES)

@@ -62,8 +62,12 @@ def _run(cmd, workdir: Path, out_name: str, threads: int, progress=None) -> int:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     full = cmd + ["-i", f"{out_name}.inp", "-o", f"{out_name}.log"]
     log.info("running in %s: %s", workdir, shlex.join(full))
+    pid_file = workdir / f"{out_name}.pid"
     with open(workdir / f"{out_name}.stdout", "a") as stdout:
         proc = subprocess.Popen(full, cwd=workdir, stdout=stdout, stderr=subprocess.STDOUT, env=env)
+        # the launched process's PID while it runs, so that a user (or a test) can stop this
+        # run and no other CP2K on the machine
+        pid_file.write_text(f"{proc.pid}\n")
         try:
             while proc.poll() is None:
                 time.sleep(2)
@@ -73,6 +77,8 @@ def _run(cmd, workdir: Path, out_name: str, threads: int, progress=None) -> int:
             proc.kill()
             proc.wait()
             raise
+        finally:
+            pid_file.unlink(missing_ok=True)
     if progress:
         progress()
     return proc.returncode
@@ -225,6 +231,7 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
         "scf_not_converged": unconverged,
         "threads": c["threads"],
         "command": c["command"],
+        "seed": md["seed"],  # CP2K's GLOBAL%SEED: the thermostat's random numbers
     }
     write_json(summary_path, summary)
     return summary

@@ -20,6 +20,13 @@ def read_frames(path) -> list:
     for i, a in enumerate(frames):
         if a.calc is None or "energy" not in a.calc.results or "forces" not in a.calc.results:
             raise ValueError(f"{path}: frame {i} has no energy/forces")
+        # a NaN label turns every training loss into NaN: refuse it here, naming the frame
+        if not np.isfinite(a.calc.results["energy"]):
+            raise ValueError(f"{path}: frame {i} has a non-finite energy ({a.calc.results['energy']})")
+        if not np.isfinite(a.calc.results["forces"]).all():
+            raise ValueError(f"{path}: frame {i} has a non-finite force")
+        if not np.isfinite(a.positions).all():
+            raise ValueError(f"{path}: frame {i} has a non-finite position")
     return frames
 
 

@@ -15,6 +15,8 @@ rule train_model:
         backend_config=lambda w: canonical(
             {k: v for k, v in config["backends"][w.backend].items() if k not in ("threads", "mem_mb", "runtime_min")}
         ),
+        # the usefulness gate a model must pass before it is exported
+        gate=lambda w: canonical(config["training"]),
         workdir=lambda w: f"results/{w.system}/training/{w.backend}",
         split_dir=subpath(input.summary, parent=True),
         model_dir=subpath(output[0], parent=True),

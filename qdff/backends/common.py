@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from ..fileio import write_json
+
 log = logging.getLogger(__name__)
 
 
@@ -31,21 +33,80 @@ def zero_force_rms(frames) -> float:
     return float(np.sqrt(np.mean(np.concatenate([a.get_forces() for a in frames]) ** 2)))
 
 
-def check_curve(name: str, source, rows, f_val: float | None, e_val: float | None, force_rms: float,
-                unit: str = "step", hint: str = "lower the learning rate or check the data") -> None:
-    """Fail on a diverged training: a non-finite loss in ``rows`` ((step, losses) pairs), or
-    final validation errors far worse than trivial models (forces: 3x the zero-force RMS
-    ``force_rms``; energy: 1 eV/atom). ``None`` skips a check the backend cannot provide."""
+def check_curve(name: str, source, rows, unit: str = "step",
+                hint: str = "lower the learning rate or check the data") -> None:
+    """Fail on a diverged training: a non-finite loss in ``rows`` ((step, losses) pairs).
+    Whether the finished model is any use is judged on all validation frames by
+    :func:`check_useful`, against baselines of those frames."""
     for step, values in rows:
         if any(not math.isfinite(float(v)) for v in values):
-            raise TrainingError(f"{name} training diverged: non-finite loss at {unit} {step} in {source}")
-    if f_val is not None and not f_val <= 3 * force_rms:
+            raise TrainingError(f"{name} training diverged: non-finite loss at {unit} {step} in {source}; {hint}")
+
+
+# Defaults of the config block ``training`` (qdff/schemas/config.schema.yaml documents them).
+DEFAULT_GATE = {"max_force_rmse_ratio": 1.0, "max_energy_rmse_ratio": 3.0}
+# Above this many times the zero-force baseline a model is not merely useless: its weights
+# blew up (the absolute check the curve check used to make, now on all validation frames).
+DIVERGED_FORCE_RATIO = 3.0
+
+
+def check_useful(name: str, calc, valid_frames, gate: dict | None = None, hint: str = "check the data") -> dict:
+    """Errors of the trained model ``calc`` (an ASE calculator returning total energies) on
+    every validation frame, against the trivial models of the same frames: zero force, and
+    the mean energy per atom after the reference-energy fit. A model whose force RMSE is more
+    than ``max_force_rmse_ratio`` times the zero-force RMSE, or whose energy RMSE per atom is
+    more than ``max_energy_rmse_ratio`` times the mean-energy RMSE, or that predicts
+    non-finite numbers, raises :class:`TrainingError` naming both numbers. Returns the
+    figures, for the model's metadata."""
+    import numpy as np
+
+    from ..evaluate import error_metrics, predict
+
+    g = {**DEFAULT_GATE, **(gate or {})}
+    e_pred, f_pred, _ = predict(calc, valid_frames)
+    finite = bool(np.isfinite(e_pred).all() and all(np.isfinite(f).all() for f in f_pred))
+    m = error_metrics(valid_frames, e_pred, f_pred) if finite else {}
+    f_rmse, f_base = m.get("force_rmse_meV_per_A", math.nan), m.get("baseline_zero_force_rmse_meV_per_A", math.nan)
+    e_rmse, e_base = m.get("energy_rmse_meV_per_atom", math.nan), m.get("baseline_mean_energy_rmse_meV_per_atom", math.nan)
+    where = f"on the {len(valid_frames)} validation frames"
+    if not finite or not f_rmse <= DIVERGED_FORCE_RATIO * f_base:
+        what = "non-finite predictions" if not finite else (
+            f"force RMSE {f_rmse:.1f} meV/A, more than {DIVERGED_FORCE_RATIO:g}x the zero-force baseline {f_base:.1f} meV/A")
+        raise TrainingError(f"{name} training diverged: {what} {where}; {hint}")
+    if not f_rmse <= g["max_force_rmse_ratio"] * f_base:
         raise TrainingError(
-            f"{name} training diverged: final validation force RMSE {f_val:.3g} eV/A is more than 3x "
-            f"the zero-force baseline {force_rms:.3g} eV/A ({source}); {hint}"
-        )
-    if e_val is not None and not e_val <= 1.0:
-        raise TrainingError(f"{name} training diverged: final validation energy RMSE {e_val:.3g} eV/atom ({source}); {hint}")
+            f"{name} model is not useful: force RMSE {f_rmse:.1f} meV/A {where} against {f_base:.1f} meV/A for "
+            f"predicting zero force (ratio {f_rmse / f_base:.2f} > training.max_force_rmse_ratio "
+            f"{g['max_force_rmse_ratio']:g}); {hint}")
+    if not e_rmse <= g["max_energy_rmse_ratio"] * e_base:
+        raise TrainingError(
+            f"{name} model is not useful: energy RMSE {e_rmse:.2f} meV/atom {where} against {e_base:.2f} meV/atom for "
+            f"predicting the mean energy per atom (ratio {e_rmse / e_base:.2f} > training.max_energy_rmse_ratio "
+            f"{g['max_energy_rmse_ratio']:g}); {hint}")
+    out = {"n_frames": len(valid_frames), "force_rmse_meV_per_A": f_rmse, "baseline_zero_force_rmse_meV_per_A": f_base,
+           "energy_rmse_meV_per_atom": e_rmse, "baseline_mean_energy_rmse_meV_per_atom": e_base, **g}
+    log.info("%s on %d validation frames: force RMSE %.1f meV/A (zero-force %.1f), energy RMSE %.2f meV/atom "
+             "(mean energy %.2f): passes the usefulness gate", name, len(valid_frames), f_rmse, f_base, e_rmse, e_base)
+    return out
+
+
+def export_metadata(module, model_dir: Path, meta: dict, valid_frames, gate: dict | None, label: str,
+                    hint: str) -> Path:
+    """Check the exported model of backend ``module`` on the validation frames
+    (:func:`check_useful`), then write ``model.json`` (last: its presence marks a complete,
+    checked export). A model that fails the check is removed and no model.json is written."""
+    from ..models import ReferenceShiftedCalculator
+
+    model_dir = Path(model_dir)
+    calc = ReferenceShiftedCalculator(module.calculator(model_dir, meta, device()), meta["reference_energies"],
+                                      backend=meta["backend"])
+    try:
+        meta["validation_check"] = check_useful(label, calc, valid_frames, gate, hint)
+    except TrainingError:
+        (model_dir / meta["model_file"]).unlink(missing_ok=True)
+        raise
+    write_json(model_dir / "model.json", meta)
+    return model_dir / "model.json"
 
 
 def fingerprint(*parts, files=()) -> str:

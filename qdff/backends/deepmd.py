@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset import reference_energy
-from ..fileio import atomic_path, write_json
-from .common import TrainingError, check_curve, file_sha256, provenance, run_streamed, thread_env, zero_force_rms
+from ..fileio import atomic_path
+from .common import TrainingError, check_curve, export_metadata, file_sha256, provenance, run_streamed, thread_env
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.pth"
+HINT = "lower backends.deepmd.start_lr, train longer, or check the data"
 
 
 def _dp() -> str:
@@ -103,9 +104,8 @@ def input_json(p: dict, type_map: list[str], n_train: int) -> dict:
     }
 
 
-def check_lcurve(path: Path, force_rms: float) -> None:
-    """Fail on a diverged training: non-finite losses, or final validation errors far
-    worse than trivial models (forces: 3x the zero-force RMS; energy: 1 eV/atom)."""
+def check_lcurve(path: Path) -> None:
+    """Fail on a diverged training: a non-finite loss in DeePMD's learning curve."""
     if not path.is_file():
         raise TrainingError(f"DeePMD wrote no learning curve ({path})")
     lines = [l for l in path.read_text().splitlines() if l.strip()]
@@ -113,16 +113,11 @@ def check_lcurve(path: Path, force_rms: float) -> None:
     rows = [l.split() for l in lines if not l.startswith("#")]
     if header is None or not rows:
         raise TrainingError(f"{path}: no training steps recorded")
-    cols = header.lstrip("# ").split()
-    last = dict(zip(cols, rows[-1]))
-    f_val = float(last["rmse_f_val"]) if "rmse_f_val" in last else None
-    e_val = float(last["rmse_e_val"]) if "rmse_e_val" in last else None
-    check_curve("DeePMD", path, [(row[0], row[1:]) for row in rows], f_val, e_val, force_rms,
-                hint="lower start_lr or check the data")
+    check_curve("DeePMD", path, [(row[0], row[1:]) for row in rows], hint=HINT)
 
 
-def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=()) -> Path:
-    """Train, freeze and export; return the path of ``model.json`` in ``model_dir``."""
+def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=(), gate=None) -> Path:
+    """Train, freeze, check (``gate``: see :func:`common.check_useful`) and export; return the path of ``model.json`` in ``model_dir``."""
     import deepmd
 
     workdir, model_dir = Path(workdir), Path(model_dir)
@@ -152,7 +147,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         fp_file.write_text(fingerprint + "\n")
 
     run_streamed(cmd, workdir, env, "dp --pt train")
-    check_lcurve(workdir / "lcurve.out", zero_force_rms(valid_frames))
+    check_lcurve(workdir / "lcurve.out")
     run_streamed([_dp(), "--pt", "freeze", "-o", MODEL_FILE], workdir, env, "dp --pt freeze")
     wall = time.time() - t0
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -170,10 +165,9 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         "n_valid": len(valid_frames),
         "provenance": provenance("deepmd", deepmd.__version__, params, data_files, wall),
     }
-    # model.json last: its presence marks a complete export
-    write_json(model_dir / "model.json", meta)
+    out = export_metadata(sys.modules[__name__], model_dir, meta, valid_frames, gate, "DeePMD", HINT)
     log.info("DeePMD model exported to %s (%.0f s)", model_dir, wall)
-    return model_dir / "model.json"
+    return out
 
 
 def calculator(model_dir: Path, meta: dict, device: str):

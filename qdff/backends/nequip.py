@@ -25,9 +25,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from ..dataset import reference_energy
-from ..fileio import atomic_path, write_json
-from .common import (TrainingError, check_curve, device, fingerprint, frames_digest, provenance, run_streamed,
-                     same_run, thread_env, zero_force_rms)
+from ..fileio import atomic_path
+from .common import (TrainingError, check_curve, device, export_metadata, fingerprint, frames_digest, provenance,
+                     run_streamed, same_run, thread_env)
 from .progress import read_progress
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.nequip.zip"
 PROGRESS = "progress.jsonl"
 # metrics logged on the validation set at each epoch, read back for the divergence check
-FORCE_METRIC = "val0_epoch/forces_rmse"
-ENERGY_METRIC = "val0_epoch/per_atom_energy_rmse"
 MONITOR = "val0_epoch/weighted_sum"
 
 
@@ -163,7 +161,7 @@ def config(p: dict, type_map: list[str], workdir: Path, flavour: Flavour) -> dic
 
 
 def train_flavour(flavour: Flavour, train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir,
-                  data_files=()) -> Path:
+                  data_files=(), gate=None, module=None) -> Path:
     workdir, model_dir = Path(workdir).resolve(), Path(model_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     type_map = sorted(refs)
@@ -192,10 +190,9 @@ def train_flavour(flavour: Flavour, train_frames, valid_frames, refs: dict, para
     if not curve:
         raise TrainingError(f"{flavour.label} recorded no epoch ({workdir / PROGRESS})")
     last = curve[-1]
+    hint = f"lower backends.{flavour.name}.lr, train longer, or check the data"
     check_curve(flavour.label, workdir / PROGRESS,
-                [(r["epoch"], [v for k, v in r.items() if "loss" in k]) for r in curve],
-                last.get(FORCE_METRIC, float("nan")), last.get(ENERGY_METRIC),
-                zero_force_rms(valid_frames), unit="epoch", hint=f"lower backends.{flavour.name}.lr or check the data")
+                [(r["epoch"], [v for k, v in r.items() if "loss" in k]) for r in curve], unit="epoch", hint=hint)
     best = ckpt_dir / "best.ckpt"
     if not best.is_file():
         raise TrainingError(f"{flavour.label} saved no checkpoint ({best})")
@@ -218,10 +215,9 @@ def train_flavour(flavour: Flavour, train_frames, valid_frames, refs: dict, para
         "epochs_done": last["epoch"],
         "provenance": provenance(flavour.name, flavour.version(), params, data_files, wall),
     }
-    # model.json last: its presence marks a complete export
-    write_json(model_dir / "model.json", meta)
+    out = export_metadata(module or sys.modules[__name__], model_dir, meta, valid_frames, gate, flavour.label, hint)
     log.info("%s model exported to %s (%.0f s)", flavour.label, model_dir, wall)
-    return model_dir / "model.json"
+    return out
 
 
 def load_package(model_dir: Path, meta: dict, device: str):
@@ -241,9 +237,10 @@ def _version() -> str:
 FLAVOUR = Flavour("nequip", "NequIP", model_block, _version)
 
 
-def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=()) -> Path:
-    """Train, package and export; return the path of ``model.json`` in ``model_dir``."""
-    return train_flavour(FLAVOUR, train_frames, valid_frames, refs, params, workdir, model_dir, data_files)
+def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=(), gate=None) -> Path:
+    """Train, package, check (``gate``: see :func:`common.check_useful`) and export; return
+    the path of ``model.json`` in ``model_dir``."""
+    return train_flavour(FLAVOUR, train_frames, valid_frames, refs, params, workdir, model_dir, data_files, gate)
 
 
 def calculator(model_dir: Path, meta: dict, device: str):

@@ -15,20 +15,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..dataset import reference_energy
-from ..fileio import atomic_path, write_json
-from .common import TrainingError, check_curve, device, fingerprint, frames_digest, provenance, same_run, zero_force_rms
+from ..fileio import atomic_path
+from .common import TrainingError, check_curve, device, export_metadata, fingerprint, frames_digest, provenance, same_run
 from .progress import epoch_progress, read_progress
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.pt"
 PROGRESS = "progress.jsonl"
+HINT = "lower backends.schnetpack.lr, train longer, or check the data"
 
 
 def _compat() -> None:
@@ -144,8 +146,8 @@ def _datamodule(db: Path, split_file: Path, p: dict, n_train: int, n_valid: int)
     )
 
 
-def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=()) -> Path:
-    """Train PaiNN and export; return the path of ``model.json`` in ``model_dir``."""
+def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=(), gate=None) -> Path:
+    """Train PaiNN, check it (``gate``: see :func:`common.check_useful`) and export; return the path of ``model.json`` in ``model_dir``."""
     _compat()
     import pytorch_lightning as pl
     import schnetpack as spk
@@ -209,14 +211,9 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     curve = read_progress(workdir / PROGRESS)
     if not curve:
         raise TrainingError(f"SchNetPack recorded no epoch ({workdir / PROGRESS})")
-    n_atoms = float(np.mean([len(a) for a in valid_frames]))
     last = curve[-1]
-    e_val = last.get("val_energy_RMSE")
     check_curve("SchNetPack", workdir / PROGRESS,
-                [(r["epoch"], [v for k, v in r.items() if "loss" in k]) for r in curve],
-                last.get("val_forces_RMSE", float("nan")),
-                None if e_val is None else e_val / n_atoms,
-                zero_force_rms(valid_frames), unit="epoch", hint="lower backends.schnetpack.lr or check the data")
+                [(r["epoch"], [v for k, v in r.items() if "loss" in k]) for r in curve], unit="epoch", hint=HINT)
     if not best.is_file():
         raise TrainingError(f"SchNetPack saved no model ({best})")
     wall = time.time() - t0
@@ -235,10 +232,9 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         "epochs_done": last["epoch"],
         "provenance": provenance("schnetpack", spk.__version__, params, data_files, wall),
     }
-    # model.json last: its presence marks a complete export
-    write_json(model_dir / "model.json", meta)
+    out = export_metadata(sys.modules[__name__], model_dir, meta, valid_frames, gate, "SchNetPack", HINT)
     log.info("SchNetPack model exported to %s (%.0f s)", model_dir, wall)
-    return model_dir / "model.json"
+    return out
 
 
 def calculator(model_dir: Path, meta: dict, device: str):

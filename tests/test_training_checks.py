@@ -1,0 +1,104 @@
+"""The usefulness gate every trained model passes before export, on hand-made models whose
+errors are known: one that reproduces the labels, one that knows nothing, one that blows up."""
+import math
+
+import numpy as np
+import pytest
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.lj import LennardJones
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from conftest import jiggled
+from qdff import dataset
+from qdff.backends.common import DEFAULT_GATE, TrainingError, check_useful
+from qdff.structures import cut_cluster
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """20 labelled frames of Cd6Se6 (Lennard-Jones labels: only their numbers matter here)."""
+    lj = LennardJones(sigma=2.3, epsilon=0.3, rc=8.0, smooth=True)
+    out = []
+    for a in jiggled(cut_cluster("CdSe", "zincblende", 6), 20, 0.08, seed=4):
+        a.calc = lj
+        e, f = a.get_potential_energy(), a.get_forces()
+        a.calc = SinglePointCalculator(a, energy=e, forces=f)
+        out.append(a)
+    return out
+
+
+class Table(Calculator):
+    """A model that answers from a table: for the frame at index i of ``frames`` it returns
+    the labels of frame ``pick(i)``, scaled; so its errors follow from the labels."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, frames, pick=lambda i: i, f_scale=1.0, e_shift=0.0, nan=False):
+        super().__init__()
+        self.frames, self.pick, self.f_scale, self.e_shift, self.nan = frames, pick, f_scale, e_shift, nan
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        i = next(k for k, a in enumerate(self.frames) if np.array_equal(a.positions, self.atoms.positions))
+        src = self.frames[self.pick(i) % len(self.frames)]
+        f = self.f_scale * src.get_forces()
+        self.results = {"energy": src.get_potential_energy() + self.e_shift, "forces": f * np.nan if self.nan else f}
+
+
+def _baselines(frames):
+    f = np.concatenate([a.get_forces() for a in frames])
+    e = np.array([a.get_potential_energy() / len(a) for a in frames])
+    return 1e3 * np.sqrt(np.mean(f**2)), 1e3 * np.std(e)
+
+
+def test_a_model_that_reproduces_the_labels_passes_with_its_figures(frames):
+    out = check_useful("Table", Table(frames), frames)
+    f_base, e_base = _baselines(frames)
+    assert out["force_rmse_meV_per_A"] == pytest.approx(0, abs=1e-9)
+    assert out["baseline_zero_force_rmse_meV_per_A"] == pytest.approx(f_base)
+    assert out["baseline_mean_energy_rmse_meV_per_atom"] == pytest.approx(e_base)
+    assert out["n_frames"] == 20 and out["max_force_rmse_ratio"] == DEFAULT_GATE["max_force_rmse_ratio"]
+
+
+def test_a_model_of_other_frames_is_not_useful_and_the_message_names_both_numbers(frames):
+    # another frame's forces: uncorrelated with the truth, so the RMSE is about sqrt(2) times
+    # the zero-force baseline, between the usefulness limit (1x) and divergence (3x)
+    useless = Table(frames, pick=lambda i: i + 7)
+    f_base, _ = _baselines(frames)
+    with pytest.raises(TrainingError, match=r"Table model is not useful: force RMSE [\d.]+ meV/A on the 20 validation "
+                                            r"frames against [\d.]+ meV/A for predicting zero force \(ratio 1\.\d\d > "
+                                            r"training\.max_force_rmse_ratio 1\)") as err:
+        check_useful("Table", useless, frames, hint="train longer")
+    assert f"{f_base:.1f} meV/A" in str(err.value) and str(err.value).endswith("train longer")
+    # a looser gate lets the same model through
+    check_useful("Table", useless, frames, {"max_force_rmse_ratio": 2.0, "max_energy_rmse_ratio": 1e6})
+
+
+def test_an_energy_offset_is_judged_against_the_spread_of_per_atom_energies(frames):
+    _, e_base = _baselines(frames)
+    n = len(frames[0])
+    # an offset of 2x the spread per atom passes the default 3x, fails a 1.5x gate
+    shifted = Table(frames, e_shift=2 * e_base * 1e-3 * n)
+    assert check_useful("Table", shifted, frames)["energy_rmse_meV_per_atom"] == pytest.approx(2 * e_base)
+    with pytest.raises(TrainingError, match=r"energy RMSE [\d.]+ meV/atom .* for predicting the mean energy per atom "
+                                            r"\(ratio 2\.00 > training\.max_energy_rmse_ratio 1\.5\)"):
+        check_useful("Table", shifted, frames, {"max_energy_rmse_ratio": 1.5})
+
+
+@pytest.mark.parametrize("model", ["nan", "huge"])
+def test_non_finite_or_exploded_predictions_are_a_divergence_whatever_the_gate(frames, model):
+    calc = Table(frames, nan=True) if model == "nan" else Table(frames, f_scale=-5.0)
+    loose = {"max_force_rmse_ratio": math.inf, "max_energy_rmse_ratio": math.inf}
+    with pytest.raises(TrainingError, match="Table training diverged: " + (
+            "non-finite predictions" if model == "nan" else r"force RMSE [\d.]+ meV/A, more than 3x the zero-force")):
+        check_useful("Table", calc, frames, loose)
+
+
+def test_non_finite_labels_are_refused_before_training_naming_file_and_frame(frames, tmp_path):
+    bad = [a.copy() for a in frames]
+    for a, b in zip(bad, frames):
+        a.calc = SinglePointCalculator(a, energy=b.get_potential_energy(), forces=b.get_forces().copy())
+    bad[3].calc.results["forces"][2, 1] = np.nan
+    dataset.write_frames(tmp_path / "train.extxyz", bad)
+    with pytest.raises(ValueError, match=r"train\.extxyz: frame 3 has a non-finite force"):
+        dataset.read_frames(tmp_path / "train.extxyz")

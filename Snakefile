@@ -25,6 +25,11 @@ include: "rules/validate.smk"
 include: "rules/report.smk"
 
 
+if config["active_learning"]["enabled"]:
+
+    include: "rules/active_learning.smk"
+
+
 # Quick bookkeeping rules run on the submitting host, never as cluster jobs.
 localrules:
     all,

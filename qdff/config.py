@@ -90,6 +90,14 @@ def validate(config: dict) -> dict:
         raise ConfigError("config error at aimd.temperatures: temperatures must be distinct")
     if not enabled_backends(config):
         raise ConfigError("config error at backends: no backend is enabled")
+    al = config["active_learning"]
+    if al["enabled"]:
+        if al["backend"] not in enabled_backends(config):
+            raise ConfigError(f"config error at active_learning.backend: {al['backend']!r} is not enabled "
+                              f"(backends.{al['backend']}.enabled)")
+        if not al["trust_lo"] < al["trust_hi"]:
+            raise ConfigError(f"config error at active_learning.trust_hi: {al['trust_hi']} must be above "
+                              f"trust_lo {al['trust_lo']}")
     return config
 
 

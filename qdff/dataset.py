@@ -31,8 +31,10 @@ def read_frames(path) -> list:
 
 
 def write_frames(path, frames) -> None:
+    """``frames`` as extxyz (atomically); none make an empty file, which ASE cannot write."""
     with atomic_path(path, suffix=".extxyz") as tmp:
-        write(tmp, frames, format="extxyz")
+        if frames:
+            write(tmp, frames, format="extxyz")
 
 
 def energies(frames) -> np.ndarray:

@@ -93,7 +93,8 @@ def _fmt(key, fmt, value):
 def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict, metrics: list,
                   parity_plots: dict, models: dict, out_path, error_plots: dict | None = None,
                   rdf_plots: dict | None = None, selection_context: dict | None = None,
-                  structure: dict | None = None) -> None:
+                  structure: dict | None = None, active_learning: dict | None = None) -> None:
+    """``active_learning``: {"summary": al/summary.json's content, "plot": png, "calibration": [png]}."""
     rows = []
     for m in metrics:
         prov = models.get(m["backend"], {}).get("provenance", {})
@@ -121,6 +122,9 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
         **(selection_context or {}),
         "structure": structure,
         "models": models,
+        "al": (active_learning or {}).get("summary"),
+        "al_plot": png_data_uri(active_learning["plot"]) if active_learning else None,
+        "al_calibration": [png_data_uri(p) for p in (active_learning or {}).get("calibration", [])],
         "generated": datetime.datetime.now().isoformat(timespec="seconds"),
         "version": __version__,
     }

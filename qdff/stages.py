@@ -309,8 +309,9 @@ def collect_metrics(metric_files, out_json, out_csv, mlmd_files=(), rdf_files=()
 
 def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metrics_file, parity_plots: dict,
                   model_dirs: dict, aimd_plot, out, error_plots: dict | None = None, rdf_plots=(),
-                  structure_file=None) -> None:
-    """``rdf_plots``: (backend, temperature label, png path) triples."""
+                  structure_file=None, al_summary=None, al_plot=None, al_calibration=()) -> None:
+    """``rdf_plots``: (backend, temperature label, png path) triples; ``al_*``: the active
+    learning summary, progress plot and calibration plots, when the loop ran."""
     from . import report
 
     ener = {qconfig.temperature_label(read_json(s)["temperature"]): Path(d) / f"{cp2k_run.MD_PROJECT}-1.ener"
@@ -329,6 +330,8 @@ def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metri
         rdf_plots=_nest(rdf_plots),
         structure=read_json(structure_file) if structure_file else None,
         selection_context=_selection_context(selection_file),
+        active_learning={"summary": read_json(al_summary), "plot": al_plot, "calibration": list(al_calibration)}
+        if al_summary else None,
     )
     log.info("report written to %s", out)
 

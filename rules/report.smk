@@ -12,6 +12,16 @@ rule render_report:
         selection_extra=lambda w: selection_targets(w.system)
         + ([f"results/{w.system}/selection/map.json"] if config["selection"]["map"]["enabled"] else []),
         models=expand("results/{{system}}/models/{backend}/model.json", backend=BACKENDS),
+        # the active-learning section, when the loop is on (rules/active_learning.smk)
+        **(
+            {
+                "al_summary": "results/{system}/al/summary.json",
+                "al_plot": "results/{system}/al/progress.png",
+                "al_calibration": lambda w: al_iteration_files("results/{system}/al/iter{i}/calibration.png")(w),
+            }
+            if config["active_learning"]["enabled"]
+            else {}
+        ),
     output:
         html=report("results/{system}/report.html", caption="../report/report.rst", category="Report"),
         aimd_plot="results/{system}/report/aimd.png",

@@ -16,6 +16,9 @@ smk.run(
         rdf_plots=[(b, t, p) for (b, t), p in zip(snakemake.params.rdf_keys, snakemake.input.rdf)],
         model_dirs={b: Path(m).parent for b, m in zip(snakemake.params.backends, snakemake.input.models)},
         aimd_plot=snakemake.output.aimd_plot,
+        al_summary=snakemake.input.get("al_summary"),
+        al_plot=snakemake.input.get("al_plot"),
+        al_calibration=snakemake.input.get("al_calibration", []),
         out=snakemake.output.html,
     ),
 )

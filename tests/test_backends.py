@@ -33,6 +33,13 @@ TINY = {
 }
 
 
+# The usefulness gate of these tiny trainings: forces must beat zero force (the default), but
+# a few epochs learn forces before energies: measured energy RMSEs of 5.8x (NequIP, 10 epochs)
+# and 13.9x (SchNetPack, 15 epochs) the mean-energy baseline of this 300 K set, whose per-atom
+# energies spread by only 2.7 meV/atom. The default (10x) is for real trainings.
+GATE = {"max_force_rmse_ratio": 1.0, "max_energy_rmse_ratio": 50.0}
+
+
 def _cfg(**backends):
     return config.validate({"name": "bk", "structure": {"n_pairs": 6, "vacuum": 6.0},
                             "aimd": {"temperatures": [300], "steps": 60, "print_every": 1},
@@ -68,7 +75,8 @@ def trained(frames, tmp_path_factory):
         work = tmp_path_factory.mktemp(name)
         params = _cfg(**{name: tiny})["backends"][name]
         t0 = time.time()
-        meta = get(name).train(frames["train"], frames["valid"], frames["refs"], params, work / "train", work / "model")
+        meta = get(name).train(frames["train"], frames["valid"], frames["refs"], params, work / "train", work / "model",
+                               gate=GATE)
         print(f"{name}: tiny training and export took {time.time() - t0:.0f} s")
         out[name] = meta
     return out
@@ -136,15 +144,15 @@ def test_interrupted_schnetpack_training_resumes_from_its_last_checkpoint(frames
 
     params = _cfg(schnetpack={**TINY["schnetpack"], "epochs": 2})["backends"]["schnetpack"]
     backend = get("schnetpack")
-    meta = backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m")
+    meta = backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m", gate=GATE)
     meta.unlink()
     with caplog.at_level(logging.INFO, logger="qdff"):
-        backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m")
+        backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m", gate=GATE)
     assert "resuming SchNetPack training" in caplog.text
     assert [r["epoch"] for r in map(json.loads, (tmp_path / "w/progress.jsonl").read_text().splitlines())] == [1, 2]
     assert meta.is_file()
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="qdff"):
         backend.train(frames["train"], frames["valid"], frames["refs"], {**params, "lr": 0.002}, tmp_path / "w",
-                      tmp_path / "m")
+                      tmp_path / "m", gate=GATE)
     assert "resuming" not in caplog.text

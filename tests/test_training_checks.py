@@ -77,7 +77,7 @@ def test_a_model_of_other_frames_is_not_useful_and_the_message_names_both_number
 def test_an_energy_offset_is_judged_against_the_spread_of_per_atom_energies(frames):
     _, e_base = _baselines(frames)
     n = len(frames[0])
-    # an offset of 2x the spread per atom passes the default 3x, fails a 1.5x gate
+    # an offset of 2x the spread per atom passes the default 10x, fails a 1.5x gate
     shifted = Table(frames, e_shift=2 * e_base * 1e-3 * n)
     assert check_useful("Table", shifted, frames)["energy_rmse_meV_per_atom"] == pytest.approx(2 * e_base)
     with pytest.raises(TrainingError, match=r"energy RMSE [\d.]+ meV/atom .* for predicting the mean energy per atom "

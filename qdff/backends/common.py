@@ -44,7 +44,7 @@ def check_curve(name: str, source, rows, unit: str = "step",
 
 
 # Defaults of the config block ``training`` (qdff/schemas/config.schema.yaml documents them).
-DEFAULT_GATE = {"max_force_rmse_ratio": 1.0, "max_energy_rmse_ratio": 3.0}
+DEFAULT_GATE = {"max_force_rmse_ratio": 1.0, "max_energy_rmse_ratio": 10.0}
 # Above this many times the zero-force baseline a model is not merely useless: its weights
 # blew up (the absolute check the curve check used to make, now on all validation frames).
 DIVERGED_FORCE_RATIO = 3.0

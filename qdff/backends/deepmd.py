@@ -146,7 +146,18 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
             old.unlink(missing_ok=True)
         fp_file.write_text(fingerprint + "\n")
 
-    run_streamed(cmd, workdir, env, "dp --pt train")
+    nan_lines: list[str] = []
+
+    def watch(line: str) -> None:  # DeePMD stops itself on a NaN loss: say it diverged
+        if "NaN detected" in line:
+            nan_lines.append(" ".join(line.split("DEEPMD", 1)[-1].split()))
+
+    try:
+        run_streamed(cmd, workdir, env, "dp --pt train", on_line=watch)
+    except TrainingError as exc:
+        if nan_lines:
+            raise TrainingError(f"DeePMD training diverged: non-finite loss ({nan_lines[-1]}) in {workdir}; {HINT}") from exc
+        raise
     check_lcurve(workdir / "lcurve.out")
     run_streamed([_dp(), "--pt", "freeze", "-o", MODEL_FILE], workdir, env, "dp --pt freeze")
     wall = time.time() - t0

@@ -1,0 +1,223 @@
+# Active learning (config block active_learning): committee training, exploration, CP2K
+# labelling and a growing training set, one iteration per value of the {i} wildcard.
+# Iteration i+1 depends on iteration i's files, so the loop is a plain DAG: resumable after a
+# kill at any point, labelling on CPU partitions and committee trainings on GPU partitions.
+# Whether to go on is known only after an exploration: a checkpoint.
+
+AL = config["active_learning"]
+AL_BACKEND = AL["backend"]
+
+
+wildcard_constraints:
+    i=r"[0-9]+",
+    k=r"[0-9]+",
+
+
+def al_train_file(system, i):
+    """Iteration 0 trains on the selected AIMD frames of the common split."""
+    if int(i) == 0:
+        return f"results/{system}/split/train.extxyz"
+    return f"results/{system}/al/iter{i}/train.extxyz"
+
+
+def al_train_set(wildcards):
+    return al_train_file(wildcards.system, wildcards.i)
+
+
+def al_members(wildcards):
+    return [f"results/{wildcards.system}/al/iter{wildcards.i}/committee/m{k}/model.json" for k in range(AL["committee"])]
+
+
+def al_final_iteration(system):
+    """The first iteration that converged, or the last one: each exploration's verdict is
+    read once its checkpoint has run."""
+    import json
+
+    for i in range(AL["max_iterations"] + 1):
+        summary = checkpoints.explore_committee.get(system=system, i=i).output.summary
+        with open(summary) as fh:
+            s = json.load(fh)
+        if s["converged"] or s["last_iteration"]:
+            return i
+    return AL["max_iterations"]
+
+
+def al_iteration_files(pattern):
+    def files(wildcards):
+        last = al_final_iteration(wildcards.system)
+        return [pattern.format(system=wildcards.system, i=i) for i in range(last + 1)]
+
+    return files
+
+
+def al_train_files(wildcards):
+    return [al_train_file(wildcards.system, i) for i in range(al_final_iteration(wildcards.system) + 1)]
+
+
+def al_label_files(wildcards):
+    last = al_final_iteration(wildcards.system)
+    return [f"results/{wildcards.system}/al/iter{i}/labels/labels.json" for i in range(last)]
+
+
+rule train_committee_member:
+    """One committee member of iteration i: the backend's settings with the member's seed."""
+    input:
+        train=al_train_set,
+        valid="results/{system}/split/valid.extxyz",
+        summary="results/{system}/split/selection.json",
+    output:
+        "results/{system}/al/iter{i}/committee/m{k}/model.json",
+    params:
+        backend_config=canonical(
+            {k: v for k, v in config["backends"][AL_BACKEND].items() if k not in ("threads", "mem_mb", "runtime_min")}
+        ),
+        gate=canonical(config["training"]),
+        workdir=lambda w: f"results/{w.system}/al/iter{w.i}/training/m{w.k}",
+        split_dir=subpath(input.summary, parent=True),
+        model_dir=subpath(output[0], parent=True),
+    log:
+        "logs/train_committee_member/{system}_iter{i}_m{k}.log",
+    benchmark:
+        "results/benchmarks/train_committee_member/{system}_iter{i}_m{k}.tsv"
+    threads: config["backends"][AL_BACKEND]["threads"]
+    resources:
+        mem_mb=config["backends"][AL_BACKEND]["mem_mb"],
+        runtime=config["backends"][AL_BACKEND]["runtime_min"],
+        gpu=1,
+    conda:
+        f"../envs/{AL_BACKEND}.yaml"
+    script:
+        "../scripts/train_committee_member.py"
+
+
+checkpoint explore_committee:
+    """ML-MD with member 0 at the AIMD and stress temperatures; the committee scores every
+    recorded frame; candidates in the trust window are picked for CP2K."""
+    input:
+        members=al_members,
+        train=al_train_set,
+    output:
+        table="results/{system}/al/iter{i}/explore/deviations.csv",
+        candidates="results/{system}/al/iter{i}/explore/candidates.extxyz",
+        summary="results/{system}/al/iter{i}/explore/explore.json",
+    params:
+        active_learning=canonical(AL),
+        mlmd=canonical(config["mlmd"]),
+        descriptor=canonical(config["selection"]["descriptor"]),
+    log:
+        "logs/explore_committee/{system}_iter{i}.log",
+    benchmark:
+        "results/benchmarks/explore_committee/{system}_iter{i}.tsv"
+    threads: 1
+    resources:
+        runtime=120,
+    conda:
+        f"../envs/{AL_BACKEND}.yaml"
+    script:
+        "../scripts/explore_committee.py"
+
+
+rule label_candidates:
+    """CP2K energies and forces of the picked candidates, in one restartable job."""
+    input:
+        candidates="results/{system}/al/iter{i}/explore/candidates.extxyz",
+    output:
+        frames="results/{system}/al/iter{i}/labels/labelled.extxyz",
+        summary="results/{system}/al/iter{i}/labels/labels.json",
+    params:
+        cp2k=CP2K_PHYSICS,
+        workdir=lambda w: f"results/{w.system}/al/iter{w.i}/labels/cp2k",
+    log:
+        "logs/label_candidates/{system}_iter{i}.log",
+    benchmark:
+        "results/benchmarks/label_candidates/{system}_iter{i}.tsv"
+    threads: config["cp2k"]["threads"]
+    resources:
+        mem_mb=config["cp2k"]["mem_mb"],
+        runtime=config["cp2k"]["runtime_min"],
+    conda:
+        "../envs/cp2k.yaml"
+    script:
+        "../scripts/label_candidates.py"
+
+
+rule extend_training_set:
+    """The training set of iteration i: that of i-1 and the frames CP2K labelled in i-1."""
+    input:
+        previous=lambda w: al_train_file(w.system, int(w.i) - 1),
+        labelled=lambda w: f"results/{w.system}/al/iter{int(w.i) - 1}/labels/labelled.extxyz",
+    output:
+        "results/{system}/al/iter{i}/train.extxyz",
+    log:
+        "logs/extend_training_set/{system}_iter{i}.log",
+    benchmark:
+        "results/benchmarks/extend_training_set/{system}_iter{i}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/extend_training_set.py"
+
+
+rule evaluate_committee:
+    """Member 0 on the held-out frames, and whether the committee's deviation ranks its errors."""
+    input:
+        members=al_members,
+        test="results/{system}/split/test.extxyz",
+    output:
+        metrics="results/{system}/al/iter{i}/evaluation.json",
+        calibration=report(
+            "results/{system}/al/iter{i}/calibration.png",
+            caption="../report/al_calibration.rst",
+            category="Active learning",
+        ),
+    params:
+        evaluation=canonical(config["evaluation"]),
+    log:
+        "logs/evaluate_committee/{system}_iter{i}.log",
+    benchmark:
+        "results/benchmarks/evaluate_committee/{system}_iter{i}.tsv"
+    conda:
+        f"../envs/{AL_BACKEND}.yaml"
+    script:
+        "../scripts/evaluate_committee.py"
+
+
+rule summarize_active_learning:
+    """Per iteration: CP2K labels, explored fractions, held-out errors, stability; a plot."""
+    input:
+        explore=al_iteration_files("results/{system}/al/iter{i}/explore/explore.json"),
+        evaluation=al_iteration_files("results/{system}/al/iter{i}/evaluation.json"),
+        train=al_train_files,
+        labels=al_label_files,
+        aimd=aimd_summaries,
+    output:
+        summary="results/{system}/al/summary.json",
+        plot=report("results/{system}/al/progress.png", caption="../report/al_progress.rst", category="Active learning"),
+    log:
+        "logs/summarize_active_learning/{system}.log",
+    benchmark:
+        "results/benchmarks/summarize_active_learning/{system}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/summarize_active_learning.py"
+
+
+rule export_active_learning_model:
+    """The final committee's member 0 becomes the system's model of the committee's backend."""
+    input:
+        member=lambda w: f"results/{w.system}/al/iter{al_final_iteration(w.system)}/committee/m0/model.json",
+        summary="results/{system}/al/summary.json",
+    output:
+        f"results/{{system}}/models/{AL_BACKEND}/model.json",
+    log:
+        "logs/export_active_learning_model/{system}.log",
+    benchmark:
+        "results/benchmarks/export_active_learning_model/{system}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/export_active_learning_model.py"
+
+
+ruleorder: export_active_learning_model > train_model

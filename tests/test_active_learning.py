@@ -1,0 +1,157 @@
+"""Active learning: model deviation, trust window, candidate choice, stop rule (unit tests);
+CP2K labelling that resumes after a kill; and a real 2-iteration loop (real CP2K xTB, real
+DeePMD-kit committee of 2) that grows the training set and writes the report section."""
+import json
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from conftest import ROOT, jiggled, snakemake
+from qdff import config
+from qdff.active_learning import deviation, label, loop
+
+DATA = ROOT / "tests/data"
+
+
+def test_model_deviation_matches_a_hand_computed_example():
+    # two models, one frame of two atoms: atom 0 differs by (0.2, 0, 0) between the models, so
+    # each is 0.1 from the mean: sqrt(mean over models of |F - <F>|^2) = 0.1; atom 1 by (0, 0.6, 0.8)
+    # (length 1.0): 0.5. Energies -10.0 and -10.4 eV: std 0.2 eV over 2 atoms = 0.1 eV/atom.
+    forces = np.array([[[[0.1, 0, 0], [0, 0.3, 0.4]]], [[[-0.1, 0, 0], [0, -0.3, -0.4]]]])
+    d = deviation.model_deviation(np.array([[-10.0], [-10.4]]), forces, n_atoms=2)
+    assert d["max_devi_f"] == pytest.approx([0.5])
+    assert d["avg_devi_f"] == pytest.approx([0.3])
+    assert d["devi_e"] == pytest.approx([0.1])
+
+
+def test_exactly_max_labels_distinct_candidates_within_the_trust_window():
+    rng = np.random.default_rng(1)
+    devi = rng.uniform(0, 1.0, size=200)
+    classes = deviation.classify(devi, lo=0.2, hi=0.6)
+    assert set(classes[devi < 0.2]) == {"accurate"} and set(classes[devi >= 0.6]) == {"failed"}
+    rows = [i for i, c in enumerate(classes) if c == "candidate"]
+    assert len(rows) > 20
+    X = rng.normal(size=(200, 5))
+    picked = deviation.pick_candidates(rows, X, 12)
+    assert len(picked) == len(set(picked)) == 12
+    assert all(0.2 <= devi[i] < 0.6 for i in picked)
+    # fewer candidates than the budget: all of them
+    assert sorted(deviation.pick_candidates(rows[:5], X, 12)) == sorted(rows[:5])
+
+
+def test_stop_rule_needs_the_accurate_fraction_and_stable_trajectories():
+    assert deviation.converged(0.995, True, 0.99)
+    assert not deviation.converged(0.995, False, 0.99)  # an unstable trajectory: go on
+    assert not deviation.converged(0.90, True, 0.99)
+
+
+def test_exploration_temperatures_add_the_stress_temperature():
+    cfg = config.validate({"name": "t", "structure": {"n_pairs": 6}, "aimd": {"temperatures": [300, 600]},
+                           "active_learning": {"enabled": True}})
+    assert loop.exploration_temperatures(cfg) == [300.0, 600.0, 900.0]
+    cfg["active_learning"]["extra_temperatures"] = [450]
+    assert loop.exploration_temperatures(cfg) == [300.0, 450.0, 600.0]
+
+
+def test_config_refuses_a_disabled_committee_backend_and_an_empty_trust_window():
+    base = {"name": "t", "structure": {"n_pairs": 6}}
+    with pytest.raises(config.ConfigError, match="active_learning.backend: 'nequip' is not enabled"):
+        config.validate({**base, "backends": {"nequip": {"enabled": False}},
+                         "active_learning": {"enabled": True, "backend": "nequip"}})
+    with pytest.raises(config.ConfigError, match="active_learning.trust_hi"):
+        config.validate({**base, "active_learning": {"enabled": True, "trust_lo": 0.5, "trust_hi": 0.2}})
+
+
+@pytest.mark.cp2k
+@pytest.mark.slow
+def test_killed_labelling_resumes_without_relabelling_finished_frames(cp2k_available, tmp_path, caplog):
+    start = read(DATA / "Cd6Se6_xtb_relaxed.extxyz", format="extxyz")
+    start.set_pbc(False)
+    frames = jiggled(start, 8, 0.03, seed=2)
+    for a in frames:
+        a.info["temperature"] = 300.0
+    cfg = config.validate({"name": "lab", "structure": {"n_pairs": 6}})
+    work = tmp_path / "cp2k"
+    state = {}
+
+    def kill_after(n_frames, timeout=600):
+        # this test's own CP2K only: the PID qdff records, if it is our child
+        frc, pid_file = work / "part-1" / "label-frc-1.xyz", work / "part-1" / "label.pid"
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if frc.is_file() and frc.read_text().count(" i = ") >= n_frames + 1 and pid_file.is_file():
+                pid = int(pid_file.read_text())
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(os.getpid()):
+                    os.kill(pid, signal.SIGKILL)
+                    state["killed"] = pid
+                return
+            time.sleep(0.1)
+
+    t = threading.Thread(target=kill_after, args=(3,), daemon=True)
+    t.start()
+    with pytest.raises(Exception, match=r"CP2K labelling failed \(exit -9\) after \d of 8 frames"):
+        label.label_frames(frames, cfg, work, tmp_path / "labelled.extxyz", tmp_path / "labels.json")
+    t.join()
+    assert state.get("killed")
+    assert not (tmp_path / "labels.json").exists()
+    part1 = (work / "part-1" / "label-frc-1.xyz").read_text()
+    done_before = part1.count(" i = ")
+    with caplog.at_level(logging.INFO, logger="qdff"):
+        s = label.label_frames(frames, cfg, work, tmp_path / "labelled.extxyz", tmp_path / "labels.json")
+    assert (work / "part-1" / "label-frc-1.xyz").read_text() == part1  # finished frames not recomputed
+    assert "resuming labelling at frame" in caplog.text
+    part2 = (work / "part-2" / "label-frc-1.xyz").read_text().count(" i = ")
+    assert s["frames"] == 8 and s["labelled"] + s["scf_not_converged"] == 8
+    assert 8 - 1 <= done_before + part2 <= 8 + 1  # a frame cut by the kill is redone once
+    out = read(tmp_path / "labelled.extxyz", ":")
+    assert len(out) == s["labelled"]
+    # GFN1-xTB total energy of Cd6Se6, about -694 eV, for every frame; forces finite
+    assert all(-720 < a.get_potential_energy() < -670 for a in out)
+    assert all(np.isfinite(a.get_forces()).all() for a in out)
+
+
+@pytest.mark.cp2k
+@pytest.mark.slow
+def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tmp_path):
+    """tests/configs/tiny-al.yaml on the upstream results of the tiny pipeline."""
+    src, work = tiny_pipeline["workdir"], tmp_path / "w"
+    shutil.copytree(src / "results/tiny", work / "results/tiny",
+                    ignore=shutil.ignore_patterns("models", "training", "evaluation", "mlmd", "validation",
+                                                  "report*", "benchmarks", "learning_curve"))
+    shutil.copytree(src / ".snakemake/metadata", work / ".snakemake/metadata")
+    cfg = ROOT / "tests/configs/tiny-al.yaml"
+    proc = snakemake(work, "--profile", str(ROOT / "profiles/local"), configfile=cfg)
+    out = proc.stdout + proc.stderr
+    assert "rule run_aimd" not in out  # upstream reused
+    al = work / "results/tiny/al"
+    summary = json.loads((al / "summary.json").read_text())
+    its = summary["iterations"]
+    assert [r["iteration"] for r in its] == list(range(len(its))) and 1 <= len(its) <= 2
+    n0 = its[0]["train_frames"]
+    for prev, r in zip(its, its[1:]):
+        assert r["train_frames"] == prev["train_frames"] + prev["labels_added"]
+    assert sum(r["labels_added"] for r in its) > 0, "no CP2K labels"
+    assert all(r["labels_requested"] <= 5 for r in its)
+    assert summary["cp2k_evaluations_total"] == summary["aimd_steps"] + sum(r["labels_requested"] for r in its)
+    assert n0 == 80 and summary["aimd_steps"] == 400
+    # the held-out frames never enter training
+    test_keys = {(a.info["run"], a.info["step"]) for a in read(work / "results/tiny/split/test.extxyz", ":")}
+    last_train = al / f"iter{len(its) - 1}" / "train.extxyz"
+    if last_train.is_file():
+        assert not test_keys & {(a.info.get("run"), a.info.get("step")) for a in read(last_train, ":")}
+    # the system's deepmd model is member 0 of the final iteration, and the report shows the loop
+    meta = json.loads((work / "results/tiny/models/deepmd/model.json").read_text())
+    assert meta["active_learning"]["from"].endswith(f"iter{summary['final_iteration']}/committee/m0")
+    html = (work / "results/tiny/report.html").read_text()
+    assert 'id="active-learning"' in html and "Spearman" in html and "CP2K force evaluations" in html
+    table = (al / "iter0/explore/deviations.csv").read_text().splitlines()
+    assert table[0].startswith("iteration,temperature,trajectory,step,max_devi_f")
+    assert {line.split(",")[1] for line in table[1:]} >= {"300.0", "600.0", "900.0"}

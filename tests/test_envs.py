@@ -135,5 +135,5 @@ def test_every_rule_conda_env_exists():
 
     for smk in (ROOT / "rules").glob("*.smk"):
         for env in re.findall(r'"\.\./(envs/[^"]+)"', smk.read_text()):
-            for path in {env.replace("{backend}", b) for b in BACKENDS}:
+            for path in {env.replace("{backend}", b).replace("{AL_BACKEND}", b) for b in BACKENDS}:
                 assert (ROOT / path).is_file(), f"{smk.name} names missing {path}"

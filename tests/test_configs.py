@@ -50,6 +50,7 @@ COMPOSITIONS = {
     "pbse-production.yaml": "Cl22Pb79Se68",
     "cspbbr3-production.yaml": "Br98Cs32Pb33",
     "demo.yaml": "Cd6Se6",
+    "cdse-al.yaml": "Cd6Se6",
 }
 
 

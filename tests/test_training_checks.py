@@ -77,12 +77,17 @@ def test_a_model_of_other_frames_is_not_useful_and_the_message_names_both_number
 def test_an_energy_offset_is_judged_against_the_spread_of_per_atom_energies(frames):
     _, e_base = _baselines(frames)
     n = len(frames[0])
-    # an offset of 2x the spread per atom passes the default 10x, fails a 1.5x gate
+    # an offset of 2x the spread per atom passes the default 10x, fails a 1.5x gate (no floor)
     shifted = Table(frames, e_shift=2 * e_base * 1e-3 * n)
     assert check_useful("Table", shifted, frames)["energy_rmse_meV_per_atom"] == pytest.approx(2 * e_base)
     with pytest.raises(TrainingError, match=r"energy RMSE [\d.]+ meV/atom .* for predicting the mean energy per atom "
-                                            r"\(ratio 2\.00 > training\.max_energy_rmse_ratio 1\.5\)"):
-        check_useful("Table", shifted, frames, {"max_energy_rmse_ratio": 1.5})
+                                            r"\(floor training\.energy_floor_meV_per_atom 0; ratio 2\.00 > "
+                                            r"training\.max_energy_rmse_ratio 1\.5\)"):
+        check_useful("Table", shifted, frames, {"max_energy_rmse_ratio": 1.5, "energy_floor_meV_per_atom": 0.0})
+    # a floor above the spread: the same offset is judged against the floor instead
+    floor = 4 * e_base
+    out = check_useful("Table", shifted, frames, {"max_energy_rmse_ratio": 1.5, "energy_floor_meV_per_atom": floor})
+    assert out["energy_floor_meV_per_atom"] == floor
 
 
 @pytest.mark.parametrize("model", ["nan", "huge"])

@@ -56,8 +56,13 @@ def load_calculator(path, device: str | None = None) -> ReferenceShiftedCalculat
     meta_path = model_dir / "model.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path}: no exported model here (model.json is written last by training)")
-    meta = read_json(meta_path)
+    return calculator_from_meta(model_dir, read_json(meta_path), device)
+
+
+def calculator_from_meta(model_dir, meta: dict, device: str | None = None) -> ReferenceShiftedCalculator:
+    """The calculator of the model in ``model_dir`` described by ``meta`` (model.json's
+    content), also before model.json is written (the usefulness check at export)."""
     from . import backends
 
-    inner = backends.get(meta["backend"]).calculator(model_dir, meta, _device(device))
+    inner = backends.get(meta["backend"]).calculator(Path(model_dir), meta, _device(device))
     return ReferenceShiftedCalculator(inner, meta["reference_energies"], backend=meta["backend"])

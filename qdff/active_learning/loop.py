@@ -86,7 +86,7 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
         stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": []}
         for j, start in enumerate(starts):
             traj: list = []
-            seed = cfg["mlmd"]["seed"] + 7919 * iteration + 101 * j + int(T)
+            seed = p["seed"] + 7919 * iteration + 101 * j + int(T)
             summary = mlmd.run(calcs[0], start, aimd, temperature=T, steps=al["explore_steps"],
                                timestep_fs=p["timestep_fs"], friction_per_fs=p["friction_per_fs"],
                                bond_factor=p["bond_factor"], seed=seed, record_every=al["record_every"],
@@ -109,8 +109,9 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
     cand_rows = [i for i, c in enumerate(classes) if c == "candidate"]
     picked: list[int] = []
     if cand_rows and not last:
-        X = descriptors.compute([explored[i] for i in range(len(explored))], cfg["selection"]["descriptor"])
-        picked = deviation.pick_candidates(cand_rows, X, al["max_labels"])
+        # descriptors of the candidates only: the others are never picked
+        X = descriptors.compute([explored[i] for i in cand_rows], cfg["selection"]["descriptor"])
+        picked = [cand_rows[j] for j in deviation.pick_candidates(range(len(cand_rows)), X, al["max_labels"])]
     for T, stats in per_t.items():
         m = np.array([f"{float(a.info['temperature']):g}" == T for a in explored], dtype=bool)
         n = int(m.sum())
@@ -133,7 +134,7 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
         a = explored[i].copy()
         a.info.update(max_devi_f=float(devi["max_devi_f"][i]))
         cands.append(a)
-    write_xyz_frames(out_candidates, cands)
+    dataset.write_frames(out_candidates, cands)
     summary = {
         "iteration": iteration, "members": len(calcs), "frames_explored": len(explored),
         "accurate_fraction": accurate,
@@ -148,10 +149,6 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
              iteration, len(explored), 100 * accurate, len(cand_rows), len(picked),
              "converged" if done else ("last iteration" if last else "going on"))
     return summary
-
-
-def write_xyz_frames(path, frames) -> None:
-    dataset.write_frames(path, frames)
 
 
 def read_xyz_frames(path, labelled: bool = True) -> list:
@@ -169,8 +166,6 @@ def label(cfg: dict, candidates_file, workdir, out, summary_out) -> dict:
     from .label import label_frames
 
     frames = read_xyz_frames(candidates_file, labelled=False)
-    for a in frames:
-        a.calc = None
     return label_frames(frames, cfg, workdir, out, summary_out,
                         temperatures=[a.info.get("temperature") for a in frames])
 

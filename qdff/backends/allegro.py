@@ -2,7 +2,6 @@
 Allegro's strictly local model block (format of allegro's configs/tutorial.yaml)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from . import nequip
@@ -55,8 +54,7 @@ FLAVOUR = nequip.Flavour("allegro", "Allegro", model_block, _version)
 
 def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=(), gate=None) -> Path:
     """Train, package and export; return the path of ``model.json`` in ``model_dir``."""
-    return nequip.train_flavour(FLAVOUR, train_frames, valid_frames, refs, params, workdir, model_dir, data_files, gate,
-                                sys.modules[__name__])
+    return nequip.train_flavour(FLAVOUR, train_frames, valid_frames, refs, params, workdir, model_dir, data_files, gate)
 
 
 def calculator(model_dir: Path, meta: dict, device: str):

@@ -95,16 +95,14 @@ def check_useful(name: str, calc, valid_frames, gate: dict | None = None, hint: 
     return out
 
 
-def export_metadata(module, model_dir: Path, meta: dict, valid_frames, gate: dict | None, label: str,
-                    hint: str) -> Path:
-    """Check the exported model of backend ``module`` on the validation frames
-    (:func:`check_useful`), then write ``model.json`` (last: its presence marks a complete,
-    checked export). A model that fails the check is removed and no model.json is written."""
-    from ..models import ReferenceShiftedCalculator
+def export_metadata(model_dir: Path, meta: dict, valid_frames, gate: dict | None, label: str, hint: str) -> Path:
+    """Check the exported model on the validation frames (:func:`check_useful`), then write
+    ``model.json`` (last: its presence marks a complete, checked export). A model that fails
+    the check is removed and no model.json is written."""
+    from ..models import calculator_from_meta
 
     model_dir = Path(model_dir)
-    calc = ReferenceShiftedCalculator(module.calculator(model_dir, meta, device()), meta["reference_energies"],
-                                      backend=meta["backend"])
+    calc = calculator_from_meta(model_dir, meta)
     try:
         meta["validation_check"] = check_useful(label, calc, valid_frames, gate, hint)
     except TrainingError:

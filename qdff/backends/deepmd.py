@@ -176,7 +176,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         "n_valid": len(valid_frames),
         "provenance": provenance("deepmd", deepmd.__version__, params, data_files, wall),
     }
-    out = export_metadata(sys.modules[__name__], model_dir, meta, valid_frames, gate, "DeePMD", HINT)
+    out = export_metadata(model_dir, meta, valid_frames, gate, "DeePMD", HINT)
     log.info("DeePMD model exported to %s (%.0f s)", model_dir, wall)
     return out
 

@@ -161,7 +161,7 @@ def config(p: dict, type_map: list[str], workdir: Path, flavour: Flavour) -> dic
 
 
 def train_flavour(flavour: Flavour, train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir,
-                  data_files=(), gate=None, module=None) -> Path:
+                  data_files=(), gate=None) -> Path:
     workdir, model_dir = Path(workdir).resolve(), Path(model_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     type_map = sorted(refs)
@@ -215,7 +215,7 @@ def train_flavour(flavour: Flavour, train_frames, valid_frames, refs: dict, para
         "epochs_done": last["epoch"],
         "provenance": provenance(flavour.name, flavour.version(), params, data_files, wall),
     }
-    out = export_metadata(module or sys.modules[__name__], model_dir, meta, valid_frames, gate, flavour.label, hint)
+    out = export_metadata(model_dir, meta, valid_frames, gate, flavour.label, hint)
     log.info("%s model exported to %s (%.0f s)", flavour.label, model_dir, wall)
     return out
 

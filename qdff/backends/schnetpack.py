@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -232,7 +231,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         "epochs_done": last["epoch"],
         "provenance": provenance("schnetpack", spk.__version__, params, data_files, wall),
     }
-    out = export_metadata(sys.modules[__name__], model_dir, meta, valid_frames, gate, "SchNetPack", HINT)
+    out = export_metadata(model_dir, meta, valid_frames, gate, "SchNetPack", HINT)
     log.info("SchNetPack model exported to %s (%.0f s)", model_dir, wall)
     return out
 

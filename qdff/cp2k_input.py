@@ -54,7 +54,9 @@ def _dft_section(preset: str, symbols, charge: int, multiplicity: int) -> dict:
     if multiplicity > 1:
         dft["uks"] = True
     if preset == "xtb":
-        dft["qs"] = {"method": "xTB", "xtb": {"do_ewald": False, "check_atomic_charges": False}}
+        # CP2K's atomic-charge check stays on (its default): it stops a run whose Mulliken
+        # charges leave xTB's parametrised range, instead of producing unphysical frames
+        dft["qs"] = {"method": "xTB", "xtb": {"do_ewald": False}}
         dft["scf"] = {
             "scf_guess": "mopac",
             "eps_scf": 1e-6,
@@ -71,7 +73,10 @@ def _dft_section(preset: str, symbols, charge: int, multiplicity: int) -> dict:
             "potential_file_name": elements.POTENTIAL_FILE,
             "mgrid": {"cutoff": 200 if fast else 400, "rel_cutoff": 30 if fast else 50, "ngrids": 4},
             "qs": {"eps_default": 1e-10 if fast else 1e-12},
-            "poisson": {"periodic": "NONE", "psolver": "MT"},
+            # wavelet (free boundary) solver: exact for an isolated charge density in any box
+            # the density fits in; Martyna-Tuckerman needs a box about twice the density's
+            # extent, i.e. ~8x the grid memory for a 20 A dot (CP2K manual, POISSON/MT)
+            "poisson": {"periodic": "NONE", "psolver": "WAVELET", "wavelet": {"scf_type": 60}},
             "scf": {
                 "scf_guess": "atomic",
                 "eps_scf": 1e-5 if fast else 1e-6,
@@ -173,7 +178,9 @@ def build_input(
         }
     elif run_type == "GEO_OPT":
         tree["motion"] = {
-            "geo_opt": {"optimizer": "BFGS", "max_iter": max_iter},
+            # BFGS stores and diagonalises the full 3N x 3N Hessian; beyond ~100 atoms
+            # limited-memory BFGS is CP2K's recommended choice
+            "geo_opt": {"optimizer": "BFGS" if len(atoms) <= 100 else "LBFGS", "max_iter": max_iter},
             "print": {
                 "trajectory": {"format": "XYZ", "each": {"geo_opt": 1}},
                 "restart_history": {"_": "OFF"},
@@ -258,3 +265,42 @@ def write_input(path, tree: dict) -> Path:
     with atomic_open(path) as fh:
         fh.write(text)
     return Path(path)
+
+
+#: resident bytes per point of the finest real-space grid, measured with
+#: benchmarks/cp2k_memory.py (wavelet solver, NGRIDS 4, one process); see README "CP2K memory"
+_BYTES_PER_GRID_POINT = 270.0
+#: memory CP2K holds whatever the grid (executable, libraries, basis and matrices of a
+#: ~150-atom cluster), MB
+_BASE_MB = 210.0
+
+
+def _fft_size(n: int) -> int:
+    """The smallest size >= n whose prime factors are 2, 3 and 5 (CP2K's FFT grids)."""
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
+
+
+def estimate_memory_mb(atoms: Atoms, tree: dict) -> dict:
+    """A rough estimate of CP2K's peak resident memory (all ranks together) for ``tree``.
+
+    Dominated for clusters in vacuum by the real-space grids: their points grow with the
+    box volume and with CUTOFF**1.5. xTB (no plane-wave grid) gets the base figure only.
+    """
+    dft = tree["force_eval"]["dft"]
+    mgrid = dft.get("mgrid")
+    if not mgrid:
+        return {"mem_mb": _BASE_MB, "grid": None, "points": 0}
+    cutoff_ry = float(mgrid.get("cutoff", 280))
+    bohr = 0.529177210903
+    # plane waves up to |G|^2/2 <= cutoff (Hartree) on a grid of n points over L needs
+    # n >= sqrt(2 * cutoff_Ha) * L / pi = sqrt(cutoff_Ry) * L / pi
+    grid = [_fft_size(int(np.ceil(np.sqrt(cutoff_ry) * (length / bohr) / np.pi))) for length in atoms.cell.lengths()]
+    points = int(np.prod(grid))
+    return {"mem_mb": _BASE_MB + points * _BYTES_PER_GRID_POINT / 2**20, "grid": grid, "points": points}

@@ -10,9 +10,13 @@ import logging
 import os
 import re
 import shlex
+import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from ase import Atoms
 from ase.io import read, write
@@ -31,14 +35,14 @@ class CP2KError(RuntimeError):
     pass
 
 
-def _command(cfg) -> list[str]:
+def command(cfg) -> list[str]:
     cmd = shlex.split(cfg["cp2k"]["command"])
     if not cmd:
         raise CP2KError("cp2k.command is empty")
     return cmd
 
 
-def _error_lines(out_file: Path, n: int = 25) -> str:
+def error_lines(out_file: Path, n: int = 25) -> str:
     """The lines of CP2K's output that explain an abort (its ABORT box), else its tail.
 
     When CP2K died before writing its output (MPI start-up, missing library), the
@@ -58,19 +62,45 @@ def _error_lines(out_file: Path, n: int = 25) -> str:
     return "\n".join((warn[-5:] + ["..."] if warn else []) + tail)
 
 
-def _run(cmd, workdir: Path, out_name: str, threads: int, progress=None) -> int:
+@dataclass
+class RunResult:
+    returncode: int
+    #: the largest resident memory of CP2K's process tree seen while it ran (sum over its
+    #: ranks when they run on this node), MB; None if it could not be sampled
+    peak_mb: float | None
+
+
+def _tree_rss_mb(proc: psutil.Process) -> float:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total / 2**20
+
+
+def run_cp2k(cmd, workdir: Path, out_name: str, threads: int, progress=None) -> RunResult:
+    """Run CP2K on ``out_name.inp`` in ``workdir``, sampling the memory of its process tree."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     full = cmd + ["-i", f"{out_name}.inp", "-o", f"{out_name}.log"]
     log.info("running in %s: %s", workdir, shlex.join(full))
     pid_file = workdir / f"{out_name}.pid"
+    peak = None
     with open(workdir / f"{out_name}.stdout", "a") as stdout:
         proc = subprocess.Popen(full, cwd=workdir, stdout=stdout, stderr=subprocess.STDOUT, env=env)
         # the launched process's PID while it runs, so that a user (or a test) can stop this
         # run and no other CP2K on the machine
         pid_file.write_text(f"{proc.pid}\n")
         try:
+            watched = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            watched = None
+        try:
             while proc.poll() is None:
-                time.sleep(2)
+                if watched is not None:
+                    peak = max(peak or 0.0, _tree_rss_mb(watched))
+                time.sleep(1)
                 if progress:
                     progress()
         except BaseException:
@@ -81,11 +111,35 @@ def _run(cmd, workdir: Path, out_name: str, threads: int, progress=None) -> int:
             pid_file.unlink(missing_ok=True)
     if progress:
         progress()
-    return proc.returncode
+    if peak is not None:
+        log.info("CP2K peak memory (resident, all processes on this node): %.0f MB", peak)
+    return RunResult(proc.returncode, peak)
+
+
+def explain_exit(result: RunResult, mem_mb: int | None = None) -> str:
+    """What CP2K's exit status means, in words: a kill by signal is most often the kernel's
+    out-of-memory killer (or the batch system's memory limit), which leaves no message."""
+    rc = result.returncode
+    sig = -rc if rc < 0 else (rc - 128 if rc > 128 else None)
+    if sig is None:
+        return f"exit {rc}"
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = f"signal {sig}"
+    text = f"killed by {name}"
+    if sig in (signal.SIGKILL, signal.SIGTERM):
+        peak = f"{result.peak_mb:.0f} MB" if result.peak_mb is not None else "not measured"
+        limit = f"; cp2k.mem_mb is {mem_mb} MB" if mem_mb else ""
+        text += (f": probably out of memory (the kernel's OOM killer, or the batch system's memory "
+                 f"limit, sends {name} without a message); peak memory seen {peak}{limit}. Raise "
+                 "cp2k.mem_mb and run on a node with more memory or more MPI ranks, or lower the "
+                 "cutoff or the vacuum (structure.vacuum)")
+    return text
 
 
 def check_cp2k_available(cfg) -> None:
-    exe = _command(cfg)
+    exe = command(cfg)
     import shutil
 
     if not any(shutil.which(part) for part in exe):
@@ -101,6 +155,31 @@ def preflight(atoms: Atoms, cfg) -> None:
     s = cfg["structure"]
     elements.check_multiplicity(symbols, s["charge"], s["multiplicity"])
     cp2k_input.check_tree(cfg["cp2k"]["overrides"])
+    check_memory(atoms, cfg)
+
+
+def check_memory(atoms: Atoms, cfg) -> dict:
+    """Refuse to start a CP2K run whose estimated memory exceeds ``cp2k.mem_mb``.
+
+    On a cluster ``mem_mb`` is the job's memory limit: a run above it is killed by the batch
+    system, usually after the expensive set-up. The estimate is the grid model of
+    :func:`cp2k_input.estimate_memory_mb` (measured to within ~20% for clusters).
+    """
+    c = cfg["cp2k"]
+    tree = cp2k_input.build_input(atoms, preset=c["preset"], run_type="ENERGY_FORCE", project="estimate",
+                                  charge=cfg["structure"]["charge"], multiplicity=cfg["structure"]["multiplicity"],
+                                  overrides=c["overrides"])
+    est = cp2k_input.estimate_memory_mb(atoms, tree)
+    grid = "x".join(map(str, est["grid"])) if est["grid"] else "none (xTB)"
+    log.info("CP2K memory estimate: %.0f MB (finest grid %s, box %s A); cp2k.mem_mb is %d MB",
+             est["mem_mb"], grid, " x ".join(f"{x:.1f}" for x in atoms.cell.lengths()), c["mem_mb"])
+    if c["check_memory"] and est["mem_mb"] > c["mem_mb"]:
+        raise CP2KError(
+            f"cp2k.mem_mb: CP2K needs about {est['mem_mb']:.0f} MB for this run (finest grid {grid} points "
+            f"for a {atoms.cell.lengths()[0]:.1f} A box at preset {c['preset']}), more than cp2k.mem_mb = "
+            f"{c['mem_mb']} MB; a job above its memory limit is killed. Raise cp2k.mem_mb (and use a node "
+            "that has it), or lower structure.vacuum or the cutoff; cp2k.check_memory: false skips this check")
+    return est
 
 
 def relax(atoms: Atoms, cfg, workdir, out_path) -> Atoms:
@@ -119,10 +198,11 @@ def relax(atoms: Atoms, cfg, workdir, out_path) -> Atoms:
     for stale in workdir.glob(f"{RELAX_PROJECT}-pos-1.xyz"):
         stale.unlink()  # a GEO_OPT is cheap: always start it afresh
     t0 = time.time()
-    rc = _run(_command(cfg), workdir, RELAX_PROJECT, c["threads"])
+    res = run_cp2k(command(cfg), workdir, RELAX_PROJECT, c["threads"])
     out = workdir / f"{RELAX_PROJECT}.log"
-    if rc != 0:
-        raise CP2KError(f"CP2K geometry optimisation failed (exit {rc}) in {workdir}; from {out}:\n{_error_lines(out)}")
+    if res.returncode != 0:
+        raise CP2KError(f"CP2K geometry optimisation failed ({explain_exit(res, c['mem_mb'])}) in {workdir}; "
+                        f"from {out}:\n{error_lines(out)}")
     text = out.read_text(errors="replace")
     converged = "GEOMETRY OPTIMIZATION COMPLETED" in text
     relaxed = read(workdir / f"{RELAX_PROJECT}-pos-1.xyz", index=-1)
@@ -181,6 +261,7 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
     total = md["steps"]
     done = completed_steps(workdir)
     restart = None
+    peak_mb = None
     if done >= total:
         log.info("%s: all %d steps already done", workdir, total)
     else:
@@ -196,12 +277,15 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
         )
         cp2k_input.write_input(workdir / f"{MD_PROJECT}.inp", tree)
         t0 = time.time()
-        rc = _run(_command(cfg), workdir, MD_PROJECT, c["threads"], _Progress(workdir / f"{MD_PROJECT}-1.ener", total))
+        res = run_cp2k(command(cfg), workdir, MD_PROJECT, c["threads"],
+                       _Progress(workdir / f"{MD_PROJECT}-1.ener", total))
+        peak_mb = res.peak_mb
         out = workdir / f"{MD_PROJECT}.log"
         now_done = completed_steps(workdir)
-        if rc != 0:
-            msg = (f"CP2K MD at {temperature:g} K failed (exit {rc}) after step {now_done} of {total}; "
-                   f"frames so far are kept in {workdir}. From {out}:\n{_error_lines(out)}")
+        if res.returncode != 0:
+            msg = (f"CP2K MD at {temperature:g} K failed ({explain_exit(res, c['mem_mb'])}) after step "
+                   f"{now_done} of {total}; "
+                   f"frames so far are kept in {workdir}. From {out}:\n{error_lines(out)}")
             if c["on_failure"] == "keep" and now_done > 0:
                 log.error(msg)
                 log.warning("cp2k.on_failure=keep: going on with the %d steps written", now_done)
@@ -231,10 +315,39 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
         "scf_not_converged": unconverged,
         "threads": c["threads"],
         "command": c["command"],
+        # what CP2K itself reports using (ranks, threads, CPU, host): the speed comparison
+        **parallel_setup(workdir / f"{MD_PROJECT}.log"),
+        "peak_memory_mb": peak_mb,  # of this invocation; None when nothing was left to run
+        "mem_mb_requested": c["mem_mb"],
         "seed": md["seed"],  # CP2K's GLOBAL%SEED: the thermostat's random numbers
     }
     write_json(summary_path, summary)
     return summary
+
+
+_SETUP = {
+    "mpi_ranks": (re.compile(r"GLOBAL\| Total number of message passing processes\s+(\d+)"), int),
+    "threads_per_rank": (re.compile(r"GLOBAL\| Number of threads for this process\s+(\d+)"), int),
+    "cpu_model": (re.compile(r"GLOBAL\| CPU model name\s+(.+?)\s*$"), str),
+    "host": (re.compile(r"PROGRAM STARTED ON\s+(\S+)"), str),
+}
+
+
+def parallel_setup(log_path) -> dict:
+    """MPI ranks, OpenMP threads per rank, CPU model and host from the header of CP2K's log
+    (the last invocation's, for a resumed run); keys missing where the log does not say."""
+    out: dict = {}
+    path = Path(log_path)
+    if not path.is_file():
+        return out
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            if "GLOBAL|" in line or "PROGRAM STARTED ON" in line:
+                for key, (pattern, cast) in _SETUP.items():
+                    m = pattern.search(line)
+                    if m:
+                        out[key] = cast(m.group(1))
+    return out
 
 
 def _count_lines(path: Path, text: str) -> int:

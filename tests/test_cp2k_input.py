@@ -33,9 +33,12 @@ def test_presets_render_and_parse_back(cluster, preset):
     dft = parsed["force_eval"]["dft"]
     if preset == "xtb":
         assert dft["qs"]["method"].lower() == "xtb"
+        # CP2K's atomic-charge check is left at its default (on)
+        assert "check_atomic_charges" not in {k.lower() for k in dft["qs"].get("xtb", {})}
         assert "kind" not in parsed["force_eval"]["subsys"]
     else:
-        assert dft["poisson"]["poisson_solver"].upper() == "MT"
+        # free-boundary wavelet solver: MT would need a box twice the cluster's extent
+        assert dft["poisson"]["poisson_solver"].upper() == "WAVELET"
         assert dft["xc"]["vdw_potential"]["pair_potential"]["type"].upper() == "DFTD3"
         kinds = parsed["force_eval"]["subsys"]["kind"]
         assert set(kinds) == {"Cd", "Se"}
@@ -94,3 +97,12 @@ def test_missing_basis_is_named(tmp_path):
     (tmp_path / "GTH_POTENTIALS").write_text("Cd GTH-PBE-q12\n")
     with pytest.raises(elements.ElementError, match=r"element Se.*BASIS_MOLOPT"):
         elements.check_cp2k_data(["Cd", "Se"], tmp_path)
+
+
+def test_geometry_optimiser_is_limited_memory_for_large_clusters(cluster):
+    small = ci.build_input(cluster, preset="xtb", run_type="GEO_OPT", project="relax")
+    assert small["motion"]["geo_opt"]["optimizer"] == "BFGS"
+    big = cluster.repeat((3, 3, 3))  # > 100 atoms
+    big.center(vacuum=5.0)
+    tree = ci.build_input(big, preset="xtb", run_type="GEO_OPT", project="relax")
+    assert len(big) > 100 and tree["motion"]["geo_opt"]["optimizer"] == "LBFGS"

@@ -76,3 +76,49 @@ def test_killed_md_resumes_without_lost_or_duplicated_frames(tiny_pipeline, tmp_
     ener = cp2k_output.read_ener(work / "md-1.ener")
     assert list(ener["step"]) == list(range(401))
     assert out[0]["frames"] == 401
+
+
+def test_exit_status_in_words_names_a_probable_out_of_memory_kill():
+    from qdff.cp2k_run import RunResult, explain_exit
+
+    # a process killed by the kernel's OOM killer shows up as -9 (Popen) or 137 (a shell)
+    for rc in (-9, 137):
+        text = explain_exit(RunResult(rc, 21500.4), mem_mb=16000)
+        assert "SIGKILL" in text and "probably out of memory" in text
+        assert "peak memory seen 21500 MB" in text and "cp2k.mem_mb is 16000 MB" in text
+    assert explain_exit(RunResult(1, 300.0)) == "exit 1"  # CP2K's own abort: its message says why
+    assert "not measured" in explain_exit(RunResult(-15, None))
+
+
+def test_run_cp2k_samples_the_memory_of_the_process_tree(tmp_path):
+    """The peak covers child processes (MPI ranks under mpirun), not only the launcher."""
+    import sys
+
+    from qdff.cp2k_run import run_cp2k
+
+    # a launcher whose child holds ~200 MB; the launcher itself holds almost nothing
+    child = "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(3)"
+    script = tmp_path / "launcher.py"
+    script.write_text(f"import subprocess, sys; sys.exit(subprocess.call([sys.executable, '-c', {child!r}]))\n")
+    (tmp_path / "x.inp").write_text("")
+    res = run_cp2k([sys.executable, str(script)], tmp_path, "x", 1)
+    assert res.returncode == 0
+    assert res.peak_mb is not None and res.peak_mb > 200
+
+
+def test_a_run_that_cannot_fit_in_cp2k_mem_mb_stops_before_cp2k_starts(tmp_path):
+    """The 149-atom dot at `pbe` needs gigabytes of grids: with the 2000 MB default the
+    run must stop in preflight with the key to change, not be killed after the set-up."""
+    from qdff import config, cp2k_run, structures
+
+    atoms = structures.put_in_box(read(next(Path(structures.__file__).parent.glob("data/structures/Cd68Se55Cl26*.xyz"))), 6.0)
+    cfg = config.validate({"name": "big", "structure": {"source": "file", "file": "x.xyz"}, "cp2k": {"preset": "pbe"}})
+    with pytest.raises(cp2k_run.CP2KError, match=r"cp2k.mem_mb: CP2K needs about \d+ MB .* more than cp2k.mem_mb = 2000 MB"):
+        cp2k_run.run_md(atoms, cfg, 300.0, tmp_path / "run", tmp_path / "run.json")
+    assert not (tmp_path / "run" / "md.inp").exists()  # nothing was started
+    cfg["cp2k"]["mem_mb"] = 64000
+    est = cp2k_run.check_memory(atoms, cfg)
+    # grid points grow as (box * sqrt(cutoff))^3: 400 Ry in a 30.6 A box
+    assert est["grid"][0] >= 360 and est["mem_mb"] > 10000
+    cfg["cp2k"]["preset"] = "xtb"
+    assert cp2k_run.check_memory(atoms, cfg)["grid"] is None  # xTB has no plane-wave grid

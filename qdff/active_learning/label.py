@@ -103,16 +103,16 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
             ref = frames[first - 1].copy()
             cp2k_input.write_input(part / f"{PROJECT}.inp", reftraj_input(ref, cfg, first, n))
             log.info("CP2K labels frames %d-%d of %d in %s", first, n, n, part)
-            rc = cp2k_run._run(cp2k_run._command(cfg), part, PROJECT, cfg["cp2k"]["threads"])
+            res = cp2k_run.run_cp2k(cp2k_run.command(cfg), part, PROJECT, cfg["cp2k"]["threads"])
             done = _part_frames(part)
             flags = scf_converged(part / f"{PROJECT}.log")
             results += [(e, f, flags[j] if j < len(flags) else True) for j, (e, f) in enumerate(done)]
             parts.append(part)
-            if rc != 0:
+            if res.returncode != 0:
                 raise cp2k_run.CP2KError(
-                    f"CP2K labelling failed (exit {rc}) after {len(results)} of {n} frames; they are kept in "
+                    f"CP2K labelling failed ({cp2k_run.explain_exit(res, cfg['cp2k']['mem_mb'])}) after {len(results)} of {n} frames; they are kept in "
                     f"{workdir} and a rerun continues from frame {len(results) + 1}. From {part / (PROJECT + '.log')}:\n"
-                    + cp2k_run._error_lines(part / f"{PROJECT}.log"))
+                    + cp2k_run.error_lines(part / f"{PROJECT}.log"))
         results = results[:n]
     labelled, dropped = [], []
     for i, (a, (energy, forces, ok)) in enumerate(zip(frames, results)):

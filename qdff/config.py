@@ -20,6 +20,17 @@ class ConfigError(ValueError):
     pass
 
 
+# keys that were renamed or whose meaning changed: the unknown-key error says what replaces them
+RENAMED = {
+    "selection.gap_frames": "selection.gap_fs (the gap is MD time in fs now: frames x aimd.print_every x "
+                            "aimd.timestep_fs)",
+    "backends.deepmd.start_pref_e": "backends.deepmd.start_energy_weight (per-atom energy, as in every backend)",
+    "backends.deepmd.limit_pref_e": "backends.deepmd.energy_weight (per-atom energy, as in every backend)",
+    "backends.deepmd.start_pref_f": "backends.deepmd.start_forces_weight",
+    "backends.deepmd.limit_pref_f": "backends.deepmd.forces_weight",
+}
+
+
 def load_schema() -> dict:
     with open(SCHEMA_PATH) as fh:
         return yaml.safe_load(fh)
@@ -57,6 +68,9 @@ def _message(error) -> str:
         for key in extra:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
+            renamed = RENAMED.get(f"{path}.{key}" if path != "(top level)" else key)
+            if renamed:
+                hint = f" (renamed: use {renamed})"
             parts.append(f"unknown key {key!r}{hint}")
         where = f"{path}." if path != "(top level)" else ""
         return f"config error at {where}{extra[0] if extra else ''}: {'; '.join(parts)}; known keys here: {', '.join(known)}"
@@ -90,6 +104,13 @@ def validate(config: dict) -> dict:
         raise ConfigError("config error at aimd.temperatures: temperatures must be distinct")
     if not enabled_backends(config):
         raise ConfigError("config error at backends: no backend is enabled")
+    sel = config["selection"]
+    if config["aimd"]["test_seed"] is None and sel["test_fraction"] + sel["valid_fraction"] >= 1:
+        raise ConfigError(f"config error at selection.valid_fraction: test_fraction {sel['test_fraction']} + "
+                          f"valid_fraction {sel['valid_fraction']} leave no time for the training pool")
+    if config["aimd"]["test_seed"] == config["aimd"]["seed"]:
+        raise ConfigError(f"config error at aimd.test_seed: {config['aimd']['test_seed']} is aimd.seed; an "
+                          "independent test run needs another seed")
     al = config["active_learning"]
     if al["enabled"]:
         if al["backend"] not in enabled_backends(config):
@@ -121,6 +142,18 @@ def enabled_backends(config: dict) -> list[str]:
 def temperature_label(t: float) -> str:
     """Directory label of a temperature: 300 -> '300K', 300.5 -> '300.5K'."""
     return f"{t:g}K"
+
+
+def test_run_label(t: float) -> str:
+    """Run label of the independent test AIMD at ``t`` (aimd.test_seed): '300K-test'."""
+    return f"{temperature_label(t)}-test"
+
+
+def test_runs(config: dict) -> list[str]:
+    """Run labels of the independent test AIMD runs; empty unless aimd.test_seed is set."""
+    if config["aimd"].get("test_seed") is None:
+        return []
+    return [test_run_label(t) for t in config["aimd"]["temperatures"]]
 
 
 def describe(schema: dict | None = None, prefix: str = "") -> list[tuple[str, str, str]]:

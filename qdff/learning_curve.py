@@ -1,9 +1,11 @@
 """Learning-curve experiment: how many frames each selection method needs.
 
-For every (method, N): select N training frames from the same pool (same held-out
-frames: the final block of every run), train the same small DeePMD model, evaluate on
-the held-out frames. The summary states how many frames each method needs to reach the
-force error that random selection reaches at the largest N, interpolated on the curve.
+For every (method, N): select N training frames from the same pool, train the same small
+DeePMD model, evaluate it on the same validation frames (time blocks of their own, gap_fs
+away from the pool). The test frames play no part: choosing a selection method by its test
+error would make the test set part of the model choice. The summary states how many frames
+each method needs to reach the force error that random selection reaches at the largest N,
+interpolated on the curve.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 
 METRIC = "force_rmse_meV_per_A"  # the figure of merit of the summary
 COLUMNS = ["method", "n_train", "force_rmse_meV_per_A", "energy_rmse_meV_per_atom", "force_max_error_meV_per_A",
-           "force_mae_meV_per_A", "energy_mae_meV_per_atom", "n_test_frames"]
+           "force_mae_meV_per_A", "energy_mae_meV_per_atom", "n_valid_frames"]
 
 
 def point_config(cfg: dict, method: str, n: int) -> dict:
@@ -42,12 +44,12 @@ def deepmd_params(cfg: dict) -> dict:
 
 
 def heldout_errors(calc, frames) -> dict:
-    """Force RMSE/MAE/max error (meV/A) and energy RMSE/MAE (meV/atom) on ``frames``."""
+    """Force RMSE/MAE/max error (meV/A) and energy RMSE/MAE (meV/atom) on ``frames`` (the validation frames)."""
     from .evaluate import error_metrics, predict
 
     e_pred, f_pred, _ = predict(calc, frames)
     m = error_metrics(frames, e_pred, f_pred)
-    return {k: m[k] for k in COLUMNS[2:-1]} | {"n_test_frames": len(frames)}
+    return {k: m[k] for k in COLUMNS[2:-1]} | {"n_valid_frames": len(frames)}
 
 
 def frames_needed(sizes, errors, target: float):
@@ -114,7 +116,7 @@ def plot(rows: list[dict], path, summary: dict | None = None) -> None:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    fig.suptitle("learning curves on the held-out frames (same model, same steps)")
+    fig.suptitle("learning curves on the validation frames (same model, same steps)")
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")

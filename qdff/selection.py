@@ -1,9 +1,12 @@
 """Held-out split by time and selection of training/validation frames.
 
 Neighbouring AIMD frames are nearly identical, so a random split leaks test frames
-into training. The held-out test set is the final time block of every run, with a gap
-of dropped frames before it, set aside before any selection; selection only ever sees
-the earlier part of each run (the training pool).
+into training. Every run is cut into contiguous time blocks before any selection:
+training pool | gap | validation block | gap | test block (the final block), with gaps of
+``selection.gap_fs``; or the test set is an independent AIMD run of another seed
+(``aimd.test_seed``). Selection only ever sees the training pool; validation frames are
+spread evenly over the validation blocks, so that early stopping and learning-rate
+schedules follow an error on frames the training never neighboured.
 
 Selection methods (each returns exactly N distinct pool frames, deterministic under a seed):
 random and stride need nothing else; fps, kmeans and dbscan work in the space of the
@@ -27,27 +30,97 @@ class SelectionError(ValueError):
     pass
 
 
-def split_pool_test(frames, test_fraction: float, gap_frames: int = 0, equilibration_fs: float = 0.0):
-    """Indices (pool, test) of ``frames``: per run, the last ``test_fraction`` by time is test."""
+def _time(frames, i: int, run) -> float:
+    t = frames[i].info.get("time")
+    if t is None:
+        raise SelectionError(f"run {run}: frame {i} has no MD time (info 'time', fs); the split is made in time")
+    return float(t)
+
+
+def _block_error(run, what: str, span: float, p: dict) -> SelectionError:
+    return SelectionError(
+        f"config error at selection.gap_fs: run {run} spans {span:g} fs after selection.equilibration_fs="
+        f"{p['equilibration_fs']:g}, too short for a test block (selection.test_fraction={p['test_fraction']:g}), "
+        f"a validation block (selection.valid_fraction={p['valid_fraction']:g}) and a gap of selection.gap_fs="
+        f"{p['gap_fs']:g} fs before each: no {what} left; lower these, or run longer AIMD (aimd.steps)"
+    )
+
+
+def split_blocks(frames, test_fraction: float = 0.2, valid_fraction: float = 0.1, gap_fs: float = 500.0,
+                 equilibration_fs: float = 0.0, test_runs=()) -> dict:
+    """Per run, contiguous time blocks: training pool | gap | validation | gap | test.
+
+    All lengths are MD time (``info['time']``, fs), so the split does not depend on the time
+    step or on how often frames were written. Fractions are of the run's time after
+    ``equilibration_fs``. The gaps exceed the correlation time of the vibrations (a Cd-Se
+    optical phonon period is about 160 fs), so no validation frame lies within ``gap_fs``
+    of a pool frame and no test frame within ``gap_fs`` of a validation frame.
+
+    ``test_runs``: run labels of independent AIMD runs (another seed) that are the test set
+    on their own; the other runs then end with their validation block. An independent run
+    starts from the same relaxed structure as the others, so its first ``gap_fs`` after
+    equilibration are dropped too.
+
+    Returns indices ``pool``, ``valid`` (the whole validation blocks), ``test``, and per run
+    the time range [first, last] of each block (``blocks``).
+    """
+    p = {"test_fraction": test_fraction, "valid_fraction": valid_fraction, "gap_fs": gap_fs,
+         "equilibration_fs": equilibration_fs}
     by_run = defaultdict(list)
     for i, a in enumerate(frames):
-        by_run[a.info.get("run", "run")].append(i)
-    pool, test = [], []
+        by_run[str(a.info.get("run", "run"))].append(i)
+    test_runs = {str(r) for r in test_runs}
+    missing = sorted(test_runs - set(by_run))
+    if missing:
+        raise SelectionError(f"config error at aimd.test_seed: the data set has no frames of the independent "
+                             f"test run(s) {', '.join(missing)}")
+    if test_runs and not set(by_run) - test_runs:
+        raise SelectionError("config error at aimd.test_seed: every run of the data set is a test run; "
+                             "nothing is left to train on")
+    eps = 1e-6  # fs: times are sums of float time steps
+    pool, valid, test, blocks = [], [], [], {}
     for run, idx in by_run.items():
-        idx = sorted(idx, key=lambda i: frames[i].info.get("time", i))
-        t0 = frames[idx[0]].info.get("time", 0.0)
-        idx = [i for i in idx if frames[i].info.get("time", 0.0) - t0 >= equilibration_fs]
-        n = len(idx)
-        n_test = max(1, int(round(test_fraction * n)))
-        n_pool = n - n_test - gap_frames
-        if n_pool < 1:
-            raise SelectionError(
-                f"run {run}: {n} frames after equilibration are too few for test_fraction={test_fraction} "
-                f"and gap_frames={gap_frames}; run longer AIMD or lower them"
-            )
-        pool += idx[:n_pool]
-        test += idx[n - n_test :]
-    return sorted(pool), sorted(test)
+        times = {i: _time(frames, i, run) for i in idx}
+        idx = sorted(idx, key=times.get)
+        t0 = times[idx[0]]
+        start = equilibration_fs + (gap_fs if run in test_runs else 0.0)
+        idx = [i for i in idx if times[i] - t0 >= start - eps]
+        if not idx:
+            what = "test frame of the independent run" if run in test_runs else "frame"
+            raise SelectionError(f"config error at selection.equilibration_fs: run {run} has no {what} after "
+                                 f"{start:g} fs (equilibration{' + gap_fs' if run in test_runs else ''})")
+        t = np.array([times[i] for i in idx])
+        dt = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+        span = float(t[-1] - t[0] + dt)  # n frames stand for n spacings of time
+        if run in test_runs:
+            test += idx
+            blocks[run] = {"role": "test", "test_fs": [float(t[0]), float(t[-1])]}
+            continue
+        if test_runs:
+            is_test = np.zeros(len(t), dtype=bool)
+            valid_end = t[-1] + dt
+        else:
+            is_test = t >= t[0] + (1.0 - test_fraction) * span - eps
+            is_test[-1] = True  # at least the final frame
+            valid_end = t[is_test][0] - gap_fs
+        # strictly before: a frame exactly gap_fs from the next block is within gap_fs of it
+        cand = ~is_test & (t < valid_end - eps)
+        if not cand.any():
+            raise _block_error(run, "validation frame", span, p)
+        is_valid = cand & (t >= t[cand][-1] + dt - valid_fraction * span - eps)
+        is_valid[np.flatnonzero(cand)[-1]] = True  # at least one frame
+        is_pool = t < t[is_valid][0] - gap_fs - eps
+        if not is_pool.any():
+            raise _block_error(run, "training frame", span, p)
+        pool += [i for i, k in zip(idx, is_pool) if k]
+        valid += [i for i, k in zip(idx, is_valid) if k]
+        test += [i for i, k in zip(idx, is_test) if k]
+        blocks[run] = {"role": "train", "pool_fs": [float(t[is_pool][0]), float(t[is_pool][-1])],
+                       "valid_fs": [float(t[is_valid][0]), float(t[is_valid][-1])]}
+        if is_test.any():
+            blocks[run]["test_fs"] = [float(t[is_test][0]), float(t[is_test][-1])]
+    # valid stays in run and time order: validation frames are picked evenly along it
+    return {"pool": sorted(pool), "valid": valid, "test": sorted(test), "blocks": blocks}
 
 
 # --- methods in descriptor space ---------------------------------------------------------
@@ -289,13 +362,17 @@ def needs_descriptors(sel: dict) -> bool:
     return sel["method"] in DESCRIPTOR_METHODS or sel.get("dedupe_tolerance", 0) > 0
 
 
-def split_and_select(frames, sel: dict, descriptors=None) -> dict:
+def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
     """Indices of train, valid and test frames following the ``selection`` config block.
 
     ``descriptors``: one row per frame (e.g. a memory map of the cached descriptors);
     computed here from ``frames`` when the method needs them and none are given.
+    ``test_runs``: labels of independent AIMD runs that form the test set (see
+    :func:`split_blocks`).
     """
-    pool, test = split_pool_test(frames, sel["test_fraction"], sel["gap_frames"], sel["equilibration_fs"])
+    split = split_blocks(frames, sel["test_fraction"], sel["valid_fraction"], sel["gap_fs"], sel["equilibration_fs"],
+                         test_runs)
+    pool, test, block = split["pool"], split["test"], split["valid"]
     X = None
     n_near = 0
     if needs_descriptors(sel):
@@ -315,21 +392,20 @@ def split_and_select(frames, sel: dict, descriptors=None) -> dict:
             pool = [p for p, k in zip(pool, keep) if k]
             X = X[keep]
     n_train, n_valid = sel["n_train"], sel["n_valid"]
-    if n_train + n_valid > len(pool):
-        scale = len(pool) / (n_train + n_valid)
-        new_train, new_valid = max(1, int(n_train * scale)), max(1, int(n_valid * scale))
-        if new_train + new_valid > len(pool):
-            raise SelectionError(f"training pool has only {len(pool)} frames; need at least 2")
-        log.warning(
-            "selection: pool has %d frames, fewer than n_train+n_valid=%d; using %d train, %d valid",
-            len(pool), n_train + n_valid, new_train, new_valid,
-        )
-        n_train, n_valid = new_train, new_valid
+    if n_train > len(pool):
+        log.warning("selection: the training pool has %d frames, fewer than n_train=%d; using all of them",
+                    len(pool), n_train)
+        n_train = len(pool)
+    if n_valid > len(block):
+        log.warning("selection: the validation blocks have %d frames, fewer than n_valid=%d; using all of them",
+                    len(block), n_valid)
+        n_valid = len(block)
     weights = None
     if sel["method"] == "fps" and sel.get("fps_force_weight", 0) > 0:
         weights = force_weights([frames[i] for i in pool], sel["fps_force_weight"])
     train = select(pool, n_train, sel["method"], sel["seed"], X=X, weights=weights, options=sel)
-    rest = sorted(set(pool) - set(train))
-    valid = select(rest, n_valid, "random", sel["seed"] + 1)
+    # evenly along the blocks (in run and time order): every run and all of each block
+    valid = sorted(select(block, n_valid, "stride"))
     assert not (set(train) & set(test)) and not (set(valid) & set(test)) and not (set(train) & set(valid))
-    return {"pool": pool, "train": train, "valid": valid, "test": test, "near_duplicates": n_near}
+    return {"pool": pool, "train": train, "valid": valid, "test": test, "near_duplicates": n_near,
+            "valid_block": block, "blocks": split["blocks"]}

@@ -59,13 +59,19 @@ def write_cp2k_input(cfg: dict, structure, temperature: float, out) -> None:
     cp2k_input.write_input(out, tree)
 
 
-def run_aimd(cfg: dict, structure, temperature: float, workdir, summary) -> dict:
+def run_aimd(cfg: dict, structure, temperature: float, workdir, summary, seed=None) -> dict:
+    """NVT AIMD at ``temperature``; ``seed`` replaces aimd.seed (the independent test run of
+    aimd.test_seed: other initial velocities and thermostat noise, all else the same)."""
+    if seed is not None:
+        cfg = {**cfg, "aimd": {**cfg["aimd"], "seed": int(seed)}}
     return cp2k_run.run_md(_atoms_with_box(structure), cfg, temperature, workdir, summary)
 
 
-def convert_trajectories(run_dirs, out, temperatures=None, summary=None) -> list[dict]:
+def convert_trajectories(run_dirs, out, temperatures=None, summary=None, runs=None) -> list[dict]:
+    """``runs``: the run label of each directory (default: the temperature label)."""
     run_dirs = [Path(d) for d in run_dirs]
-    runs = [qconfig.temperature_label(t) for t in temperatures] if temperatures else None
+    if runs is None:
+        runs = [qconfig.temperature_label(t) for t in temperatures] if temperatures else None
     result = cp2k_output.convert_runs(run_dirs, out, runs=runs, temperatures=temperatures)
     if summary:
         write_json(summary, result)
@@ -100,7 +106,7 @@ def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
     frames, n_dup = dataset.dedupe_frames(frames_all)
     sel = cfg["selection"]
     X = _descriptor_rows(descriptors, frames_all, frames) if descriptors else None
-    idx = selection.split_and_select(frames, sel, descriptors=X)
+    idx = selection.split_and_select(frames, sel, descriptors=X, test_runs=qconfig.test_runs(cfg))
     out_dir = Path(out_dir)
     for part in ("train", "valid", "test"):
         dataset.write_frames(out_dir / f"{part}.extxyz", [frames[i] for i in idx[part]])
@@ -127,11 +133,15 @@ def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
         "n_valid": len(idx["valid"]),
         "n_test": len(idx["test"]),
         "test_fraction": sel["test_fraction"],
-        "gap_frames": sel["gap_frames"],
+        "valid_fraction": sel["valid_fraction"],
+        "gap_fs": sel["gap_fs"],
+        "test_seed": cfg["aimd"]["test_seed"],
+        "blocks": idx["blocks"],
         "reference_energies": refs,
         "train_steps": steps("train"),
         "valid_steps": steps("valid"),
         "test_steps": steps("test"),
+        "n_valid_block": len(idx["valid_block"]),
     }
     write_json(out_dir / "selection.json", summary)
     log.info("selected %d train (%s), %d valid; %d held out (of %d frames; %d near-duplicates dropped)",
@@ -156,22 +166,26 @@ def select_learning_curve_frames(cfg: dict, method: str, n: int, data, descripto
     summary = select_frames(point_config(cfg, method, n), data, out_dir, descriptors)
     if summary["n_train"] != int(n):
         raise selection.SelectionError(
-            f"config error at selection.learning_curve.sizes: {n} training frames plus n_valid="
-            f"{cfg['selection']['n_valid']} do not fit the pool of {summary['n_pool']} frames"
+            f"config error at selection.learning_curve.sizes: {n} training frames do not fit the training pool "
+            f"of {summary['n_pool']} frames"
         )
     return summary
 
 
 def train_learning_curve_point(cfg: dict, method: str, n: int, split_dir, workdir, model_dir, metrics_out) -> dict:
-    """Train the experiment's DeePMD model on one point's split; errors on the held-out frames."""
+    """Train the experiment's DeePMD model on one point's split; errors on its validation frames.
+
+    The test frames are never read: they are left to judge the final models. DeePMD trains
+    for a fixed number of steps (no early stopping), so the validation frames, the same for
+    every point, are held out from each point's training."""
     from . import evaluate, learning_curve
     from .models import load_calculator
 
     # a point's model may be poor (that is what the curve shows), so only a diverged one fails
     _train_on_split("deepmd", learning_curve.deepmd_params(cfg), split_dir, workdir, model_dir,
                     gate={"max_force_rmse_ratio": float("inf"), "max_energy_rmse_ratio": float("inf")})
-    test = evaluate.evenly(dataset.read_frames(Path(split_dir) / "test.extxyz"), cfg["evaluation"]["max_frames"])
-    metrics = {"method": method, "n_train": int(n)} | learning_curve.heldout_errors(load_calculator(model_dir), test)
+    frames = evaluate.evenly(dataset.read_frames(Path(split_dir) / "valid.extxyz"), cfg["evaluation"]["max_frames"])
+    metrics = {"method": method, "n_train": int(n)} | learning_curve.heldout_errors(load_calculator(model_dir), frames)
     write_json(metrics_out, metrics)
     log.info("learning curve %s N=%d: force RMSE %.1f meV/A", method, n, metrics["force_rmse_meV_per_A"])
     return metrics

@@ -1,3 +1,7 @@
+# the independent test runs (aimd.test_seed) change nothing in the training runs
+AIMD_PHYSICS = canonical({k: v for k, v in config["aimd"].items() if k != "test_seed"})
+
+
 rule write_cp2k_input:
     """The CP2K MD input of one temperature (preset + overrides, via cp2k-input-tools)."""
     input:
@@ -7,7 +11,7 @@ rule write_cp2k_input:
     params:
         temperature=lambda w: TEMPERATURES[w.T],
         cp2k=CP2K_PHYSICS,
-        aimd=canonical(config["aimd"]),
+        aimd=AIMD_PHYSICS,
     log:
         "logs/write_cp2k_input/{system}_{T}.log",
     benchmark:
@@ -33,11 +37,37 @@ rule run_aimd:
         temperature=lambda w: TEMPERATURES[w.T],
         workdir=subpath(input.cp2k_input, parent=True),
         cp2k=CP2K_PHYSICS,
-        aimd=canonical(config["aimd"]),
+        aimd=AIMD_PHYSICS,
     log:
         "logs/run_aimd/{system}_{T}.log",
     benchmark:
         "results/benchmarks/run_aimd/{system}_{T}.tsv"
+    threads: config["cp2k"]["threads"]
+    resources:
+        mem_mb=config["cp2k"]["mem_mb"],
+        runtime=config["cp2k"]["runtime_min"],
+    conda:
+        "../envs/cp2k.yaml"
+    script:
+        "../scripts/run_aimd.py"
+
+
+rule run_test_aimd:
+    """The independent test run at one temperature (aimd.test_seed): as run_aimd, another seed."""
+    input:
+        structure=starting_structure,
+    output:
+        "results/{system}/aimd_test/{T}/run.json",
+    params:
+        temperature=lambda w: TEMPERATURES[w.T],
+        seed=config["aimd"]["test_seed"],
+        workdir=subpath(output[0], parent=True),
+        cp2k=CP2K_PHYSICS,
+        aimd=canonical({k: v for k, v in config["aimd"].items() if k not in ("seed", "test_seed")}),
+    log:
+        "logs/run_test_aimd/{system}_{T}.log",
+    benchmark:
+        "results/benchmarks/run_test_aimd/{system}_{T}.tsv"
     threads: config["cp2k"]["threads"]
     resources:
         mem_mb=config["cp2k"]["mem_mb"],

@@ -22,6 +22,13 @@ def aimd_summaries(wildcards):
     return expand("results/{system}/aimd/{T}/run.json", system=wildcards.system, T=TEMPERATURES)
 
 
+def test_aimd_summaries(wildcards):
+    """The independent test runs (aimd.test_seed), one per temperature; none by default."""
+    if config["aimd"]["test_seed"] is None:
+        return []
+    return expand("results/{system}/aimd_test/{T}/run.json", system=wildcards.system, T=TEMPERATURES)
+
+
 def starting_structure(wildcards):
     return f"results/{wildcards.system}/relax/relaxed.extxyz"
 

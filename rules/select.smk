@@ -18,7 +18,7 @@ rule compute_descriptors:
 
 
 rule select_frames:
-    """Hold out the final time block of each run, then select training/validation frames."""
+    """Cut each run into time blocks (pool | gap | validation | gap | test), then select training frames."""
     input:
         frames="results/{system}/dataset/frames.extxyz",
         descriptors="results/{system}/selection/descriptors.npy",
@@ -90,11 +90,11 @@ rule select_learning_curve_frames:
 
 
 rule train_learning_curve_point:
-    """Train the experiment's DeePMD model on one point's split and evaluate it on the held-out frames."""
+    """Train the experiment's DeePMD model on one point's split and evaluate it on its validation frames
+    (the test frames are left to the final models)."""
     input:
         train="results/{system}/learning_curve/{method}/n{n}/split/train.extxyz",
         valid="results/{system}/learning_curve/{method}/n{n}/split/valid.extxyz",
-        test="results/{system}/learning_curve/{method}/n{n}/split/test.extxyz",
         summary="results/{system}/learning_curve/{method}/n{n}/split/selection.json",
     output:
         metrics="results/{system}/learning_curve/{method}/n{n}/metrics.json",

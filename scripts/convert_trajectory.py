@@ -6,6 +6,6 @@ smk.run(
     snakemake,
     lambda cfg: stages.convert_trajectories(
         [Path(s).parent for s in snakemake.input], snakemake.output.frames,
-        temperatures=snakemake.params.temperatures, summary=snakemake.output.summary,
+        temperatures=snakemake.params.temperatures, summary=snakemake.output.summary, runs=snakemake.params.runs,
     ),
 )

@@ -116,7 +116,7 @@ def test_kmeans_gives_distinct_frames_even_with_copies():
 @pytest.mark.parametrize("method", selection.METHODS)
 def test_every_method_returns_n_distinct_pool_frames(method):
     frames = cluster_frames()
-    sel = sel_config(method=method, n_train=20, n_valid=5, test_fraction=0.25, gap_frames=3, descriptor=DIST,
+    sel = sel_config(method=method, n_train=20, n_valid=5, test_fraction=0.25, gap_fs=3, descriptor=DIST,
                      dedupe_tolerance=0.0)
     X = descriptors.compute(frames, sel["descriptor"])
     idx = selection.split_and_select(frames, sel, descriptors=X)
@@ -126,7 +126,7 @@ def test_every_method_returns_n_distinct_pool_frames(method):
     assert not set(train) & set(idx["test"]) and not set(idx["valid"]) & set(idx["test"])
     again = selection.split_and_select(frames, sel, descriptors=X)
     assert again["train"] == train  # deterministic under the seed
-    # the held-out block is the end of each run, pool frames stop gap_frames before it
+    # the held-out block is the end of each run, validation and pool blocks lie gap_fs before it
     for run in ("300K", "600K"):
         assert min(frames[i].info["step"] for i in idx["test"] if frames[i].info["run"] == run) == 30
 
@@ -136,7 +136,7 @@ def test_fps_covers_the_hot_run_more_than_random():
     X = descriptors.compute(frames, SOAP)
     hot = {i for i, a in enumerate(frames) if a.info["run"] == "600K"}
     picks = {m: selection.split_and_select(frames, sel_config(method=m, n_train=10, n_valid=5, descriptor=SOAP,
-                                                               gap_frames=2), X)["train"]
+                                                               gap_fs=2), X)["train"]
              for m in ("fps", "random")}
     # the hot run spreads far wider in configuration space: FPS draws nearly all from it
     assert len(hot & set(picks["fps"])) >= 8
@@ -150,7 +150,7 @@ def test_near_duplicate_frames_leave_the_pool():
     copy.calc = SinglePointCalculator(copy, energy=0.0, forces=np.zeros((6, 3)))
     copy.info.update(run="300K", step=2.5, time=2.5, temperature=300.0)
     frames.insert(3, copy)
-    sel = sel_config(method="random", n_train=10, n_valid=5, gap_frames=3, descriptor=DIST, dedupe_tolerance=0.01)
+    sel = sel_config(method="random", n_train=10, n_valid=5, gap_fs=3, descriptor=DIST, dedupe_tolerance=0.01)
     idx = selection.split_and_select(frames, sel)
     assert idx["near_duplicates"] == 1 and 3 not in idx["pool"] and 2 in idx["pool"]
     sel["dedupe_tolerance"] = 0.0
@@ -201,7 +201,7 @@ def test_select_frames_uses_the_cache(tmp_path):
     data = tmp_path / "frames.extxyz"
     dataset.write_frames(data, frames + frames[:2])  # two exact duplicates
     cfg = config.validate({"name": "t", "structure": {}, "selection": {
-        "n_train": 12, "n_valid": 4, "gap_frames": 2, "descriptor": SOAP}})
+        "n_train": 12, "n_valid": 4, "gap_fs": 2, "descriptor": SOAP}})
     stages.compute_descriptors(cfg, data, tmp_path / "d.npy")
     s = stages.select_frames(cfg, data, tmp_path / "split", descriptors=tmp_path / "d.npy")
     assert s["method"] == "fps" and s["n_train"] == 12 and s["duplicates_dropped"] == 2
@@ -219,7 +219,7 @@ def test_map_files_on_small_data(tmp_path, method):
     data = tmp_path / "frames.extxyz"
     dataset.write_frames(data, frames)
     cfg = config.validate({"name": "t", "structure": {}, "selection": {
-        "n_train": 8, "n_valid": 4, "gap_frames": 2, "descriptor": DIST,
+        "n_train": 8, "n_valid": 4, "gap_fs": 2, "descriptor": DIST,
         "map": {"method": method, "max_points": 30}}})
     stages.compute_descriptors(cfg, data, tmp_path / "d.npy")
     stages.select_frames(cfg, data, tmp_path / "split", descriptors=tmp_path / "d.npy")

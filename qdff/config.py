@@ -84,6 +84,9 @@ def _message(error) -> str:
 
 def validate(config: dict) -> dict:
     """Validate ``config`` in place (filling defaults) and return it; raise :class:`ConfigError`."""
+    from .backends import presets  # light: no backend package is imported
+
+    presets.apply(config)  # production settings under the keys the config sets
     schema = load_schema()
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:

@@ -1,5 +1,7 @@
 """SchNetPack, NequIP and Allegro: a real tiny training each on frames of a real CP2K
-(GFN1-xTB) MD of Cd6Se6, exported, reloaded through qdff.models.load_calculator."""
+(GFN1-xTB) MD of Cd6Se6, exported, reloaded through qdff.models.load_calculator (slow).
+And, without training: the loss of every backend's generated config weighs the energy
+per atom alike, and the production presets render to configs the packages accept."""
 from __future__ import annotations
 
 import json
@@ -18,7 +20,6 @@ from qdff.backends.common import TrainingError, zero_force_rms
 from qdff.fileio import read_json
 from qdff.models import load_calculator
 
-pytestmark = [pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests/data"
 
@@ -82,6 +83,7 @@ def trained(frames, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(TINY))
 def test_tiny_training_exports_a_model_that_beats_zero_forces(name, frames, trained):
     meta_path = trained[name]
@@ -114,6 +116,7 @@ def test_tiny_training_exports_a_model_that_beats_zero_forces(name, frames, trai
     assert rmse < 0.9 * zero_force_rms(train), f"{name}: force RMSE {rmse:.3f} does not beat zero forces"
 
 
+@pytest.mark.slow
 def test_absurd_learning_rate_is_reported_as_divergence(frames, tmp_path):
     params = _cfg(schnetpack={**TINY["schnetpack"], "epochs": 2, "lr": 1.0e4})["backends"]["schnetpack"]
     with pytest.raises(TrainingError, match="SchNetPack training diverged"):
@@ -122,6 +125,7 @@ def test_absurd_learning_rate_is_reported_as_divergence(frames, tmp_path):
     assert not (tmp_path / "model" / "model.json").exists()
 
 
+@pytest.mark.slow
 def test_all_backends_are_wired_into_the_workflow(tmp_path):
     """Dry run with the default config: all four backends are trained and evaluated."""
     assert BACKENDS == ("deepmd", "schnetpack", "nequip", "allegro")
@@ -136,6 +140,7 @@ def test_all_backends_are_wired_into_the_workflow(tmp_path):
         assert f"results/dry/evaluation/{backend}/metrics.json" in proc.stdout
 
 
+@pytest.mark.slow
 def test_interrupted_schnetpack_training_resumes_from_its_last_checkpoint(frames, tmp_path, caplog):
     """A rerun with the same settings and data continues from last.ckpt instead of starting
     over (here the first run had finished its epochs but, as if killed before the export,
@@ -156,3 +161,174 @@ def test_interrupted_schnetpack_training_resumes_from_its_last_checkpoint(frames
         backend.train(frames["train"], frames["valid"], frames["refs"], {**params, "lr": 0.002}, tmp_path / "w",
                       tmp_path / "m", gate=GATE)
     assert "resuming" not in caplog.text
+
+
+# --- loss weights and presets, without training ----------------------------------------------
+# Each backend's generated loss is evaluated by the backend's own code on a per-atom energy
+# error DE and a force-component error DF, alone: the ratio of the two losses must be
+# energy_weight DE^2 : forces_weight DF^2 for a 12-atom and a 190-atom cluster alike.
+
+DE, DF = 0.01, 0.1  # eV/atom, eV/A
+
+
+def _params(name, **over):
+    return _cfg(**{name: over})["backends"][name]
+
+
+def _deepmd_losses(p, n):
+    import copy
+
+    import torch
+    from deepmd.pt.train.training import get_loss
+    from deepmd.utils.argcheck import normalize
+
+    from qdff.backends import deepmd
+
+    jdata = normalize(copy.deepcopy(deepmd.input_json(p, ["Cd", "Se"], 10)))  # DeePMD's own checker
+    loss = get_loss(dict(jdata["loss"]), jdata["learning_rate"]["start_lr"], 2, None)
+    nf = 2
+    zero_e, zero_f = torch.zeros(nf, 1, dtype=torch.float64), torch.zeros(nf, n, 3, dtype=torch.float64)
+
+    def one(de, df):
+        pred = {"energy": zero_e + de * n, "force": zero_f + df}
+        label = {"energy": zero_e, "force": zero_f, "find_energy": 1.0, "find_force": 1.0}
+        # atype: the per-frame path of real trainings; a vanishing learning rate: the final weights
+        _, value, _ = loss({"atype": torch.zeros(nf, n, dtype=torch.long)}, lambda **kw: dict(pred), label, n,
+                           learning_rate=1e-30)
+        return float(value)
+
+    return one(DE, 0.0), one(0.0, DF)
+
+
+def _schnetpack_losses(p, n):
+    import torch
+
+    from qdff.backends import schnetpack
+
+    schnetpack._compat()
+    task = schnetpack._task(schnetpack._model(p), p)
+    nf = 2
+    zero_e, zero_f = torch.zeros(nf), torch.zeros(nf * n, 3)
+    target = {"energy": zero_e, "forces": zero_f}
+
+    def one(de, df):
+        return float(task.loss_fn({"energy": zero_e + de * n, "forces": zero_f + df, "_n_atoms": torch.full((nf,), n)},
+                                  target))
+
+    return one(DE, 0.0), one(0.0, DF)
+
+
+def _nequip_losses(name, p, n):
+    import torch
+    from hydra.utils import instantiate
+
+    from qdff.backends import get
+
+    cfg = get("nequip").config(p, ["Cd", "Se"], Path("w"), get(name).FLAVOUR)
+    nf = 2
+
+    def one(de, df):
+        loss = instantiate(cfg["training_module"]["loss"])  # fresh: metrics accumulate
+        n_atoms = torch.full((nf,), n)
+        pred = {"total_energy": torch.full((nf, 1), de * n), "forces": torch.full((nf * n, 3), df), "num_atoms": n_atoms}
+        target = {"total_energy": torch.zeros(nf, 1), "forces": torch.zeros(nf * n, 3), "num_atoms": n_atoms}
+        return float(loss(pred, target)["weighted_sum"])
+
+    return one(DE, 0.0), one(0.0, DF)
+
+
+LOSSES = {"deepmd": _deepmd_losses, "schnetpack": _schnetpack_losses,
+          "nequip": lambda p, n: _nequip_losses("nequip", p, n), "allegro": lambda p, n: _nequip_losses("allegro", p, n)}
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("weights", [{}, {"energy_weight": 4.0, "forces_weight": 0.5}], ids=["default", "4:0.5"])
+def test_energy_loss_is_per_atom_with_the_same_meaning_in_every_backend(name, weights):
+    p = _params(name, **weights)
+    expected = p["energy_weight"] * DE**2 / (p["forces_weight"] * DF**2)
+    for n in (12, 190):
+        e, f = LOSSES[name](p, n)
+        assert e / f == pytest.approx(expected, rel=1e-5), f"{name}, {n} atoms"
+
+
+def test_old_deepmd_loss_keys_say_what_replaces_them():
+    with pytest.raises(config.ConfigError, match=r"limit_pref_e.*renamed: use backends\.deepmd\.energy_weight"):
+        _params("deepmd", limit_pref_e=1.0)
+
+
+def test_production_presets_fill_only_unset_keys():
+    from qdff.backends.presets import PRODUCTION
+
+    for name in BACKENDS:
+        demo, prod = _params(name), _params(name, preset="production", threads=3)
+        assert prod["threads"] == 3  # set in the config: kept
+        for key, value in PRODUCTION[name].items():
+            assert prod[key] == value, (name, key)
+        assert any(demo[k] != v for k, v in PRODUCTION[name].items())  # the default stays the small demo
+        assert (prod["energy_weight"], prod["forces_weight"]) == (demo["energy_weight"], demo["forces_weight"])
+    assert _params("nequip", preset="production", lr=0.005)["lr"] == 0.005
+
+
+def test_production_deepmd_input_passes_deepmds_checker():
+    from deepmd.utils.argcheck import normalize
+
+    from qdff.backends import deepmd
+
+    jdata = normalize(deepmd.input_json(_params("deepmd", preset="production"), ["Cd", "Se"], 5000))
+    d, lr = jdata["model"]["descriptor"], jdata["learning_rate"]
+    assert d["neuron"] == [25, 50, 100] and d["axis_neuron"] == 16
+    assert jdata["model"]["fitting_net"]["neuron"] == [240, 240, 240]
+    assert jdata["training"]["numb_steps"] == 1000000 and lr["decay_steps"] == 5000 and lr["stop_lr"] == 3.51e-8
+    assert jdata["loss"]["intensive_ener_virial"] is True
+
+
+def test_production_schnetpack_model_builds_and_stops_early():
+    import torch
+    from ase import Atoms
+    from schnetpack.interfaces import AtomsConverter
+    import schnetpack.transform as trn
+
+    from qdff.backends import schnetpack
+
+    schnetpack._compat()
+    p = _params("schnetpack", preset="production")
+    dtype = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float32)
+        task = schnetpack._task(schnetpack._model(p), p)
+        atoms = Atoms("Cd6Se6", positions=np.random.default_rng(0).normal(size=(12, 3)) * 3)
+        batch = AtomsConverter(neighbor_list=trn.ASENeighborList(cutoff=p["cutoff"]), dtype=torch.float32)([atoms])
+        pred = task.predict_without_postprocessing(batch)
+    finally:
+        torch.set_default_dtype(dtype)
+    assert task.model.representation.n_atom_basis == 128 and pred["energy"].shape == (1,)
+    assert pred["forces"].shape == (12, 3) and int(pred["_n_atoms"][0]) == 12  # what the per-atom loss reads
+    stop = schnetpack._early_stopping(p)
+    assert len(stop) == 1 and stop[0].patience == 200 and stop[0].monitor == "val_loss"
+    assert schnetpack._early_stopping(_params("schnetpack")) == []
+
+
+@pytest.mark.parametrize("name", ["nequip", "allegro"])
+def test_production_nequip_configs_build_their_models(name, tmp_path):
+    import copy
+
+    from hydra.utils import get_method, instantiate
+    from nequip.utils.global_state import set_global_state
+    from omegaconf import OmegaConf
+
+    from qdff.backends import get
+
+    flavour = get(name).FLAVOUR
+    cfg = get("nequip").config(_params(name, preset="production"), ["Cd", "Se"], tmp_path, flavour)
+    OmegaConf.create(cfg)  # the form nequip-train reads
+    # nequip builds the model as its NequIPLightningModule does, with the data statistics
+    # that nequip-train resolves filled in
+    block = copy.deepcopy(cfg["training_module"]["model"])
+    block = {k: 1.0 if str(v).startswith("${training_data_stats:") else v for k, v in block.items()}
+    set_global_state(**cfg["global_options"])
+    model = get_method(block.pop("_target_"))(**block)
+    assert sum(x.numel() for x in model.parameters()) > 10000
+    stops = [instantiate(c) for c in cfg["trainer"]["callbacks"] if c["_target_"].endswith("EarlyStopping")]
+    assert len(stops) == 1 and stops[0].patience == 20
+    assert not any(c["_target_"].endswith("EarlyStopping")
+                   for c in get("nequip").config(_params(name), ["Cd", "Se"], tmp_path, flavour)["trainer"]["callbacks"])

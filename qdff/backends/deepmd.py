@@ -80,12 +80,17 @@ def input_json(p: dict, type_map: list[str], n_train: int) -> dict:
             "start_lr": p["start_lr"],
             "stop_lr": p["stop_lr"],
         },
+        # DeePMD's legacy ener loss weighs the total-energy MSE by pref_e / N, i.e. N pref_e on
+        # the per-atom energy: N:1 against forces. With intensive_ener_virial it divides by N^2
+        # (deepmd/pt/loss/ener.py), so pref_e weighs the MSE of E/N as energy_weight does in
+        # every backend, and the energy:force ratio no longer grows with the cluster
         "loss": {
             "type": "ener",
-            "start_pref_e": p["start_pref_e"],
-            "limit_pref_e": p["limit_pref_e"],
-            "start_pref_f": p["start_pref_f"],
-            "limit_pref_f": p["limit_pref_f"],
+            "intensive_ener_virial": True,
+            "start_pref_e": p["start_energy_weight"],
+            "limit_pref_e": p["energy_weight"],
+            "start_pref_f": p["start_forces_weight"],
+            "limit_pref_f": p["forces_weight"],
             "start_pref_v": 0.0,
             "limit_pref_v": 0.0,
         },

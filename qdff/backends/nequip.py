@@ -138,12 +138,16 @@ def config(p: dict, type_map: list[str], workdir: Path, flavour: Flavour) -> dic
                  "dirpath": str(workdir / "checkpoints"), "filename": "best", "save_last": True},
                 {"_target_": "qdff.backends.progress.epoch_progress", "path": str(workdir / PROGRESS),
                  "max_epochs": p["epochs"], "package": "lightning", "echo": True},
+                *([{"_target_": "lightning.pytorch.callbacks.EarlyStopping", "monitor": MONITOR,
+                    "patience": p["early_stopping_patience"]}] if p["early_stopping_patience"] else []),
             ],
         },
         "training_module": {
             # the plain module, not EMALightningModule: an EMA with the usual decay (0.999)
             # would export nearly the initial weights after a short training
             "_target_": "nequip.train.NequIPLightningModule",
+            # MSE of E/N (per_atom_energy) and of the force components, coefficients normalised
+            # to sum 1: energy_weight:forces_weight is the energy:force ratio of every backend
             "loss": {"_target_": "nequip.train.EnergyForceLoss", "per_atom_energy": True,
                      "coeffs": {"total_energy": p["energy_weight"], "forces": p["forces_weight"]}},
             "val_metrics": metrics,

@@ -98,19 +98,24 @@ def _model(p: dict):
 
 
 def _task(model, p: dict):
+    """The training task. Loss: energy_weight x MSE(E/N) + forces_weight x MSE(force
+    components), the energy per atom as in every backend (see :mod:`.spk_task`)."""
     import schnetpack as spk
     import torch
     import torchmetrics
 
-    def output(name, weight):
-        return spk.task.ModelOutput(
+    from .spk_task import PerAtomOutput, PerAtomTask
+
+    def output(cls, name, weight):
+        return cls(
             name=name, loss_fn=torch.nn.MSELoss(), loss_weight=weight,
             metrics={"MAE": torchmetrics.MeanAbsoluteError(), "RMSE": torchmetrics.MeanSquaredError(squared=False)},
         )
 
-    return spk.task.AtomisticTask(
+    return PerAtomTask(
         model=model,
-        outputs=[output("energy", p["energy_weight"]), output("forces", p["forces_weight"])],
+        outputs=[output(PerAtomOutput, "energy", p["energy_weight"]),
+                 output(spk.task.ModelOutput, "forces", p["forces_weight"])],
         optimizer_cls=torch.optim.AdamW,
         optimizer_args={"lr": p["lr"]},
         # torch's own scheduler: schnetpack's subclass passes the removed `verbose` argument
@@ -118,6 +123,15 @@ def _task(model, p: dict):
         scheduler_args={"factor": 0.5, "patience": p["lr_patience"], "min_lr": p["lr"] * 1e-3},
         scheduler_monitor="val_loss",
     )
+
+
+def _early_stopping(p: dict) -> list:
+    """Lightning's EarlyStopping on the validation loss (the validation block's frames), if asked for."""
+    import pytorch_lightning as pl
+
+    if not p["early_stopping_patience"]:
+        return []
+    return [pl.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=p["early_stopping_patience"])]
 
 
 def _datamodule(db: Path, split_file: Path, p: dict, n_train: int, n_valid: int):
@@ -197,6 +211,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
                     save_top_k=1, save_last=True, monitor="val_loss",
                 ),
                 epoch_progress(workdir / PROGRESS, p["epochs"], package="pytorch_lightning"),
+                *_early_stopping(p),
             ],
         )
         # schnetpack's data module drops a "splitting.lock" in the working directory

@@ -114,6 +114,10 @@ def validate(config: dict) -> dict:
     if config["aimd"]["test_seed"] == config["aimd"]["seed"]:
         raise ConfigError(f"config error at aimd.test_seed: {config['aimd']['test_seed']} is aimd.seed; an "
                           "independent test run needs another seed")
+    low = [t for t in config["mlmd"]["stress_temperatures"] or [] if t <= max(config["aimd"]["temperatures"])]
+    if low:
+        raise ConfigError(f"config error at mlmd.stress_temperatures: {low} not above the highest AIMD temperature "
+                          f"{max(config['aimd']['temperatures'])} K (AIMD temperatures get ML-MD anyway)")
     al = config["active_learning"]
     if al["enabled"]:
         if al["backend"] not in enabled_backends(config):
@@ -157,6 +161,19 @@ def test_runs(config: dict) -> list[str]:
     if config["aimd"].get("test_seed") is None:
         return []
     return [test_run_label(t) for t in config["aimd"]["temperatures"]]
+
+
+def mlmd_temperatures(config: dict) -> dict[float, bool]:
+    """Every ML-MD temperature (K), True for the stress temperatures: above the AIMD ones,
+    by default mlmd.stress_factor x the highest (where no AIMD shows what to expect)."""
+    aimd = [float(t) for t in config["aimd"]["temperatures"]]
+    p = config["mlmd"]
+    stress = p["stress_temperatures"]
+    if stress is None:
+        stress = [round(p["stress_factor"] * max(aimd), 1)] if p["stress_factor"] > 1 else []
+    out = {t: False for t in aimd}
+    out.update({float(t): True for t in stress if float(t) not in out})
+    return dict(sorted(out.items()))
 
 
 def describe(schema: dict | None = None, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -29,10 +29,15 @@ METRIC_COLUMNS = [
     ("force_rmse_meV_per_A_site_core", "F RMSE core [meV/Å]", "{:.1f}"),
     ("force_rmse_meV_per_A_site_surface", "F RMSE surface [meV/Å]", "{:.1f}"),
     ("mlmd_verdicts", "ML-MD stability", "{}"),
-    ("mlmd_nve_drift_meV_per_atom_per_ps", "NVE drift [meV/atom/ps]", "{:.2f}"),
-    ("rdf_overlap_min", "RDF overlap (worst pair)", "{:.2f}"),
-    ("rdf_overlap_aimd_halves_min", "RDF overlap of AIMD halves (ceiling)", "{:.2f}"),
-    ("speedup_vs_cp2k", "MD speed-up vs CP2K", "{:.0f}×"),
+    ("mlmd_nve_drift_meV_per_atom_per_ps", "NVE drift, worst T [meV/atom/ps]", "{:.3f}"),
+    ("cp2k_conserved_drift_meV_per_atom_per_ps", "CP2K conserved-quantity drift, worst T [meV/atom/ps]", "{:.3f}"),
+    ("pair_distance_overlap_min", "pair-distance overlap, worst pair", "{:.2f}"),
+    ("pair_distance_overlap_worst", "worst pair", "{}"),
+    ("pair_distance_aimd_overlap_at_worst", "AIMD self-agreement, same pair and blocks", "{:.2f}"),
+    ("pair_distance_aimd_interval_at_worst", "AIMD self-agreement, 90% interval", "{}"),
+    ("pair_distance_below_aimd_interval", "pairs below the AIMD interval", "{}"),
+    ("speedup_vs_cp2k", "MD speed-up vs CP2K (wall time per step)", "{:.0f}×"),
+    ("speedup_per_core_vs_cp2k", "MD speed-up vs CP2K per core-second", "{:.0f}×"),
     ("training_wall_s", "training time [s]", "{:.0f}"),
     ("inference_s_per_atom_step", "inference [µs/atom/step]", "{}"),
     ("model_size_MB", "model size [MB]", "{:.2f}"),
@@ -119,6 +124,10 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
         "errors": {k: png_data_uri(v) for k, v in (error_plots or {}).items()},
         "rdf": {b: {t: png_data_uri(p) for t, p in by_t.items()} for b, by_t in (rdf_plots or {}).items()},
         "speed": speed_rows(aimd_summaries, metrics),
+        "speed_note": speed_note(metrics),
+        "method_label": method_label(preset),
+        "mlmd_rows": mlmd_rows(metrics),
+        "peak_rows": peak_rows(metrics),
         **(selection_context or {}),
         "structure": structure,
         "models": models,
@@ -134,14 +143,76 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
         fh.write(text)
 
 
+def method_label(preset: str) -> str:
+    """CP2K and its method in a few words ("CP2K GFN1-xTB", "CP2K PBE-D3"): the first word
+    of the level of theory, so that a semi-empirical reference is never called DFT."""
+    return f"CP2K {LEVEL_OF_THEORY[preset].split()[0]}"
+
+
 def speed_rows(aimd_summaries: list, metrics: list) -> list:
-    """Seconds per MD step of CP2K and of each model's ML-MD, and their ratio."""
-    cp2k = [s["seconds_per_step_median"] for s in aimd_summaries if s.get("seconds_per_step_median")]
-    rows = [["CP2K (AIMD)", f"{sum(cp2k) / len(cp2k):.3g}" if cp2k else "–", "1×"]]
+    """Per method: seconds per MD step, hardware (device, ranks x threads, host), cores, the
+    wall-clock speed-up and the speed-up per core-second against CP2K."""
+    from .stages import cp2k_hardware
+
+    cp2k = [s for s in aimd_summaries if s.get("seconds_per_step_median")]
+    s_cp2k = sum(s["seconds_per_step_median"] for s in cp2k) / len(cp2k) if cp2k else None
+    cores = cp2k[0].get("mpi_ranks", 0) * cp2k[0].get("threads_per_rank", 0) if cp2k else 0
+    rows = [["CP2K (AIMD)", _fmt("", "{:.3g}", s_cp2k), cp2k_hardware(cp2k[0]) if cp2k else "–",
+             str(cores) if cores else "–", "1×", "1×"]]
     for m in metrics:
         if m.get("mlmd_seconds_per_step"):
-            rows.append([m["backend"], f"{m['mlmd_seconds_per_step']:.3g}", _fmt("", "{:.0f}×", m.get("speedup_vs_cp2k"))])
+            hw = m.get("mlmd_hardware", "not recorded")
+            cores = str(m["mlmd_cores"]) if m.get("mlmd_cores") else "– (GPU)" if hw.startswith("cuda") else "–"
+            rows.append([f"{m['backend']} (ML-MD)", f"{m['mlmd_seconds_per_step']:.3g}", hw, cores,
+                         _fmt("", "{:.0f}×", m.get("speedup_vs_cp2k")), _fmt("", "{:.0f}×", m.get("speedup_per_core_vs_cp2k"))])
     return rows
+
+
+def speed_note(metrics: list) -> str:
+    """Whether both sides of the speed comparison ran on the same hardware."""
+    timed = [m for m in metrics if m.get("speedup_vs_cp2k") is not None]
+    if not timed:
+        return "No speed comparison: no CP2K and ML-MD runs at the same temperature."
+    if all(m.get("same_hardware") for m in timed):
+        return "CP2K and ML-MD ran on the same host and CPU; the per-core-second ratio also removes the difference in cores used."
+    return ("CP2K and ML-MD ran on different hardware (see the hardware column): the wall-clock ratio compares "
+            "machines as well as methods; the per-core-second ratio is given for CPU runs only.")
+
+
+def mlmd_rows(metrics: list) -> list:
+    """One row per backend and ML-MD temperature: verdict, bond changes against the AIMD's,
+    coordination numbers, NVE statistics beside CP2K's conserved-quantity statistics."""
+    def f(v, fmt="{:.2f}"):
+        return _fmt("", fmt, v)
+
+    rows = []
+    for m in metrics:
+        for t in m.get("mlmd_per_temperature", []):
+            cn = t.get("coordination") or {}
+            acn = t.get("aimd_coordination") or {}
+            cn_text = "; ".join(f"{el} {f(v)} ({f(acn[el][0])} ± {f(acn[el][1])})" if el in acn else f"{el} {f(v)}"
+                                for el, v in cn.items()) or "–"
+            bonds = (f"{t['bonds_broken_max']} / {t['bonds_formed_max']} ({t['aimd_bonds_broken_max']} / "
+                     f"{t['aimd_bonds_formed_max']})" if t.get("bonds_broken_max") is not None else "–")
+            rows.append([
+                m["backend"], f"{t['temperature']:g} K" + (f" (stress; AIMD of {t['reference_temperature']:g} K)" if t.get("stress") else ""),
+                "stable" if t["stable"] else f"UNSTABLE: {t['reason']}", str(len(t.get("seeds") or [1])), bonds, cn_text,
+                f(t.get("nve_temperature_mean"), "{:.0f}"), f(t.get("nve_drift_meV_per_atom_per_ps"), "{:.3f}"),
+                f(t.get("nve_energy_std_meV_per_atom"), "{:.3f}"),
+                "–" if t.get("stress") else f(t.get("cp2k_conserved_drift_meV_per_atom_per_ps"), "{:.3f}"),
+                "–" if t.get("stress") else f(t.get("cp2k_conserved_std_meV_per_atom"), "{:.3f}"),
+            ])
+    return rows
+
+
+def peak_rows(metrics: list) -> list:
+    """First peak of each pair-distance distribution: position and FWHM, AIMD against ML-MD."""
+    def f(v):
+        return _fmt("", "{:.2f}", v)
+
+    return [[m["backend"], f"{p['temperature']:g} K", p["pair"], f(p["aimd_position_A"]), f(p["mlmd_position_A"]),
+             f(p["aimd_fwhm_A"]), f(p["mlmd_fwhm_A"])]
+            for m in metrics for p in m.get("pair_distance_first_peaks", [])]
 
 
 def render_index(results_dir, out_path) -> None:

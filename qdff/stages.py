@@ -232,92 +232,249 @@ def _at_temperature(frames, temperature: float) -> list:
     return [a for a in frames if float(a.info.get("temperature", -1)) == float(temperature)]
 
 
-def run_mlmd(cfg: dict, backend: str, model_dir, test_file, temperature: float, traj_out, summary_out) -> dict:
-    """ML-MD at one AIMD temperature from the first held-out frame of that run."""
+def run_mlmd(cfg: dict, backend: str, model_dir, test_file, temperature: float, traj_out, summary_out,
+             data=None) -> dict:
+    """ML-MD at one temperature, ``mlmd.seeds`` runs, from the first held-out frame of the
+    AIMD run at that temperature (at a stress temperature: of the hottest AIMD run).
+    ``data``: the whole AIMD data set, whose frames at that temperature (after
+    selection.equilibration_fs) give the limits, bond cutoffs and the AIMD's own bond
+    changes; without it, the held-out frames do."""
     from . import mlmd
     from .models import load_calculator
 
-    frames = _at_temperature(dataset.read_frames(test_file), temperature)
+    stress = qconfig.mlmd_temperatures(cfg).get(float(temperature), False)
+    aimd_t = max(float(t) for t in cfg["aimd"]["temperatures"]) if stress else float(temperature)
+    frames = _at_temperature(dataset.read_frames(test_file), aimd_t)
     if not frames:
-        raise ValueError(f"{test_file}: no held-out frame at {temperature:g} K to start ML-MD from")
+        raise ValueError(f"{test_file}: no held-out frame at {aimd_t:g} K to start ML-MD from")
+    reference = frames
+    if data:
+        reference = _equilibrated(_at_temperature(dataset.read_frames(data), aimd_t),
+                                  cfg["selection"]["equilibration_fs"]) or frames
     p = cfg["mlmd"]
+    calc = load_calculator(model_dir)
     traj: list = []
-    summary = mlmd.run(
-        load_calculator(model_dir), frames[0], frames, temperature=temperature, steps=p["steps"],
-        timestep_fs=p["timestep_fs"], friction_per_fs=p["friction_per_fs"], bond_factor=p["bond_factor"],
-        seed=p["seed"], record_every=p["record_every"], trajectory=traj, nve_steps=p["nve_steps"],
-    )
-    summary["backend"] = backend
+    runs = [
+        mlmd.run(
+            calc, frames[0], reference, temperature=temperature, steps=p["steps"],
+            timestep_fs=p["timestep_fs"], friction_per_fs=p["friction_per_fs"], bond_factor=p["bond_factor"],
+            seed=p["seed"] + k, record_every=p["record_every"], trajectory=traj, nve_steps=p["nve_steps"],
+            bond_check=p["bond_check"] and not stress, monitor_bonds=True,
+            bond_cutoff_factor=p["bond_cutoff_factor"], bond_persist=p["bond_persist"],
+        )
+        for k in range(p["seeds"])
+    ]
+    summary = mlmd.combine(runs)
+    summary.update(backend=backend, stress=stress, reference_temperature=aimd_t, hardware=mlmd.hardware())
     dataset.write_frames(traj_out, traj) if traj else Path(traj_out).write_text("")
     write_json(summary_out, summary)
     return summary
 
 
+def _usable_mlmd_frames(frames, summary: dict) -> list:
+    """ML-MD snapshots to compare with AIMD: per seed, without the frame that failed the
+    stability check (not a structure to compare) and the first 10 % (velocities settling
+    to the thermostat)."""
+    runs = {r["seed"]: r for r in summary.get("runs", [])}
+    by_seed: dict = {}
+    for a in frames:
+        by_seed.setdefault(a.info.get("seed", summary.get("seed")), []).append(a)
+    out = []
+    for s, fr in by_seed.items():
+        stable = runs[s]["stable"] if s in runs else summary["stable"]
+        if not stable:
+            fr = fr[:-1]
+        out += fr[len(fr) // 10:]
+    return out
+
+
 def compare_rdfs(cfg: dict, backend: str, data, trajectory, mlmd_summary, temperature: float, out_json, out_png) -> dict:
-    """RDFs of the ML-MD run against the AIMD frames at the same temperature."""
+    """Pair-distance distributions of the ML-MD runs against the AIMD frames at the same
+    temperature, compared in blocks of equal frame count (qdff.rdf)."""
     from . import rdf
 
-    aimd = _at_temperature(dataset.read_frames(data), temperature)
-    t0 = min((a.info.get("time", 0.0) for a in aimd), default=0.0)
-    aimd = [a for a in aimd if a.info.get("time", 0.0) - t0 >= cfg["selection"]["equilibration_fs"]]
+    aimd = _equilibrated(_at_temperature(dataset.read_frames(data), temperature), cfg["selection"]["equilibration_fs"])
     run = read_json(mlmd_summary)
     # ML-MD snapshots are positions only (no DFT labels): plain ASE read
     ml = read(trajectory, index=":", format="extxyz") if Path(trajectory).stat().st_size else []
-    if not run["stable"]:
-        ml = ml[:-1]  # the frame that failed the stability check is not a structure to compare
-    ml = ml[len(ml) // 10:]  # the first 10 %: velocities settling to the thermostat
+    ml = _usable_mlmd_frames(ml, run)
     p = cfg["evaluation"]
-    if len(ml) < 3 or not aimd:
+    result = None
+    if len(ml) >= 3 and aimd:
+        result = rdf.compare(aimd, ml, p["rdf_r_max"], p["rdf_bins"], block_fs=p["rdf_block_fs"],
+                             resamples=p["rdf_resamples"], seed=cfg["mlmd"]["seed"])
+        if not result["overlap"]:
+            result["note"] = f"too few AIMD frames for two blocks of {len(ml)} ML-MD frames"
+    if result is None:
         result = {"overlap": {}, "overlap_min": float("nan"), "n_model_frames": len(ml),
-                  "n_reference_frames": len(aimd), "note": "too few ML-MD frames for an RDF"}
+                  "n_reference_frames": len(aimd), "note": "too few ML-MD frames for pair-distance distributions"}
+    if result["overlap"]:
+        rdf.plot(result, f"{backend}, {temperature:g} K: pair-distance distributions (unit area), ML-MD against "
+                         f"AIMD in blocks of {result['frames_per_block']} frames ({result['block_fs']:.0f} fs)", out_png)
+        log.info("%s at %g K: pair-distance overlap %s (AIMD self-agreement %s)", backend, temperature,
+                 ", ".join(f"{k} {v:.3f}" for k, v in result["overlap"].items()),
+                 ", ".join(f"{k} {v:.3f}" for k, v in result["reference_overlap"].items()))
+    else:
         log.warning("%s at %g K: %s", backend, temperature, result["note"])
         rdf.plot_message(f"{backend}, {temperature:g} K: {result['note']}", out_png)
-    else:
-        result = rdf.compare(aimd, ml, p["rdf_r_max"], p["rdf_bins"])
-        rdf.plot(result, f"{backend}, {temperature:g} K: ML-MD ({len(ml)} frames) vs AIMD ({len(aimd)} frames)", out_png)
-        log.info("%s at %g K: RDF overlap %s", backend, temperature,
-                 ", ".join(f"{k} {v:.3f}" for k, v in result["overlap"].items()))
     result.update(backend=backend, temperature=temperature, stable=run["stable"])
     write_json(out_json, result)
     return result
 
 
+def _cp2k_runs(aimd_files) -> dict:
+    """Per AIMD temperature: CP2K's seconds per step, where and how it ran (run.json), and the
+    drift and fluctuation of its conserved quantity (from the run's .ener file)."""
+    from .cp2k_output import read_ener
+    from .mlmd import energy_stats
+
+    out = {}
+    for f in aimd_files:
+        s = read_json(f)
+        ener = Path(f).parent / f"{s.get('project', cp2k_run.MD_PROJECT)}-1.ener"
+        if ener.is_file() and s.get("n_atoms"):
+            e = read_ener(ener)
+            stats = energy_stats(e["time"], e["conserved"], s["n_atoms"])
+            s.update(conserved_drift_meV_per_atom_per_ps=stats["drift_meV_per_atom_per_ps"],
+                     conserved_std_meV_per_atom=stats["std_meV_per_atom"])
+        out[float(s["temperature"])] = s
+    return out
+
+
+def _cores(cp2k: dict):
+    ranks, threads = cp2k.get("mpi_ranks"), cp2k.get("threads_per_rank", cp2k.get("threads"))
+    return ranks * threads if ranks and threads else None
+
+
+def _mlmd_cores(hw: dict):
+    """CPU cores an ML-MD run used; None on a GPU (core-seconds do not compare there)."""
+    if not hw or not str(hw.get("device", "cpu")).startswith("cpu"):
+        return None
+    return hw.get("torch_threads")
+
+
+def _speed(row: dict, runs: list, cp2k: dict) -> None:
+    """Seconds per step of ML-MD against CP2K at the same (AIMD) temperatures: wall-clock and
+    per core-second, with the hardware of both sides."""
+    same_t = [r for r in runs if float(r["temperature"]) in cp2k and r["seconds_per_step"] > 0 and not r.get("stress")]
+    if not same_t:
+        return
+    c = [cp2k[float(r["temperature"])] for r in same_t]
+    row["cp2k_seconds_per_step"] = float(np.mean([s["seconds_per_step_median"] for s in c]))
+    row["speedup_vs_cp2k"] = float(np.mean([s["seconds_per_step_median"] / r["seconds_per_step"]
+                                            for s, r in zip(c, same_t)]))
+    hw = same_t[0].get("hardware") or {}
+    cp2k_cores, ml_cores = _cores(c[0]), _mlmd_cores(hw)
+    row["cp2k_cores"], row["mlmd_cores"] = cp2k_cores, ml_cores
+    if cp2k_cores and ml_cores:
+        row["speedup_per_core_vs_cp2k"] = float(np.mean([
+            s["seconds_per_step_median"] * cp2k_cores / (r["seconds_per_step"] * ml_cores) for s, r in zip(c, same_t)]))
+    row["cp2k_hardware"] = cp2k_hardware(c[0])
+    row["mlmd_hardware"] = mlmd_hardware(hw)
+    row["same_hardware"] = bool(hw) and hw.get("host") == c[0].get("host") and ml_cores is not None
+
+
+def cp2k_hardware(s: dict) -> str:
+    ranks, threads = s.get("mpi_ranks"), s.get("threads_per_rank", s.get("threads"))
+    parts = [f"{ranks if ranks else '?'} MPI rank(s) x {threads if threads else '?'} thread(s)"]
+    parts += [s[k] for k in ("cpu_model", "host") if s.get(k)]
+    return ", ".join(parts)
+
+
+def mlmd_hardware(hw: dict) -> str:
+    if not hw:
+        return "not recorded"
+    dev = str(hw.get("device", "cpu"))
+    parts = [f"{dev} ({hw['device_name']})" if dev.startswith("cuda") else "CPU",
+             f"{hw.get('torch_threads', '?')} torch thread(s)"]
+    parts += [hw[k] for k in ("cpu_model", "host") if hw.get(k)]
+    return ", ".join(parts)
+
+
+def _mlmd_rows(row: dict, runs: list, cp2k: dict) -> None:
+    row["mlmd_stable"] = all(r["stable"] for r in runs)
+    row["mlmd_seconds_per_step"] = float(np.mean([r["seconds_per_step"] for r in runs]))
+    row["mlmd_verdicts"] = "; ".join(
+        f"{r['temperature']:g} K{' (stress)' if r.get('stress') else ''}: "
+        + ("stable" if r["stable"] else f"UNSTABLE ({r['reason']})") for r in runs
+    )
+    drifts = [abs(r.get("nve_drift_meV_per_atom_per_ps", float("nan"))) for r in runs]
+    drifts = [d for d in drifts if np.isfinite(d)]
+    row["mlmd_nve_drift_meV_per_atom_per_ps"] = max(drifts) if drifts else float("nan")
+    per_t = []
+    for r in runs:
+        c = cp2k.get(float(r.get("reference_temperature", r["temperature"])), {})
+        t = {k: r.get(k) for k in ("temperature", "stress", "stable", "reason", "seeds", "unstable_seeds",
+                                   "bonds_start", "bonds_broken_max", "bonds_formed_max", "aimd_bonds_broken_max",
+                                   "aimd_bonds_formed_max", "coordination", "aimd_coordination", "bond_cutoffs",
+                                   "nve_temperature_mean", "nve_drift_meV_per_atom_per_ps",
+                                   "nve_energy_std_meV_per_atom", "reference_temperature")}
+        t.update(cp2k_conserved_drift_meV_per_atom_per_ps=c.get("conserved_drift_meV_per_atom_per_ps"),
+                 cp2k_conserved_std_meV_per_atom=c.get("conserved_std_meV_per_atom"),
+                 cp2k_temperature=c.get("temperature"))
+        per_t.append(t)
+        label = f"{r['temperature']:g}K"
+        for k in ("bonds_broken_max", "bonds_formed_max", "nve_temperature_mean", "nve_energy_std_meV_per_atom"):
+            if r.get(k) is not None:
+                row[f"mlmd_{k}_{label}"] = r[k]
+    row["mlmd_per_temperature"] = per_t
+    conserved = [abs(t["cp2k_conserved_drift_meV_per_atom_per_ps"]) for t in per_t
+                 if t["cp2k_conserved_drift_meV_per_atom_per_ps"] is not None and not t["stress"]]
+    if conserved:
+        row["cp2k_conserved_drift_meV_per_atom_per_ps"] = max(conserved)
+
+
+def _pair_distance_rows(row: dict, mine: list) -> None:
+    """Overlap scores of the pair-distance distributions, the AIMD self-agreement beside the
+    worst, and first-peak positions and widths."""
+    peaks, below, worst = [], [], None
+    for r in mine:
+        T = f"{r['temperature']:g}"
+        for pair, score in r["overlap"].items():
+            row[f"pair_distance_overlap_{pair}_{T}K"] = score
+            if worst is None or score < worst[0]:
+                worst = (score, pair, r)
+        below += [f"{p} {T} K" for p in r.get("below_reference_interval", [])]
+        fp = r.get("first_peak", {})
+        for pair, ref in fp.get("reference", {}).items():
+            ml = fp.get("model", {}).get(pair, {})
+            peaks.append({"temperature": r["temperature"], "pair": pair, "aimd_position_A": ref["position_A"],
+                          "mlmd_position_A": ml.get("position_A"), "aimd_fwhm_A": ref["fwhm_A"],
+                          "mlmd_fwhm_A": ml.get("fwhm_A")})
+    row["pair_distance_overlap_min"] = worst[0] if worst else float("nan")
+    if worst:
+        score, pair, r = worst
+        row["pair_distance_overlap_worst"] = f"{pair}, {r['temperature']:g} K"
+        row["pair_distance_aimd_overlap_at_worst"] = r["reference_overlap"][pair]
+        iv = r.get("reference_interval", {}).get(pair)
+        if iv:
+            row["pair_distance_aimd_interval_at_worst"] = f"{iv[0]:.2f}-{iv[1]:.2f}"
+        row["pair_distance_frames_per_block"] = r.get("frames_per_block")
+    row["pair_distance_below_aimd_interval"] = "; ".join(below) if below else "none"
+    row["pair_distance_first_peaks"] = peaks
+
+
 def collect_metrics(metric_files, out_json, out_csv, mlmd_files=(), rdf_files=(), aimd_files=()) -> list[dict]:
-    """One row per backend: held-out errors, ML-MD stability, RDF overlap and speed against CP2K."""
+    """One row per backend: held-out errors, ML-MD stability and NVE statistics beside CP2K's,
+    pair-distance overlap against the AIMD's self-agreement, and speed against CP2K."""
     import pandas as pd
 
     rows = [read_json(f) for f in metric_files]
     mlmd_runs = [read_json(f) for f in mlmd_files]
     rdfs = [read_json(f) for f in rdf_files]
-    cp2k_s = {float(s["temperature"]): s["seconds_per_step_median"] for s in map(read_json, aimd_files)}
+    cp2k = _cp2k_runs(aimd_files)
     for row in rows:
         runs = [r for r in mlmd_runs if r.get("backend") == row["backend"]]
         if runs:
-            row["mlmd_stable"] = all(r["stable"] for r in runs)
-            row["mlmd_seconds_per_step"] = float(sum(r["seconds_per_step"] for r in runs) / len(runs))
-            row["mlmd_verdicts"] = "; ".join(
-                f"{r['temperature']:g} K: " + ("stable" if r["stable"] else f"UNSTABLE ({r['reason']})") for r in runs
-            )
-            drifts = [abs(r.get("nve_drift_meV_per_atom_per_ps", float("nan"))) for r in runs]
-            drifts = [d for d in drifts if np.isfinite(d)]
-            row["mlmd_nve_drift_meV_per_atom_per_ps"] = max(drifts) if drifts else float("nan")
-            ratios = [cp2k_s[float(r["temperature"])] / r["seconds_per_step"] for r in runs
-                      if float(r["temperature"]) in cp2k_s and r["seconds_per_step"] > 0]
-            if ratios:
-                row["speedup_vs_cp2k"] = float(np.mean(ratios))
-                row["cp2k_seconds_per_step"] = float(np.mean([cp2k_s[float(r["temperature"])] for r in runs]))
+            _mlmd_rows(row, runs, cp2k)
+            _speed(row, runs, cp2k)
         mine = [r for r in rdfs if r.get("backend") == row["backend"]]
-        for r in mine:
-            for pair, score in r["overlap"].items():
-                row[f"rdf_overlap_{pair}_{r['temperature']:g}K"] = score
-        scores = [r["overlap_min"] for r in mine if np.isfinite(r["overlap_min"])]
         if mine:
-            row["rdf_overlap_min"] = float(min(scores)) if scores else float("nan")
-            halves = [r["reference_halves_overlap_min"] for r in mine if "reference_halves_overlap_min" in r]
-            row["rdf_overlap_aimd_halves_min"] = float(min(halves)) if halves else float("nan")
+            _pair_distance_rows(row, mine)
     write_json(out_json, rows)
     with atomic_path(out_csv, suffix=".csv") as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
+        # nested per-temperature details stay in the JSON
+        pd.DataFrame([{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in rows]).to_csv(tmp, index=False)
     return rows
 
 

@@ -52,13 +52,17 @@ def physics(section, *keys):
 CP2K_PHYSICS = physics("cp2k", "preset", "overrides")
 
 
+# ML-MD temperatures: the AIMD ones and the stress temperatures above them (mlmd.stress_*)
+MLMD_TEMPERATURES = {qconfig.temperature_label(t): t for t in qconfig.mlmd_temperatures(config)}
+
+
 def mlmd_summaries(wildcards):
     if not config["mlmd"]["enabled"]:
         return []
-    return expand("results/{system}/mlmd/{backend}/{T}/summary.json", system=wildcards.system, backend=BACKENDS, T=TEMPERATURES)
+    return expand("results/{system}/mlmd/{backend}/{T}/summary.json", system=wildcards.system, backend=BACKENDS, T=MLMD_TEMPERATURES)
 
 
-# (backend, temperature label) of every ML-MD run, in one fixed order for inputs and params
+# (backend, AIMD temperature label) of every ML-MD run compared with AIMD, in one fixed order for inputs and params
 MLMD_KEYS = [(b, t) for b in BACKENDS for t in TEMPERATURES]
 
 

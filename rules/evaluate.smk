@@ -32,16 +32,19 @@ rule evaluate_model:
 
 
 rule run_mlmd:
-    """Langevin ML-MD with one model at one AIMD temperature: stable or not, and why."""
+    """Langevin ML-MD with one model at one AIMD or stress temperature, mlmd.seeds runs: stable or not, and why."""
     input:
         model="results/{system}/models/{backend}/model.json",
         test="results/{system}/split/test.extxyz",
+        # the AIMD at that temperature: limits, bond cutoffs and its own bond changes
+        data="results/{system}/dataset/frames.extxyz",
     output:
         trajectory="results/{system}/mlmd/{backend}/{T}/trajectory.extxyz",
         summary="results/{system}/mlmd/{backend}/{T}/summary.json",
     params:
-        temperature=lambda w: TEMPERATURES[w.T],
+        temperature=lambda w: MLMD_TEMPERATURES[w.T],
         mlmd=canonical(config["mlmd"]),
+        equilibration_fs=config["selection"]["equilibration_fs"],
     log:
         "logs/run_mlmd/{system}_{backend}_{T}.log",
     benchmark:
@@ -57,7 +60,7 @@ rule run_mlmd:
 
 
 rule collect_metrics:
-    """One metrics table across backends (errors, stability, RDF overlap, speed), as JSON and CSV."""
+    """One metrics table across backends (errors, stability, pair-distance overlap, speed), as JSON and CSV."""
     input:
         metrics=expand("results/{{system}}/evaluation/{backend}/metrics.json", backend=BACKENDS),
         mlmd=mlmd_summaries,

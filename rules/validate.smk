@@ -1,5 +1,5 @@
 rule compare_rdfs:
-    """Element-pair RDFs of one model's ML-MD against the AIMD frames at the same temperature."""
+    """Element-pair distance distributions (unit area) of one model's ML-MD against the AIMD frames at the same temperature, in blocks of equal frame count."""
     input:
         data="results/{system}/dataset/frames.extxyz",
         trajectory="results/{system}/mlmd/{backend}/{T}/trajectory.extxyz",

@@ -7,5 +7,6 @@ smk.run(
     lambda cfg: stages.run_mlmd(
         cfg, snakemake.wildcards.backend, Path(snakemake.input.model).parent, snakemake.input.test,
         snakemake.params.temperature, snakemake.output.trajectory, snakemake.output.summary,
+        data=snakemake.input.data,
     ),
 )

@@ -82,3 +82,123 @@ def test_nve_drift_small_for_conservative_forces_large_otherwise(cluster):
     bad = mlmd.run(ScaledForces(_lj_for(cluster)), cluster, _reference(cluster), **kw)
     assert good["stable"] and np.isfinite(good["nve_drift_meV_per_atom_per_ps"])
     assert abs(bad["nve_drift_meV_per_atom_per_ps"]) > 10 * abs(good["nve_drift_meV_per_atom_per_ps"]), (good, bad)
+
+
+class Springs(Calculator):
+    """Every atom on a harmonic spring to its own anchor point (an Einstein solid): a model
+    that holds any structure it is given, here one with a Pb-Br bond pulled 2 A long."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, anchors, k=3.0):
+        super().__init__()
+        self.anchors, self.k = np.asarray(anchors), k
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        u = self.atoms.positions - self.anchors
+        self.results = {"energy": 0.5 * self.k * float(np.sum(u**2)), "forces": -self.k * u}
+
+
+def _stretched_pb_br():
+    """Cs4Pb4Br12 and spring anchors with one terminal Br moved 2 A away from its Pb."""
+    qd = cut_cluster("CsPbBr3", "perovskite", 4)
+    s = np.array(qd.get_chemical_symbols())
+    d = qd.get_all_distances()
+    br = next(k for k in np.flatnonzero(s == "Br") if np.sum((s == "Pb") & (d[k] < 3.5)) == 1)
+    pb = int(np.flatnonzero((s == "Pb") & (d[br] < 3.5))[0])
+    anchors = qd.positions.copy()
+    u = anchors[br] - anchors[pb]
+    anchors[br] += 2.0 * u / np.linalg.norm(u)
+    return qd, anchors, br, pb
+
+
+def test_one_broken_bond_is_flagged_though_no_atom_leaves():
+    """Old behaviour: stable (the Br's nearest neighbour stays within 1.5 x the AIMD's largest
+    nearest-neighbour distance, 6.2 A for CsPbBr3). Now the broken Pb-Br bond is caught."""
+    qd, anchors, br, pb = _stretched_pb_br()
+    aimd = jiggled(qd, 30, 0.05, seed=0)
+    far = qd.copy()
+    far.positions = anchors
+    limits = mlmd.reference_limits(aimd)
+    assert mlmd.check_frame(far, 0.0, limits, 1.5) is None  # the global criterion sees nothing
+    kw = dict(temperature=300, steps=600, timestep_fs=1.0, friction_per_fs=0.02, bond_factor=1.5, seed=1)
+    old = mlmd.run(Springs(anchors), qd, aimd, **kw)
+    assert old["stable"]
+    new = mlmd.run(Springs(anchors), qd, aimd, bond_check=True, **kw)
+    assert not new["stable"] and "bond graph changed" in new["reason"]
+    assert f"Pb {pb} - Br {br}" in new["reason"] or f"Br {br} - Pb {pb}" in new["reason"]
+    assert new["aimd_bonds_broken_max"] == 0 and new["bonds_broken_max"] >= 1
+    assert set(new["bond_cutoffs"]) == {"Br-Pb", "Br-Cs"}  # Cs-Cs at 5.87 A: two cations, no bond
+    assert new["bond_cutoffs"]["Br-Pb"] == pytest.approx(1.25 * 2.94, abs=0.05)
+    # monitored without judging (a stress temperature): reported, not unstable
+    watched = mlmd.run(Springs(anchors), qd, aimd, monitor_bonds=True, **kw)
+    assert watched["stable"] and watched["bonds_broken_max"] >= 1 and watched["bond_checks_beyond_aimd"] > 0
+
+
+def test_a_model_that_keeps_the_structure_keeps_its_bonds():
+    qd = cut_cluster("CsPbBr3", "perovskite", 4)
+    s = mlmd.run(Springs(qd.positions), qd, jiggled(qd, 30, 0.05, seed=0), temperature=300, steps=300,
+                 timestep_fs=1.0, friction_per_fs=0.02, bond_factor=1.5, seed=1, bond_check=True, nve_steps=100)
+    assert s["stable"], s["reason"]
+    assert s["bonds_broken_max"] == 0 and s["bonds_formed_max"] == 0
+    assert s["coordination"]["Pb"] == pytest.approx(s["aimd_coordination"]["Pb"][0])
+    assert np.isfinite(s["nve_temperature_mean"]) and np.isfinite(s["nve_energy_std_meV_per_atom"])
+
+
+def test_bond_cutoffs_counts_and_coordination_of_a_pbbr6_octahedron():
+    from ase import Atoms
+
+    octa = Atoms("PbBr6", positions=[[0, 0, 0], [3, 0, 0], [-3, 0, 0], [0, 3, 0], [0, -3, 0], [0, 0, 3], [0, 0, -3]])
+    cut = mlmd.bond_cutoffs([octa], factor=1.25)
+    assert cut == {"Br-Pb": pytest.approx(3.75)}  # Br-Br at 4.24 A is not a bond (covalent radii)
+    graph = mlmd.BondGraph(octa.get_chemical_symbols(), cut, octa.positions)
+    assert int(graph.start.sum()) == 6
+    assert graph.coordination(octa.positions) == {"Br": pytest.approx(1.0), "Pb": pytest.approx(6.0)}
+    long = octa.copy()
+    long.positions[5] = [0, 0, 5.0]
+    c = graph.changes(long.positions)
+    assert (c["broken"], c["formed"]) == (1, 0) and "Br 5" in c["worst"] and "5.00 A" in c["worst"]
+    assert graph.coordination(long.positions) == {"Br": pytest.approx(5 / 6), "Pb": pytest.approx(5.0)}
+    # formed: counted against a start frame that lacked the bond
+    assert mlmd.BondGraph(octa.get_chemical_symbols(), cut, long.positions).changes(octa.positions)["formed"] == 1
+    base = graph.baseline([octa, long, long, octa])
+    assert (base["broken_max"], base["formed_max"]) == (1, 0)
+    assert base["coordination"]["Pb"] == pytest.approx([5.5, 0.5])
+
+
+def test_energy_stats_of_a_known_series():
+    t = np.arange(0.0, 1000.0, 1.0)  # fs
+    e = 2.0 + 0.05 * t / 1000 + 0.01 * np.cos(2 * np.pi * t / 100.0)  # eV: 50 meV/ps and a 10 meV wobble
+    s = mlmd.energy_stats(t, e, n_atoms=10)
+    assert s["drift_meV_per_atom_per_ps"] == pytest.approx(5.0, rel=0.01)
+    assert s["std_meV_per_atom"] == pytest.approx(1e3 * 0.01 / np.sqrt(2) / 10, rel=0.02)
+    assert np.isnan(mlmd.energy_stats(t[:2], e[:2], 10)["drift_meV_per_atom_per_ps"])
+
+
+def test_seeds_combine_into_one_verdict():
+    qd = cut_cluster("CdSe", "zincblende", 6)
+    ref = _reference(qd)
+    kw = dict(temperature=300, steps=50, timestep_fs=1.0, friction_per_fs=0.02, bond_factor=1.5, nve_steps=40,
+              monitor_bonds=True)
+    runs = [mlmd.run(_lj_for(qd), qd, ref, seed=s, **kw) for s in (1, 2)]
+    runs[1] = dict(runs[1], stable=False, reason="step 50: made up")
+    c = mlmd.combine(runs)
+    assert c["seeds"] == [1, 2] and not c["stable"] and c["reason"] == "seed 2: step 50: made up"
+    assert c["unstable_seeds"] == 1 and c["steps_run"] == 100 and len(c["runs"]) == 2
+    assert c["bonds_broken_max"] == max(r["bonds_broken_max"] for r in runs)
+    drifts = [abs(r["nve_drift_meV_per_atom_per_ps"]) for r in runs]
+    assert np.all(np.isfinite(drifts)) and abs(c["nve_drift_meV_per_atom_per_ps"]) == max(drifts)
+
+
+def test_mlmd_temperatures_add_a_stress_temperature():
+    from qdff import config
+
+    cfg = config.validate({"name": "x", "structure": {}, "aimd": {"temperatures": [300, 600]}})
+    assert config.mlmd_temperatures(cfg) == {300.0: False, 600.0: False, 900.0: True}
+    cfg = config.validate({"name": "x", "structure": {}, "aimd": {"temperatures": [300]},
+                           "mlmd": {"stress_temperatures": []}})
+    assert config.mlmd_temperatures(cfg) == {300.0: False}
+    with pytest.raises(config.ConfigError, match="mlmd.stress_temperatures"):
+        config.validate({"name": "x", "structure": {}, "aimd": {"temperatures": [300, 600]},
+                         "mlmd": {"stress_temperatures": [500]}})

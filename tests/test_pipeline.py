@@ -73,11 +73,12 @@ def test_validation_metrics_rdf_sites_speed(tiny_pipeline):
     rdf = json.loads((work / "results/tiny/validation/deepmd/300K/rdf.json").read_text())
     assert set(rdf["overlap"]) == {"Cd-Cd", "Cd-Se", "Se-Se"}
     assert all(0.0 <= v <= 1.0 for v in rdf["overlap"].values())
-    assert row["rdf_overlap_min"] <= min(rdf["overlap"].values())
+    assert row["pair_distance_overlap_min"] <= min(rdf["overlap"].values())
     # ML-MD of a 12-atom cluster is faster than CP2K xTB steps of the same cluster
     assert row["speedup_vs_cp2k"] > 1.0
     html = (work / "results/tiny/report.html").read_text()
-    for section in ('id="breakdown"', 'id="speed"', "RDF overlap", 'alt="RDF deepmd 600K"'):
+    for section in ('id="breakdown"', 'id="speed"', 'id="mlmd"', "pair-distance overlap",
+                    'alt="pair-distance distributions deepmd 600K"', "ML-MD against CP2K GFN1-xTB"):
         assert section in html
 
 

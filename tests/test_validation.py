@@ -1,4 +1,4 @@
-"""Validation metrics: RDF overlap, surface/core classification, errors by site and temperature."""
+"""Validation metrics: pair-distance overlap, surface/core classification, errors by site and temperature."""
 import numpy as np
 import pytest
 from ase import Atoms
@@ -14,32 +14,90 @@ def cluster():
     return cut_cluster("CdSe", "zincblende", 40)
 
 
-def test_rdf_overlap_is_one_for_identical_frames_and_drops_when_shifted(cluster):
-    frames = jiggled(cluster, 12, 0.05, 0)
-    same = rdf.compare(frames, frames, r_max=8.0, bins=160)
+def _timed(frames, spacing_fs: float, **info) -> list:
+    for k, a in enumerate(frames):
+        a.info.update(time=spacing_fs * k, **info)
+    return frames
+
+
+def test_pair_distance_overlap_drops_for_an_expanded_cluster(cluster):
+    frames = _timed(jiggled(cluster, 24, 0.05, 0), 2.0, run="300K")
+    model = _timed(jiggled(cluster, 12, 0.05, 5), 2.0, seed=1)
+    same = rdf.compare(frames, model, r_max=8.0, bins=160, block_fs=4.0)
     assert set(same["overlap"]) == {"Cd-Cd", "Cd-Se", "Se-Se"}
-    assert all(v == pytest.approx(1.0, abs=1e-9) for v in same["overlap"].values())
-    assert 0.5 < same["reference_halves_overlap_min"] < 1.0  # two samples of the same distribution
+    assert same["curve"] == "pair-distance distribution (unit area)"
     # each unit-area curve really has unit area
     edges = np.asarray(same["edges"])
     assert np.sum(same["reference"]["Cd-Se"]) * (edges[1] - edges[0]) == pytest.approx(1.0)
 
     expanded = []
-    for a in frames:
+    for a in model:
         b = a.copy()
         b.positions = b.positions.mean(axis=0) + 1.10 * (b.positions - b.positions.mean(axis=0))
         expanded.append(b)
-    shifted = rdf.compare(frames, expanded, r_max=8.0, bins=160)
+    shifted = rdf.compare(frames, expanded, r_max=8.0, bins=160, block_fs=4.0)
     assert all(v < 0.8 for v in shifted["overlap"].values())
     assert shifted["overlap_min"] == min(shifted["overlap"].values())
+    assert set(shifted["below_reference_interval"]) == set(shifted["overlap"])  # far below the AIMD's own spread
     # a slightly hotter copy of the same structure overlaps much more than the expanded one
-    warm = rdf.compare(frames, jiggled(cluster, 12, 0.08, 1), r_max=8.0, bins=160)
-    assert shifted["overlap_min"] < warm["overlap_min"] < 1.0
+    warm = rdf.compare(frames, _timed(jiggled(cluster, 12, 0.08, 1), 2.0), r_max=8.0, bins=160, block_fs=4.0)
+    assert shifted["overlap_min"] < warm["overlap_min"] < same["overlap_min"] < 1.0
 
 
-def test_rdf_pairs_exclude_self_distance():
+def test_model_identical_to_an_aimd_half_does_not_beat_the_aimd_self_agreement(cluster):
+    """Old behaviour: the model was scored against all AIMD frames pooled, the AIMD halves
+    against each other, so a copy of the first half scored 1 - 1/4 of the halves' distance,
+    above that 'ceiling'. Now the copy scores exactly the self-agreement."""
+    aimd = _timed(jiggled(cluster, 40, 0.08, 0), 2.0, run="300K")
+    model = [a.copy() for a in aimd[:20]]
+    res = rdf.compare(aimd, model, r_max=8.0, bins=80, block_fs=10.0)
+    assert res["frames_per_block"] == 20 and res["model_blocks"] == 1 and res["reference_blocks"] == 2
+    for p, score in res["overlap"].items():
+        assert score == pytest.approx(res["reference_overlap"][p], abs=1e-12)
+        assert score <= res["reference_interval"][p][1]
+        # what the old pooled comparison gave: above the halves' score
+        pooled = rdf.pair_distributions(aimd, 8.0, 80)
+        old = rdf.overlap(rdf.pair_distributions(model, 8.0, 80)[p], pooled[p], pooled["edges"])
+        assert old > res["reference_overlap"][p] + 1e-3
+
+
+def test_equal_frame_counts_and_a_fair_reference_interval(cluster):
+    """ML-MD written every 10 fs for 3 ps, AIMD every 2 fs for 0.8 ps: both thinned to 10 fs,
+    compared in blocks of equal size; an independent sample of the same distribution (a
+    perfect model) lands inside the AIMD's self-agreement interval."""
+    aimd = _timed(jiggled(cluster, 400, 0.08, 1), 2.0, run="300K")
+    model = _timed(jiggled(cluster, 300, 0.08, 101), 10.0, seed=3)
+    res = rdf.compare(aimd, model, r_max=8.0, bins=80, block_fs=20.0)
+    assert res["spacing_fs"] == 10.0 and res["n_reference_frames"] == 80 and res["n_model_frames"] == 300
+    n = res["frames_per_block"]
+    assert n == 40 and res["reference_frames_compared"] == n and res["model_frames_compared"] == res["model_blocks"] * n
+    assert res["model_blocks"] == 7 and res["reference_blocks"] == 2
+    assert res["sub_block_frames"] == 2 and n % res["sub_block_frames"] == 0
+    for p, score in res["overlap"].items():
+        lo, hi = res["reference_interval"][p]
+        assert lo <= score <= hi, (p, score, lo, hi)
+    assert res["below_reference_interval"] == []
+
+
+def test_first_peak_position_and_width_of_a_known_distribution():
+    edges = np.linspace(0.0, 8.0, 801)
+    r = 0.5 * (edges[1:] + edges[:-1])
+    # a first shell at 2.6 A (sigma 0.1) smaller than the second shell at 4.3 A
+    curve = 0.4 * np.exp(-0.5 * ((r - 2.6) / 0.1) ** 2) / 0.1 + 0.6 * np.exp(-0.5 * ((r - 4.3) / 0.15) ** 2) / 0.15
+    peak = rdf.first_peak(curve, edges)
+    assert peak["position_A"] == pytest.approx(2.6, abs=0.005)
+    assert peak["fwhm_A"] == pytest.approx(2 * np.sqrt(2 * np.log(2)) * 0.1, rel=0.02)
+    # from frames: a Cd-Se dimer whose bond length is drawn from N(2.6 A, 0.08 A)
+    rng = np.random.default_rng(0)
+    frames = [Atoms("CdSe", positions=[[0, 0, 0], [0, 0, d]]) for d in rng.normal(2.6, 0.08, 4000)]
+    p = rdf.compare(frames, frames[:100], r_max=4.0, bins=200)["first_peak"]["reference"]["Cd-Se"]
+    assert p["position_A"] == pytest.approx(2.6, abs=0.02)
+    assert p["fwhm_A"] == pytest.approx(2 * np.sqrt(2 * np.log(2)) * 0.08, rel=0.1)
+
+
+def test_pair_distributions_exclude_self_distance():
     a = Atoms("Cd2", positions=[[0, 0, 0], [0, 0, 2.5]])
-    g = rdf.pair_rdfs([a, a], r_max=4.0, bins=40)
+    g = rdf.pair_distributions([a, a], r_max=4.0, bins=40)
     edges = np.asarray(g["edges"])
     r = 0.5 * (edges[1:] + edges[:-1])
     assert r[np.argmax(g["Cd-Cd"])] == pytest.approx(2.5, abs=0.1)
@@ -86,3 +144,88 @@ def test_breakdown_by_site_and_temperature(cluster):
     assert out["atom_fraction_site_surface"] == pytest.approx(np.mean(cls == "surface"), abs=0.05)
     assert {"force_rmse_meV_per_A_T_300K", "force_rmse_meV_per_A_T_600K",
             "energy_rmse_meV_per_atom_T_600K"} <= set(out)
+
+
+CP2K_LOG_HEAD = """\
+  **** **** ******  **  PROGRAM STARTED AT               2026-12-02 04:26:30.367
+ ***** ** ***  *** **   PROGRAM STARTED ON                                 node07
+ GLOBAL| Run type                                                             MD
+ GLOBAL| Total number of message passing processes                             2
+ GLOBAL| Number of threads for this process                                    2
+ GLOBAL| CPU model name                                                 AMD EPYC
+"""
+
+
+def _speed_case(tmp_path, hardware: dict):
+    """A CP2K run (2 ranks x 2 threads, 0.08 s/step, conserved quantity drifting by a known
+    1 meV/atom/ps) and one ML-MD run at the same temperature (0.01 s/step) on ``hardware``."""
+    from qdff import stages
+    from qdff.cp2k_run import parallel_setup
+    from qdff.fileio import write_json
+    from qdff.units import HARTREE_TO_EV
+
+    run = tmp_path / "aimd/300K"
+    run.mkdir(parents=True)
+    (run / "md.log").write_text(CP2K_LOG_HEAD)
+    t = np.arange(0.0, 1001.0, 10.0)
+    conserved = (-50.0 + 12 * 1e-3 * t / 1000) / HARTREE_TO_EV  # 12 atoms: 1 meV/atom/ps, in Hartree
+    with open(run / "md-1.ener", "w") as fh:
+        fh.write("# Step Nr. Time[fs] Kin.[a.u.] Temp[K] Pot.[a.u.] Cons Qty[a.u.] UsedTime[s]\n")
+        for k, (ti, c) in enumerate(zip(t, conserved)):
+            fh.write(f"{k} {ti} 0.01 300.0 {c - 0.01} {c} 0.08\n")
+    write_json(run / "run.json", {"temperature": 300.0, "seconds_per_step_median": 0.08, "n_atoms": 12, "project": "md",
+                                  "threads": 2, "preset": "xtb", **parallel_setup(run / "md.log")})
+    write_json(tmp_path / "metrics_deepmd.json", {"backend": "deepmd", "force_rmse_meV_per_A": 100.0})
+    write_json(tmp_path / "mlmd.json", {"backend": "deepmd", "temperature": 300.0, "stable": True, "reason": "",
+                                        "seconds_per_step": 0.01, "nve_drift_meV_per_atom_per_ps": 0.5,
+                                        "hardware": hardware})
+    rows = stages.collect_metrics([tmp_path / "metrics_deepmd.json"], tmp_path / "metrics.json", tmp_path / "m.csv",
+                                  mlmd_files=[tmp_path / "mlmd.json"], aimd_files=[run / "run.json"])
+    return rows[0], run
+
+
+def _render(tmp_path, row, run):
+    from qdff import config, report
+    from qdff.fileio import read_json
+
+    cfg = config.validate({"name": "x", "structure": {}})
+    report.aimd_overview_plot({"300K": run / "md-1.ener"}, tmp_path / "aimd.png")
+    report.render_report(cfg, aimd_plot=tmp_path / "aimd.png", aimd_summaries=[read_json(run / "run.json")],
+                         selection={"method": "fps", "test_fraction": 0.2}, metrics=[row], parity_plots={}, models={},
+                         out_path=tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    return html[html.index("<h2>Speed"):html.index("<h2>Per backend")]
+
+
+def test_parallel_setup_is_read_from_the_cp2k_log(tmp_path):
+    from qdff.cp2k_run import parallel_setup
+
+    (tmp_path / "md.log").write_text(CP2K_LOG_HEAD + CP2K_LOG_HEAD.replace("node07", "node08"))  # a resumed run
+    assert parallel_setup(tmp_path / "md.log") == {"host": "node08", "mpi_ranks": 2, "threads_per_rank": 2,
+                                                   "cpu_model": "AMD EPYC"}
+    assert parallel_setup(tmp_path / "missing.log") == {}
+
+
+def test_speed_per_core_second_with_hardware_and_level_of_theory(tmp_path):
+    """Old behaviour: one wall-clock ratio, 'Speed against DFT' (for xTB too) and 'on this
+    machine' whatever the hardware."""
+    row, run = _speed_case(tmp_path, {"host": "node07", "device": "cpu", "torch_threads": 1, "cpu_model": "AMD EPYC",
+                                      "device_name": "AMD EPYC"})
+    assert row["speedup_vs_cp2k"] == pytest.approx(8.0)
+    assert row["cp2k_cores"] == 4 and row["mlmd_cores"] == 1
+    assert row["speedup_per_core_vs_cp2k"] == pytest.approx(32.0)  # 0.08 s x 4 cores against 0.01 s x 1 core
+    assert row["same_hardware"] and "2 MPI rank(s) x 2 thread(s)" in row["cp2k_hardware"]
+    assert row["cp2k_conserved_drift_meV_per_atom_per_ps"] == pytest.approx(1.0, rel=1e-6)
+    speed = _render(tmp_path, row, run)
+    assert "ML-MD against CP2K GFN1-xTB" in speed and "against DFT" not in speed and "this machine" not in speed
+    assert "32×" in speed and "8×" in speed and "same host" in speed
+
+
+def test_speed_on_a_gpu_says_the_hardware_differs(tmp_path):
+    row, run = _speed_case(tmp_path, {"host": "gpu01", "device": "cuda", "device_name": "NVIDIA H200",
+                                      "torch_threads": 4, "cpu_model": "Intel Xeon"})
+    assert row["speedup_vs_cp2k"] == pytest.approx(8.0) and not row["same_hardware"]
+    assert "speedup_per_core_vs_cp2k" not in row and row["mlmd_cores"] is None
+    speed = _render(tmp_path, row, run)
+    assert "NVIDIA H200" in speed and "different hardware" in speed and "– (GPU)" in speed
+    assert "this machine" not in speed and "against DFT" not in speed

@@ -81,6 +81,8 @@ def breakdown(frames, e_pred, f_pred, material: str | None) -> dict:
     f_ref = np.concatenate([a.get_forces() for a in frames])
     f_hat = np.concatenate(f_pred)
     out = {}
+    # the build summary's material resolution: an imported file is classified as what it holds
+    material = sites.resolve_material(frames[0].get_chemical_symbols(), material) if frames else None
     if material in sites.BULK_COORDINATION:
         cls = np.concatenate([sites.classify(a, material) for a in frames])
         for c in sites.CLASSES:

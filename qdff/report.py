@@ -130,6 +130,7 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
         "peak_rows": peak_rows(metrics),
         **(selection_context or {}),
         "structure": structure,
+        "structure_sites": structure_site_rows(structure, metrics),
         "models": models,
         "al": (active_learning or {}).get("summary"),
         "al_plot": png_data_uri(active_learning["plot"]) if active_learning else None,
@@ -141,6 +142,24 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
     text = _env().get_template("report.html.j2").render(**ctx)
     with atomic_open(out_path) as fh:
         fh.write(text)
+
+
+def structure_site_rows(structure: dict | None, metrics: list) -> list:
+    """The structure table's rows on surface atoms: the counts of the structure as built or
+    imported, and the fractions of the held-out frames' atoms the metrics' site breakdown
+    uses, both classified by :func:`qdff.sites.classify`; they differ only where relaxation
+    and MD changed a coordination."""
+    rows = []
+    if structure and structure.get("n_surface") is not None:
+        n = structure["n_atoms"]
+        rows.append(["surface / core / ligand atoms (structure as built or imported)",
+                     f"{structure['n_surface']} / {structure.get('n_core', '–')} / {structure.get('n_ligand', '–')} "
+                     f"of {n} ({100 * structure['n_surface'] / n:.0f}% surface)"])
+    first = metrics[0] if metrics else {}
+    if any(f"atom_fraction_site_{c}" in first for c in ("surface", "core", "ligand")):
+        rows.append(["surface / core / ligand atoms (held-out frames, as in the metrics)",
+                     " / ".join(f"{100 * first.get(f'atom_fraction_site_{c}', 0.0):.0f}%" for c in ("surface", "core", "ligand"))])
+    return rows
 
 
 def method_label(preset: str) -> str:

@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ase.io import write
 
 from qdff import config, structures
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("n", [3, 6, 13])
@@ -40,3 +44,42 @@ def test_missing_file_is_named(tmp_path):
     cfg = config.validate({"name": "x", "structure": {"source": "file", "file": str(tmp_path / "nope.xyz")}})
     with pytest.raises(structures.StructureError, match="nope.xyz"):
         structures.build_structure(cfg)
+
+
+def test_imported_structure_gets_the_same_summary_as_the_built_one(tmp_path):
+    """Old behaviour: an imported file's summary had no surface count ('None surface atoms')."""
+    built = {}
+    cfg = config.validate({"name": "x", "structure": {"material": "InP", "builder": "zincblende-cut", "diameter": 10,
+                                                      "centre": "anion", "passivate": "Cl"}})
+    write(tmp_path / "in.xyz", structures.build_structure(cfg, built))
+    imported = {}
+    # structure.material left at its default (CdSe): the file's elements say InP
+    structures.build_structure(config.validate({"name": "x", "structure": {"source": "file", "file": str(tmp_path / "in.xyz")}}),
+                               imported)
+    assert imported["site_material"] == built["site_material"] == "InP"
+    for key in ("n_surface", "n_core", "n_ligand", "passivants", "net_formal_charge", "bulk_coordination"):
+        assert imported[key] == built[key], key
+    assert imported["n_surface"] == 24 and imported["passivants"] == {"Cl": 9}
+
+
+def test_report_structure_table_and_metrics_agree_on_surface_atoms():
+    """The same frame, imported: the report's structure rows and the metrics' site fractions
+    come from one classification. Old behaviour: the summary of an imported dot had no surface
+    count, and built summaries and metrics used different cutoffs (1.15 x bulk bond against
+    1.2 x covalent radii: 10 of 12 against 100% surface on the demo)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import read
+
+    from qdff import evaluate, report
+
+    path = ROOT / "qdff/data/structures/Pb79Se44Cl70_PBE_14ang_OPT.xyz"
+    summary = {}
+    structures.build_structure(config.validate({"name": "x", "structure": {"source": "file", "file": str(path)}}), summary)
+    frame = read(path)
+    frame.calc = SinglePointCalculator(frame, energy=-1.0, forces=np.zeros((len(frame), 3)))
+    metrics = evaluate.breakdown([frame], [-1.0], [np.zeros((len(frame), 3))], "CdSe")  # the config's default material
+    for c in ("surface", "core", "ligand"):
+        assert summary[f"n_{c}"] == pytest.approx(metrics[f"atom_fraction_site_{c}"] * summary["n_atoms"])
+    rows = report.structure_site_rows(summary, [metrics])
+    assert rows[0][1] == "66 / 57 / 70 of 193 (34% surface)"
+    assert rows[1][1] == "34% / 30% / 36%"

@@ -158,7 +158,7 @@ def write_map(descriptors_npy, selection_json, out_png, out_html, sel: dict) -> 
     role_all = roles(keys, summary)
     p = sel["map"]
     rows = plotted_rows(len(keys), p["max_points"], always=np.flatnonzero(role_all == "train"))
-    Xs = qdesc.standardize(np.asarray(X[rows]))
+    Xs = qdesc.standardize(np.asarray(X[rows]), qdesc.feature_blocks(meta["species"], meta["params"]))
     Y = embed(Xs, p["method"], p["perplexity"], sel["seed"])
     d = sel["dbscan"]
     basins, eps = dbscan_labels(Xs, d["eps"], d["min_samples"], d["n_components"], sel["seed"])

@@ -3,7 +3,9 @@
 CP2K writes, per printed step, ``PROJ-pos-1.xyz`` (Angstrom) and ``PROJ-frc-1.xyz``
 (Hartree/Bohr); each frame's comment line is ``i = STEP, time = FS, E = EPOT`` with the
 potential energy in Hartree. Both files are streamed frame by frame (memory does not
-grow with the trajectory length) and converted once, here, with :mod:`qdff.units`.
+grow with the trajectory length) and converted once, here, with :mod:`qdff.units`. CP2K's
+log tells which steps' SCF did not converge; those frames are flagged ``scf_converged=F``
+(:func:`scf_convergence`) for the selection to drop.
 
 The reader is ours rather than dpdata's ``cp2k/aimd_output`` because it streams and is
 faster (benchmarks/convert.py measures both on the same trajectory) and because it
@@ -164,6 +166,66 @@ def iter_run_frames(run_dir, project: str | None = None, allow_truncated: bool =
         )
 
 
+# CP2K's markers, as CP2K 2023.1 writes them (tests/data/cp2k_md_scf holds a real log): the
+# force evaluation of MD step N ends just before "MD| Step number N" (older CP2K: "STEP NUMBER
+# = N"), that of the initial step just before "MD_INI| MD initialization"; an evaluation whose
+# SCF stopped at MAX_SCF says "SCF run NOT converged" (a warning) and, with OUTER_SCF,
+# "outer SCF loop FAILED to converge". CP2K appends to the log when a run is resumed.
+_MD_STEP = re.compile(r"^\s*(?:MD\|\s*Step number|STEP NUMBER\s*=)\s*(\d+)")
+_SCF_FAILED = ("SCF run NOT converged", "outer SCF loop FAILED")
+
+
+def find_log(run_dir, project: str):
+    """CP2K's main output of a run directory: ``PROJECT.log`` (how qdff runs CP2K), else the
+    one ``*.log``/``*.out`` file that CP2K wrote there; None if there is none."""
+    run_dir = Path(run_dir)
+    own = run_dir / f"{project}.log"
+    if own.is_file():
+        return own
+    found = []
+    for cand in sorted([*run_dir.glob("*.log"), *run_dir.glob("*.out")]):
+        with open(cand, errors="replace") as fh:
+            if "CP2K" in fh.read(1 << 16):
+                found.append(cand)
+    return found[0] if len(found) == 1 else None
+
+
+def scf_convergence(log_path) -> dict[int, bool]:
+    """Step -> did the SCF of that step's force evaluation converge, from CP2K's MD log.
+
+    Streamed line by line (a production log is 10^2 MB). A step evaluated again after a
+    resume keeps its last record, as :func:`convert_run` keeps the last copy of its frame. The
+    initial evaluation of a resumed run re-computes a step whose frame the earlier run wrote,
+    so it counts only where that step has no record yet (a fresh run's step 0).
+    """
+    flags: dict[int, bool] = {}
+    failed = False  # of the force evaluation being read
+    initial = None  # the result of this invocation's initial evaluation, until its step is known
+    with open(log_path, errors="replace") as fh:
+        for line in fh:
+            if "SCF" in line:
+                if any(text in line for text in _SCF_FAILED):
+                    failed = True
+            elif "MD_INI| MD initialization" in line:
+                initial, failed = not failed, False
+            elif "PROGRAM STARTED AT" in line:
+                if initial is not None and not flags:
+                    flags[0] = initial  # a fresh run stopped before its first step
+                initial, failed = None, False
+            else:
+                m = _MD_STEP.match(line)
+                if m:
+                    step = int(m.group(1))
+                    if initial is not None and step - 1 not in flags:
+                        flags[step - 1] = initial
+                    initial = None
+                    flags[step] = not failed
+                    failed = False
+    if initial is not None and not flags:
+        flags[0] = initial
+    return flags
+
+
 def format_extxyz_frame(symbols, positions, forces, energy, cell, info: dict) -> str:
     """One frame of extended XYZ, as ASE reads it (energy and forces become calculator results).
 
@@ -184,6 +246,8 @@ def format_extxyz_frame(symbols, positions, forces, energy, cell, info: dict) ->
 
 
 def _fmt_info(v):
+    if isinstance(v, bool):
+        return "T" if v else "F"
     if isinstance(v, str):
         return f'"{v}"' if (" " in v or not v) else v
     if isinstance(v, float):
@@ -224,6 +288,9 @@ def convert_run(run_dir, out_fh, *, run: str | None = None, temperature: float |
     run = run or run_dir.name
     skip = _superseded(run_dir, project)
     dropped = len(skip)
+    log_path = find_log(run_dir, project)
+    scf = scf_convergence(log_path) if log_path else {}
+    n_unconverged = n_unknown = 0
     source = (fr for i, fr in enumerate(iter_run_frames(run_dir, project, allow_truncated)) if i not in skip)
     n = 0
     symbols0 = None
@@ -241,14 +308,29 @@ def convert_run(run_dir, out_fh, *, run: str | None = None, temperature: float |
         c = cell if cell is not None else np.zeros((3, 3))
         info = {"run": run, "temperature": float(temperature) if temperature is not None else -1.0,
                 "step": int(step), "time": float(time)}
+        # unflagged when the log says nothing of this step: unknown is not "not converged"
+        if step in scf:
+            info["scf_converged"] = scf[step]
+            n_unconverged += not scf[step]
+        else:
+            n_unknown += 1
         out_fh.write(format_extxyz_frame(symbols, pos, frc, energy, c, info))
         n += 1
     if n == 0:
         raise TrajectoryError(f"{run_dir}: no complete frames")
     if dropped:
         log.warning("%s: %d frame(s) written twice (resumed run); kept the later copy of each", run_dir, dropped)
+    if n_unconverged:
+        log.warning("%s: %d of %d frames have an SCF that did not converge (%s); flagged scf_converged=F, "
+                    "dropped before the split unless selection.drop_unconverged_scf is false",
+                    run_dir, n_unconverged, n, log_path)
+    if n_unknown:
+        log.warning("%s: SCF convergence of %d of %d frames unknown (%s); they are not flagged", run_dir,
+                    n_unknown, n, f"no record of their steps in {log_path}" if log_path else "no CP2K log found")
     log.info("%s: %d frames, steps %s..%s, T=%s K", run_dir, n, first_step, last_step, temperature)
-    return {"run": run, "frames": n, "duplicates_dropped": dropped, "temperature": temperature, "project": project}
+    return {"run": run, "frames": n, "duplicates_dropped": dropped, "temperature": temperature, "project": project,
+            "scf_not_converged_frames": n_unconverged, "scf_unknown_frames": n_unknown,
+            "log": str(log_path) if log_path else None}
 
 
 def _superseded(run_dir, project) -> set[int]:

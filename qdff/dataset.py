@@ -1,7 +1,9 @@
 """The canonical data set: extxyz frames in eV and Angstrom with per-frame metadata.
 
 Each frame carries ``energy`` (total, eV), ``forces`` (eV/Angstrom) and info keys
-``run``, ``temperature`` (K), ``step`` and ``time`` (fs).
+``run``, ``temperature`` (K), ``step`` and ``time`` (fs), and ``scf_converged`` where CP2K's
+log tells (False: the SCF stopped at its iteration limit, so energy and forces are not
+those of the ground state; :func:`drop_unconverged_scf` takes such frames out).
 """
 from __future__ import annotations
 
@@ -70,6 +72,19 @@ def reference_energy(atoms, refs: dict[str, float]) -> float:
         return float(sum(refs[s] for s in atoms.get_chemical_symbols()))
     except KeyError as exc:
         raise ValueError(f"no reference energy for element {exc.args[0]}") from None
+
+
+def drop_unconverged_scf(frames):
+    """The frames not flagged ``scf_converged=False``, and how many were dropped.
+
+    CP2K carries on after an SCF that reached MAX_SCF; the forces of that step are not the
+    ground state's and would be trained and tested on as if they were. Unflagged frames
+    (no log to tell) are kept."""
+    out = [a for a in frames if a.info.get("scf_converged", True)]
+    dropped = len(frames) - len(out)
+    if dropped:
+        log.warning("dropped %d frame(s) whose SCF did not converge (scf_converged=F)", dropped)
+    return out, dropped
 
 
 def dedupe_frames(frames, tol: float = 1e-8):

@@ -229,10 +229,67 @@ def load(npy_path, mmap: bool = True):
     return X, meta
 
 
-def standardize(X) -> np.ndarray:
-    """Zero mean, unit variance per feature (float64); constant features stay zero."""
+def feature_blocks(species, params: dict) -> np.ndarray:
+    """Block number of every descriptor column: SOAP one block per centre element and
+    neighbour-element pair, distances one block per element pair."""
+    species = _species_order(species)
+    if params["kind"] == "soap":
+        import itertools
+
+        soap = _soap(species, params["soap"])
+        n = soap.get_number_of_features()
+        pairs = list(itertools.combinations_with_replacement(species, 2))
+        within = np.full(n, -1)
+        for k, pair in enumerate(pairs):
+            within[soap.get_location(pair)] = k
+        if (within < 0).any():
+            raise DescriptorError(f"SOAP features of {species} not all in a species-pair block")
+        return np.concatenate([within + j * len(pairs) for j in range(len(species))])
+    if params["kind"] == "distances":
+        return np.repeat(np.arange(len(_pairs(species))), params["distances"]["bins"])
+    raise DescriptorError(f"selection.descriptor.kind {params['kind']!r} unknown; choose from {', '.join(KINDS)}")
+
+
+def frame_species(frames) -> list[str]:
+    """The elements of ``frames``, in the order the descriptors use."""
+    from ase.data import chemical_symbols
+
+    numbers = np.unique(np.concatenate([a.numbers for a in frames])) if len(frames) else []
+    return [chemical_symbols[z] for z in numbers]
+
+
+#: a block whose total variance is below this fraction of the largest block's is noise
+#: (float32 rounding, Gaussian tails below the shortest distance) and is not raised to the others' weight
+BLOCK_VARIANCE_FLOOR = 1e-6
+
+
+def standardize(X, blocks=None) -> np.ndarray:
+    """Centred rows (float64), each block of columns scaled so that all blocks have the same
+    total variance, together that of unit-variance features (the RMS over features of a
+    difference is in standard deviations on average).
+
+    Per block, not per feature: SOAP and distance histograms have channels whose variance
+    is 10^-12 of the others' (a radial channel no neighbour reaches, float32 rounding);
+    scaled to unit variance they would weigh like real structure in farthest point
+    sampling and near-duplicate distances. A block keeps its channels' relative sizes,
+    and blocks (e.g. Cd-Se around Cd, Cl-Cl around Cl) weigh equally whatever their scale.
+    ``blocks``: the block of each column (:func:`feature_blocks`); None: one block.
+    """
     X = np.asarray(X, dtype=np.float64)
-    std = X.std(axis=0)
-    std[std == 0] = 1.0
-    return (X - X.mean(axis=0)) / std
+    Xc = X - X.mean(axis=0)
+    if Xc.size == 0:
+        return Xc
+    labels = np.zeros(X.shape[1], dtype=int) if blocks is None else np.asarray(blocks)
+    if labels.shape != (X.shape[1],):
+        raise DescriptorError(f"{labels.size} block labels for {X.shape[1]} descriptor columns; recompute the descriptors")
+    var = Xc.var(axis=0)
+    ids, inverse = np.unique(labels, return_inverse=True)
+    total = np.bincount(inverse, weights=var, minlength=len(ids))
+    live = total > 0
+    if not live.any():
+        return Xc  # every row equal: nothing to scale
+    target = X.shape[1] / live.sum()
+    floor = BLOCK_VARIANCE_FLOOR * total.max()
+    scale = np.where(live, np.sqrt(target / np.maximum(total, floor)), 1.0)
+    return Xc * scale[inverse]
 

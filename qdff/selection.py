@@ -10,7 +10,8 @@ schedules follow an error on frames the training never neighboured.
 
 Selection methods (each returns exactly N distinct pool frames, deterministic under a seed):
 random and stride need nothing else; fps, kmeans and dbscan work in the space of the
-frames' descriptors (qdff.descriptors), standardized over the pool. Near-duplicates in
+frames' descriptors (qdff.descriptors), standardized over the pool block by block
+(:func:`qdff.descriptors.standardize`). Near-duplicates in
 that space can be dropped from the pool first (``dedupe_tolerance``).
 """
 from __future__ import annotations
@@ -382,9 +383,9 @@ def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
             descriptors = qdesc.compute(frames, sel["descriptor"])
         if len(descriptors) != len(frames):
             raise SelectionError(f"{len(descriptors)} descriptor rows for {len(frames)} frames; recompute the descriptors")
-        from .descriptors import standardize
+        from .descriptors import feature_blocks, frame_species, standardize
 
-        X = standardize(np.asarray(descriptors)[pool])
+        X = standardize(np.asarray(descriptors)[pool], feature_blocks(frame_species(frames), sel["descriptor"]))
         keep = near_duplicates(X, sel.get("dedupe_tolerance", 0.0))
         n_near = int((~keep).sum())
         if n_near:

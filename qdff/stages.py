@@ -103,8 +103,12 @@ def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
     """Split and select; ``descriptors``: the cached descriptors of ``data`` (computed here if
     the method needs them and none are given)."""
     frames_all = dataset.read_frames(data)
-    frames, n_dup = dataset.dedupe_frames(frames_all)
     sel = cfg["selection"]
+    n_scf = sum(1 for a in frames_all if not a.info.get("scf_converged", True))
+    frames = dataset.drop_unconverged_scf(frames_all)[0] if sel["drop_unconverged_scf"] else frames_all
+    if n_scf and not sel["drop_unconverged_scf"]:
+        log.warning("keeping %d frame(s) whose SCF did not converge: selection.drop_unconverged_scf is false", n_scf)
+    frames, n_dup = dataset.dedupe_frames(frames)
     X = _descriptor_rows(descriptors, frames_all, frames) if descriptors else None
     idx = selection.split_and_select(frames, sel, descriptors=X, test_runs=qconfig.test_runs(cfg))
     out_dir = Path(out_dir)
@@ -126,6 +130,8 @@ def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
         "descriptor": sel["descriptor"]["kind"] if selection.needs_descriptors(sel) else None,
         "n_frames": len(frames),
         "duplicates_dropped": n_dup,
+        "scf_not_converged": n_scf,
+        "scf_not_converged_dropped": n_scf if sel["drop_unconverged_scf"] else 0,
         "near_duplicates_dropped": idx["near_duplicates"],
         "dedupe_tolerance": sel["dedupe_tolerance"],
         "n_pool": len(idx["pool"]),

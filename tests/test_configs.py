@@ -43,7 +43,7 @@ COMPOSITIONS = {
     "cdse-zb-small.yaml": "Cd16Cl6Se13",
     "cdse-wz-small.yaml": "Cd13Cl6Se10",
     "inp-small.yaml": "Cl9In16P13",
-    "pbse-small.yaml": "Cl14Pb13Se6",
+    "pbse-small.yaml": "Pb19Se19",
     "cspbbr3-small.yaml": "Br12Cs4Pb4",
     "cdse-zb-production.yaml": "Cd92Cl18Se83",
     "cdse-wz-production.yaml": "Cd93Cl30Se78",

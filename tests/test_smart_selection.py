@@ -210,6 +210,89 @@ def test_select_frames_uses_the_cache(tmp_path):
     assert not {tuple(x) for x in s["train_steps"]} & {tuple(x) for x in s["test_steps"]}
 
 
+# --- scaling of the descriptors --------------------------------------------------------------
+
+
+def test_noise_level_channel_does_not_steer_fps():
+    """A channel with variance 1e-12 (a SOAP radial channel no neighbour reaches) must not
+    weigh like real structure: per-feature unit variance made it as large as the others."""
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(80, 5)) * [1.0, 0.5, 0.3, 2.0, 1.0]
+    noise = 1e-6 * rng.normal(size=(80, 1))  # variance 1e-12
+    X = np.hstack([real[:, :3], noise, real[:, 3:]])
+    blocks = np.array([0, 0, 0, 0, 1, 1])
+    Xs = descriptors.standardize(X, blocks)
+    assert Xs[:, 3].var() < 1e-9 * Xs.var(axis=0).max()
+    clean = descriptors.standardize(np.delete(X, 3, axis=1), np.delete(blocks, 3))
+    assert selection.fps(Xs, 20) == selection.fps(clean, 20)
+    # what unit variance per feature did: the noise channel as large as any other
+    unit = (X - X.mean(axis=0)) / X.std(axis=0)
+    assert unit[:, 3].var() == pytest.approx(1.0) and selection.fps(unit, 20) != selection.fps(clean, 20)
+
+
+def test_blocks_weigh_equally_whatever_their_scale():
+    rng = np.random.default_rng(4)
+    X = np.hstack([10 * rng.normal(size=(50, 4)), 0.1 * rng.normal(size=(50, 2))])  # variances 10^4 apart
+    Xs = descriptors.standardize(X, [0, 0, 0, 0, 1, 1])
+    v = Xs.var(axis=0)
+    assert v[:4].sum() == pytest.approx(v[4:].sum()) == pytest.approx(3.0)  # 6 features, 2 blocks
+    assert np.allclose(Xs.mean(axis=0), 0.0)
+    # within a block the channels keep their relative size
+    assert v[0] / v[1] == pytest.approx(X[:, 0].var() / X[:, 1].var())
+    # a constant block stays zero; a block at noise level (under the floor) is not raised to the others
+    Y = np.hstack([X, np.ones((50, 1)), 1e-9 * rng.normal(size=(50, 1))])
+    Ys = descriptors.standardize(Y, [0, 0, 0, 0, 1, 1, 2, 3])
+    assert np.all(Ys[:, 6] == 0) and Ys[:, 7].var() < 1e-6 * Ys[:, :4].var(axis=0).sum()
+
+
+def test_feature_blocks_follow_the_soap_and_histogram_layout():
+    """Block labels line up with dscribe's columns: in a cluster without Cl every column of a
+    block that involves Cl (as centre or neighbour) is zero, and no other block is all zero."""
+    species = ["Cd", "Se", "Cl"]
+    X = descriptors.compute(cluster_frames(n=3)[:3], SOAP, species=species)
+    blocks = descriptors.feature_blocks(species, SOAP)
+    assert blocks.shape == (X.shape[1],) and len(np.unique(blocks)) == 3 * 6  # 3 centres x 6 pairs
+    ordered = ["Cl", "Cd", "Se"]  # by atomic number, as the descriptors order them
+    pairs = [(a, b) for i, a in enumerate(ordered) for b in ordered[i:]]
+    for b in np.unique(blocks):
+        centre, pair = ordered[b // 6], pairs[b % 6]
+        zero = np.all(X[:, blocks == b] == 0)
+        assert zero == ("Cl" in (centre, *pair)), (centre, pair)
+    assert np.array_equal(descriptors.feature_blocks(["Cd", "Se"], DIST), np.repeat([0, 1, 2], 8))
+
+
+def test_distance_histogram_tails_do_not_steer_fps():
+    """Real descriptors: the histogram bins below the shortest Cd-Se distance hold only Gaussian
+    tails (variance 1e-90 to 1e-10 of the largest); FPS must pick as if they were not there."""
+    frames = cluster_frames(n=30)
+    params = dict(DIST, distances={"r_max": 8.0, "bins": 32})  # the schema's defaults
+    X = descriptors.compute(frames, params)
+    blocks = descriptors.feature_blocks(["Cd", "Se"], params)
+    var = X.var(axis=0)
+    tails = (var > 0) & (var < 1e-10 * var.max())
+    assert tails.sum() >= 3
+    picks = selection.fps(descriptors.standardize(X, blocks), 15)
+    assert picks == selection.fps(descriptors.standardize(X[:, ~tails], blocks[~tails]), 15)
+    std = X.std(axis=0)
+    std[std == 0] = 1
+    assert selection.fps((X - X.mean(axis=0)) / std, 15) != picks  # per-feature unit variance
+
+
+def test_fps_selection_is_not_moved_by_noise_in_the_tails():
+    """Through the selection itself: noise of 10^-6 of the largest channel's spread added to the
+    tail bins leaves the FPS training frames as they were (per-feature scaling made that noise
+    as large as the real structure, and FPS followed it)."""
+    frames = cluster_frames(n=30)
+    params = dict(DIST, distances={"r_max": 8.0, "bins": 32})
+    X = descriptors.compute(frames, params)
+    var = X.var(axis=0)
+    tails = (var > 0) & (var < 1e-10 * var.max())
+    noisy = X.copy()
+    noisy[:, tails] += 1e-6 * np.sqrt(var.max()) * np.random.default_rng(5).normal(size=(len(X), tails.sum()))
+    sel = sel_config(method="fps", n_train=10, n_valid=5, gap_fs=2, descriptor=params, dedupe_tolerance=0)
+    assert selection.split_and_select(frames, sel, noisy)["train"] == selection.split_and_select(frames, sel, X)["train"]
+
+
 # --- map ------------------------------------------------------------------------------------
 
 

@@ -354,7 +354,7 @@ def test_learning_curve_summary_and_files(tmp_path):
             f.write_text(json.dumps({"method": method, "n_train": n, "force_rmse_meV_per_A": e,
                                      "energy_rmse_meV_per_atom": e / 10, "force_max_error_meV_per_A": 5 * e,
                                      "force_mae_meV_per_A": e / 2, "energy_mae_meV_per_atom": e / 20,
-                                     "n_test_frames": 20}))
+                                     "n_valid_frames": 20}))
             rows.append(f)
     s = learning_curve.collect(rows, tmp_path / "lc.csv", tmp_path / "lc.png", tmp_path / "summary.json")
     assert s["target_n"] == 200 and s["target_error"] == 51.2

@@ -599,9 +599,17 @@ def summarise(atoms: Atoms, charge: int = 0, material: str | None = None, crysta
 
 
 def put_in_box(atoms: Atoms, vacuum: float) -> Atoms:
+    """The cluster centred in a cubic box with at least ``vacuum`` on each side.
+
+    Cubic because CP2K's free-boundary (wavelet) Poisson solver, which the DFT presets use,
+    aborts on non-cubic cells ("Poisson solver for non cubic cells not yet implemented").
+    """
     atoms = atoms.copy()
     atoms.set_pbc(False)
-    atoms.center(vacuum=vacuum)
+    extent = atoms.positions.max(axis=0) - atoms.positions.min(axis=0)
+    side = float(extent.max() + 2 * vacuum)
+    atoms.set_cell([side, side, side])
+    atoms.center()
     return atoms
 
 

@@ -83,3 +83,16 @@ def test_report_structure_table_and_metrics_agree_on_surface_atoms():
     rows = report.structure_site_rows(summary, [metrics])
     assert rows[0][1] == "66 / 57 / 70 of 193 (34% surface)"
     assert rows[1][1] == "34% / 30% / 36%"
+
+
+def test_box_is_cubic_with_the_vacuum_on_every_side():
+    """CP2K's wavelet solver (the DFT presets) aborts on non-cubic cells."""
+    from ase import Atoms
+
+    from qdff.structures import put_in_box
+
+    a = put_in_box(Atoms("Cd2Se2", positions=[[0, 0, 0], [2.6, 0, 0], [1.3, 2.2, 0], [1.3, 0.7, 2.1]]), 5.0)
+    lengths = a.cell.lengths()
+    assert np.allclose(lengths, lengths[0]) and np.isclose(lengths[0], 2.6 + 10.0)
+    gap_lo, gap_hi = a.positions.min(axis=0), lengths - a.positions.max(axis=0)
+    assert (gap_lo >= 5.0 - 1e-9).all() and (gap_hi >= 5.0 - 1e-9).all()

@@ -138,6 +138,7 @@ def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
         "n_train": len(idx["train"]),
         "n_valid": len(idx["valid"]),
         "n_test": len(idx["test"]),
+        "n_valid_block": len(idx["valid_block"]),
         "test_fraction": sel["test_fraction"],
         "valid_fraction": sel["valid_fraction"],
         "gap_fs": sel["gap_fs"],
@@ -147,7 +148,6 @@ def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
         "train_steps": steps("train"),
         "valid_steps": steps("valid"),
         "test_steps": steps("test"),
-        "n_valid_block": len(idx["valid_block"]),
     }
     write_json(out_dir / "selection.json", summary)
     log.info("selected %d train (%s), %d valid; %d held out (of %d frames; %d near-duplicates dropped)",
@@ -236,6 +236,15 @@ def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, p
 
 def _at_temperature(frames, temperature: float) -> list:
     return [a for a in frames if float(a.info.get("temperature", -1)) == float(temperature)]
+
+
+def _equilibrated(frames, equilibration_fs: float) -> list:
+    """``frames`` without the first ``equilibration_fs`` of each run."""
+    t0: dict = {}
+    for a in frames:
+        r = a.info.get("run", "")
+        t0[r] = min(t0.get(r, np.inf), float(a.info.get("time", 0.0)))
+    return [a for a in frames if float(a.info.get("time", 0.0)) - t0[a.info.get("run", "")] >= equilibration_fs]
 
 
 def run_mlmd(cfg: dict, backend: str, model_dir, test_file, temperature: float, traj_out, summary_out,

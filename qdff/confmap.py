@@ -143,7 +143,7 @@ def html_fragment(Y, values, norm, label, role, basins, keys, temps, width=640, 
     parts.append(
         "<figcaption>Configuration-space map: colour = "
         f"{html.escape(label)} ({norm.vmin:g} to {norm.vmax:g}, blue to red); black-ringed circles = selected "
-        "training frames, triangles = held-out frames, small dots = the rest of the pool. "
+        "training frames, triangles = held-out frames, small dots = the other frames (not selected, validation blocks and gaps). "
         "Hover a point for its run, step and DBSCAN basin.</figcaption>"
     )
     parts.append("</figure>")

@@ -267,12 +267,15 @@ def write_input(path, tree: dict) -> Path:
     return Path(path)
 
 
-#: resident bytes per point of the finest real-space grid, measured with
-#: benchmarks/cp2k_memory.py (wavelet solver, NGRIDS 4, one process); see README "CP2K memory"
-_BYTES_PER_GRID_POINT = 270.0
-#: memory CP2K holds whatever the grid (executable, libraries, basis and matrices of a
-#: ~150-atom cluster), MB
-_BASE_MB = 210.0
+#: resident bytes per point of the finest real-space grid and the memory a CP2K process holds
+#: whatever its grid (executable, libraries, MPI), in MB (10^6 bytes, as Snakemake's mem_mb):
+#: fitted to two measured peaks with benchmarks/cp2k_memory.py (Cd2Se2 at pbe-fast in 12.6 and
+#: 20.6 A cubes, one process: 557 and 1796 MB); the 149-atom Cd68Se55Cl26 at pbe (375^3
+#: points) then peaked 4% above the estimate (README "CP2K memory and time at pbe")
+_BYTES_PER_GRID_POINT = 271.0
+_BASE_MB = 216.0
+#: the check's margin over the estimate
+MEMORY_MARGIN = 1.15
 
 
 def _fft_size(n: int) -> int:
@@ -287,20 +290,22 @@ def _fft_size(n: int) -> int:
         n += 1
 
 
-def estimate_memory_mb(atoms: Atoms, tree: dict) -> dict:
-    """A rough estimate of CP2K's peak resident memory (all ranks together) for ``tree``.
+def estimate_memory_mb(atoms: Atoms, tree: dict, ranks: int = 1) -> dict:
+    """A rough estimate of CP2K's peak resident memory, MB, all ``ranks`` MPI processes together.
 
     Dominated for clusters in vacuum by the real-space grids: their points grow with the
-    box volume and with CUTOFF**1.5. xTB (no plane-wave grid) gets the base figure only.
+    box volume and with CUTOFF**1.5, and are shared out among the ranks; each rank adds its
+    own base. xTB (no plane-wave grid) gets the base only.
     """
+    base = _BASE_MB * max(int(ranks), 1)
     dft = tree["force_eval"]["dft"]
     mgrid = dft.get("mgrid")
     if not mgrid:
-        return {"mem_mb": _BASE_MB, "grid": None, "points": 0}
+        return {"mem_mb": base, "grid": None, "points": 0, "ranks": ranks}
     cutoff_ry = float(mgrid.get("cutoff", 280))
     bohr = 0.529177210903
     # plane waves up to |G|^2/2 <= cutoff (Hartree) on a grid of n points over L needs
     # n >= sqrt(2 * cutoff_Ha) * L / pi = sqrt(cutoff_Ry) * L / pi
     grid = [_fft_size(int(np.ceil(np.sqrt(cutoff_ry) * (length / bohr) / np.pi))) for length in atoms.cell.lengths()]
     points = int(np.prod(grid))
-    return {"mem_mb": _BASE_MB + points * _BYTES_PER_GRID_POINT / 2**20, "grid": grid, "points": points}
+    return {"mem_mb": base + points * _BYTES_PER_GRID_POINT / 1e6, "grid": grid, "points": points, "ranks": ranks}

@@ -27,7 +27,7 @@ def test_convert_units_and_metadata(md_run_dir, tmp_path):
     summary = cp2k_output.convert_runs([md_run_dir], out, runs=["300K"], temperatures=[300.0])
     frames = read(out, ":")
     ener = cp2k_output.read_ener(md_run_dir / "md-1.ener")
-    assert summary[0]["frames"] == len(frames) == len(ener["step"]) == 201
+    assert summary[0]["frames"] == len(frames) == len(ener["step"]) == 401
     e_raw, f_raw = raw_first_frame(md_run_dir / "md-frc-1.xyz")
     _, x_raw = raw_first_frame(md_run_dir / "md-pos-1.xyz")
     a = frames[0]
@@ -38,7 +38,7 @@ def test_convert_units_and_metadata(md_run_dir, tmp_path):
     e = np.array([f.get_potential_energy() for f in frames])
     assert np.allclose(e, ener["potential"], atol=1e-5)
     steps = [f.info["step"] for f in frames]
-    assert steps == list(range(201))
+    assert steps == list(range(401))
     assert frames[10].info["time"] == pytest.approx(10.0)
     assert frames[10].info["run"] == "300K" and frames[10].info["temperature"] == 300.0
     assert not frames[0].pbc.any()
@@ -84,12 +84,12 @@ def test_truncated_last_frame_is_dropped_with_a_warning_or_refused(md_run_dir, t
     pos = run / "md-pos-1.xyz"
     text = pos.read_text()
     pos.write_text(text[: len(text) - 40])  # cut the last frame mid-line
-    with pytest.raises(cp2k_output.TrajectoryError, match=r"md-pos-1.xyz: frame 200"):
+    with pytest.raises(cp2k_output.TrajectoryError, match=r"md-pos-1.xyz: frame 400"):
         cp2k_output.convert_runs([run], tmp_path / "strict.extxyz", allow_truncated=False)
     assert not (tmp_path / "strict.extxyz").exists()  # nothing that looks finished
     out = cp2k_output.convert_runs([run], tmp_path / "lenient.extxyz", allow_truncated=True)
-    assert out[0]["frames"] == 200
-    assert "dropping incomplete last frame 200" in caplog.text
+    assert out[0]["frames"] == 400
+    assert "dropping incomplete last frame 400" in caplog.text
 
 
 def test_mismatched_frame_counts_are_named(md_run_dir, tmp_path):
@@ -110,9 +110,9 @@ def test_repeated_steps_from_a_resume_keep_the_later_copy(md_run_dir, tmp_path, 
         # frames 150..160 written again, as after a restart from an older restart file
         (run / name).write_text("".join(lines[: 161 * n] + lines[150 * n : 161 * n] + lines[161 * n :]))
     out = cp2k_output.convert_runs([run], tmp_path / "x.extxyz")
-    assert out[0]["frames"] == 201 and out[0]["duplicates_dropped"] == 11
+    assert out[0]["frames"] == 401 and out[0]["duplicates_dropped"] == 11
     steps = [a.info["step"] for a in read(tmp_path / "x.extxyz", ":")]
-    assert steps == list(range(201))
+    assert steps == list(range(401))
 
 
 def test_cli_convert_detects_project(md_run_dir, tmp_path):
@@ -120,8 +120,8 @@ def test_cli_convert_detects_project(md_run_dir, tmp_path):
     proc = subprocess.run([str(Path(sys.executable).parent / "qdff"), "convert", str(md_run_dir), "-o", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "201 frames (project md, T=300.0 K)" in proc.stdout
-    assert len(read(out, ":")) == 201
+    assert "401 frames (project md, T=300.0 K)" in proc.stdout
+    assert len(read(out, ":")) == 401
 
 
 def test_cli_convert_error_on_empty_dir(tmp_path):

@@ -68,9 +68,7 @@ def _cfg(drop: bool) -> dict:
     sel = cfg["selection"]
     sel["drop_unconverged_scf"] = drop
     # blocks small enough for 7 frames of 1 fs
-    for key, value in {"test_fraction": 0.3, "valid_fraction": 0.3, "gap_frames": 0, "gap_fs": 0.0}.items():
-        if key in sel:
-            sel[key] = value
+    sel.update(test_fraction=0.3, valid_fraction=0.3, gap_fs=0.0)
     return cfg
 
 

@@ -120,5 +120,20 @@ def test_a_run_that_cannot_fit_in_cp2k_mem_mb_stops_before_cp2k_starts(tmp_path)
     est = cp2k_run.check_memory(atoms, cfg)
     # grid points grow as (box * sqrt(cutoff))^3: 400 Ry in a 30.6 A box
     assert est["grid"][0] >= 360 and est["mem_mb"] > 10000
+    # every MPI rank holds its own base
+    cfg["cp2k"]["command"] = "mpirun -np 4 cp2k.psmp"
+    assert cp2k_run.check_memory(atoms, cfg)["mem_mb"] > est["mem_mb"] + 3 * 150
     cfg["cp2k"]["preset"] = "xtb"
     assert cp2k_run.check_memory(atoms, cfg)["grid"] is None  # xTB has no plane-wave grid
+
+
+def test_mpi_ranks_of_the_cp2k_command(monkeypatch):
+    from qdff.cp2k_run import mpi_ranks
+
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    assert mpi_ranks("cp2k.psmp") == 1
+    assert mpi_ranks("mpirun -np 8 cp2k.psmp") == 8
+    assert mpi_ranks("srun cp2k.psmp") == 1
+    monkeypatch.setenv("SLURM_NTASKS", "32")
+    assert mpi_ranks("srun cp2k.psmp") == 32
+    assert mpi_ranks("/usr/bin/srun --mpi=pmix cp2k.psmp") == 32

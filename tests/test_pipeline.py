@@ -102,7 +102,7 @@ def test_held_out_frames_are_not_in_training(tiny_pipeline):
 
 def test_aimd_progress_is_logged(tiny_pipeline):
     log = (tiny_pipeline["workdir"] / "logs/run_aimd/tiny_300K.log").read_text()
-    assert re.search(r"MD step \d+/200, [\d.]+ s/step, T=\d+ K, ETA \d+ s", log)
+    assert re.search(r"MD step \d+/400, [\d.]+ s/step, T=\d+ K, ETA \d+ s", log)
 
 
 def test_report_says_level_of_theory_and_has_metrics(tiny_pipeline):

@@ -271,7 +271,7 @@ def write_input(path, tree: dict) -> Path:
 #: whatever its grid (executable, libraries, MPI), in MB (10^6 bytes, as Snakemake's mem_mb):
 #: fitted to two measured peaks with benchmarks/cp2k_memory.py (Cd2Se2 at pbe-fast in 12.6 and
 #: 20.6 A cubes, one process: 557 and 1796 MB); the 149-atom Cd68Se55Cl26 at pbe (375^3
-#: points) then peaked 4% above the estimate (README "CP2K memory and time at pbe")
+#: points) then peaked 5% above the estimate (README "CP2K memory and time at pbe")
 _BYTES_PER_GRID_POINT = 271.0
 _BASE_MB = 216.0
 #: the check's margin over the estimate

@@ -186,7 +186,7 @@ def check_memory(atoms: Atoms, cfg) -> dict:
 
     On a cluster ``mem_mb`` is the job's memory limit: a run above it is killed by the batch
     system, usually after the expensive set-up. The estimate is the grid model of
-    :func:`cp2k_input.estimate_memory_mb` (within 4% of the measured peaks of three runs), with a 15% margin.
+    :func:`cp2k_input.estimate_memory_mb` (within 5% of the measured peaks of three runs), with a 15% margin.
     """
     c = cfg["cp2k"]
     tree = cp2k_input.build_input(atoms, preset=c["preset"], run_type="ENERGY_FORCE", project="estimate",

@@ -184,9 +184,19 @@ def test_killed_training_resumes_from_checkpoint(tiny_pipeline, tmp_path):
     try:
         t0 = time.time()
         # cap: 3x the worst time to this checkpoint measured with the other core busy
-        while not (work / "model.ckpt-120.pt").exists():
+        # DeePMD writes model.ckpt-N.pt, then points the model.ckpt.pt link at it: the link,
+        # not the file, says checkpoint N is complete (a kill between the two resumes from the
+        # previous one, as it should; waiting for the file alone made this test race)
+        def linked_step() -> int:
+            link = work / "model.ckpt.pt"
+            try:
+                return int(os.readlink(link).rsplit("-", 1)[1].split(".")[0]) if link.is_symlink() else -1
+            except (OSError, ValueError, IndexError):
+                return -1
+
+        while linked_step() < 120:
             assert time.time() - t0 < CKPT_WAIT_S and proc.poll() is None, "no checkpoint appeared"
-            time.sleep(0.5)
+            time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the process group this test started
         proc.wait()

@@ -171,3 +171,64 @@ def test_alignment_is_invariant_to_rotation_and_translation(emt_cluster):
     assert vib.aligned_rmsd(emt_cluster, distorted) == pytest.approx(rmsd, abs=1e-9)
     with pytest.raises(ValueError):
         vib.aligned_rmsd(emt_cluster, Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.5]]))
+
+
+@pytest.mark.cp2k
+@pytest.mark.slow
+def test_cp2k_vibrational_analysis_of_cd6se6(tmp_path, cp2k_available):
+    """CP2K xTB on Cd6Se6 (about 25 s on one core): a tight GEO_OPT, then CP2K's own
+    finite-difference Hessian. It is symmetric to finite-difference accuracy, has 6
+    near-zero rigid-body modes (a free cluster), 3N-6 real vibrations that match CP2K's
+    printed ones, and a rerun computes nothing."""
+    from qdff import config, cp2k_run
+
+    cfg = config.validate({"name": "vib", "structure": {"n_pairs": 6}, "cp2k": {"preset": "xtb", "threads": 1},
+                           "aimd": {"temperatures": [300]}})
+    start = read(DATA / "Cd6Se6_xtb_relaxed.extxyz")
+    t0 = time.perf_counter()
+    res = cp2k_run.vibrational_analysis(start, cfg, tmp_path, max_force=1e-5)
+    wall = time.perf_counter() - t0
+    n = len(start)
+    H = res["hessian_eV_per_A2"]
+    assert H.shape == (3 * n, 3 * n) and np.isfinite(H).all()
+    # symmetric to finite-difference accuracy (CP2K does not symmetrise what it writes)
+    asym = np.abs(H - H.T).max() / np.abs(H).max()
+    assert 0 < asym < 1e-2
+    modes = vib.modes_from_hessian(res["minimum"], H)
+    assert modes["asymmetry"] == pytest.approx(asym)
+    # unprojected: the 6 smallest |frequencies| are the rigid-body modes, well below the vibrations
+    full = np.asarray(modes["all_cm1"])
+    small = np.sort(np.abs(full))
+    assert np.all(small[:6] < 10.0), small[:8]
+    assert max(abs(f) for f in modes["rigid_cm1"]) < 10.0
+    # CP2K prints 3N-6 vibrations (rigid body projected out); ours agree, all real at the tight minimum
+    printed = np.asarray(res["cp2k_frequencies_cm1"])
+    assert len(printed) == 3 * n - 6 == len(modes["frequencies_cm1"])
+    np.testing.assert_allclose(modes["frequencies_cm1"], printed, atol=0.5)
+    assert printed.min() > 0 and modes["n_imaginary"] == 0
+    # Cd-Se stretches of a small cluster: a few hundred cm^-1 at most (bulk LO phonon 210 cm^-1)
+    assert 150 < printed.max() < 400
+    assert res["relax_converged"]
+    print(f"Cd6Se6 xTB: {printed.min():.1f}..{printed.max():.1f} cm^-1, asymmetry {asym:.1e}, "
+          f"rigid |f| <= {max(abs(f) for f in modes['rigid_cm1']):.1f} cm^-1, {res['seconds']}, wall {wall:.1f} s")
+    # a rerun finds complete outputs: skipped
+    t0 = time.perf_counter()
+    again = cp2k_run.vibrational_analysis(start, cfg, tmp_path, max_force=1e-5)
+    assert again["seconds"] == {} and time.perf_counter() - t0 < 10
+    np.testing.assert_array_equal(again["hessian_eV_per_A2"], H)
+
+
+def test_vibrational_analysis_input_is_valid_cp2k():
+    """The VIBRATIONAL_ANALYSIS input and the tight GEO_OPT render against CP2K's input
+    specification (cp2k-input-tools)."""
+    from qdff import cp2k_input
+
+    a = read(DATA / "Cd6Se6_xtb_relaxed.extxyz")
+    text = cp2k_input.render(cp2k_input.build_input(a, preset="xtb", run_type="VIBRATIONAL_ANALYSIS",
+                                                    project="vib", vib_dx_bohr=0.02))
+    assert "RUN_TYPE VIBRATIONAL_ANALYSIS" in text and "DX 0.02" in text
+    assert "FULLY_PERIODIC .FALSE." in text and "&HESSIAN ON" in text
+    geo = cp2k_input.render(cp2k_input.build_input(a, preset="xtb", run_type="GEO_OPT", project="r", max_force=1e-5))
+    assert "MAX_FORCE 1e-05" in geo
+    with pytest.raises(cp2k_input.CP2KInputError):
+        cp2k_input.build_input(a, preset="xtb", run_type="BAND", project="x")

@@ -30,6 +30,11 @@ if config["active_learning"]["enabled"]:
     include: "rules/active_learning.smk"
 
 
+if config["vibrations"]["enabled"]:
+
+    include: "rules/vibrations.smk"
+
+
 # Quick bookkeeping rules run on the submitting host, never as cluster jobs.
 localrules:
     all,
@@ -45,4 +50,5 @@ rule all:
         f"results/{SYSTEM}/report.html",
         "results/index.html",
         selection_targets(SYSTEM),
+        vibration_targets(SYSTEM) if config["vibrations"]["enabled"] else [],
     default_target: True

@@ -138,8 +138,13 @@ def build_input(
     seed: int = 2024,
     overrides: dict | None = None,
     restart_file: str | None = None,
+    max_force: float | None = None,
+    vib_dx_bohr: float = 0.01,
 ) -> dict:
-    """The input tree (simplified cp2k-input-tools form) for an MD or GEO_OPT run."""
+    """The input tree (simplified cp2k-input-tools form) for an MD, GEO_OPT, ENERGY_FORCE or
+    VIBRATIONAL_ANALYSIS run. ``max_force``: GEO_OPT's convergence on the largest force,
+    Hartree/Bohr (CP2K's default 4.5e-4 when None); ``vib_dx_bohr``: the finite-difference
+    step of VIBRATIONAL_ANALYSIS (CP2K's DX, in Bohr)."""
     if preset not in PRESETS:
         raise CP2KInputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     symbols = atoms.get_chemical_symbols()
@@ -186,7 +191,24 @@ def build_input(
                 "restart_history": {"_": "OFF"},
             },
         }
-    elif run_type != "ENERGY_FORCE":
+        if max_force is not None:
+            # RMS_FORCE at CP2K's ratio to MAX_FORCE (3.0e-4 : 4.5e-4); the displacement
+            # criteria stay at their defaults
+            tree["motion"]["geo_opt"].update(max_force=float(max_force), rms_force=float(max_force) * 2 / 3)
+    elif run_type == "VIBRATIONAL_ANALYSIS":
+        # CP2K's own finite-difference Hessian: central differences of the forces, 6N force
+        # evaluations of DX Bohr each; FULLY_PERIODIC F: translations and rotations are
+        # projected out (a free cluster); PRINT/HESSIAN writes PROJECT-Hessian-1.hess
+        # (Fortran unformatted, one record of 3N doubles per coordinate: the mass-weighted
+        # Hessian in atomic units x 1e6, not symmetrised, as measured against CP2K 2023.1's
+        # forces and its printed frequencies; read by cp2k_run.read_hessian)
+        tree["vibrational_analysis"] = {
+            "dx": float(vib_dx_bohr),
+            "nproc_rep": 1,
+            "fully_periodic": False,
+            "print": {"hessian": {"_": "ON"}},
+        }
+    if run_type not in ("MD", "GEO_OPT", "ENERGY_FORCE", "VIBRATIONAL_ANALYSIS"):
         raise CP2KInputError(f"unsupported run type {run_type!r}")
     if overrides:
         tree = deep_merge(tree, overrides)

@@ -387,3 +387,144 @@ def _median(x):
     import numpy as np
 
     return float(np.median(x)) if len(x) else float("nan")
+
+
+VIB_PROJECT = "vib"
+VIB_RELAX_PROJECT = "vib_relax"
+_VIB_FREQ = re.compile(r"^\s*VIB\|\s*Frequency \(cm\^-1\)(.*)$")
+
+
+def read_vib_frequencies(log_path) -> list[float]:
+    """The frequencies CP2K's VIBRATIONAL_ANALYSIS prints (``VIB|Frequency (cm^-1)`` lines,
+    three per line, imaginary ones negative), cm^-1, in CP2K's order (ascending); the last
+    analysis of the log when it holds several."""
+    blocks: list[list[float]] = []
+    current: list[float] | None = None
+    with open(log_path, errors="replace") as fh:
+        for line in fh:
+            if "NORMAL MODES - CARTESIAN DISPLACEMENTS" in line:
+                current = []
+                blocks.append(current)
+                continue
+            m = _VIB_FREQ.match(line)
+            if m and current is not None:
+                current.extend(float(x) for x in m.group(1).split())
+    return blocks[-1] if blocks else []
+
+
+def read_hessian(path, atoms: Atoms):
+    """The Cartesian Hessian [eV/A^2] (3N x 3N, as CP2K computed it: not symmetrised) from
+    VIBRATIONAL_ANALYSIS's ``PROJECT-Hessian-1.hess``.
+
+    The file is Fortran unformatted (a 4-byte length before and after each record), one
+    record of 3N float64 per coordinate, atom-major (x, y, z of atom 1, ...). CP2K 2023.1
+    writes the mass-weighted Hessian in atomic units (Hartree / (Bohr^2 m_e)) times 1e6:
+    measured on Cd6Se6 at xTB, where column 1 divided by the central difference of
+    CP2K's own forces gives 1e6 / sqrt(m_i m_j) and the frequencies from it match the
+    ``VIB|`` lines (tests/test_vibrations.py). Masses are ASE's (CP2K's differ by < 1e-4).
+    """
+    import struct
+
+    import numpy as np
+    from ase import units
+
+    data = Path(path).read_bytes()
+    rows, off = [], 0
+    while off < len(data):
+        (n,) = struct.unpack("<i", data[off:off + 4])
+        rows.append(np.frombuffer(data[off + 4:off + 4 + n], dtype="<f8"))
+        (n2,) = struct.unpack("<i", data[off + 4 + n:off + 8 + n])
+        if n != n2:
+            raise CP2KError(f"{path}: not a Fortran unformatted file (record markers {n} and {n2})")
+        off += n + 8
+    n3 = 3 * len(atoms)
+    H = np.array(rows)
+    if H.shape != (n3, n3):
+        raise CP2KError(f"{path}: a {H.shape} matrix for {len(atoms)} atoms (expected {n3} x {n3})")
+    m_au = np.repeat(atoms.get_masses(), 3) * (units._amu / units._me)
+    H_au = H * 1e-6 * np.sqrt(np.outer(m_au, m_au))  # Hartree / Bohr^2
+    return H_au * units.Hartree / units.Bohr**2
+
+
+def _vib_complete(workdir: Path) -> bool:
+    log_file = workdir / f"{VIB_PROJECT}.log"
+    if not log_file.is_file() or not (workdir / f"{VIB_PROJECT}-Hessian-1.hess").is_file():
+        return False
+    text = log_file.read_text(errors="replace")
+    return "PROGRAM ENDED AT" in text and "VIB|Frequency" in text
+
+
+def vibrational_analysis(atoms: Atoms, cfg, workdir, *, max_force: float | None = 1e-5,
+                         dx_bohr: float = 0.01) -> dict:
+    """CP2K's normal modes of ``atoms`` at the configured level of theory, in ``workdir``.
+
+    First a GEO_OPT to ``max_force`` Hartree/Bohr from ``atoms`` (the pipeline's relaxation
+    stops at CP2K's default 4.5e-4, where a soft cluster can still show imaginary modes:
+    Cd6Se6 at xTB one of -34 cm^-1, gone at 1e-5; None skips it), then VIBRATIONAL_ANALYSIS
+    (6N force evaluations) on its minimum. Restartable by being cheap: each step is skipped
+    when its output is complete and its input unchanged (CP2K cannot resume a vibrational
+    analysis part-way). Returns the minimum (ASE Atoms), the Hessian [eV/A^2], CP2K's
+    printed frequencies [cm^-1] and timings.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    preflight(atoms, cfg)
+    check_cp2k_available(cfg)
+    s, c = cfg["structure"], cfg["cp2k"]
+    timings: dict = {}
+    minimum = atoms.copy()
+    relax_converged = None
+    if max_force is not None:
+        tree = cp2k_input.build_input(atoms, preset=c["preset"], run_type="GEO_OPT", project=VIB_RELAX_PROJECT,
+                                      charge=s["charge"], multiplicity=s["multiplicity"], max_iter=c["relax_max_iter"],
+                                      overrides=c["overrides"], max_force=max_force)
+        text = cp2k_input.render(tree)
+        inp, out, traj = (workdir / f"{VIB_RELAX_PROJECT}{x}" for x in (".inp", ".log", "-pos-1.xyz"))
+        done = (inp.is_file() and inp.read_text() == text and out.is_file() and traj.is_file()
+                and "PROGRAM ENDED AT" in out.read_text(errors="replace"))
+        if not done:
+            traj.unlink(missing_ok=True)
+            inp.write_text(text)
+            t0 = time.time()
+            res = run_cp2k(command(cfg), workdir, VIB_RELAX_PROJECT, c["threads"])
+            timings["relax_s"] = time.time() - t0
+            if res.returncode != 0:
+                raise CP2KError(f"CP2K geometry optimisation before the vibrational analysis failed "
+                                f"({explain_exit(res, c['mem_mb'])}) in {workdir}; from {out}:\n{error_lines(out)}")
+        relax_converged = "GEOMETRY OPTIMIZATION COMPLETED" in out.read_text(errors="replace")
+        if not relax_converged:
+            log.warning("GEO_OPT to MAX_FORCE %g did not converge in %d steps: normal modes of its last geometry",
+                        max_force, c["relax_max_iter"])
+        minimum.positions = read(traj, index=-1).positions
+    tree = cp2k_input.build_input(minimum, preset=c["preset"], run_type="VIBRATIONAL_ANALYSIS", project=VIB_PROJECT,
+                                  charge=s["charge"], multiplicity=s["multiplicity"], overrides=c["overrides"],
+                                  vib_dx_bohr=dx_bohr)
+    text = cp2k_input.render(tree)
+    inp = workdir / f"{VIB_PROJECT}.inp"
+    if inp.is_file() and inp.read_text() == text and _vib_complete(workdir):
+        log.info("%s: vibrational analysis already complete, not rerun", workdir)
+    else:
+        for stale in (workdir / f"{VIB_PROJECT}.log", workdir / f"{VIB_PROJECT}-Hessian-1.hess"):
+            stale.unlink(missing_ok=True)
+        inp.write_text(text)
+        t0 = time.time()
+        res = run_cp2k(command(cfg), workdir, VIB_PROJECT, c["threads"])
+        timings["vibrational_analysis_s"] = time.time() - t0
+        out = workdir / f"{VIB_PROJECT}.log"
+        if res.returncode != 0 or not _vib_complete(workdir):
+            raise CP2KError(f"CP2K vibrational analysis failed ({explain_exit(res, c['mem_mb'])}) in {workdir}; "
+                            f"from {out}:\n{error_lines(out)}")
+        log.info("vibrational analysis of %d atoms (%d force evaluations) took %.1f s", len(minimum),
+                 6 * len(minimum), timings["vibrational_analysis_s"])
+    minimum.info.update(relaxed=True, relax_converged=relax_converged if relax_converged is not None else True)
+    return {
+        "minimum": minimum,
+        "hessian_eV_per_A2": read_hessian(workdir / f"{VIB_PROJECT}-Hessian-1.hess", minimum),
+        "cp2k_frequencies_cm1": read_vib_frequencies(workdir / f"{VIB_PROJECT}.log"),
+        "max_force_Ha_per_bohr": max_force,
+        "relax_converged": relax_converged,
+        "dx_bohr": dx_bohr,
+        "preset": c["preset"],
+        "level_of_theory": cp2k_input.LEVEL_OF_THEORY[c["preset"]],
+        "seconds": timings,
+    }

@@ -543,3 +543,190 @@ def render_index(results_dir, out) -> None:
     from . import report
 
     report.render_index(results_dir, out)
+
+
+# ---------------------------------------------------------------- vibrations (rules/vibrations.smk)
+
+
+def _modes_json(modes: dict, **extra) -> dict:
+    """A :func:`qdff.vibrations.modes_from_hessian` result without its arrays, for JSON."""
+    return {k: v for k, v in modes.items() if k not in ("modes", "hessian_eV_per_A2")} | extra
+
+
+def compute_normal_modes_cp2k(cfg: dict, structure, workdir, out_json, out_minimum) -> dict:
+    """CP2K's reference: a tight GEO_OPT from ``structure`` (the relaxed one), then CP2K's
+    VIBRATIONAL_ANALYSIS; writes the minimum (the reference of every comparison) and the modes."""
+    from . import vibrations
+
+    v = cfg["vibrations"]
+    res = cp2k_run.vibrational_analysis(_atoms_with_box(structure), cfg, workdir, max_force=v["cp2k_max_force"],
+                                        dx_bohr=v["cp2k_dx_bohr"])
+    modes = vibrations.modes_from_hessian(res["minimum"], res["hessian_eV_per_A2"])
+    printed = res["cp2k_frequencies_cm1"]
+    out = _modes_json(modes, source="cp2k", cp2k_frequencies_cm1=printed, preset=res["preset"],
+                      level_of_theory=res["level_of_theory"], dx_bohr=res["dx_bohr"],
+                      max_force_Ha_per_bohr=res["max_force_Ha_per_bohr"], relax_converged=res["relax_converged"],
+                      cp2k_seconds=res["seconds"],
+                      max_deviation_from_cp2k_printed_cm1=float(np.max(np.abs(np.asarray(modes["frequencies_cm1"])
+                                                                             - np.asarray(printed))))
+                      if len(printed) == len(modes["frequencies_cm1"]) else None)
+    np.save(Path(out_json).with_name("hessian_eV_per_A2.npy"), res["hessian_eV_per_A2"])
+    with atomic_path(out_minimum, suffix=".extxyz") as tmp:
+        write(tmp, res["minimum"], format="extxyz")
+    write_json(out_json, out)
+    return out
+
+
+def compute_normal_modes_model(cfg: dict, backend: str, model_dir, minimum, reference_json, out_json, cache_dir) -> dict:
+    """A model's normal modes at CP2K's minimum (ase.vibrations, displacements cached in
+    ``cache_dir``) and their comparison with CP2K's. At CP2K's minimum, not the model's own:
+    the same structure for both, so that sorted frequencies compare; the model's residual
+    forces there are reported (the modes of the model's own minimum differ by what
+    relax_with_model measures)."""
+    from . import vibrations
+    from .models import load_calculator
+
+    atoms = _atoms_with_box(minimum)
+    calc = load_calculator(model_dir)
+    a = atoms.copy()
+    a.calc = calc
+    fmax = float(np.linalg.norm(a.get_forces(), axis=1).max())
+    modes = vibrations.normal_modes(atoms, calc, delta=cfg["vibrations"]["delta_A"], cache_dir=Path(cache_dir) / "vib")
+    ref = read_json(reference_json)
+    cmp = vibrations.compare_modes(ref, modes, cfg["vibrations"]["imaginary_tol_cm1"])
+    out = _modes_json(modes, source=backend, backend=backend, max_force_at_cp2k_minimum_eV_per_A=fmax, comparison=cmp)
+    write_json(out_json, out)
+    log.info("%s: frequency MAE %.1f cm^-1 against CP2K over %d modes (largest error %.1f), imaginary %d (CP2K %d)",
+             backend, cmp["frequency_mae_cm1"], cmp["n_modes"], cmp["frequency_max_error_cm1"],
+             cmp["n_imaginary_model"], cmp["n_imaginary_reference"])
+    return out
+
+
+def relax_with_model(cfg: dict, backend: str, model_dir, minimum, out_json, out_structures) -> dict:
+    """Relaxations with a model from CP2K's minimum and from perturbed starts (qdff.vibrations)."""
+    from . import vibrations
+    from .models import load_calculator
+
+    v = cfg["vibrations"]
+    report, structures = vibrations.relaxation_report(
+        _atoms_with_box(minimum), load_calculator(model_dir), fmax=v["relax_fmax"], steps=v["relax_steps"],
+        perturbations=v["perturbations"], rattle_A=v["rattle_A"], seed=v["seed"], rmsd_tol_A=v["rmsd_tol_A"])
+    report["backend"] = backend
+    for a, r in zip(structures, report["runs"]):
+        a.info.update(start=r["start"], rmsd_A=r["rmsd_A"])
+    with atomic_path(out_structures, suffix=".extxyz") as tmp:
+        write(tmp, structures, format="extxyz")
+    write_json(out_json, report)
+    log.info("%s: relaxed from CP2K's minimum: RMSD %.3f A, dE %.2f meV/atom; worst of %d starts %.3f A%s", backend,
+             report["rmsd_A"], report["energy_difference_meV_per_atom"], len(report["runs"]), report["rmsd_max_A"],
+             "; a DIFFERENT minimum" if report["different_minimum_any"] else "")
+    return report
+
+
+def aimd_velocities(run_dir, equilibration_fs: float = 0.0):
+    """CP2K's velocities of an MD run (PROJECT-vel-1.xyz, Bohr per atomic time unit) in A/fs,
+    after ``equilibration_fs``; with the symbols, positions of the same steps and time step.
+    Read here from CP2K's own file: the data set (cp2k_output) keeps positions and forces only."""
+    from .units import AU_VELOCITY_TO_ANGSTROM_PER_FS
+
+    run_dir = Path(run_dir)
+    project = cp2k_output.find_project(run_dir)
+    pos = {f.step: f for f in cp2k_output.iter_xyz_frames(run_dir / f"{project}-pos-1.xyz", allow_truncated=True)}
+    steps, times, vels = [], [], []
+    symbols = None
+    for f in cp2k_output.iter_xyz_frames(run_dir / f"{project}-vel-1.xyz", allow_truncated=True):
+        if steps and f.step <= steps[-1]:  # a resumed run repeats steps: keep the later copy
+            k = steps.index(f.step)
+            del steps[k:], times[k:], vels[k:]
+        steps.append(f.step)
+        times.append(f.time)
+        vels.append(f.values * AU_VELOCITY_TO_ANGSTROM_PER_FS)
+        symbols = f.symbols
+    keep = [i for i, t in enumerate(times) if t - times[0] >= equilibration_fs]
+    dt = float(np.median(np.diff(times))) if len(times) > 1 else float("nan")
+    return {"symbols": symbols, "velocities": np.array([vels[i] for i in keep]),
+            "positions": [pos[steps[i]].values if steps[i] in pos else None for i in keep],
+            "timestep_fs": dt}
+
+
+def compute_vdos(cfg: dict, backend: str, model_dir, aimd_dir, temperature: float, out_json, out_png) -> dict:
+    """VDOS of the AIMD run at ``temperature`` (CP2K's velocities) and of an NVE run with the
+    model started from its first equilibrated frame, positions and velocities; overlap per element."""
+    from ase import Atoms, units
+    from ase.md.verlet import VelocityVerlet
+
+    from . import vibrations
+    from .models import load_calculator
+
+    v = cfg["vibrations"]
+    aimd = aimd_velocities(aimd_dir, cfg["selection"]["equilibration_fs"])
+    if len(aimd["velocities"]) < 8:
+        raise ValueError(f"{aimd_dir}: {len(aimd['velocities'])} velocity frames after equilibration: too few for a VDOS")
+    atoms = Atoms(aimd["symbols"], positions=aimd["positions"][0])
+    atoms.set_velocities(aimd["velocities"][0] / units.fs)
+    atoms.calc = load_calculator(model_dir)
+    dt = float(cfg["aimd"]["timestep_fs"])
+    dyn = VelocityVerlet(atoms, dt * units.fs)
+    vel = []
+    for _ in range(v["vdos_steps"]):
+        dyn.run(1)
+        vel.append(atoms.get_velocities() * units.fs)
+    vel = np.array(vel)
+    lag = v["vdos_max_lag_fs"] or 0.25 * min(len(aimd["velocities"]) * aimd["timestep_fs"], len(vel) * dt)
+    ref = vibrations.vdos(aimd["velocities"], aimd["symbols"], atoms.get_masses(), aimd["timestep_fs"], max_lag_fs=lag)
+    mod = vibrations.vdos(vel, aimd["symbols"], atoms.get_masses(), dt, max_lag_fs=lag)
+    overlap = vibrations.vdos_overlap(ref, mod)
+    out = {"backend": backend, "temperature": temperature, "overlap": overlap, "aimd": ref, "model": mod,
+           "aimd_peak_cm1": vibrations.peak_cm1(ref), "model_peak_cm1": vibrations.peak_cm1(mod),
+           "model_nve_temperature_K": float(atoms.get_temperature())}
+    _plot_vdos(ref, mod, f"{backend}, {temperature:g} K: VDOS, ML NVE against AIMD (overlap "
+                         + ", ".join(f"{k} {x:.2f}" for k, x in overlap.items()) + ")", out_png)
+    write_json(out_json, out)
+    log.info("%s at %g K: VDOS overlap %s", backend, temperature, ", ".join(f"{k} {x:.3f}" for k, x in overlap.items()))
+    return out
+
+
+def _plot_vdos(ref: dict, mod: dict, title: str, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["all"] + sorted(ref["elements"])
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False)
+    top = min(ref["frequency_cm1"][-1], 600.0)
+    for ax, k in zip(axes[0], keys):
+        for res, label in ((ref, "AIMD"), (mod, "ML NVE")):
+            s = res["all"] if k == "all" else res["elements"][k]
+            ax.plot(res["frequency_cm1"], s, label=label, lw=1)
+        ax.set_xlim(0, top)
+        ax.set_xlabel("wavenumber [cm$^{-1}$]")
+        ax.set_title(k)
+    axes[0][0].set_ylabel("VDOS (unit area)")
+    axes[0][0].legend()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def plot_spectra(cp2k_json, model_jsons, out_png) -> None:
+    """Sorted normal-mode frequencies of CP2K and of each model, one stick spectrum per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = [("CP2K", read_json(cp2k_json))] + [(read_json(f)["backend"], read_json(f)) for f in model_jsons]
+    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.6 * len(sets)))
+    for row, (label, m) in enumerate(sets):
+        f = np.asarray(m["frequencies_cm1"])
+        ax.vlines(f, row - 0.35, row + 0.35, color="C3" if row == 0 else "C0", lw=1)
+    ax.set_yticks(range(len(sets)), [s[0] for s in sets])
+    ax.set_xlabel("normal-mode frequency [cm$^{-1}$] (imaginary as negative)")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    with atomic_path(out_png, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

@@ -1,0 +1,11 @@
+from pathlib import Path
+
+from qdff import smk, stages
+
+smk.run(
+    snakemake,
+    lambda cfg: stages.compute_normal_modes_cp2k(
+        cfg, snakemake.input.structure, Path(snakemake.output.modes).parent / "run", snakemake.output.modes,
+        snakemake.output.minimum,
+    ),
+)

@@ -1,0 +1,11 @@
+from pathlib import Path
+
+from qdff import smk, stages
+
+smk.run(
+    snakemake,
+    lambda cfg: stages.compute_normal_modes_model(
+        cfg, snakemake.wildcards.backend, Path(snakemake.input.model).parent, snakemake.input.minimum,
+        snakemake.input.reference, snakemake.output.modes, Path(snakemake.output.modes).parent / "fd_cache",
+    ),
+)

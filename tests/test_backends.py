@@ -206,16 +206,23 @@ def _schnetpack_losses(p, n):
     from qdff.backends import schnetpack
 
     schnetpack._compat()
-    task = schnetpack._task(schnetpack._model(p), p)
-    nf = 2
-    zero_e, zero_f = torch.zeros(nf), torch.zeros(nf * n, 3)
-    target = {"energy": zero_e, "forces": zero_f}
+    # in float32, as schnetpack.train builds it: another test in this process (NequIP, the
+    # float64 ASE calculators) may have left torch's default dtype at float64
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        task = schnetpack._task(schnetpack._model(p), p)
+        nf = 2
+        zero_e, zero_f = torch.zeros(nf), torch.zeros(nf * n, 3)
+        target = {"energy": zero_e, "forces": zero_f}
 
-    def one(de, df):
-        return float(task.loss_fn({"energy": zero_e + de * n, "forces": zero_f + df, "_n_atoms": torch.full((nf,), n)},
-                                  target))
+        def one(de, df):
+            return float(task.loss_fn({"energy": zero_e + de * n, "forces": zero_f + df,
+                                       "_n_atoms": torch.full((nf,), n)}, target))
 
-    return one(DE, 0.0), one(0.0, DF)
+        return one(DE, 0.0), one(0.0, DF)
+    finally:
+        torch.set_default_dtype(dtype)
 
 
 def _nequip_losses(name, p, n):

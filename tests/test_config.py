@@ -88,3 +88,13 @@ def test_validate_does_not_accept_disabled_everything():
 def test_all_four_backends_are_enabled_by_default():
     cfg = config.validate({"name": "x", "structure": {}})
     assert config.enabled_backends(cfg) == ["deepmd", "schnetpack", "nequip", "allegro"]
+
+
+def test_readme_config_table_is_the_generated_one():
+    """README's table is `qdff config-docs`: a key added to the schema must reach it."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = [f"| `{key}` | {f'`{default}`' if default else ''} | {desc} |" for key, default, desc in config.describe()]
+    missing = [r.split(" | ")[0] for r in rows if r not in readme]
+    assert not missing, f"regenerate README's table with `qdff config-docs`: {missing[:5]}"

@@ -141,7 +141,7 @@ def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tm
     assert sum(r["labels_added"] for r in its) > 0, "no CP2K labels"
     assert all(r["labels_requested"] <= 5 for r in its)
     assert summary["cp2k_evaluations_total"] == summary["aimd_steps"] + sum(r["labels_requested"] for r in its)
-    assert n0 == 80 and summary["aimd_steps"] == 400
+    assert n0 == 80 and summary["aimd_steps"] == 800  # 2 runs of 400 steps (tests/configs/tiny-al.yaml)
     # the held-out frames never enter training
     test_keys = {(a.info["run"], a.info["step"]) for a in read(work / "results/tiny/split/test.extxyz", ":")}
     last_train = al / f"iter{len(its) - 1}" / "train.extxyz"

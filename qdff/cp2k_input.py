@@ -177,7 +177,9 @@ def build_input(
                 "trajectory": {"format": "XYZ", "each": each},
                 "forces": {"format": "XYZ", "each": each},
                 "velocities": {"format": "XYZ", "each": each},
-                "restart": {"backup_copies": 0, "each": each},
+                # one backup: a kill while CP2K rewrites the restart file truncates it, and
+                # the previous step's copy (PROJECT-1.restart.bak-1) is then resumed from
+                "restart": {"backup_copies": 1, "each": each},
                 "restart_history": {"_": "OFF"},
             },
         }

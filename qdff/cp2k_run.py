@@ -244,13 +244,38 @@ def relax(atoms: Atoms, cfg, workdir, out_path) -> Atoms:
     return relaxed
 
 
+def restart_file(workdir, project: str = MD_PROJECT) -> tuple[Path | None, int]:
+    """CP2K's latest complete restart file in ``workdir`` and the steps it has completed.
+
+    CP2K rewrites ``PROJECT-1.restart`` in place every step; a kill during that write leaves
+    it truncated (measured: 46 bytes after a SIGKILL). It keeps the previous one as
+    ``.bak-1`` (PRINT/RESTART/BACKUP_COPIES 1), which is used then. (None, 0) if neither is
+    complete.
+    """
+    main = Path(workdir) / f"{project}-1.restart"
+    for f in (main, main.with_name(main.name + ".bak-1")):
+        if not f.is_file():
+            continue
+        text = f.read_text(errors="replace")
+        m = re.search(r"^\s*STEP_START_VAL\s+(\d+)", text, re.M)
+        if m and re.search(r"^\s*&END\s+MOTION", text, re.M | re.I):
+            return f, int(m.group(1))
+    return None, 0
+
+
 def completed_steps(workdir, project: str = MD_PROJECT) -> int:
-    """Steps CP2K has completed according to its restart file (0 if none)."""
-    restart = Path(workdir) / f"{project}-1.restart"
-    if not restart.is_file():
+    """Steps CP2K has completed according to its latest complete restart file (0 if none)."""
+    return restart_file(workdir, project)[1]
+
+
+def _steps_written(workdir, project: str = MD_PROJECT) -> int:
+    """The last step in CP2K's .ener file: the frames on disk, whatever the restart file says."""
+    ener = Path(workdir) / f"{project}-1.ener"
+    try:
+        e = read_ener(ener)
+        return int(e["step"][-1]) if len(e["step"]) else 0
+    except Exception:  # missing or being written
         return 0
-    m = re.search(r"^\s*STEP_START_VAL\s+(\d+)", restart.read_text(errors="replace"), re.M)
-    return int(m.group(1)) if m else 0
 
 
 class _Progress:
@@ -292,7 +317,7 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
         log.info("%s: all %d steps already done", workdir, total)
     else:
         if done > 0:
-            restart = f"{MD_PROJECT}-1.restart"
+            restart = restart_file(workdir)[0].name
             log.info("resuming from %s at step %d of %d", workdir / restart, done, total)
         tree = cp2k_input.build_input(
             atoms, preset=c["preset"], run_type="MD", project=MD_PROJECT,
@@ -307,7 +332,8 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
                        _Progress(workdir / f"{MD_PROJECT}-1.ener", total))
         peak_mb = res.peak_mb
         out = workdir / f"{MD_PROJECT}.log"
-        now_done = completed_steps(workdir)
+        # the frames on disk count, even when the kill truncated the restart file
+        now_done = max(completed_steps(workdir), _steps_written(workdir))
         if res.returncode != 0:
             msg = (f"CP2K MD at {temperature:g} K failed ({explain_exit(res, c['mem_mb'])}) after step "
                    f"{now_done} of {total}; "

@@ -137,3 +137,20 @@ def test_mpi_ranks_of_the_cp2k_command(monkeypatch):
     monkeypatch.setenv("SLURM_NTASKS", "32")
     assert mpi_ranks("srun cp2k.psmp") == 32
     assert mpi_ranks("/usr/bin/srun --mpi=pmix cp2k.psmp") == 32
+
+
+def test_a_restart_file_truncated_by_a_kill_falls_back_to_its_backup(tmp_path, cp2k_available):
+    """A SIGKILL while CP2K rewrites md-1.restart left 46 bytes of it (seen in a test run);
+    the run must still count its frames and resume from the previous step's backup."""
+    atoms = put_in_box(read(Path(__file__).parent / "data/Cd6Se6_xtb_relaxed.extxyz"), 8.0)
+    cfg = config.validate({"name": "t", "structure": {"n_pairs": 6}, "aimd": {"temperatures": [300], "steps": 5}})
+    cp2k_run.run_md(atoms, cfg, 300.0, tmp_path, tmp_path / "run.json")
+    assert cp2k_run.restart_file(tmp_path) == (tmp_path / "md-1.restart", 5)
+    main = tmp_path / "md-1.restart"
+    main.write_text(main.read_text()[:46])  # as the kill left it
+    assert cp2k_run.restart_file(tmp_path) == (tmp_path / "md-1.restart.bak-1", 4)
+    cfg["aimd"]["steps"] = 8
+    summary = cp2k_run.run_md(atoms, cfg, 300.0, tmp_path, tmp_path / "run.json")
+    assert summary["steps_done"] == 8
+    out = cp2k_output.convert_runs([tmp_path], tmp_path / "frames.extxyz")
+    assert out[0]["frames"] == 9  # steps 0-8, step 5 written twice and kept once

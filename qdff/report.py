@@ -98,8 +98,10 @@ def _fmt(key, fmt, value):
 def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict, metrics: list,
                   parity_plots: dict, models: dict, out_path, error_plots: dict | None = None,
                   rdf_plots: dict | None = None, selection_context: dict | None = None,
-                  structure: dict | None = None, active_learning: dict | None = None) -> None:
-    """``active_learning``: {"summary": al/summary.json's content, "plot": png, "calibration": [png]}."""
+                  structure: dict | None = None, active_learning: dict | None = None,
+                  vibrations: dict | None = None) -> None:
+    """``active_learning``: {"summary": al/summary.json's content, "plot": png, "calibration": [png]};
+    ``vibrations``: the keyword arguments of :func:`vibrations_context`."""
     rows = []
     for m in metrics:
         prov = models.get(m["backend"], {}).get("provenance", {})
@@ -135,6 +137,7 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
         "al": (active_learning or {}).get("summary"),
         "al_plot": png_data_uri(active_learning["plot"]) if active_learning else None,
         "al_calibration": [png_data_uri(p) for p in (active_learning or {}).get("calibration", [])],
+        "vib": vibrations_context(**vibrations) if vibrations else None,
         "generated": datetime.datetime.now().isoformat(timespec="seconds"),
         "version": __version__,
     }
@@ -250,3 +253,63 @@ def render_index(results_dir, out_path) -> None:
     text = _env().get_template("index.html.j2").render(systems=systems, version=__version__)
     with atomic_open(out_path) as fh:
         fh.write(text)
+
+
+def vibrations_context(cp2k: dict, modes: dict, relax: dict, vdos: dict, spectra_png, vdos_plots: dict) -> dict:
+    """The vibrations section (rules/vibrations.smk): ``cp2k`` CP2K's modes.json, ``modes``
+    and ``relax`` per backend, ``vdos`` and ``vdos_plots`` per (backend, temperature label)."""
+    def f(v, fmt="{:.1f}"):
+        return _fmt("", fmt, v)
+
+    freqs = cp2k.get("frequencies_cm1") or []
+    ref = {
+        "level_of_theory": cp2k.get("level_of_theory", "–"),
+        "n_modes": len(freqs),
+        "range": f"{f(freqs[0])} to {f(freqs[-1])}" if freqs else "–",
+        "max_force": f(cp2k.get("max_force_Ha_per_bohr"), "{:.1e}"),
+        "dx_bohr": f(cp2k.get("dx_bohr"), "{:g}"),
+        "relax_converged": cp2k.get("relax_converged"),
+        "seconds": " + ".join(f"{v:.0f} s ({k.removesuffix('_s').replace('_', ' ')})"
+                              for k, v in (cp2k.get("cp2k_seconds") or {}).items()) or "–",
+        "n_imaginary": next((m["comparison"]["n_imaginary_reference"] for m in modes.values()), None),
+        "imaginary_tol": next((m["comparison"]["imaginary_tol_cm1"] for m in modes.values()), None),
+    }
+    mode_rows = []
+    for b, m in modes.items():
+        c = m["comparison"]
+        mode_rows.append([b, str(c["n_modes"]), f(c["frequency_mae_cm1"]), f(c["frequency_max_error_cm1"]),
+                          f(c["frequency_mean_signed_error_cm1"]), f"{c['n_imaginary_model']} ({c['n_imaginary_reference']})",
+                          f"{f(c['highest_model_cm1'])} ({f(c['highest_reference_cm1'])})",
+                          f(1000 * m["max_force_at_cp2k_minimum_eV_per_A"], "{:.0f}")])
+    relax_rows = []
+    for b, r in relax.items():
+        worst = {}
+        for run in r["runs"]:
+            for pair, d in run.get("bonds", {}).items():
+                worst[pair] = max(worst.get(pair, 0.0), d["mean_abs_change_A"])
+        pair = max(worst, key=worst.get) if worst else None
+        n_diff = sum(run["different_minimum"] for run in r["runs"])
+        relax_rows.append([b, f(r["rmsd_A"], "{:.3f}"), f(r["energy_difference_meV_per_atom"], "{:.2f}"),
+                           f(r["rmsd_max_A"], "{:.3f}"), f"{sum(run['converged'] for run in r['runs'])} / {len(r['runs'])}",
+                           f"{n_diff} of {len(r['runs'])}" + (" (DIFFERENT MINIMUM)" if n_diff else ""),
+                           f"{pair} {worst[pair]:.3f}" if pair else "–",
+                           f(1000 * r["reference_max_force_eV_per_A"], "{:.0f}")])
+    vdos_rows = []
+    for (b, t), v in vdos.items():
+        selfo = v.get("aimd_self_overlap") or {}
+        keys = ["all"] + sorted(k for k in v["overlap"] if k != "all")
+        vdos_rows.append([b, t] + ["; ".join(f"{k} {v['overlap'][k]:.2f}" + (f" ({selfo[k]:.2f})" if k in selfo else "")
+                                             for k in keys)]
+                         + [f(v["aimd_peak_cm1"], "{:.0f}"), f(v["model_peak_cm1"], "{:.0f}"),
+                            f(v["aimd"]["resolution_cm1"], "{:.0f}"), f(v["model"]["frames"] * v["model"]["timestep_fs"], "{:.0f}"),
+                            f(v.get("model_nve_temperature_K"), "{:.0f}")])
+    # a VDOS coarser than a fifth of the spectrum's extent cannot tell peaks apart: say so
+    # rather than let an overlap near 1 pass for agreement
+    top = freqs[-1] if freqs else None
+    coarse = sorted({v["aimd"]["resolution_cm1"] for v in vdos.values()
+                     if top and v["aimd"]["resolution_cm1"] > 0.2 * top})
+    return {"ref": ref, "mode_rows": mode_rows,
+            "vdos_coarse": f"{coarse[-1]:.0f}" if coarse else None, "highest_mode": f(top, "{:.0f}"), "relax_rows": relax_rows, "vdos_rows": vdos_rows,
+            "rmsd_tol": next((r["rmsd_tol_A"] for r in relax.values()), None),
+            "spectra": png_data_uri(spectra_png) if spectra_png else None,
+            "vdos_plots": [(b, t, png_data_uri(p)) for (b, t), p in vdos_plots.items()]}

@@ -497,9 +497,12 @@ def collect_metrics(metric_files, out_json, out_csv, mlmd_files=(), rdf_files=()
 
 def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metrics_file, parity_plots: dict,
                   model_dirs: dict, aimd_plot, out, error_plots: dict | None = None, rdf_plots=(),
-                  structure_file=None, al_summary=None, al_plot=None, al_calibration=()) -> None:
+                  structure_file=None, al_summary=None, al_plot=None, al_calibration=(),
+                  vibrations: dict | None = None) -> None:
     """``rdf_plots``: (backend, temperature label, png path) triples; ``al_*``: the active
-    learning summary, progress plot and calibration plots, when the loop ran."""
+    learning summary, progress plot and calibration plots, when the loop ran; ``vibrations``:
+    the vibrations rules' files, when they ran: {"cp2k": modes.json, "spectra": png, "modes"
+    and "relax": {backend: json}, "vdos" and "vdos_plots": (backend, temperature label, path)}."""
     from . import report
 
     ener = {qconfig.temperature_label(read_json(s)["temperature"]): Path(d) / f"{cp2k_run.MD_PROJECT}-1.ener"
@@ -520,8 +523,17 @@ def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metri
         selection_context=_selection_context(selection_file),
         active_learning={"summary": read_json(al_summary), "plot": al_plot, "calibration": list(al_calibration)}
         if al_summary else None,
+        vibrations=_vibrations_context_args(vibrations) if vibrations else None,
     )
     log.info("report written to %s", out)
+
+
+def _vibrations_context_args(files: dict) -> dict:
+    return {"cp2k": read_json(files["cp2k"]), "spectra_png": files["spectra"],
+            "modes": {b: read_json(p) for b, p in files["modes"].items()},
+            "relax": {b: read_json(p) for b, p in files["relax"].items()},
+            "vdos": {(b, t): read_json(p) for b, t, p in files["vdos"]},
+            "vdos_plots": {(b, t): p for b, t, p in files["vdos_plots"]}}
 
 
 def _selection_context(selection_file) -> dict:
@@ -676,7 +688,16 @@ def compute_vdos(cfg: dict, backend: str, model_dir, aimd_dir, temperature: floa
     ref = vibrations.vdos(aimd["velocities"], aimd["symbols"], atoms.get_masses(), aimd["timestep_fs"], max_lag_fs=lag)
     mod = vibrations.vdos(vel, aimd["symbols"], atoms.get_masses(), dt, max_lag_fs=lag)
     overlap = vibrations.vdos_overlap(ref, mod)
-    out = {"backend": backend, "temperature": temperature, "overlap": overlap, "aimd": ref, "model": mod,
+    # what the overlap can reach: the AIMD's first half against its second half at the same
+    # lag (each half shorter than the whole, so a conservative, lower bound on the AIMD's own
+    # statistical agreement)
+    half = len(aimd["velocities"]) // 2
+    self_overlap = (vibrations.vdos_overlap(
+        vibrations.vdos(aimd["velocities"][:half], aimd["symbols"], atoms.get_masses(), aimd["timestep_fs"], max_lag_fs=lag),
+        vibrations.vdos(aimd["velocities"][half:2 * half], aimd["symbols"], atoms.get_masses(), aimd["timestep_fs"],
+                        max_lag_fs=lag)) if half >= 8 else None)
+    out = {"backend": backend, "temperature": temperature, "overlap": overlap, "aimd_self_overlap": self_overlap,
+           "aimd": ref, "model": mod,
            "aimd_peak_cm1": vibrations.peak_cm1(ref), "model_peak_cm1": vibrations.peak_cm1(mod),
            "model_nve_temperature_K": float(atoms.get_temperature())}
     _plot_vdos(ref, mod, f"{backend}, {temperature:g} K: VDOS, ML NVE against AIMD (overlap "

@@ -22,12 +22,26 @@ rule render_report:
             if config["active_learning"]["enabled"]
             else {}
         ),
+        # the vibrations section, when its rules are on (rules/vibrations.smk)
+        **(
+            {
+                "vib_cp2k": "results/{system}/vibrations/cp2k/modes.json",
+                "vib_spectra": "results/{system}/vibrations/spectra.png",
+                "vib_modes": expand("results/{{system}}/vibrations/{backend}/modes.json", backend=BACKENDS),
+                "vib_relax": expand("results/{{system}}/vibrations/{backend}/relax.json", backend=BACKENDS),
+                "vib_vdos": [f"results/{{system}}/vibrations/{b}/{t}/vdos.json" for b, t in MLMD_KEYS],
+                "vib_vdos_plots": [f"results/{{system}}/vibrations/{b}/{t}/vdos.png" for b, t in MLMD_KEYS],
+            }
+            if config["vibrations"]["enabled"]
+            else {}
+        ),
     output:
         html=report("results/{system}/report.html", caption="../report/report.rst", category="Report"),
         aimd_plot="results/{system}/report/aimd.png",
     params:
         backends=BACKENDS,
         rdf_keys=lambda w: [[b, t] for b, t in MLMD_KEYS] if config["mlmd"]["enabled"] else [],
+        vib_keys=[[b, t] for b, t in MLMD_KEYS],
     log:
         "logs/render_report/{system}.log",
     benchmark:

@@ -19,6 +19,16 @@ smk.run(
         al_summary=snakemake.input.get("al_summary"),
         al_plot=snakemake.input.get("al_plot"),
         al_calibration=snakemake.input.get("al_calibration", []),
+        vibrations={
+            "cp2k": snakemake.input.vib_cp2k,
+            "spectra": snakemake.input.vib_spectra,
+            "modes": dict(zip(snakemake.params.backends, snakemake.input.vib_modes)),
+            "relax": dict(zip(snakemake.params.backends, snakemake.input.vib_relax)),
+            "vdos": [(b, t, p) for (b, t), p in zip(snakemake.params.vib_keys, snakemake.input.vib_vdos)],
+            "vdos_plots": [(b, t, p) for (b, t), p in zip(snakemake.params.vib_keys, snakemake.input.vib_vdos_plots)],
+        }
+        if snakemake.input.get("vib_cp2k")
+        else None,
         out=snakemake.output.html,
     ),
 )

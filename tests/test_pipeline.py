@@ -85,6 +85,33 @@ def test_validation_metrics_rdf_sites_speed(tiny_pipeline):
         assert section in html
 
 
+def test_vibrations_section(tiny_pipeline):
+    """tiny.yaml switches the vibrations rules on: CP2K's modes, the model's against them,
+    ML relaxations and VDOS, and the report's section shows the same numbers."""
+    vib = tiny_pipeline["workdir"] / "results/tiny/vibrations"
+    cp2k = json.loads((vib / "cp2k/modes.json").read_text())
+    assert cp2k["relax_converged"] and len(cp2k["frequencies_cm1"]) == 3 * 12 - 6  # free cluster: 3N - 6
+    modes = json.loads((vib / "deepmd/modes.json").read_text())
+    c = modes["comparison"]
+    assert c["n_modes"] == 30 and 0.0 < c["frequency_mae_cm1"] <= c["frequency_max_error_cm1"]
+    relax = json.loads((vib / "deepmd/relax.json").read_text())
+    assert len(relax["runs"]) == 2 and relax["rmsd_A"] >= 0.0
+    vdos = json.loads((vib / "deepmd/300K/vdos.json").read_text())
+    assert set(vdos["overlap"]) == {"all", "Cd", "Se"} and set(vdos["aimd_self_overlap"]) == set(vdos["overlap"])
+    assert all(0.0 <= x <= 1.0 for x in [*vdos["overlap"].values(), *vdos["aimd_self_overlap"].values()])
+    html = (tiny_pipeline["workdir"] / "results/tiny/report.html").read_text()
+    table = html[html.index('id="vib-modes"'):]
+    table = table[:table.index("</table>")]
+    assert f"<td>{c['frequency_mae_cm1']:.1f}</td>" in table
+    relax_table = html[html.index('id="vib-relax"'):]
+    assert f"<td>{relax['rmsd_A']:.3f}</td>" in relax_table[:relax_table.index("</table>")]
+    vdos_table = html[html.index('id="vib-vdos"'):]
+    assert f"all {vdos['overlap']['all']:.2f} ({vdos['aimd_self_overlap']['all']:.2f})" in vdos_table[:vdos_table.index("</table>")]
+    assert 'alt="normal-mode spectra, CP2K and each model"' in html and 'alt="VDOS deepmd 600K"' in html
+    # tiny.yaml's 200 ML steps give a lag of 50 fs, a 333 cm^-1 resolution: the report warns
+    assert vdos["aimd"]["resolution_cm1"] > 300 and 'id="vdos-coarse"' in html
+
+
 def test_snakemake_report_builds(tiny_pipeline):
     work = tiny_pipeline["workdir"]
     snakemake(work, "--report", str(work / "snakemake-report.zip"))

@@ -23,7 +23,7 @@ from ase.io import read, write
 
 from . import cp2k_input, elements
 from .cp2k_output import read_ener
-from .fileio import atomic_path, write_json
+from .fileio import atomic_open, atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -208,37 +208,52 @@ def check_memory(atoms: Atoms, cfg) -> dict:
     return est
 
 
+def _geo_opt(atoms: Atoms, cfg, workdir, project: str, *, max_force: float | None = None, what: str,
+             reuse: bool = False) -> tuple[Atoms, bool, float | None]:
+    """One CP2K GEO_OPT of ``atoms`` in ``workdir`` under ``project`` (MAX_FORCE ``max_force``
+    Hartree/Bohr, CP2K's default when None). ``reuse``: skip the run when its input is
+    unchanged and its log complete. Returns the last geometry, whether CP2K reported
+    convergence, and the seconds it ran (None when reused). ``what`` names it in errors."""
+    s, c = cfg["structure"], cfg["cp2k"]
+    tree = cp2k_input.build_input(
+        atoms, preset=c["preset"], run_type="GEO_OPT", project=project,
+        charge=s["charge"], multiplicity=s["multiplicity"], max_iter=c["relax_max_iter"],
+        overrides=c["overrides"], max_force=max_force,
+    )
+    text = cp2k_input.render(tree)
+    inp, out, traj = (workdir / f"{project}{x}" for x in (".inp", ".log", "-pos-1.xyz"))
+    seconds = None
+    done = (reuse and inp.is_file() and inp.read_text() == text and out.is_file() and traj.is_file()
+            and "PROGRAM ENDED AT" in out.read_text(errors="replace"))
+    if not done:
+        traj.unlink(missing_ok=True)  # a GEO_OPT is cheap: start it afresh
+        with atomic_open(inp) as fh:
+            fh.write(text)
+        t0 = time.time()
+        res = run_cp2k(command(cfg), workdir, project, c["threads"])
+        seconds = time.time() - t0
+        if res.returncode != 0:
+            raise CP2KError(f"CP2K {what} failed ({explain_exit(res, c['mem_mb'])}) in {workdir}; "
+                            f"from {out}:\n{error_lines(out)}")
+    converged = "GEOMETRY OPTIMIZATION COMPLETED" in out.read_text(errors="replace")
+    return read(traj, index=-1), converged, seconds
+
+
 def relax(atoms: Atoms, cfg, workdir, out_path) -> Atoms:
     """GEO_OPT at the configured level of theory; the last geometry is written to ``out_path``."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     preflight(atoms, cfg)
     check_cp2k_available(cfg)
-    s, c = cfg["structure"], cfg["cp2k"]
-    tree = cp2k_input.build_input(
-        atoms, preset=c["preset"], run_type="GEO_OPT", project=RELAX_PROJECT,
-        charge=s["charge"], multiplicity=s["multiplicity"], max_iter=c["relax_max_iter"],
-        overrides=c["overrides"],
-    )
-    cp2k_input.write_input(workdir / f"{RELAX_PROJECT}.inp", tree)
-    for stale in workdir.glob(f"{RELAX_PROJECT}-pos-1.xyz"):
-        stale.unlink()  # a GEO_OPT is cheap: always start it afresh
-    t0 = time.time()
-    res = run_cp2k(command(cfg), workdir, RELAX_PROJECT, c["threads"])
-    out = workdir / f"{RELAX_PROJECT}.log"
-    if res.returncode != 0:
-        raise CP2KError(f"CP2K geometry optimisation failed ({explain_exit(res, c['mem_mb'])}) in {workdir}; "
-                        f"from {out}:\n{error_lines(out)}")
-    text = out.read_text(errors="replace")
-    converged = "GEOMETRY OPTIMIZATION COMPLETED" in text
-    relaxed = read(workdir / f"{RELAX_PROJECT}-pos-1.xyz", index=-1)
+    relaxed, converged, seconds = _geo_opt(atoms, cfg, workdir, RELAX_PROJECT, what="geometry optimisation")
     relaxed.set_cell(atoms.cell)
     relaxed.set_pbc(False)
     relaxed.info = dict(atoms.info)
     relaxed.info.update(relaxed=True, relax_converged=converged)
     if not converged:
-        log.warning("geometry optimisation did not converge in %d steps; using its last geometry", c["relax_max_iter"])
-    log.info("relaxation took %.1f s", time.time() - t0)
+        log.warning("geometry optimisation did not converge in %d steps; using its last geometry",
+                    cfg["cp2k"]["relax_max_iter"])
+    log.info("relaxation took %.1f s", seconds)
     with atomic_path(out_path, suffix=".extxyz") as tmp:
         write(tmp, relaxed, format="extxyz")
     return relaxed
@@ -501,27 +516,14 @@ def vibrational_analysis(atoms: Atoms, cfg, workdir, *, max_force: float | None 
     minimum = atoms.copy()
     relax_converged = None
     if max_force is not None:
-        tree = cp2k_input.build_input(atoms, preset=c["preset"], run_type="GEO_OPT", project=VIB_RELAX_PROJECT,
-                                      charge=s["charge"], multiplicity=s["multiplicity"], max_iter=c["relax_max_iter"],
-                                      overrides=c["overrides"], max_force=max_force)
-        text = cp2k_input.render(tree)
-        inp, out, traj = (workdir / f"{VIB_RELAX_PROJECT}{x}" for x in (".inp", ".log", "-pos-1.xyz"))
-        done = (inp.is_file() and inp.read_text() == text and out.is_file() and traj.is_file()
-                and "PROGRAM ENDED AT" in out.read_text(errors="replace"))
-        if not done:
-            traj.unlink(missing_ok=True)
-            inp.write_text(text)
-            t0 = time.time()
-            res = run_cp2k(command(cfg), workdir, VIB_RELAX_PROJECT, c["threads"])
-            timings["relax_s"] = time.time() - t0
-            if res.returncode != 0:
-                raise CP2KError(f"CP2K geometry optimisation before the vibrational analysis failed "
-                                f"({explain_exit(res, c['mem_mb'])}) in {workdir}; from {out}:\n{error_lines(out)}")
-        relax_converged = "GEOMETRY OPTIMIZATION COMPLETED" in out.read_text(errors="replace")
+        last, relax_converged, seconds = _geo_opt(atoms, cfg, workdir, VIB_RELAX_PROJECT, max_force=max_force, reuse=True,
+                                                  what="geometry optimisation before the vibrational analysis")
+        if seconds is not None:
+            timings["relax_s"] = seconds
         if not relax_converged:
             log.warning("GEO_OPT to MAX_FORCE %g did not converge in %d steps: normal modes of its last geometry",
                         max_force, c["relax_max_iter"])
-        minimum.positions = read(traj, index=-1).positions
+        minimum.positions = last.positions
     tree = cp2k_input.build_input(minimum, preset=c["preset"], run_type="VIBRATIONAL_ANALYSIS", project=VIB_PROJECT,
                                   charge=s["charge"], multiplicity=s["multiplicity"], overrides=c["overrides"],
                                   vib_dx_bohr=dx_bohr)

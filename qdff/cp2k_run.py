@@ -22,7 +22,7 @@ from ase import Atoms
 from ase.io import read, write
 
 from . import cp2k_input, elements
-from .cp2k_output import read_ener
+from .cp2k_output import read_ener, scf_convergence
 from .fileio import atomic_open, atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -361,9 +361,11 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
         log.info("MD at %g K: %d steps in %.0f s", temperature, now_done - done, time.time() - t0)
     ener = read_ener(workdir / f"{MD_PROJECT}-1.ener")
     # CP2K goes on after an SCF that hit its iteration limit; such forces are unreliable
-    unconverged = _count_lines(workdir / "md.log", "SCF run NOT converged")
+    # (steps, from the parser the converter uses: with an OUTER_SCF one step can print the
+    # failure more than once)
+    unconverged = sum(not ok for ok in scf_convergence(workdir / "md.log").values()) if (workdir / "md.log").is_file() else 0
     if unconverged:
-        log.warning("MD at %g K: %d SCF runs NOT converged (see %s); their forces are unreliable: "
+        log.warning("MD at %g K: %d steps whose SCF did NOT converge (see %s); their forces are unreliable: "
                     "relax first, or raise cp2k.overrides force_eval.dft.scf.max_scf", temperature, unconverged,
                     workdir / "md.log")
     # CP2K's step 0 reports 0 s; step 1 carries the start-up (SCF from scratch)
@@ -415,13 +417,6 @@ def parallel_setup(log_path) -> dict:
                     if m:
                         out[key] = cast(m.group(1))
     return out
-
-
-def _count_lines(path: Path, text: str) -> int:
-    if not path.is_file():
-        return 0
-    with open(path, errors="replace") as fh:
-        return sum(text in line for line in fh)
 
 
 def _median(x):

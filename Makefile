@@ -49,7 +49,7 @@ define install_venv
 	$(1)/bin/python -c "import deepmd.pt" 2>/dev/null || \
 	  DP_ENABLE_TENSORFLOW=0 DP_ENABLE_PYTORCH=1 $(1)/bin/pip install -q --no-build-isolation --no-deps \
 	    --no-binary deepmd-kit "$$($(1)/bin/python scripts/pin.py deepmd-kit)" $(2)
-	$(1)/bin/pip install -q -e ".[deepmd,schnetpack,nequip,cluster,test]" $(2)
+	$(1)/bin/pip install -q -e ".[deepmd,schnetpack,nequip,universal,cluster,test]" $(2)
 	@# schnetpack 2.1.1 declares requirements pip cannot resolve beside torch 2.13 (sympy<=1.12,
 	@# dev tools): installed without them; its real runtime dependencies are the [schnetpack] extra.
 	$(1)/bin/pip install -q --no-deps "$$($(1)/bin/python scripts/pin.py schnetpack)" $(2)

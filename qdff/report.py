@@ -19,6 +19,7 @@ from .fileio import atomic_open, atomic_path, read_json  # noqa: E402
 
 METRIC_COLUMNS = [
     ("backend", "backend", "{}"),
+    ("model_kind", "model", "{}"),
     ("n_frames", "test frames", "{}"),
     ("energy_mae_meV_per_atom", "E MAE [meV/atom]", "{:.2f}"),
     ("energy_rmse_meV_per_atom", "E RMSE [meV/atom]", "{:.2f}"),
@@ -104,13 +105,16 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
     ``vibrations``: the keyword arguments of :func:`vibrations_context`."""
     rows = []
     for m in metrics:
-        prov = models.get(m["backend"], {}).get("provenance", {})
-        m = {**m, "training_wall_s": prov.get("training_wall_s")}
+        meta = models.get(m["backend"], {})
+        prov = meta.get("provenance", {})
+        m = {**m, "training_wall_s": prov.get("training_wall_s"), "model_kind": model_kind(meta)}
         rows.append([_fmt(k, f, m.get(k)) for k, _, f in METRIC_COLUMNS])
     # one column per backend, one row per metric: four backends stay readable
     table = [[label] + [r[i] for r in rows] for i, (_, label, _) in enumerate(METRIC_COLUMNS) if i > 0]
     preset = cfg["cp2k"]["preset"]
+    baselines = [meta for meta in models.values() if meta.get("kind") == "zero-shot"]
     ctx = {
+        "baselines": baselines,
         "cfg": cfg,
         "name": cfg["name"],
         "description": cfg.get("description", ""),
@@ -145,6 +149,14 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
     text = _env().get_template("report.html.j2").render(**ctx)
     with atomic_open(out_path) as fh:
         fh.write(text)
+
+
+def model_kind(meta: dict) -> str:
+    """What a column of the metrics table is: a model trained on this data set, or a
+    zero-shot universal potential with the level of theory it was trained on."""
+    if meta.get("kind") == "zero-shot":
+        return f"zero-shot: {meta.get('label', meta.get('backend'))}, trained on {meta.get('trained_on', '?')}; not trained here"
+    return "trained on this data set" if meta else "–"
 
 
 def structure_site_rows(structure: dict | None, metrics: list) -> list:

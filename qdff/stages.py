@@ -204,7 +204,9 @@ def plot_learning_curve(metric_files, out_csv, out_png, out_summary) -> dict:
 
 
 def train_model(cfg: dict, backend: str, split_dir, workdir, model_dir) -> Path:
-    return _train_on_split(backend, cfg["backends"][backend], split_dir, workdir, model_dir, gate=cfg["training"])
+    """Train ``backend``; for a zero-shot baseline (config baselines) only its energy shift is fitted."""
+    params = cfg["backends"][backend] if backend in cfg["backends"] else {}
+    return _train_on_split(backend, params, split_dir, workdir, model_dir, gate=cfg["training"])
 
 
 def _train_on_split(backend: str, params: dict, split_dir, workdir, model_dir, gate: dict) -> Path:

@@ -9,7 +9,11 @@ except qconfig.ConfigError as exc:
 
 SYSTEM = config["name"]
 TEMPERATURES = {qconfig.temperature_label(t): t for t in config["aimd"]["temperatures"]}
-BACKENDS = qconfig.enabled_backends(config)
+# the trained backends, then the zero-shot baselines (universal potentials, not trained):
+# every evaluation rule runs over BACKENDS, so the baselines are judged exactly as the models
+TRAINED_BACKENDS = qconfig.enabled_backends(config)
+BASELINES = list(config["baselines"])
+BACKENDS = TRAINED_BACKENDS + BASELINES
 
 
 wildcard_constraints:

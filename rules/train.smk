@@ -10,6 +10,8 @@ rule train_model:
         summary="results/{system}/split/selection.json",
     output:
         "results/{system}/models/{backend}/model.json",
+    wildcard_constraints:
+        backend="|".join(TRAINED_BACKENDS) or "^$",
     params:
         # hyperparameters only: threads, memory and runtime do not change the model
         backend_config=lambda w: canonical(
@@ -31,6 +33,34 @@ rule train_model:
         gpu=1,
     conda:
         # one environment per backend (their torch stacks conflict); allegro's equals nequip's
+        "../envs/{backend}.yaml"
+    script:
+        "../scripts/train_model.py"
+
+
+rule prepare_baseline:
+    """A zero-shot baseline (config baselines): the universal potential's shipped checkpoint,
+    its per-element energy shift fitted on the training frames; nothing trained."""
+    input:
+        train="results/{system}/split/train.extxyz",
+        valid="results/{system}/split/valid.extxyz",
+        summary="results/{system}/split/selection.json",
+    output:
+        "results/{system}/models/{backend}/model.json",
+    wildcard_constraints:
+        backend="|".join(BASELINES) or "^$",
+    params:
+        backend_config=lambda w: canonical({}),
+        gate=lambda w: canonical(config["training"]),
+        workdir=lambda w: f"results/{w.system}/training/{w.backend}",
+        split_dir=subpath(input.summary, parent=True),
+        model_dir=subpath(output[0], parent=True),
+    log:
+        "logs/prepare_baseline/{system}_{backend}.log",
+    benchmark:
+        "results/benchmarks/prepare_baseline/{system}_{backend}.tsv"
+    threads: 1
+    conda:
         "../envs/{backend}.yaml"
     script:
         "../scripts/train_model.py"

@@ -106,13 +106,14 @@ def test_lock_writer_strips_local_labels_and_pins_env_files(tmp_path):
 
 
 # the pyproject extra each backend's environment installs (allegro shares nequip's)
-BACKEND_EXTRA = {"deepmd": "deepmd", "schnetpack": "schnetpack", "nequip": "nequip", "allegro": "nequip"}
+BACKEND_EXTRA = {"deepmd": "deepmd", "schnetpack": "schnetpack", "nequip": "nequip", "allegro": "nequip",
+                 "sevennet0": "universal"}
 
 
 def test_every_backend_has_an_env_with_its_extra():
-    from qdff.backends import BACKENDS
+    from qdff.backends import BACKENDS, BASELINES
 
-    assert set(BACKEND_EXTRA) == set(BACKENDS)
+    assert set(BACKEND_EXTRA) == set(BACKENDS + BASELINES)
     for backend, extra in BACKEND_EXTRA.items():
         env = {_name(r) for r in _pip_reqs(ROOT / f"envs/{backend}.yaml")}
         for req in PYPROJECT["project"]["optional-dependencies"][extra]:
@@ -131,8 +132,9 @@ def test_no_deps_packages_are_installed_by_post_deploy_scripts():
 
 
 def test_every_rule_conda_env_exists():
-    from qdff.backends import BACKENDS
+    from qdff.backends import BACKENDS, BASELINES
 
+    BACKENDS = BACKENDS + BASELINES
     for smk in (ROOT / "rules").glob("*.smk"):
         for env in re.findall(r'"\.\./(envs/[^"]+)"', smk.read_text()):
             for path in {env.replace("{backend}", b).replace("{AL_BACKEND}", b) for b in BACKENDS}:

@@ -31,6 +31,12 @@ DECLARED = [
     "results/tiny/validation/deepmd/300K/rdf.json",
     "results/tiny/validation/deepmd/600K/rdf.png",
     "results/tiny/report.html",
+    # the zero-shot baseline (baselines' default), through the same rules as the model
+    "results/tiny/models/sevennet0/model.json",
+    "results/tiny/evaluation/sevennet0/metrics.json",
+    "results/tiny/mlmd/sevennet0/300K/summary.json",
+    "results/tiny/validation/sevennet0/600K/rdf.json",
+    "results/tiny/vibrations/sevennet0/modes.json",
     "results/index.html",
 ]
 
@@ -110,6 +116,24 @@ def test_vibrations_section(tiny_pipeline):
     assert 'alt="normal-mode spectra, CP2K and each model"' in html and 'alt="VDOS deepmd 600K"' in html
     # tiny.yaml's 200 ML steps give a lag of 50 fs, a 333 cm^-1 resolution: the report warns
     assert vdos["aimd"]["resolution_cm1"] > 300 and 'id="vdos-coarse"' in html
+
+
+def test_zero_shot_baseline_is_evaluated_like_the_models(tiny_pipeline):
+    """SevenNet-0 as shipped: its shift fitted on the training frames only, its errors on the
+    same held-out frames as DeePMD's, and the report names it zero-shot with its training level."""
+    work = tiny_pipeline["workdir"]
+    meta = json.loads((work / "results/tiny/models/sevennet0/model.json").read_text())
+    assert meta["kind"] == "zero-shot" and set(meta["reference_energies"]) == {"Cd", "Se"}
+    from qdff.backends.common import file_sha256
+
+    assert meta["provenance"]["checkpoint_sha256"] == file_sha256(work / "results/tiny/models/sevennet0/checkpoint.pth")
+    rows = {r["backend"]: r for r in json.loads((work / "results/tiny/evaluation/metrics.json").read_text())}
+    assert rows["sevennet0"]["n_frames"] == rows["deepmd"]["n_frames"]
+    assert rows["sevennet0"]["baseline_zero_force_rmse_meV_per_A"] == rows["deepmd"]["baseline_zero_force_rmse_meV_per_A"]
+    assert rows["sevennet0"]["force_rmse_meV_per_A"] > 0
+    html = (work / "results/tiny/report.html").read_text()
+    assert 'id="zero-shot-note"' in html and "the data are not PBE" in html
+    assert "zero-shot: SevenNet-0 (11Jul2024), trained on PBE/PBE+U" in html
 
 
 def test_snakemake_report_builds(tiny_pipeline):

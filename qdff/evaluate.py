@@ -54,6 +54,8 @@ def error_metrics(frames, e_pred, f_pred) -> dict:
         "n_frames": len(frames),
         "energy_mae_meV_per_atom": 1e3 * float(np.mean(np.abs(de))),
         "energy_rmse_meV_per_atom": 1e3 * float(np.sqrt(np.mean(de**2))),
+        # near the RMSE: the energy error is mostly one constant offset (the report says so)
+        "energy_mean_signed_error_meV_per_atom": 1e3 * float(np.mean(de)),
         "force_mae_meV_per_A": 1e3 * float(np.mean(np.abs(df))),
         "force_rmse_meV_per_A": 1e3 * float(np.sqrt(np.mean(df**2))),
         "force_max_error_meV_per_A": 1e3 * float(np.max(np.abs(df))),
@@ -138,7 +140,29 @@ def errors_plot(metrics: dict, title: str, path) -> None:
     plt.close(fig)
 
 
-def parity_plot(frames, e_pred, f_pred, title: str, path) -> None:
+def training_range(frames) -> dict:
+    """Energy per atom (eV) and force component (eV/A) ranges of the training frames."""
+    e = np.array([a.get_potential_energy() / len(a) for a in frames])
+    f = np.concatenate([a.get_forces().ravel() for a in frames])
+    return {"energy_per_atom_eV": [float(e.min()), float(e.max())], "force_eV_per_A": [float(f.min()), float(f.max())]}
+
+
+def outside_training_range(frames, train_range: dict) -> dict:
+    """Fractions of the held-out frames' energies per atom and of their force components
+    beyond the training range: where a model extrapolates."""
+    lo, hi = train_range["energy_per_atom_eV"]
+    e = np.array([a.get_potential_energy() / len(a) for a in frames])
+    flo, fhi = train_range["force_eV_per_A"]
+    f = np.concatenate([a.get_forces().ravel() for a in frames])
+    return {"test_energy_outside_training_fraction": float(np.mean((e < lo) | (e > hi))),
+            "test_energy_above_training_meV_per_atom": 1e3 * float(max(0.0, e.max() - hi)),
+            "test_energy_below_training_meV_per_atom": 1e3 * float(max(0.0, lo - e.min())),
+            "test_force_outside_training_fraction": float(np.mean((f < flo) | (f > fhi)))}
+
+
+def parity_plot(frames, e_pred, f_pred, title: str, path, train_range: dict | None = None) -> None:
+    """Energy per atom and force parity; ``train_range`` (:func:`training_range`) is shaded,
+    so that held-out points beyond what the model was trained on stand out."""
     n = np.array([len(a) for a in frames], dtype=np.float64)
     e_ref = np.array([a.get_potential_energy() for a in frames]) / n
     e_hat = np.asarray(e_pred) / n
@@ -150,6 +174,10 @@ def parity_plot(frames, e_pred, f_pred, title: str, path) -> None:
     ax.scatter(1e3 * (e_ref - offset), 1e3 * (e_hat - offset), s=8, alpha=0.7)
     lim = [1e3 * (min(e_ref.min(), e_hat.min()) - offset), 1e3 * (max(e_ref.max(), e_hat.max()) - offset)]
     ax.plot(lim, lim, "k--", lw=0.8)
+    if train_range:
+        lo, hi = (1e3 * (x - offset) for x in train_range["energy_per_atom_eV"])
+        ax.axvspan(lo, hi, color="C2", alpha=0.12, lw=0, label="training range")
+        ax.legend(fontsize=7, loc="upper left")
     ax.set_xlabel(f"reference E/atom - {offset:.3f} eV [meV]")
     ax.set_ylabel("predicted E/atom [meV]")
     ax.set_title("energy per atom")
@@ -157,6 +185,9 @@ def parity_plot(frames, e_pred, f_pred, title: str, path) -> None:
     ax.scatter(f_ref, f_hat, s=3, alpha=0.4)
     lim = [min(f_ref.min(), f_hat.min()), max(f_ref.max(), f_hat.max())]
     ax.plot(lim, lim, "k--", lw=0.8)
+    if train_range:
+        ax.axvspan(*train_range["force_eV_per_A"], color="C2", alpha=0.12, lw=0, label="training range")
+        ax.legend(fontsize=7, loc="upper left")
     ax.set_xlabel("reference force component [eV/A]")
     ax.set_ylabel("predicted [eV/A]")
     ax.set_title("forces")
@@ -168,14 +199,22 @@ def parity_plot(frames, e_pred, f_pred, title: str, path) -> None:
 
 
 def evaluate(calc, frames, *, backend: str, max_frames: int, parity_path, errors_path=None,
-             material: str | None = None) -> dict:
+             material: str | None = None, train_frames=None) -> dict:
+    """Errors of ``calc`` on ``frames`` (at most ``max_frames``, evenly spaced); with
+    ``train_frames``, the training range is shaded in the parity plot and the held-out
+    frames beyond it are counted."""
     frames = evenly(frames, max_frames)
     e_pred, f_pred, s_per_atom = predict(calc, frames)
     if not (np.all(np.isfinite(e_pred)) and all(np.all(np.isfinite(f)) for f in f_pred)):
         raise ValueError(f"{backend}: model predicted non-finite energies or forces on held-out frames")
     metrics = {"backend": backend, **error_metrics(frames, e_pred, f_pred), "inference_s_per_atom_step": s_per_atom,
                **breakdown(frames, e_pred, f_pred, material)}
-    parity_plot(frames, e_pred, f_pred, f"{backend}: held-out frames (n={len(frames)})", parity_path)
+    train_range = training_range(train_frames) if train_frames else None
+    if train_range:
+        metrics.update(outside_training_range(frames, train_range),
+                       training_energy_per_atom_min_eV=train_range["energy_per_atom_eV"][0],
+                       training_energy_per_atom_max_eV=train_range["energy_per_atom_eV"][1])
+    parity_plot(frames, e_pred, f_pred, f"{backend}: held-out frames (n={len(frames)})", parity_path, train_range)
     if errors_path:
         errors_plot(metrics, f"{backend}: force errors on held-out frames", errors_path)
     log.info(

@@ -258,9 +258,11 @@ def plot(result: dict, title: str, path) -> None:
     pairs = list(result["reference"])
     edges = np.asarray(result["edges"])
     r = 0.5 * (edges[1:] + edges[:-1])
-    fig, axes = plt.subplots(1, len(pairs), figsize=(3.3 * len(pairs), 3.2), squeeze=False)
+    from .plotgrid import MAX_PER_ROW, grid
+
+    fig, axes = grid(plt, len(pairs), sharex=True)
     n = result.get("frames_per_block", 0)
-    for ax, p in zip(axes[0], pairs):
+    for ax, p in zip(axes, pairs):
         band = result.get("reference_band", {}).get(p)
         if band:
             ax.fill_between(r, band[0], band[1], color="0.85", lw=0,
@@ -276,8 +278,9 @@ def plot(result: dict, title: str, path) -> None:
         ax.set_title(text, fontsize=8)
         ax.set_xlabel("r [Å]")
         ax.set_yticks([])
-    axes[0][0].legend(fontsize=7)
-    axes[0][0].set_ylabel(f"{CURVE} [1/Å]", fontsize=8)
+    axes[0].legend(fontsize=7)
+    for ax in axes[::MAX_PER_ROW]:
+        ax.set_ylabel(f"{CURVE} [1/Å]", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:

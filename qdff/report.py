@@ -115,6 +115,7 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
     baselines = [meta for meta in models.values() if meta.get("kind") == "zero-shot"]
     ctx = {
         "baselines": baselines,
+        "metric_notes": metric_notes(metrics),
         "cfg": cfg,
         "name": cfg["name"],
         "description": cfg.get("description", ""),
@@ -149,6 +150,33 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
     text = _env().get_template("report.html.j2").render(**ctx)
     with atomic_open(out_path) as fh:
         fh.write(text)
+
+
+def metric_notes(metrics: list) -> list[str]:
+    """One line where a number of the metrics table could mislead: an energy error that is
+    mostly a constant offset, held-out frames beyond the training range."""
+    notes = []
+    first = metrics[0] if metrics else {}
+    frac = first.get("test_energy_outside_training_fraction")
+    if frac:
+        notes.append(
+            f"{100 * frac:.0f}% of the held-out frames lie outside the energy range of the training frames (up to "
+            f"{first.get('test_energy_above_training_meV_per_atom', 0):.1f} meV/atom above it and "
+            f"{first.get('test_energy_below_training_meV_per_atom', 0):.1f} below): every model extrapolates there "
+            "(the training range is shaded in the parity plots). The held-out frames are the last time block of each run: "
+            "in a short AIMD that block can lie above or below the earlier ones while the cluster equilibrates.")
+    ffrac = first.get("test_force_outside_training_fraction")
+    if ffrac and ffrac >= 1e-3:
+        notes.append(f"{100 * ffrac:.1f}% of the held-out force components lie beyond the training range of force components.")
+    for m in metrics:
+        mse, rmse = m.get("energy_mean_signed_error_meV_per_atom"), m.get("energy_rmse_meV_per_atom")
+        if mse is not None and rmse and abs(mse) > 0.8 * rmse:
+            notes.append(
+                f"{m['backend']}: the energy error is mostly one constant offset (mean signed error {mse:+.2f} meV/atom of an "
+                f"RMSE of {rmse:.2f}; MAE {m.get('energy_mae_meV_per_atom', float('nan')):.2f}). A constant energy per atom "
+                "does not change forces or MD; it comes from the reference energies or from held-out frames at other "
+                "energies than the training frames.")
+    return notes
 
 
 def model_kind(meta: dict) -> str:

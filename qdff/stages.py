@@ -221,7 +221,8 @@ def _train_on_split(backend: str, params: dict, split_dir, workdir, model_dir, g
     return backends.get(backend).train(train, valid, refs, params, workdir, model_dir, data_files=files, gate=gate)
 
 
-def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, parity_out, errors_out=None) -> dict:
+def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, parity_out, errors_out=None,
+                   train_file=None) -> dict:
     from . import evaluate
     from .models import load_calculator
 
@@ -229,7 +230,8 @@ def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, p
     frames = dataset.read_frames(test_file)
     metrics = evaluate.evaluate(calc, frames, backend=backend, max_frames=cfg["evaluation"]["max_frames"],
                                 parity_path=parity_out, errors_path=errors_out,
-                                material=cfg["structure"].get("material"))
+                                material=cfg["structure"].get("material"),
+                                train_frames=dataset.read_frames(train_file) if train_file else None)
     model_file = Path(model_dir) / read_json(Path(model_dir) / "model.json")["model_file"]
     metrics["model_size_MB"] = model_file.stat().st_size / 1e6 if model_file.is_file() else float("nan")
     write_json(metrics_out, metrics)
@@ -716,17 +718,20 @@ def _plot_vdos(ref: dict, mod: dict, title: str, path) -> None:
     import matplotlib.pyplot as plt
 
     keys = ["all"] + sorted(ref["elements"])
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False)
+    from .plotgrid import MAX_PER_ROW, grid
+
+    fig, axes = grid(plt, len(keys), panel=(4, 3.4))
     top = min(ref["frequency_cm1"][-1], 600.0)
-    for ax, k in zip(axes[0], keys):
+    for ax, k in zip(axes, keys):
         for res, label in ((ref, "AIMD"), (mod, "ML NVE")):
             s = res["all"] if k == "all" else res["elements"][k]
             ax.plot(res["frequency_cm1"], s, label=label, lw=1)
         ax.set_xlim(0, top)
         ax.set_xlabel("wavenumber [cm$^{-1}$]")
         ax.set_title(k)
-    axes[0][0].set_ylabel("VDOS (unit area)")
-    axes[0][0].legend()
+    for ax in axes[::MAX_PER_ROW]:
+        ax.set_ylabel("VDOS (unit area)")
+    axes[0].legend()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:

@@ -3,6 +3,8 @@ rule evaluate_model:
     input:
         model="results/{system}/models/{backend}/model.json",
         test="results/{system}/split/test.extxyz",
+        # the training range, shaded in the parity plot
+        train="results/{system}/split/train.extxyz",
     output:
         metrics="results/{system}/evaluation/{backend}/metrics.json",
         parity=report(

@@ -7,5 +7,6 @@ smk.run(
     lambda cfg: stages.evaluate_model(
         cfg, snakemake.wildcards.backend, Path(snakemake.input.model).parent, snakemake.input.test,
         snakemake.output.metrics, snakemake.output.parity, snakemake.output.errors,
+        train_file=snakemake.input.train,
     ),
 )

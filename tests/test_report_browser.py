@@ -22,13 +22,21 @@ def test_report_renders_in_chromium_with_all_images(tiny_pipeline, tmp_path):
     report = tiny_pipeline["workdir"] / "results/tiny/report.html"
     exe = _chromium()
     common = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
-    dom = subprocess.run([*common, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run([*common, "--window-size=1280,2000", "--dump-dom", report.as_uri()], capture_output=True,
+                         text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     m = re.search(r'data-images-total="(\d+)" data-images-loaded="(\d+)"', dom.stdout)
     assert m, "the page's load handler did not run"
     total, loaded = map(int, m.groups())
     assert total >= 2 and loaded == total, f"{total - loaded} broken image(s)"
     assert '<table id="metrics">' in dom.stdout
+    # nothing widens the page beyond a 1280 px window (wide tables scroll inside themselves)
+    w = re.search(r'data-page-width="(\d+)" data-window-width="(\d+)"', dom.stdout)
+    assert w and int(w.group(2)) == 1280 and int(w.group(1)) <= 1280, w and w.groups()
+    # the table of contents links every section, the vibrations one included (tiny.yaml runs it)
+    toc = re.search(r'<nav id="toc"[^>]*>(.*?)</nav>', dom.stdout, re.S).group(1)
+    assert 'href="#comparison"' in toc and 'href="#vibrations"' in toc and 'href="#provenance"' in toc
+    assert '<option value="deepmd">' in dom.stdout and '<option value="sevennet0">' in dom.stdout
     shot = tmp_path / "report.png"
     subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,1600", report.as_uri()],
                    capture_output=True, timeout=120)

@@ -1,0 +1,48 @@
+"""The report's context lines and figure grids (qdff.report, qdff.evaluate, qdff.plotgrid)."""
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from qdff import evaluate, report
+from qdff.plotgrid import grid
+
+
+def _frame(e_per_atom, fmax):
+    a = Atoms("Cd2", positions=[[0, 0, 0], [2.5, 0, 0]])
+    a.calc = SinglePointCalculator(a, energy=2 * e_per_atom, forces=np.array([[fmax, 0, 0], [-fmax, 0, 0]]))
+    return a
+
+
+def test_held_out_frames_beyond_the_training_range_are_counted():
+    train = [_frame(-1.00, 0.5), _frame(-0.99, 0.3)]
+    test = [_frame(-0.995, 0.1), _frame(-0.98, 0.7), _frame(-1.02, 0.2)]
+    out = evaluate.outside_training_range(test, evaluate.training_range(train))
+    assert out["test_energy_outside_training_fraction"] == 2 / 3
+    assert abs(out["test_energy_above_training_meV_per_atom"] - 10.0) < 1e-9
+    assert abs(out["test_energy_below_training_meV_per_atom"] - 20.0) < 1e-9
+    # force components: 6 per frame, 18 in all; only +-0.7 lie beyond [-0.5, 0.5]
+    assert out["test_force_outside_training_fraction"] == 2 / 18
+
+
+def test_offset_note_only_when_the_error_is_mostly_a_constant():
+    offset = {"backend": "a", "energy_mean_signed_error_meV_per_atom": 5.8, "energy_rmse_meV_per_atom": 6.0,
+              "energy_mae_meV_per_atom": 5.9}
+    spread = {"backend": "b", "energy_mean_signed_error_meV_per_atom": 0.5, "energy_rmse_meV_per_atom": 6.0,
+              "energy_mae_meV_per_atom": 4.0}
+    notes = report.metric_notes([offset, spread])
+    assert len(notes) == 1 and notes[0].startswith("a: the energy error is mostly one constant offset")
+    ahead = {**spread, "test_energy_outside_training_fraction": 0.5, "test_energy_above_training_meV_per_atom": 6.0}
+    assert "50% of the held-out frames lie outside" in report.metric_notes([ahead])[0]
+
+
+def test_grid_wraps_at_three_panels_per_row():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = grid(plt, 7)
+    shape = fig.axes[0].get_gridspec().get_geometry()
+    assert shape == (3, 3) and len(axes) == 7 and all(ax.get_visible() for ax in axes)
+    assert sum(ax.get_visible() for ax in fig.axes) == 7
+    plt.close(fig)

@@ -199,7 +199,7 @@ def parity_plot(frames, e_pred, f_pred, title: str, path, train_range: dict | No
 
 
 def evaluate(calc, frames, *, backend: str, max_frames: int, parity_path, errors_path=None,
-             material: str | None = None, train_frames=None) -> dict:
+             material: str | None = None, train_frames=None, predictions_path=None) -> dict:
     """Errors of ``calc`` on ``frames`` (at most ``max_frames``, evenly spaced); with
     ``train_frames``, the training range is shaded in the parity plot and the held-out
     frames beyond it are counted."""
@@ -215,6 +215,12 @@ def evaluate(calc, frames, *, backend: str, max_frames: int, parity_path, errors
                        training_energy_per_atom_min_eV=train_range["energy_per_atom_eV"][0],
                        training_energy_per_atom_max_eV=train_range["energy_per_atom_eV"][1])
     parity_plot(frames, e_pred, f_pred, f"{backend}: held-out frames (n={len(frames)})", parity_path, train_range)
+    if predictions_path:
+        from .fileio import write_json
+        from .interactive import predictions
+
+        write_json(predictions_path, {"backend": backend, **predictions(frames, e_pred, f_pred),
+                                      "training_range": train_range})
     if errors_path:
         errors_plot(metrics, f"{backend}: force errors on held-out frames", errors_path)
     log.info(

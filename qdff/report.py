@@ -88,6 +88,8 @@ def aimd_overview_plot(ener_files: dict, path) -> None:
 def _fmt(key, fmt, value):
     if value is None or (isinstance(value, float) and value != value):
         return "–"
+    if fmt == "{:.0f}×" and abs(value) < 10:
+        return f"{value:.2g}×"  # a ratio below 10 keeps two digits: 0.68x must not print as 1x
     if key == "inference_s_per_atom_step":
         return f"{value * 1e6:.1f}"
     try:
@@ -100,7 +102,7 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
                   parity_plots: dict, models: dict, out_path, error_plots: dict | None = None,
                   rdf_plots: dict | None = None, selection_context: dict | None = None,
                   structure: dict | None = None, active_learning: dict | None = None,
-                  vibrations: dict | None = None) -> None:
+                  vibrations: dict | None = None, interactive: dict | None = None) -> None:
     """``active_learning``: {"summary": al/summary.json's content, "plot": png, "calibration": [png]};
     ``vibrations``: the keyword arguments of :func:`vibrations_context`."""
     rows = []
@@ -143,6 +145,9 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
         "al_plot": png_data_uri(active_learning["plot"]) if active_learning else None,
         "al_calibration": [png_data_uri(p) for p in (active_learning or {}).get("calibration", [])],
         "vib": vibrations_context(**vibrations) if vibrations else None,
+        # Plotly specifications ({"aimd": fig, "parity": {backend: fig}, "rdf": {backend: {T: fig}}})
+        "figs": interactive or {},
+        "plotly_js": _plotly_js() if interactive else None,
         "generated": datetime.datetime.now().isoformat(timespec="seconds"),
         "version": __version__,
     }
@@ -150,6 +155,12 @@ def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict
     text = _env().get_template("report.html.j2").render(**ctx)
     with atomic_open(out_path) as fh:
         fh.write(text)
+
+
+def _plotly_js() -> str:
+    from .interactive import plotly_js
+
+    return plotly_js()
 
 
 def metric_notes(metrics: list) -> list[str]:

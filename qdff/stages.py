@@ -231,7 +231,8 @@ def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, p
     metrics = evaluate.evaluate(calc, frames, backend=backend, max_frames=cfg["evaluation"]["max_frames"],
                                 parity_path=parity_out, errors_path=errors_out,
                                 material=cfg["structure"].get("material"),
-                                train_frames=dataset.read_frames(train_file) if train_file else None)
+                                train_frames=dataset.read_frames(train_file) if train_file else None,
+                                predictions_path=Path(metrics_out).with_name("predictions.json"))
     model_file = Path(model_dir) / read_json(Path(model_dir) / "model.json")["model_file"]
     metrics["model_size_MB"] = model_file.stat().st_size / 1e6 if model_file.is_file() else float("nan")
     write_json(metrics_out, metrics)
@@ -514,6 +515,7 @@ def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metri
     report.aimd_overview_plot(ener, aimd_plot)
     report.render_report(
         cfg,
+        interactive=_interactive_figures(ener, parity_plots, rdf_plots),
         aimd_plot=aimd_plot,
         aimd_summaries=[read_json(s) for s in aimd_summaries],
         selection=read_json(selection_file),
@@ -530,6 +532,29 @@ def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metri
         vibrations=_vibrations_context_args(vibrations) if vibrations else None,
     )
     log.info("report written to %s", out)
+
+
+def _interactive_figures(ener: dict, parity_plots: dict, rdf_plots) -> dict:
+    """Plotly specifications of the report's interactive figures, from the files beside the
+    PNGs: each model's predictions.json, each comparison's rdf.json, CP2K's .ener files."""
+    from . import interactive
+    from .cp2k_output import read_ener
+    from .rdf import CURVE
+
+    figs: dict = {"aimd": interactive.time_series_figure({k: read_ener(f) for k, f in ener.items()},
+                                                         "AIMD: temperature and potential energy"),
+                  "parity": {}, "rdf": {}}
+    for backend, png in parity_plots.items():
+        pred = Path(png).with_name("predictions.json")
+        if pred.is_file():
+            p = read_json(pred)
+            figs["parity"][backend] = interactive.parity_figure(p, backend, p.get("training_range"))
+    for backend, label, png in rdf_plots:
+        res = Path(png).with_name("rdf.json")
+        if res.is_file():
+            figs["rdf"].setdefault(backend, {})[label] = interactive.pair_distance_figure(
+                read_json(res), f"{backend}, {label}: pair-distance distributions, ML-MD against AIMD", f"{CURVE} [1/Å]")
+    return figs
 
 
 def _vibrations_context_args(files: dict) -> dict:

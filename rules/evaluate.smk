@@ -7,6 +7,8 @@ rule evaluate_model:
         train="results/{system}/split/train.extxyz",
     output:
         metrics="results/{system}/evaluation/{backend}/metrics.json",
+        # energies and a sample of forces, for the report's interactive parity plot
+        predictions="results/{system}/evaluation/{backend}/predictions.json",
         parity=report(
             "results/{system}/evaluation/{backend}/parity.png",
             caption="../report/parity.rst",

@@ -8,6 +8,9 @@ rule render_report:
         parity=expand("results/{{system}}/evaluation/{backend}/parity.png", backend=BACKENDS),
         errors=expand("results/{{system}}/evaluation/{backend}/errors.png", backend=BACKENDS),
         rdf=rdf_plots,
+        # the data of the interactive figures, beside the PNGs
+        predictions=expand("results/{{system}}/evaluation/{backend}/predictions.json", backend=BACKENDS),
+        rdf_json=rdf_results,
         # the map and, when switched on, the learning curve (shown in the selection section)
         selection_extra=lambda w: selection_targets(w.system)
         + ([f"results/{w.system}/selection/map.json"] if config["selection"]["map"]["enabled"] else []),

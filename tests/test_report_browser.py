@@ -21,7 +21,9 @@ def _chromium():
 def test_report_renders_in_chromium_with_all_images(tiny_pipeline, tmp_path):
     report = tiny_pipeline["workdir"] / "results/tiny/report.html"
     exe = _chromium()
-    common = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    # the network blocked: the page must need nothing beyond its own file (plotly.js embedded)
+    common = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+              "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
     dom = subprocess.run([*common, "--window-size=1280,2000", "--dump-dom", report.as_uri()], capture_output=True,
                          text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -37,6 +39,12 @@ def test_report_renders_in_chromium_with_all_images(tiny_pipeline, tmp_path):
     toc = re.search(r'<nav id="toc"[^>]*>(.*?)</nav>', dom.stdout, re.S).group(1)
     assert 'href="#comparison"' in toc and 'href="#vibrations"' in toc and 'href="#provenance"' in toc
     assert '<option value="deepmd">' in dom.stdout and '<option value="sevennet0">' in dom.stdout
+    # every interactive figure drawn, with data: parity per model, pair distances per model and T, AIMD series
+    p = re.search(r'data-plotly-total="(\d+)" data-plotly-rendered="(\d+)"', dom.stdout)
+    assert p and int(p.group(1)) == 2 + 2 * 2 + 1 and p.group(2) == p.group(1), p and p.groups()
+    assert dom.stdout.count('class="plot-container plotly"') == int(p.group(1))
+    html = report.read_text()
+    assert not re.search(r'<script[^>]+src=|<link[^>]+href="http', html), "the report loads something from outside"
     shot = tmp_path / "report.png"
     subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,1600", report.as_uri()],
                    capture_output=True, timeout=120)

@@ -194,7 +194,7 @@ def _render(tmp_path, row, run):
                          selection={"method": "fps", "test_fraction": 0.2}, metrics=[row], parity_plots={}, models={},
                          out_path=tmp_path / "report.html")
     html = (tmp_path / "report.html").read_text()
-    return html[html.index("<h2>Speed"):html.index("<h2>Per backend")]
+    return html[html.index("<h2 id=\"speed-section\">Speed"):html.index("<h2 id=\"per-backend\">Per backend")]
 
 
 def test_parallel_setup_is_read_from_the_cp2k_log(tmp_path):

@@ -288,20 +288,53 @@ def peak_rows(metrics: list) -> list:
             for m in metrics for p in m.get("pair_distance_first_peaks", [])]
 
 
+def index_row(system_dir: Path) -> dict:
+    """One system of ``results/index.html``: composition, level of theory, the best trained
+    backend per metric, the zero-shot baseline beside it, ML-MD verdicts, the report's size."""
+    rep = system_dir / "report.html"
+    row = {"name": system_dir.name, "href": f"{html.escape(system_dir.name)}/report.html",
+           "report_MB": rep.stat().st_size / 1e6}
+    structure = system_dir / "structure.json"
+    if structure.is_file():
+        st = read_json(structure)
+        row.update(formula=st.get("formula"), n_atoms=st.get("n_atoms"), material=st.get("material"))
+    runs = sorted((system_dir / "aimd").glob("*/run.json"))
+    if runs:
+        r = read_json(runs[0])
+        row.update(preset=r.get("preset"), level_of_theory=r.get("level_of_theory"),
+                   temperatures=", ".join(f"{read_json(f)['temperature']:g} K" for f in runs))
+    metrics_file = system_dir / "evaluation" / "metrics.json"
+    ms = read_json(metrics_file) if metrics_file.is_file() else []
+    models = {m["backend"]: read_json(system_dir / "models" / m["backend"] / "model.json")
+              for m in ms if (system_dir / "models" / m["backend"] / "model.json").is_file()}
+    trained = [m for m in ms if models.get(m["backend"], {}).get("kind") != "zero-shot"]
+    zero = [m for m in ms if models.get(m["backend"], {}).get("kind") == "zero-shot"]
+    best = {}
+    for key, label in (("force_rmse_meV_per_A", "F RMSE [meV/Å]"), ("energy_rmse_meV_per_atom", "E RMSE [meV/atom]")):
+        have = [m for m in trained if m.get(key) is not None]
+        if have:
+            b = min(have, key=lambda m: m[key])
+            best[label] = f"{b['backend']} {b[key]:.1f}"
+    row["best"] = best
+    row["zero_shot"] = "; ".join(f"{m['backend']} F RMSE {m['force_rmse_meV_per_A']:.1f} meV/Å" for m in zero) or "–"
+    row["baseline_zero_force"] = ms[0].get("baseline_zero_force_rmse_meV_per_A") if ms else None
+    verdicts = []
+    for m in ms:
+        per_t = m.get("mlmd_per_temperature") or []
+        if per_t:
+            bad = [f"{t['temperature']:g} K" for t in per_t if not t["stable"]]
+            verdicts.append(f"{m['backend']}: " + ("stable at all " + str(len(per_t)) + " temperatures" if not bad
+                                                   else "UNSTABLE at " + ", ".join(bad)))
+    row["stability"] = verdicts
+    return row
+
+
 def render_index(results_dir, out_path) -> None:
-    """``results/index.html``: one line per system that has a report."""
+    """``results/index.html``: every system that has a report, side by side."""
     results_dir = Path(results_dir)
-    systems = []
-    for rep in sorted(results_dir.glob("*/report.html")):
-        name = rep.parent.name
-        summary = rep.parent / "evaluation" / "metrics.json"
-        best = None
-        if summary.is_file():
-            ms = read_json(summary)
-            if ms:
-                best = min(ms, key=lambda m: m["force_rmse_meV_per_A"])
-        systems.append({"name": name, "href": f"{html.escape(name)}/report.html", "best": best})
-    text = _env().get_template("index.html.j2").render(systems=systems, version=__version__)
+    systems = [index_row(rep.parent) for rep in sorted(results_dir.glob("*/report.html"))]
+    text = _env().get_template("index.html.j2").render(systems=systems, version=__version__,
+                                                       generated=datetime.datetime.now().isoformat(timespec="seconds"))
     with atomic_open(out_path) as fh:
         fh.write(text)
 

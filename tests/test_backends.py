@@ -126,18 +126,73 @@ def test_absurd_learning_rate_is_reported_as_divergence(frames, tmp_path):
 
 
 @pytest.mark.slow
+def test_sevenn_fine_tunes_sevennet0_and_resumes_after_a_kill(frames, tmp_path, caplog):
+    """Two epochs of fine-tuning SevenNet-0 on the xTB frames: exported, reloaded, better
+    than zero forces, the foundation's sha256 recorded; then, as if killed after epoch 1
+    (its last checkpoint kept, no export), a rerun resumes there and runs epoch 2 only."""
+    import logging
+
+    from qdff.backends.common import file_sha256
+    from qdff.backends.sevenn import foundation_path
+
+    params = _cfg(sevenn={"enabled": True, "epochs": 2, "checkpoint_every": 1})["backends"]["sevenn"]
+    backend = get("sevenn")
+    t0 = time.time()
+    meta_path = backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m",
+                              gate=GATE)
+    print(f"sevenn: 2 epochs and export took {time.time() - t0:.0f} s")
+    meta = read_json(meta_path)
+    assert meta["epochs_done"] == 2 and meta["provenance"]["mode"] == "fine-tuned"
+    assert meta["provenance"]["foundation_sha256"] == file_sha256(foundation_path("7net-0"))
+    calc = load_calculator(meta_path.parent)
+    e_pred, f_pred = [], []
+    for a in frames["valid"]:
+        b = a.copy()
+        b.calc = calc
+        e_pred.append(b.get_potential_energy())
+        f_pred.append(b.get_forces())
+    assert f_pred[0].dtype == np.float64
+    f_ref = np.concatenate([a.get_forces() for a in frames["valid"]])
+    rmse = float(np.sqrt(np.mean((np.concatenate(f_pred) - f_ref) ** 2)))
+    assert rmse < zero_force_rms(frames["valid"])
+    # total energies: the fitted shift is added back
+    assert np.abs(np.array(e_pred) - dataset.energies(frames["valid"])).max() / 12 < 0.1
+
+    meta_path.unlink()
+    (tmp_path / "w/checkpoint_2.pth").unlink()
+    with caplog.at_level(logging.INFO, logger="qdff"):
+        meta_path = backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w",
+                                  tmp_path / "m", gate=GATE)
+    assert "resuming SevenNet training from" in caplog.text and "checkpoint_1.pth" in caplog.text
+    assert "SevenNet epoch 2/2" in caplog.text and "SevenNet epoch 1/2" not in caplog.text
+    from qdff.backends.sevenn import read_curve
+
+    curve = read_curve(tmp_path / "w/lc.before-resume.csv") + read_curve(tmp_path / "w/lc.csv")
+    assert [int(r["epoch"]) for r in curve] == [1, 2] and read_json(meta_path)["epochs_done"] == 2
+
+
+@pytest.mark.slow
 def test_all_backends_are_wired_into_the_workflow(tmp_path):
-    """Dry run with the default config: all four backends are trained and evaluated."""
-    assert BACKENDS == ("deepmd", "schnetpack", "nequip", "allegro")
+    """Dry run with the default config: the four default backends and the zero-shot baseline
+    are trained (or prepared) and evaluated; sevenn is off by default."""
+    assert BACKENDS == ("deepmd", "schnetpack", "nequip", "allegro", "sevenn")
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"name": "dry", "structure": {"n_pairs": 6}}))
     proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d",
                            str(tmp_path), "--configfile", str(cfg), "-n"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for backend in BACKENDS:
+    for backend in ("deepmd", "schnetpack", "nequip", "allegro", "sevennet0"):
         assert f"results/dry/models/{backend}/model.json" in proc.stdout
         assert f"results/dry/evaluation/{backend}/metrics.json" in proc.stdout
+    assert "results/dry/models/sevenn/" not in proc.stdout
+    # switched on, sevenn goes through the same rules, in its own environment
+    cfg.write_text(json.dumps({"name": "dry", "structure": {"n_pairs": 6}, "backends": {"sevenn": {"enabled": True}}}))
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d",
+                           str(tmp_path), "--configfile", str(cfg), "-n"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "results/dry/models/sevenn/model.json" in proc.stdout and "results/dry/mlmd/sevenn/300K" in proc.stdout
 
 
 @pytest.mark.slow
@@ -244,8 +299,30 @@ def _nequip_losses(name, p, n):
     return one(DE, 0.0), one(0.0, DF)
 
 
+def _sevenn_losses(p, n):
+    """sevenn's own loss functions (sevenn.train.loss), built from the train block qdff writes."""
+    import torch
+    from sevenn import _keys as KEY
+    from sevenn.train.loss import get_loss_functions_from_config
+
+    from qdff.backends.sevenn import input_yaml
+
+    train = input_yaml(p, Path("/nonexistent"), None, None)["train"]
+    losses = get_loss_functions_from_config(train)
+
+    def total(de, df):
+        e_ref = torch.zeros(1, dtype=torch.float64)
+        f_ref = torch.zeros(n, 3, dtype=torch.float64)
+        batch = {KEY.NUM_ATOMS: torch.tensor([n]), KEY.ENERGY: e_ref, KEY.PRED_TOTAL_ENERGY: e_ref + de * n,
+                 KEY.FORCE: f_ref, KEY.PRED_FORCE: f_ref + df}
+        return sum(w * float(fn.get_loss(batch)) for fn, w in losses)
+
+    return total(DE, 0.0), total(0.0, DF)
+
+
 LOSSES = {"deepmd": _deepmd_losses, "schnetpack": _schnetpack_losses,
-          "nequip": lambda p, n: _nequip_losses("nequip", p, n), "allegro": lambda p, n: _nequip_losses("allegro", p, n)}
+          "nequip": lambda p, n: _nequip_losses("nequip", p, n), "allegro": lambda p, n: _nequip_losses("allegro", p, n),
+          "sevenn": _sevenn_losses}
 
 
 @pytest.mark.parametrize("name", BACKENDS)

@@ -49,11 +49,13 @@ define install_venv
 	$(1)/bin/python -c "import deepmd.pt" 2>/dev/null || \
 	  DP_ENABLE_TENSORFLOW=0 DP_ENABLE_PYTORCH=1 $(1)/bin/pip install -q --no-build-isolation --no-deps \
 	    --no-binary deepmd-kit "$$($(1)/bin/python scripts/pin.py deepmd-kit)" $(2)
-	$(1)/bin/pip install -q -e ".[deepmd,schnetpack,nequip,universal,cluster,test]" $(2)
+	$(1)/bin/pip install -q -e ".[deepmd,schnetpack,nequip,mace,universal,cluster,test]" $(2)
 	@# schnetpack 2.1.1 declares requirements pip cannot resolve beside torch 2.13 (sympy<=1.12,
 	@# dev tools): installed without them; its real runtime dependencies are the [schnetpack] extra.
 	$(1)/bin/pip install -q --no-deps "$$($(1)/bin/python scripts/pin.py schnetpack)" $(2)
-	$(1)/bin/python -c "import torch, deepmd.pt, nequip, allegro, qdff.backends.schnetpack as s; s._compat(); import schnetpack, qdff; \
+	@# mace-torch 0.3.16 declares e3nn==0.4.4 (nequip needs 0.6): without it; its runtime deps are the [mace] extra.
+	$(1)/bin/pip install -q --no-deps "$$($(1)/bin/python scripts/pin.py mace-torch)" $(2)
+	$(1)/bin/python -c "import torch, deepmd.pt, nequip, allegro, mace.calculators, sevenn, qdff.backends.schnetpack as s; s._compat(); import schnetpack, qdff; \
 	  assert torch.__version__.startswith('2.13.0'), torch.__version__; \
 	  print('[setup] torch', torch.__version__, '| deepmd', deepmd.__version__, '| schnetpack', schnetpack.__version__, \
 	        '| nequip', nequip.__version__, '| qdff', qdff.__version__)"

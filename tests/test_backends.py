@@ -172,10 +172,41 @@ def test_sevenn_fine_tunes_sevennet0_and_resumes_after_a_kill(frames, tmp_path, 
 
 
 @pytest.mark.slow
+def test_mace_trains_then_fine_tunes_its_own_model(frames, tmp_path):
+    """A tiny MACE from scratch through mace_run_train, exported and reloaded in float64; then
+    that model stands in for a downloaded foundation file: fine-tuned with foundation_model."""
+    from qdff.backends.common import file_sha256
+
+    tiny = {"enabled": True, "num_channels": 8, "max_L": 1, "correlation": 2, "epochs": 15, "batch_size": 4, "lr": 0.01}
+    params = _cfg(mace=tiny)["backends"]["mace"]
+    t0 = time.time()
+    meta_path = get("mace").train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m",
+                                  gate=GATE)
+    print(f"mace: 15 epochs and export took {time.time() - t0:.0f} s")
+    meta = read_json(meta_path)
+    assert meta["epochs_done"] == 15 and meta["reference_energies"] == frames["refs"]
+    calc = load_calculator(meta_path.parent)
+    a = frames["valid"][0].copy()
+    a.calc = calc
+    f = a.get_forces()
+    assert f.dtype == np.float64 and np.isfinite(f).all()
+    assert abs(a.get_potential_energy() - frames["valid"][0].get_potential_energy()) / 12 < 0.1
+
+    foundation = meta_path.parent / meta["model_file"]
+    ft = _cfg(mace={**tiny, "epochs": 2, "foundation_model": str(foundation)})["backends"]["mace"]
+    meta2 = read_json(get("mace").train(frames["train"], frames["valid"], frames["refs"], ft, tmp_path / "w2",
+                                        tmp_path / "m2", gate={**GATE, "max_force_rmse_ratio": 3.0}))
+    assert meta2["provenance"]["mode"] == "fine-tuned (naive)"
+    assert meta2["provenance"]["foundation_sha256"] == file_sha256(foundation)
+    # the shift against the foundation's own energies: that model already fits them, so small
+    assert all(abs(v) < 1.0 for v in (meta2["reference_energies"][k] - frames["refs"][k] for k in frames["refs"]))
+
+
+@pytest.mark.slow
 def test_all_backends_are_wired_into_the_workflow(tmp_path):
     """Dry run with the default config: the four default backends and the zero-shot baseline
     are trained (or prepared) and evaluated; sevenn is off by default."""
-    assert BACKENDS == ("deepmd", "schnetpack", "nequip", "allegro", "sevenn")
+    assert BACKENDS == ("deepmd", "schnetpack", "nequip", "allegro", "mace", "sevenn")
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"name": "dry", "structure": {"n_pairs": 6}}))
     proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d",
@@ -320,7 +351,31 @@ def _sevenn_losses(p, n):
     return total(DE, 0.0), total(0.0, DF)
 
 
-LOSSES = {"deepmd": _deepmd_losses, "schnetpack": _schnetpack_losses,
+def _mace_losses(p, n):
+    """MACE's own loss class, chosen and weighted by the arguments qdff passes to mace_run_train."""
+    import torch
+    from mace.modules.loss import WeightedEnergyForcesLoss
+
+    from qdff.backends.mace import command
+
+    args = dict(a[2:].split("=", 1) for a in command(p, Path("/w"), ["Cd", "Se"], "cpu", None) if a.startswith("--") and "=" in a)
+    assert args["loss"] == "weighted"
+    loss = WeightedEnergyForcesLoss(energy_weight=float(args["energy_weight"]), forces_weight=float(args["forces_weight"]))
+
+    class Ref(dict):
+        pass
+
+    def total(de, df):
+        ref = Ref(energy=torch.zeros(1, dtype=torch.float64), forces=torch.zeros(n, 3, dtype=torch.float64))
+        ref.ptr, ref.weight = torch.tensor([0, n]), torch.ones(1, dtype=torch.float64)
+        ref.energy_weight, ref.forces_weight = torch.ones(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
+        pred = {"energy": ref["energy"] + de * n, "forces": ref["forces"] + df}
+        return float(loss(ref, pred, ddp=False))
+
+    return total(DE, 0.0), total(0.0, DF)
+
+
+LOSSES = {"deepmd": _deepmd_losses, "mace": _mace_losses, "schnetpack": _schnetpack_losses,
           "nequip": lambda p, n: _nequip_losses("nequip", p, n), "allegro": lambda p, n: _nequip_losses("allegro", p, n),
           "sevenn": _sevenn_losses}
 

@@ -107,7 +107,7 @@ def test_lock_writer_strips_local_labels_and_pins_env_files(tmp_path):
 
 # the pyproject extra each backend's environment installs (allegro shares nequip's)
 BACKEND_EXTRA = {"deepmd": "deepmd", "schnetpack": "schnetpack", "nequip": "nequip", "allegro": "nequip",
-                 "sevenn": "universal", "sevennet0": "universal"}
+                 "mace": "mace", "sevenn": "universal", "sevennet0": "universal"}
 
 
 def test_every_backend_has_an_env_with_its_extra():
@@ -120,11 +120,15 @@ def test_every_backend_has_an_env_with_its_extra():
             assert _name(req) in env, f"envs/{backend}.yaml lacks {req} of extra {extra!r}"
 
 
+# the environment a --no-deps package belongs to, where its name differs
+ENV_OF_PACKAGE = {"mace-torch": "mace"}
+
+
 def test_no_deps_packages_are_installed_by_post_deploy_scripts():
     """Packages pip cannot resolve (pyproject [tool.qdff].no-deps) are installed with
     --no-deps by the env's post-deploy script, with the same pin."""
     for req in PYPROJECT["tool"]["qdff"]["no-deps"]:
-        script = ROOT / f"envs/{_name(req)}.post-deploy.sh"
+        script = ROOT / f"envs/{ENV_OF_PACKAGE.get(_name(req), _name(req))}.post-deploy.sh"
         assert script.is_file(), f"{script.name} missing for {req}"
         assert f"pip install --no-deps {req}" in script.read_text()
         assert Requirement(req).specifier.contains(lockfile.read(LOCK)[_name(req)]), f"{req} differs from the lock"

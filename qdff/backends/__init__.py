@@ -6,7 +6,7 @@ metadata file that :func:`qdff.models.load_calculator` understands. Zero-shot ba
 import importlib
 from types import SimpleNamespace
 
-BACKENDS = ("deepmd", "schnetpack", "nequip", "allegro", "sevenn")
+BACKENDS = ("deepmd", "schnetpack", "nequip", "allegro", "mace", "sevenn")
 #: universal pretrained potentials usable as zero-shot baselines (universal.UNIVERSAL's keys)
 BASELINES = ("sevennet0",)
 

@@ -23,6 +23,19 @@ import copy
 PRESETS = ("demo", "production")
 
 PRODUCTION = {
+    # mace-torch README, "Training" example (model MACE, hidden_irreps 128x0e + 128x1o, r_max 5,
+    # batch 10, max_num_epochs 1500); correlation 3 as in the MACE paper's models
+    "mace": {
+        "num_channels": 128,
+        "max_L": 1,
+        "correlation": 3,
+        "r_max": 5.0,
+        "batch_size": 10,
+        "epochs": 1500,
+        "lr": 0.01,
+        "patience": 50,
+        "runtime_min": 2880,
+    },
     # deepmd-kit examples/water/se_e2_a/input.json (v3): se_e2_a descriptor and fitting net,
     # 10^6 steps, exponential decay 1e-3 -> 3.51e-8 every 5000 steps (our decay_steps for 10^6
     # steps); its prefactors start at 0.02 (energy) and 1000 (forces) times their limits, and

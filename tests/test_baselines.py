@@ -53,3 +53,10 @@ def test_sevennet0_runs_offline_on_a_free_cluster(tmp_path, monkeypatch):
     f = a.get_forces()
     assert f.shape == (4, 3) and np.isfinite(f).all() and np.isfinite(a.get_potential_energy())
     assert np.abs(f.sum(axis=0)).max() < 1e-4  # no net force on a free cluster
+
+
+def test_active_learning_accepts_the_new_backends():
+    for backend in ("mace", "sevenn"):
+        cfg = qconfig.validate({"name": "x", "structure": {}, "backends": {backend: {"enabled": True}},
+                                "active_learning": {"enabled": True, "backend": backend}})
+        assert cfg["active_learning"]["backend"] == backend

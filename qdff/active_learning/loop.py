@@ -81,16 +81,23 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
     train = dataset.read_frames(train_file)
     aimd = [a for a in train if a.info.get("labelled_by") != "cp2k"] or train
     rows, explored, per_t, stable_all = [], [], {}, True
+    aimd_temps = sorted(t for t in {float(a.info.get("temperature", np.nan)) for a in aimd} if np.isfinite(t))
     for T in exploration_temperatures(cfg):
         starts = _start_frames(aimd, T, al["trajectories_per_temperature"])
+        # stability judged as the report's ML-MD judges it: the bond graph against the AIMD's
+        # at that temperature; at an exploration temperature without AIMD it is only recorded
+        nearest = min(aimd_temps, key=lambda t: abs(t - T)) if aimd_temps else None
+        reference = [a for a in aimd if float(a.info.get("temperature", np.nan)) == nearest] or aimd
+        judge_bonds = p["bond_check"] and any(abs(T - t) < 1e-6 for t in aimd_temps)
         stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": []}
         for j, start in enumerate(starts):
             traj: list = []
             seed = p["seed"] + 7919 * iteration + 101 * j + int(T)
-            summary = mlmd.run(calcs[0], start, aimd, temperature=T, steps=al["explore_steps"],
+            summary = mlmd.run(calcs[0], start, reference, temperature=T, steps=al["explore_steps"],
                                timestep_fs=p["timestep_fs"], friction_per_fs=p["friction_per_fs"],
                                bond_factor=p["bond_factor"], seed=seed, record_every=al["record_every"],
-                               trajectory=traj)
+                               trajectory=traj, bond_check=judge_bonds, monitor_bonds=True,
+                               bond_cutoff_factor=p["bond_cutoff_factor"], bond_persist=p["bond_persist"])
             stats["stable_trajectories"] += int(summary["stable"])
             if not summary["stable"]:
                 stable_all = False

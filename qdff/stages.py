@@ -708,11 +708,17 @@ def compute_vdos(cfg: dict, backend: str, model_dir, aimd_dir, temperature: floa
     atoms.calc = load_calculator(model_dir)
     dt = float(cfg["aimd"]["timestep_fs"])
     dyn = VelocityVerlet(atoms, dt * units.fs)
-    vel = []
+    vel, pos = [], []
     for _ in range(v["vdos_steps"]):
         dyn.run(1)
         vel.append(atoms.get_velocities() * units.fs)
-    vel = np.array(vel)
+        pos.append(atoms.get_positions())
+    masses = atoms.get_masses()
+    # vibrations only: each frame's translation and rigid rotation removed, on both sides
+    vel = vibrations.internal_velocities(vel, pos, masses)
+    if any(p is None for p in aimd["positions"]):
+        raise ValueError(f"{aimd_dir}: velocity frames without positions of the same step: cannot remove the rotation")
+    aimd["velocities"] = vibrations.internal_velocities(aimd["velocities"], aimd["positions"], masses)
     lag = v["vdos_max_lag_fs"] or 0.25 * min(len(aimd["velocities"]) * aimd["timestep_fs"], len(vel) * dt)
     ref = vibrations.vdos(aimd["velocities"], aimd["symbols"], atoms.get_masses(), aimd["timestep_fs"], max_lag_fs=lag)
     mod = vibrations.vdos(vel, aimd["symbols"], atoms.get_masses(), dt, max_lag_fs=lag)
@@ -727,7 +733,10 @@ def compute_vdos(cfg: dict, backend: str, model_dir, aimd_dir, temperature: floa
                         max_lag_fs=lag)) if half >= 8 else None)
     out = {"backend": backend, "temperature": temperature, "overlap": overlap, "aimd_self_overlap": self_overlap,
            "aimd": ref, "model": mod,
-           "aimd_peak_cm1": vibrations.peak_cm1(ref), "model_peak_cm1": vibrations.peak_cm1(mod),
+           # above the resolution: the lowest bin holds what remains of slow, non-vibrational motion
+           "aimd_peak_cm1": vibrations.peak_above(ref, 2 * ref["resolution_cm1"]),
+           "model_peak_cm1": vibrations.peak_above(mod, 2 * mod["resolution_cm1"]),
+           "rigid_motion_removed": True,
            "model_nve_temperature_K": float(atoms.get_temperature())}
     _plot_vdos(ref, mod, f"{backend}, {temperature:g} K: VDOS, ML NVE against AIMD (overlap "
                          + ", ".join(f"{k} {x:.2f}" for k, x in overlap.items()) + ")", out_png)

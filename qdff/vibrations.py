@@ -172,6 +172,34 @@ def compare_modes(reference: dict, model: dict, imaginary_tol_cm1: float = IMAGI
 # --------------------------------------------------------------------------- VDOS
 
 
+def internal_velocities(velocities, positions, masses) -> np.ndarray:
+    """Velocities (frames, atoms, 3) without each frame's centre-of-mass translation and
+    rigid rotation (v - v_cm - omega x (r - r_cm), omega = I^-1 L): a free cluster's
+    rotation, which neither CP2K's thermostat nor ML-MD removes, otherwise puts the largest
+    VDOS peak at 0 cm^-1 (seen in the demo) and weighs into every overlap."""
+    v = np.array(velocities, dtype=float)
+    x = np.asarray(positions, dtype=float)
+    m = np.asarray(masses, dtype=float)
+    out = np.empty_like(v)
+    for k in range(len(v)):
+        r = x[k] - np.average(x[k], axis=0, weights=m)
+        w = v[k] - np.average(v[k], axis=0, weights=m)
+        L = np.einsum("a,ab->b", m, np.cross(r, w))
+        inertia = np.einsum("a,ab,ac->bc", m, r, r)
+        inertia = np.trace(inertia) * np.eye(3) - inertia
+        omega = np.linalg.lstsq(inertia, L, rcond=None)[0]  # lstsq: a linear molecule is singular
+        out[k] = w - np.cross(omega, r)
+    return out
+
+
+def peak_above(result: dict, min_cm1: float, element: str = "all") -> float:
+    """Frequency of the highest point of a :func:`vdos` spectrum above ``min_cm1``."""
+    f = np.asarray(result["frequency_cm1"])
+    s = np.asarray(result["all"] if element == "all" else result["elements"][element])
+    m = f >= min_cm1
+    return float(f[m][int(np.argmax(s[m]))]) if m.any() else float("nan")
+
+
 def vdos(velocities, symbols, masses, timestep_fs: float, *, max_lag_fs: float | None = None) -> dict:
     """Vibrational density of states per element from the mass-weighted velocity
     autocorrelation of a trajectory.

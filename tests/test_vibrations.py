@@ -232,3 +232,20 @@ def test_vibrational_analysis_input_is_valid_cp2k():
     assert "MAX_FORCE 1e-05" in geo
     with pytest.raises(cp2k_input.CP2KInputError):
         cp2k_input.build_input(a, preset="xtb", run_type="BAND", project="x")
+
+
+def test_internal_velocities_remove_translation_and_rigid_rotation_only():
+    from qdff.vibrations import internal_velocities
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 3)) * 2.0
+    m = np.array([112.4, 79.0, 112.4, 79.0, 35.5])
+    omega, vcm = np.array([0.01, -0.02, 0.005]), np.array([0.003, 0.0, -0.001])
+    rigid = vcm + np.cross(omega, x - np.average(x, axis=0, weights=m))
+    assert np.abs(internal_velocities([rigid], [x], m)).max() < 1e-12
+    # an internal motion (zero momentum and angular momentum) is kept as it is
+    d = np.zeros((2, 3))
+    d[0, 0], d[1, 0] = 0.01 / m[0], -0.01 / m[1]
+    pair = np.array([[0.0, 0.0, 0.0], [2.6, 0.0, 0.0]])
+    out = internal_velocities([d + rigid[:2] * 0], [pair], m[:2])
+    assert np.allclose(out[0], d, atol=1e-12)

@@ -44,15 +44,30 @@ def test_baselines_key_is_validated():
 
 
 def test_sevennet0_runs_offline_on_a_free_cluster(tmp_path, monkeypatch):
-    """The shipped checkpoint loads with no network and gives finite forces for pbc=False."""
+    """The shipped checkpoint loads with no network and gives finite forces for pbc=False,
+    through qdff's calculator the same as through sevenn's own, even after something in the
+    process (nequip does, when it loads a model) set torch's default dtype to float64."""
+    import torch
     from sevenn.calculator import SevenNetCalculator
+
+    from qdff.backends.common import torch_default_dtype
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     a = Atoms("Cd2Se2", positions=[[0, 0, 0], [2.6, 0, 0], [0, 2.6, 0], [2.6, 2.6, 0.3]])
-    a.calc = SevenNetCalculator(str(universal._checkpoint_path("sevennet0")), device="cpu")
-    f = a.get_forces()
-    assert f.shape == (4, 3) and np.isfinite(f).all() and np.isfinite(a.get_potential_energy())
-    assert np.abs(f.sum(axis=0)).max() < 1e-4  # no net force on a free cluster
+    checkpoint = universal._checkpoint_path("sevennet0")
+    with torch_default_dtype(torch.float32):
+        a.calc = SevenNetCalculator(str(checkpoint), device="cpu")
+        f_own, e_own = a.get_forces(), a.get_potential_energy()
+    assert f_own.shape == (4, 3) and np.isfinite(f_own).all() and np.isfinite(e_own)
+    assert np.abs(f_own.sum(axis=0)).max() < 1e-4  # no net force on a free cluster
+
+    b = a.copy()
+    with torch_default_dtype(torch.float64):  # as nequip leaves it
+        b.calc = universal.sevennet_calculator(checkpoint, "cpu")
+        f, e = b.get_forces(), b.get_potential_energy()
+        assert torch.get_default_dtype() == torch.float64  # restored after each call
+    np.testing.assert_allclose(f, f_own, atol=1e-6)
+    assert e == pytest.approx(e_own, abs=1e-6)
 
 
 def test_active_learning_accepts_the_new_backends():

@@ -1,6 +1,7 @@
 """What all backends share: subprocess runs with streamed logs, data hashing, provenance."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,6 +25,24 @@ def device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@contextlib.contextmanager
+def torch_default_dtype(dtype):
+    """Run a block with torch's default dtype set to ``dtype``, and restore it afterwards.
+
+    nequip sets the process-wide default to float64 when it loads or trains a model (its
+    global state), and SchNetPack and SevenNet then build float64 tensors against their
+    float32 weights ("Float did not match Double"): every backend that needs float32 asks
+    for it around its own work instead of relying on what ran before in the process."""
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def zero_force_rms(frames) -> float:

@@ -149,9 +149,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     foundation = None if p["from_scratch"] else foundation_path(p["foundation"])
     t0 = time.time()
     if foundation is not None:
-        from sevenn.calculator import SevenNetCalculator
-
-        shift = universal.fit_shift(SevenNetCalculator(str(foundation), device="cpu"), train_frames)
+        shift = universal.fit_shift(universal.sevennet_calculator(foundation, "cpu"), train_frames)
         log.info("energy shift against the foundation model, fitted on %d training frames: %s", len(train_frames),
                  ", ".join(f"{k} {v:.4f} eV" for k, v in shift.items()))
     else:
@@ -225,6 +223,6 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
 
 
 def calculator(model_dir: Path, meta: dict, device: str):
-    from sevenn.calculator import SevenNetCalculator
+    from . import universal
 
-    return SevenNetCalculator(str(Path(model_dir) / meta["model_file"]), device=device)
+    return universal.sevennet_calculator(Path(model_dir) / meta["model_file"], device)

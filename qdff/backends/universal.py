@@ -115,7 +115,20 @@ def train(name: str, train_frames, valid_frames, params: dict, workdir, model_di
     return model_dir / "model.json"
 
 
-def calculator(model_dir: Path, meta: dict, device: str):
+def sevennet_calculator(checkpoint, device: str = "cpu"):
+    """sevenn's own ASE calculator for ``checkpoint``, built and run in float32 (its weights'
+    dtype) whatever torch's default dtype is in this process (see common.torch_default_dtype)."""
+    import torch
     from sevenn.calculator import SevenNetCalculator
 
-    return SevenNetCalculator(str(Path(model_dir) / meta["model_file"]), device=device)
+    class Float32SevenNetCalculator(SevenNetCalculator):
+        def calculate(self, *args, **kwargs):
+            with common.torch_default_dtype(torch.float32):
+                return super().calculate(*args, **kwargs)
+
+    with common.torch_default_dtype(torch.float32):
+        return Float32SevenNetCalculator(str(checkpoint), device=device)
+
+
+def calculator(model_dir: Path, meta: dict, device: str):
+    return sevennet_calculator(Path(model_dir) / meta["model_file"], device)

@@ -107,3 +107,40 @@ def test_non_finite_labels_are_refused_before_training_naming_file_and_frame(fra
     dataset.write_frames(tmp_path / "train.extxyz", bad)
     with pytest.raises(ValueError, match=r"train\.extxyz: frame 3 has a non-finite force"):
         dataset.read_frames(tmp_path / "train.extxyz")
+
+
+def test_epoch_logger_logs_progress_with_an_eta_from_the_first_epoch_seen(caplog):
+    import logging
+    import re
+
+    from qdff.backends.common import epoch_logger
+
+    on_line = epoch_logger("MACE", 10, re.compile(r"Epoch (\d+): .*loss=(?P<loss>[-+0-9.eE]+)"), first_epoch=0)
+    with caplog.at_level(logging.INFO, logger="qdff.backends.common"):
+        on_line("INFO: Epoch 4: head: Default, loss=0.0123, RMSE_E_per_atom=1.0")  # resumed: epoch 5 of 10
+        on_line("a line of something else")
+        on_line("INFO: Epoch 5: head: Default, loss=0.0100")
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 2 and msgs[0].startswith("MACE epoch 5/10, loss 0.0123, ") and "ETA" in msgs[1]
+    assert msgs[1].startswith("MACE epoch 6/10, loss 0.0100")
+
+
+def test_shifted_extxyz_holds_shifted_energies_and_forces_under_the_keys_asked(tmp_path):
+    from ase import Atoms
+    from ase.io import read
+
+    from qdff.backends.common import write_shifted_extxyz
+
+    a = Atoms("Cd2Se", positions=[[0, 0, 0], [2.6, 0, 0], [0, 2.6, 0]])
+    f = np.arange(9.0).reshape(3, 3)
+    a.calc = SinglePointCalculator(a, energy=-10.0, forces=f)
+    a.info["temperature"] = 300.0
+    shift = {"Cd": -2.0, "Se": -1.5}
+    write_shifted_extxyz([a], shift, tmp_path / "plain.extxyz")
+    write_shifted_extxyz([a], shift, tmp_path / "named.extxyz", "REF_energy", "REF_forces")
+    plain = read(tmp_path / "plain.extxyz")
+    assert plain.get_potential_energy() == pytest.approx(-4.5) and np.allclose(plain.get_forces(), f)
+    assert "temperature" not in plain.info
+    named = read(tmp_path / "named.extxyz")
+    assert named.info["REF_energy"] == pytest.approx(-4.5) and np.allclose(named.arrays["REF_forces"], f)
+    assert named.calc is None or "energy" not in named.calc.results

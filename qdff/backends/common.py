@@ -45,6 +45,53 @@ def torch_default_dtype(dtype):
         torch.set_default_dtype(before)
 
 
+def write_shifted_extxyz(frames, shift: dict, path: Path, energy_key: str | None = None,
+                         forces_key: str | None = None) -> None:
+    """The training frames as a trainer's extxyz: positions, the energy minus ``shift`` (eV per
+    element) and the forces, nothing else. Without keys the labels are ASE's own energy and
+    forces (sevenn reads those); MACE reads plain ``energy``/``forces`` keys as something
+    else, so it gets named keys (``REF_energy`` in info, ``REF_forces`` in arrays)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    out = []
+    for a in frames:
+        b = a.copy()
+        b.calc = None
+        b.info = {}
+        b.arrays = {k: v for k, v in b.arrays.items() if k in ("numbers", "positions")}
+        e = float(a.get_potential_energy()) - sum(shift[s] for s in a.get_chemical_symbols())
+        if energy_key:
+            b.info[energy_key] = e
+            b.arrays[forces_key] = a.get_forces()
+        else:
+            b.calc = SinglePointCalculator(b, energy=e, forces=a.get_forces())
+        out.append(b)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path, out, format="extxyz")
+
+
+def epoch_logger(label: str, total: int, pattern, first_epoch: int = 1):
+    """A line handler for run_streamed: logs "<label> epoch i/total, [loss x, ]s per epoch, ETA"
+    for each line ``pattern`` matches (group 1: the epoch, counted from ``first_epoch``;
+    a group named loss, if the pattern has one). The rate counts from the first epoch seen, so a
+    resumed training's ETA is not skewed by the epochs it skipped."""
+    state = {"t0": time.time(), "first": None}
+
+    def on_line(line: str) -> None:
+        m = pattern.search(line)
+        if not m:
+            return
+        epoch = int(m.group(1)) + 1 - first_epoch
+        state["first"] = state["first"] or epoch
+        per = (time.time() - state["t0"]) / (epoch - state["first"] + 1)
+        loss = m.groupdict().get("loss")
+        log.info("%s epoch %d/%d, %s%.1f s per epoch, ETA %.0f s", label, epoch, total,
+                 f"loss {loss}, " if loss is not None else "", per, per * (total - epoch))
+
+    return on_line
+
+
 def zero_force_rms(frames) -> float:
     """RMS of the force components: the error of a model predicting zero force."""
     import numpy as np

@@ -28,13 +28,13 @@ from pathlib import Path
 
 from ..fileio import atomic_path
 from .common import (TrainingError, check_curve, export_metadata, file_sha256, fingerprint, frames_digest,
-                     provenance, run_streamed, same_run, thread_env)
+                     epoch_logger, provenance, run_streamed, same_run, thread_env, write_shifted_extxyz)
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.mace"
 NAME = "qdff"
-_EPOCH = re.compile(r"Epoch (\d+): .*loss=([-+0-9.eEnaNinf]+)")
+_EPOCH = re.compile(r"Epoch (\d+): .*loss=(?P<loss>[-+0-9.eEnaNinf]+)")
 
 
 def _bin(name: str) -> str:
@@ -48,23 +48,6 @@ def _version() -> str:
     from importlib.metadata import version
 
     return version("mace-torch")
-
-
-def _write(frames, shift: dict, path: Path) -> None:
-    """extxyz with REF_energy (energy minus ``shift`` per element) and REF_forces: MACE reads
-    plain ``energy``/``forces`` keys as something else."""
-    from ase.io import write
-
-    out = []
-    for a in frames:
-        b = a.copy()
-        b.calc = None
-        b.info = {"REF_energy": float(a.get_potential_energy()) - sum(shift[s] for s in a.get_chemical_symbols())}
-        b.arrays = {k: v for k, v in b.arrays.items() if k in ("numbers", "positions")}
-        b.arrays["REF_forces"] = a.get_forces()
-        out.append(b)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write(path, out, format="extxyz")
 
 
 def command(p: dict, workdir: Path, type_map: list[str], device: str, foundation: Path | None) -> list[str]:
@@ -133,19 +116,11 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
             shutil.rmtree(workdir / old, ignore_errors=True)
         for old in workdir.glob(f"{NAME}*.model"):
             old.unlink()
-        _write(train_frames, shift, workdir / "data" / "train.extxyz")
-        _write(valid_frames, shift, workdir / "data" / "valid.extxyz")
+        for part, frames in (("train", train_frames), ("valid", valid_frames)):
+            write_shifted_extxyz(frames, shift, workdir / "data" / f"{part}.extxyz", "REF_energy", "REF_forces")
 
-    state = {"t0": time.time(), "first": None}
-
-    def progress(line: str) -> None:
-        m = _EPOCH.search(line)
-        if m:
-            epoch = int(m.group(1)) + 1  # MACE counts from 0
-            state["first"] = state["first"] or epoch
-            per = (time.time() - state["t0"]) / (epoch - state["first"] + 1)
-            log.info("MACE epoch %d/%d, loss %s, %.1f s per epoch, ETA %.0f s", epoch, p["epochs"], m.group(2), per,
-                     per * (p["epochs"] - epoch))
+    # MACE counts epochs from 0
+    progress = epoch_logger("MACE", p["epochs"], _EPOCH, first_epoch=0)
 
     run_streamed(command(p, workdir, type_map, device, foundation), workdir, thread_env(p["threads"]),
                  "mace_run_train", on_line=progress)

@@ -33,14 +33,14 @@ import yaml
 
 from ..fileio import atomic_path
 from .common import (TrainingError, check_curve, export_metadata, file_sha256, fingerprint, frames_digest,
-                     provenance, run_streamed, same_run, thread_env)
+                     epoch_logger, provenance, run_streamed, same_run, thread_env, write_shifted_extxyz)
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "checkpoint_best.pth"
 CURVE = "lc.csv"
 BEFORE = "lc.before-resume.csv"  # the epochs of a killed run, up to the checkpoint resumed from
-_EPOCH = re.compile(r"^Epoch (\d+) elapsed: (\d+):(\d+):([\d.]+)")
+_EPOCH = re.compile(r"^\s*Epoch (\d+) elapsed: (\d+):(\d+):([\d.]+)")
 
 
 def _bin() -> str:
@@ -67,23 +67,6 @@ def foundation_path(name: str) -> Path:
     except Exception as exc:  # sevenn raises a bare ValueError or tries a download
         raise ValueError(f"backends.sevenn.foundation: {name!r} is neither a file nor a checkpoint shipped "
                          f"with sevenn ({exc})") from None
-
-
-def _write(frames, shift: dict, path: Path) -> None:
-    """extxyz with energies minus ``shift`` per element and the forces, nothing else."""
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import write
-
-    out = []
-    for a in frames:
-        b = a.copy()
-        b.info = {}
-        b.arrays = {k: v for k, v in b.arrays.items() if k in ("numbers", "positions")}
-        e = float(a.get_potential_energy()) - sum(shift[s] for s in a.get_chemical_symbols())
-        b.calc = SinglePointCalculator(b, energy=e, forces=a.get_forces())
-        out.append(b)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write(path, out, format="extxyz")
 
 
 def input_yaml(p: dict, workdir: Path, foundation: Path | None, resume_from: Path | None) -> dict:
@@ -162,8 +145,8 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         for old in [*workdir.glob("checkpoint_*.pth"), workdir / CURVE, workdir / BEFORE, workdir / "sevenn_data",
                     workdir / "log.sevenn"]:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-        _write(train_frames, shift, workdir / "data" / "train.extxyz")
-        _write(valid_frames, shift, workdir / "data" / "valid.extxyz")
+        for part, frames in (("train", train_frames), ("valid", valid_frames)):
+            write_shifted_extxyz(frames, shift, workdir / "data" / f"{part}.extxyz")
     else:
         log.info("resuming SevenNet training from %s", latest)
         # sevenn writes a new lc.csv from the resumed epoch on: keep the rows up to the checkpoint
@@ -174,17 +157,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     cfg = input_yaml(p, workdir, foundation, latest if resume else None)
     (workdir / "input.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
-    state = {"t0": time.time(), "first": None}
-
-    def progress(line: str) -> None:
-        m = _EPOCH.match(line.strip())
-        if m:
-            epoch = int(m.group(1))
-            state["first"] = state["first"] or epoch
-            done = epoch - state["first"] + 1
-            per = (time.time() - state["t0"]) / done
-            log.info("SevenNet epoch %d/%d, %.1f s per epoch, ETA %.0f s", epoch, p["epochs"], per,
-                     per * (p["epochs"] - epoch))
+    progress = epoch_logger("SevenNet", p["epochs"], _EPOCH)
 
     run_streamed([_bin(), "train", str(workdir / "input.yaml"), "-s"], workdir, thread_env(p["threads"]),
                  "sevenn train", on_line=progress)

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 
 from . import descriptors as qdesc  # noqa: E402
 from .fileio import atomic_open, atomic_path, read_json  # noqa: E402
+from .interactive import map_figure  # noqa: E402
 from .selection import _reduce, dbscan_labels  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -167,11 +168,14 @@ def write_map(descriptors_npy, selection_json, out_png, out_html, sel: dict) -> 
     role = role_all[rows]
     values, norm, label = _colours(temps, [k[0] for k in keys_r])
     n_basins = int(len(set(basins.tolist()) - {-1}))
-    plot_png(Y, values, norm, label, role, basins, out_png,
-             title=f"{p['method']} map of {len(rows)} frames ({meta['params']['kind']} descriptors)")
+    title = f"{p['method']} map of {len(rows)} frames ({meta['params']['kind']} descriptors)"
+    plot_png(Y, values, norm, label, role, basins, out_png, title=title)
     with atomic_open(out_html) as fh:
         fh.write(html_fragment(Y, values, norm, label, role, basins, keys_r, temps))
     info = {"n_frames": len(keys), "n_plotted": int(len(rows)), "method": p["method"], "n_basins": n_basins,
-            "dbscan_eps": eps, "noise_fraction": float(np.mean(basins < 0)) if len(basins) else 0.0}
+            "dbscan_eps": eps, "noise_fraction": float(np.mean(basins < 0)) if len(basins) else 0.0,
+            # the report's interactive map (plotly; zoom, hover)
+            "figure": map_figure(Y, values, label, role, basins, keys_r, temps,
+                                 title + "; hover a point for its run, step and DBSCAN basin")}
     log.info("map: %d of %d frames, %d DBSCAN basin(s) -> %s, %s", len(rows), len(keys), n_basins, out_png, out_html)
     return info

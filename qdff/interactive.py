@@ -144,3 +144,81 @@ def time_series_figure(series: dict, title: str) -> dict:
               "xaxis2": {"title": {"text": "time [fs]"}, "matches": "x"}, "yaxis2": {"title": {"text": "E_pot − E_pot(0) [eV]"}},
               "height": 380, "margin": {"t": 50, "l": 60, "r": 20, "b": 50}}
     return {"data": data, "layout": layout}
+
+
+def learning_curve_figure(rows: list[dict], summary: dict | None = None) -> dict:
+    """Held-out force and energy RMSE against training frames, one line per selection method,
+    log-log as the PNG (qdff.learning_curve.plot); ``rows``: learning_curve.csv's rows."""
+    data = []
+    methods = sorted({r["method"] for r in rows})
+    for k, method in enumerate(methods):
+        pts = sorted((int(float(r["n_train"])), float(r["force_rmse_meV_per_A"]), float(r["energy_rmse_meV_per_atom"]))
+                     for r in rows if r["method"] == method)
+        n, f, e = (list(x) for x in zip(*pts))
+        color = f"hsl({(k * 97) % 360},65%,42%)"
+        data.append({"type": "scatter", "mode": "lines+markers", "x": n, "y": _r(f, 2), "name": method,
+                     "legendgroup": method, "line": {"color": color}, "xaxis": "x", "yaxis": "y",
+                     "hovertemplate": "%{x} frames: %{y:.1f} meV/Å<extra>" + method + "</extra>"})
+        data.append({"type": "scatter", "mode": "lines+markers", "x": n, "y": _r(e, 3), "name": method,
+                     "legendgroup": method, "showlegend": False, "line": {"color": color}, "xaxis": "x2", "yaxis": "y2",
+                     "hovertemplate": "%{x} frames: %{y:.2f} meV/atom<extra>" + method + "</extra>"})
+    shapes = []
+    if summary and "target_error" in summary:
+        shapes.append({"type": "line", "xref": "x domain", "yref": "y", "x0": 0, "x1": 1, "y0": summary["target_error"],
+                       "y1": summary["target_error"], "line": {"dash": "dot", "color": "grey", "width": 1}})
+    layout = {"title": {"text": "learning curves on the validation frames (same model, same steps)"
+                        + (f"; dotted: random at N={summary['target_n']}" if shapes else ""), "font": {"size": 13}},
+              "grid": {"rows": 1, "columns": 2, "pattern": "independent"},
+              "xaxis": {"type": "log", "title": {"text": "training frames"}},
+              "yaxis": {"type": "log", "title": {"text": "force RMSE [meV/Å]"}},
+              "xaxis2": {"type": "log", "title": {"text": "training frames"}, "matches": "x"},
+              "yaxis2": {"type": "log", "title": {"text": "energy RMSE [meV/atom]"}},
+              "shapes": shapes, "height": 400, "margin": {"t": 50, "l": 60, "r": 20, "b": 50}}
+    return {"data": data, "layout": layout}
+
+
+MAP_SYMBOLS = {"train": "circle", "test": "triangle-up", "valid": "square", "pool": "circle"}
+
+
+def map_figure(Y, values, label: str, role, basins, keys, temps, title: str) -> dict:
+    """The configuration-space map (qdff.confmap): one trace per role, colour = ``values``
+    (temperature or run), hover = run, step, temperature, role and DBSCAN basin."""
+    Y = np.asarray(Y, dtype=float)
+    values = np.asarray(values, dtype=float)
+    lo, hi = float(values.min()), float(values.max())
+    data = []
+    for k, r in enumerate(("pool", "valid", "test", "train")):
+        idx = [i for i in range(len(role)) if role[i] == r]
+        if not idx:
+            continue
+        text = [f"run {keys[i][0]}, step {keys[i][1]}" + (f", {temps[i]:g} K" if temps[i] is not None else "")
+                + f", {r}, " + ("noise" if basins[i] < 0 else f"basin {basins[i]}") for i in idx]
+        marker = {"symbol": MAP_SYMBOLS[r], "size": 8 if r == "train" else 7 if r == "test" else 5,
+                  "color": _r(values[idx], 3), "colorscale": "RdBu",  # blue = low, as the PNG's coolwarm
+                  "cmin": lo,
+                  "cmax": hi if hi > lo else lo + 1, "opacity": 0.9 if r == "train" else 0.6,
+                  "line": {"width": 1 if r == "train" else 0, "color": "black"}}
+        if k == 0 or r == "train":
+            marker["colorbar"] = {"title": {"text": label}, "thickness": 12}
+            marker["showscale"] = r == "train" or not any(x == "train" for x in role)
+        data.append({"type": "scattergl", "mode": "markers", "x": _r(Y[idx, 0], 3), "y": _r(Y[idx, 1], 3),
+                     "name": {"pool": "other frames", "valid": "validation", "test": "held-out (test)",
+                              "train": "training"}[r],
+                     "text": text, "hoverinfo": "text", "marker": marker})
+    layout = {"title": {"text": title, "font": {"size": 13}}, "height": 480,
+              "xaxis": {"showticklabels": False, "zeroline": False}, "yaxis": {"showticklabels": False, "zeroline": False},
+              "legend": {"orientation": "h", "y": -0.05}, "margin": {"t": 50, "l": 20, "r": 20, "b": 40}}
+    return {"data": data, "layout": layout}
+
+
+def mlmd_series(summaries: dict) -> dict:
+    """time_series_figure's input from ML-MD summaries (temperature label -> summary.json
+    content): one line per temperature and seed."""
+    out = {}
+    for t, s in summaries.items():
+        for run in s.get("runs", []):
+            ser = run.get("series")
+            if ser and ser["time_fs"]:
+                out[f"{t}, seed {run['seed']}"] = {"time": ser["time_fs"], "temperature": ser["temperature_K"],
+                                                    "potential": ser["epot_eV"]}
+    return out

@@ -309,7 +309,7 @@ def run(calc, start, reference_frames, *, temperature: float, steps: int, timest
                           start.positions)
         baseline = graph.baseline(reference_frames)
     monitor = _Monitor(graph, baseline, bond_check, bond_persist)
-    temps, epots = [], []
+    temps, epots, times = [], [], []
     reason, done = None, 0
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
@@ -324,6 +324,7 @@ def run(calc, start, reference_frames, *, temperature: float, steps: int, timest
             reason = check_frame(atoms, epot, limits, bond_factor) or monitor(atoms)
             temps.append(float(atoms.get_temperature()))
             epots.append(epot)
+            times.append(step * timestep_fs)
             if trajectory is not None:
                 snap = atoms.copy()
                 snap.calc = None
@@ -355,6 +356,7 @@ def run(calc, start, reference_frames, *, temperature: float, steps: int, timest
         "nve_steps": nve_steps if reason is None else 0,
         **nve,
         **monitor.summary(),
+        "series": series(times, temps, epots),
     }
     if np.isfinite(summary["nve_drift_meV_per_atom_per_ps"]):
         log.info("NVE segment of %d steps: total-energy drift %.3f meV/atom/ps, std %.3f meV/atom, T %.0f K", nve_steps,
@@ -367,6 +369,18 @@ def run(calc, start, reference_frames, *, temperature: float, steps: int, timest
              "stable" if summary["stable"] else "UNSTABLE", done, steps, summary["seconds_per_step"],
              f": {reason}" if reason else "")
     return summary
+
+
+SERIES_POINTS = 2000
+
+
+def series(times, temps, epots, max_points: int = SERIES_POINTS) -> dict:
+    """The thermostatted run's recorded temperature and potential energy against time, evenly
+    thinned to at most ``max_points`` (the report's time-series figure), the last point kept."""
+    idx = np.unique(np.linspace(0, len(times) - 1, min(len(times), max_points)).astype(int)) if times else []
+    return {"time_fs": [round(float(times[i]), 3) for i in idx],
+            "temperature_K": [round(float(temps[i]), 2) for i in idx],
+            "epot_eV": [float(epots[i]) for i in idx]}
 
 
 def combine(runs: list[dict]) -> dict:

@@ -30,11 +30,16 @@ def _fmt(v: str) -> str:
 def context(selection_json=None, map_png=None, map_html=None, map_json=None,
             lc_csv=None, lc_png=None, lc_summary=None) -> dict:
     """Template variables (see the top of selection_section.html.j2)."""
-    columns, rows = None, None
+    columns, rows, lc_fig = None, None, None
+    lc_summary_data = read_json(lc_summary) if _exists(lc_summary) else None
     if _exists(lc_csv):
         with open(lc_csv, newline="") as fh:
             table = list(csv.reader(fh))
         columns, rows = table[0], [[_fmt(v) for v in r] for r in table[1:]]
+        if rows:
+            from .interactive import learning_curve_figure
+
+            lc_fig = learning_curve_figure([dict(zip(columns, r)) for r in table[1:]], lc_summary_data)
     return {
         "sel_summary": read_json(selection_json) if _exists(selection_json) else None,
         "sel_map_png": _png(map_png),
@@ -43,7 +48,8 @@ def context(selection_json=None, map_png=None, map_html=None, map_json=None,
         "sel_lc_png": _png(lc_png),
         "sel_lc_columns": columns,
         "sel_lc_rows": rows,
-        "sel_lc_summary": read_json(lc_summary) if _exists(lc_summary) else None,
+        "sel_lc_summary": lc_summary_data,
+        "sel_lc_fig": lc_fig,
     }
 
 

@@ -503,8 +503,8 @@ def collect_metrics(metric_files, out_json, out_csv, mlmd_files=(), rdf_files=()
 def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metrics_file, parity_plots: dict,
                   model_dirs: dict, aimd_plot, out, error_plots: dict | None = None, rdf_plots=(),
                   structure_file=None, al_summary=None, al_plot=None, al_calibration=(),
-                  vibrations: dict | None = None) -> None:
-    """``rdf_plots``: (backend, temperature label, png path) triples; ``al_*``: the active
+                  vibrations: dict | None = None, mlmd_summaries=()) -> None:
+    """``rdf_plots``, ``mlmd_summaries``: (backend, temperature label, path) triples; ``al_*``: the active
     learning summary, progress plot and calibration plots, when the loop ran; ``vibrations``:
     the vibrations rules' files, when they ran: {"cp2k": modes.json, "spectra": png, "modes"
     and "relax": {backend: json}, "vdos" and "vdos_plots": (backend, temperature label, path)}."""
@@ -515,7 +515,7 @@ def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metri
     report.aimd_overview_plot(ener, aimd_plot)
     report.render_report(
         cfg,
-        interactive=_interactive_figures(ener, parity_plots, rdf_plots),
+        interactive=_interactive_figures(ener, parity_plots, rdf_plots, mlmd_summaries),
         aimd_plot=aimd_plot,
         aimd_summaries=[read_json(s) for s in aimd_summaries],
         selection=read_json(selection_file),
@@ -534,9 +534,10 @@ def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metri
     log.info("report written to %s", out)
 
 
-def _interactive_figures(ener: dict, parity_plots: dict, rdf_plots) -> dict:
+def _interactive_figures(ener: dict, parity_plots: dict, rdf_plots, mlmd_summaries=()) -> dict:
     """Plotly specifications of the report's interactive figures, from the files beside the
-    PNGs: each model's predictions.json, each comparison's rdf.json, CP2K's .ener files."""
+    PNGs: each model's predictions.json, each comparison's rdf.json, CP2K's .ener files, the
+    ML-MD summaries' recorded series."""
     from . import interactive
     from .cp2k_output import read_ener
     from .rdf import CURVE
@@ -554,6 +555,16 @@ def _interactive_figures(ener: dict, parity_plots: dict, rdf_plots) -> dict:
         if res.is_file():
             figs["rdf"].setdefault(backend, {})[label] = interactive.pair_distance_figure(
                 read_json(res), f"{backend}, {label}: pair-distance distributions, ML-MD against AIMD", f"{CURVE} [1/Å]")
+    by_backend: dict = {}
+    for backend, label, path in mlmd_summaries:
+        if Path(path).is_file():
+            by_backend.setdefault(backend, {})[label] = read_json(path)
+    figs["mlmd"] = {}
+    for backend, summaries in by_backend.items():
+        series = interactive.mlmd_series(summaries)
+        if series:
+            figs["mlmd"][backend] = interactive.time_series_figure(
+                series, f"{backend}: ML-MD (Langevin) temperature and potential energy, every run")
     return figs
 
 

@@ -11,6 +11,9 @@ rule render_report:
         # the data of the interactive figures, beside the PNGs
         predictions=expand("results/{{system}}/evaluation/{backend}/predictions.json", backend=BACKENDS),
         rdf_json=rdf_results,
+        mlmd=lambda w: [f"results/{w.system}/mlmd/{b}/{t}/summary.json" for b, t in MLMD_KEYS]
+        if config["mlmd"]["enabled"]
+        else [],
         # the map and, when switched on, the learning curve (shown in the selection section)
         selection_extra=lambda w: selection_targets(w.system)
         + ([f"results/{w.system}/selection/map.json"] if config["selection"]["map"]["enabled"] else []),

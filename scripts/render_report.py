@@ -14,6 +14,7 @@ smk.run(
         parity_plots=dict(zip(snakemake.params.backends, snakemake.input.parity)),
         error_plots=dict(zip(snakemake.params.backends, snakemake.input.errors)),
         rdf_plots=[(b, t, p) for (b, t), p in zip(snakemake.params.rdf_keys, snakemake.input.rdf)],
+        mlmd_summaries=[(b, t, p) for (b, t), p in zip(snakemake.params.rdf_keys, snakemake.input.mlmd)],
         model_dirs={b: Path(m).parent for b, m in zip(snakemake.params.backends, snakemake.input.models)},
         aimd_plot=snakemake.output.aimd_plot,
         al_summary=snakemake.input.get("al_summary"),

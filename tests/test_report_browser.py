@@ -39,9 +39,12 @@ def test_report_renders_in_chromium_with_all_images(tiny_pipeline, tmp_path):
     toc = re.search(r'<nav id="toc"[^>]*>(.*?)</nav>', dom.stdout, re.S).group(1)
     assert 'href="#comparison"' in toc and 'href="#vibrations"' in toc and 'href="#provenance"' in toc
     assert '<option value="deepmd">' in dom.stdout and '<option value="sevennet0">' in dom.stdout
-    # every interactive figure drawn, with data: parity per model, pair distances per model and T, AIMD series
+    # every interactive figure drawn, with data: parity and ML-MD series per model, pair distances
+    # per model and AIMD temperature, the AIMD series, the configuration-space map
     p = re.search(r'data-plotly-total="(\d+)" data-plotly-rendered="(\d+)"', dom.stdout)
-    assert p and int(p.group(1)) == 2 + 2 * 2 + 1 and p.group(2) == p.group(1), p and p.groups()
+    assert p and int(p.group(1)) == 2 * 2 + 2 * 2 + 1 + 1 and p.group(2) == p.group(1), p and p.groups()
+    for fig in ("fig-map", "fig-mlmd-deepmd", "fig-mlmd-sevennet0", "fig-aimd-series"):
+        assert re.search(f'<div class="plotly-fig[^"]*" id="{fig}"[^>]*>\\s*<div class="plot-container plotly"', dom.stdout), fig
     assert dom.stdout.count('class="plot-container plotly"') == int(p.group(1))
     html = report.read_text()
     assert not re.search(r'<script[^>]+src=|<link[^>]+href="http', html), "the report loads something from outside"

@@ -126,6 +126,9 @@ def validate(config: dict) -> dict:
         if not al["trust_lo"] < al["trust_hi"]:
             raise ConfigError(f"config error at active_learning.trust_hi: {al['trust_hi']} must be above "
                               f"trust_lo {al['trust_lo']}")
+        if al["explore_with"] != "none" and al["explore_with"] not in config["baselines"]:
+            raise ConfigError(f"config error at active_learning.explore_with: {al['explore_with']!r} is not in "
+                              f"baselines {config['baselines']} (the seed exploration uses that baseline's model)")
     return config
 
 

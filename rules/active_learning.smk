@@ -13,11 +13,29 @@ wildcard_constraints:
     k=r"[0-9]+",
 
 
+AL_SEED = AL["explore_with"] != "none"
+# the environment of the seed exploration: the baseline's (unused when there is none)
+AL_EXPLORE_ENV = AL["explore_with"] if AL_SEED else "analysis"
+
+
 def al_train_file(system, i):
-    """Iteration 0 trains on the selected AIMD frames of the common split."""
-    if int(i) == 0:
+    """Iteration 0 trains on the selected AIMD frames of the common split (and, with
+    explore_with, the seed exploration's CP2K labels)."""
+    if int(i) == 0 and not AL_SEED:
         return f"results/{system}/split/train.extxyz"
     return f"results/{system}/al/iter{i}/train.extxyz"
+
+
+def al_previous_train(wildcards):
+    if int(wildcards.i) == 0:
+        return f"results/{wildcards.system}/split/train.extxyz"
+    return al_train_file(wildcards.system, int(wildcards.i) - 1)
+
+
+def al_previous_labels(wildcards):
+    if int(wildcards.i) == 0:
+        return f"results/{wildcards.system}/al/seed/labels/labelled.extxyz"
+    return f"results/{wildcards.system}/al/iter{int(wildcards.i) - 1}/labels/labelled.extxyz"
 
 
 def al_train_set(wildcards):
@@ -117,6 +135,57 @@ checkpoint explore_committee:
         "../scripts/explore_committee.py"
 
 
+rule explore_with_baseline:
+    """The seed exploration (active_learning.explore_with): ML-MD with a zero-shot universal
+    potential; frames picked by farthest point sampling for CP2K before iteration 0."""
+    input:
+        model=f"results/{{system}}/models/{AL_EXPLORE_ENV}/model.json",
+        train="results/{system}/split/train.extxyz",
+    output:
+        table="results/{system}/al/seed/explore/frames.csv",
+        candidates="results/{system}/al/seed/explore/candidates.extxyz",
+        summary="results/{system}/al/seed/explore/explore.json",
+    params:
+        active_learning=canonical(AL),
+        mlmd=canonical(config["mlmd"]),
+        descriptor=canonical(config["selection"]["descriptor"]),
+    log:
+        "logs/explore_with_baseline/{system}.log",
+    benchmark:
+        "results/benchmarks/explore_with_baseline/{system}.tsv"
+    threads: 1
+    resources:
+        runtime=120,
+    conda:
+        f"../envs/{AL_EXPLORE_ENV}.yaml"
+    script:
+        "../scripts/explore_with_baseline.py"
+
+
+rule label_seed_candidates:
+    """CP2K energies and forces of the seed exploration's picked frames (restartable)."""
+    input:
+        candidates="results/{system}/al/seed/explore/candidates.extxyz",
+    output:
+        frames="results/{system}/al/seed/labels/labelled.extxyz",
+        summary="results/{system}/al/seed/labels/labels.json",
+    params:
+        cp2k=CP2K_PHYSICS,
+        workdir=lambda w: f"results/{w.system}/al/seed/labels/cp2k",
+    log:
+        "logs/label_seed_candidates/{system}.log",
+    benchmark:
+        "results/benchmarks/label_seed_candidates/{system}.tsv"
+    threads: config["cp2k"]["threads"]
+    resources:
+        mem_mb=config["cp2k"]["mem_mb"],
+        runtime=config["cp2k"]["runtime_min"],
+    conda:
+        "../envs/cp2k.yaml"
+    script:
+        "../scripts/label_candidates.py"
+
+
 rule label_candidates:
     """CP2K energies and forces of the picked candidates, in one restartable job."""
     input:
@@ -142,10 +211,11 @@ rule label_candidates:
 
 
 rule extend_training_set:
-    """The training set of iteration i: that of i-1 and the frames CP2K labelled in i-1."""
+    """The training set of iteration i: that of i-1 and the frames CP2K labelled in i-1 (of
+    iteration 0: the split's and the seed exploration's)."""
     input:
-        previous=lambda w: al_train_file(w.system, int(w.i) - 1),
-        labelled=lambda w: f"results/{w.system}/al/iter{int(w.i) - 1}/labels/labelled.extxyz",
+        previous=al_previous_train,
+        labelled=al_previous_labels,
     output:
         "results/{system}/al/iter{i}/train.extxyz",
     log:
@@ -190,6 +260,14 @@ rule summarize_active_learning:
         train=al_train_files,
         labels=al_label_files,
         aimd=aimd_summaries,
+        **(
+            {
+                "seed_explore": "results/{system}/al/seed/explore/explore.json",
+                "seed_labels": "results/{system}/al/seed/labels/labels.json",
+            }
+            if AL_SEED
+            else {}
+        ),
     output:
         summary="results/{system}/al/summary.json",
         plot=report("results/{system}/al/progress.png", caption="../report/al_progress.rst", category="Active learning"),

@@ -121,7 +121,8 @@ def test_killed_labelling_resumes_without_relabelling_finished_frames(cp2k_avail
 @pytest.mark.cp2k
 @pytest.mark.slow
 def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tmp_path):
-    """tests/configs/tiny-al.yaml on the upstream results of the tiny pipeline."""
+    """tests/configs/tiny-al.yaml on the upstream results of the tiny pipeline: a seed
+    exploration with SevenNet-0, then the committee loop."""
     src, work = tiny_pipeline["workdir"], tmp_path / "w"
     shutil.copytree(src / "results/tiny", work / "results/tiny",
                     ignore=shutil.ignore_patterns("models", "training", "evaluation", "mlmd", "validation",
@@ -140,8 +141,14 @@ def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tm
         assert r["train_frames"] == prev["train_frames"] + prev["labels_added"]
     assert sum(r["labels_added"] for r in its) > 0, "no CP2K labels"
     assert all(r["labels_requested"] <= 5 for r in its)
-    assert summary["cp2k_evaluations_total"] == summary["aimd_steps"] + sum(r["labels_requested"] for r in its)
-    assert n0 == 80 and summary["aimd_steps"] == 800  # 2 runs of 400 steps (tests/configs/tiny-al.yaml)
+    # the seed exploration with SevenNet-0 (explore_with) labelled frames for iteration 0
+    seed = summary["seed"]
+    assert seed["explore_with"] == "sevennet0" and 0 < seed["labels_requested"] <= 5 and seed["labels_added"] > 0
+    assert summary["cp2k_evaluations_total"] == (summary["aimd_steps"] + seed["labels_requested"]
+                                                 + sum(r["labels_requested"] for r in its))
+    # 2 runs of 400 steps, 80 selected frames (tests/configs/tiny-al.yaml), and the seed's labels
+    assert n0 == 80 + seed["labels_added"] and summary["aimd_steps"] == 800
+    assert its[0]["cp2k_evaluations_before"] == 800 + seed["labels_requested"]
     # the held-out frames never enter training
     test_keys = {(a.info["run"], a.info["step"]) for a in read(work / "results/tiny/split/test.extxyz", ":")}
     last_train = al / f"iter{len(its) - 1}" / "train.extxyz"
@@ -152,6 +159,49 @@ def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tm
     assert meta["active_learning"]["from"].endswith(f"iter{summary['final_iteration']}/committee/m0")
     html = (work / "results/tiny/report.html").read_text()
     assert 'id="active-learning"' in html and "Spearman" in html and "CP2K force evaluations" in html
+    assert 'id="al-seed"' in html and "zero-shot <b>sevennet0</b>" in html
     table = (al / "iter0/explore/deviations.csv").read_text().splitlines()
     assert table[0].startswith("iteration,temperature,trajectory,step,max_devi_f")
     assert {line.split(",")[1] for line in table[1:]} >= {"300.0", "600.0", "900.0"}
+
+
+def test_seed_exploration_with_one_model_picks_distinct_frames_by_fps(tmp_path):
+    """explore_with: one model explores; at most max_labels of its frames are picked, all
+    distinct, from its own trajectories."""
+    from ase.calculators.lj import LennardJones
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from qdff import dataset
+    from qdff.structures import cut_cluster
+
+    cfg = config.load(ROOT / "tests/configs/tiny-al.yaml")
+    cfg["active_learning"].update(explore_with="sevennet0", explore_steps=60, record_every=5, max_labels=4)
+    lj = LennardJones(sigma=2.3, epsilon=0.3, rc=8.0, smooth=True)
+    frames = []
+    for k, a in enumerate(jiggled(cut_cluster("CdSe", "zincblende", 6), 12, 0.05, seed=1)):
+        a.calc = lj
+        e, f = a.get_potential_energy(), a.get_forces()
+        a.calc = SinglePointCalculator(a, energy=e, forces=f)
+        a.info.update(temperature=300.0 if k < 6 else 600.0, run=f"aimd{k // 6}", step=k)
+        frames.append(a)
+    dataset.write_frames(tmp_path / "train.extxyz", frames)
+    out = loop.explore_with_baseline(cfg, None, tmp_path / "train.extxyz", tmp_path / "frames.csv",
+                                     tmp_path / "candidates.extxyz", tmp_path / "explore.json", calc=lj)
+    per_t = out["per_temperature"]
+    assert set(per_t) == {"300", "600", "900"}  # the AIMD temperatures and tiny-al's stress temperature
+    assert out["frames_explored"] == sum(s["frames"] for s in per_t.values()) > 4
+    picked = read(tmp_path / "candidates.extxyz", ":")
+    assert len(picked) == out["picked"] == 4
+    keys = [(a.info["run"], a.info["step"]) for a in picked]
+    assert len(set(keys)) == 4 and all(r.startswith("seed-") for r, _ in keys)
+    rows = (tmp_path / "frames.csv").read_text().splitlines()
+    assert rows[0] == "temperature,trajectory,step,picked" and len(rows) == out["frames_explored"] + 1
+    assert sum(int(r.split(",")[-1]) for r in rows[1:]) == 4
+    assert json.loads((tmp_path / "explore.json").read_text())["explore_with"] == "sevennet0"
+
+
+def test_explore_with_must_name_a_baseline_of_the_config():
+    base = {"name": "x", "structure": {}, "active_learning": {"enabled": True, "explore_with": "sevennet0"}}
+    assert config.validate(json.loads(json.dumps(base)))["active_learning"]["explore_with"] == "sevennet0"
+    with pytest.raises(config.ConfigError, match=r"active_learning\.explore_with: 'sevennet0' is not in baselines"):
+        config.validate({**json.loads(json.dumps(base)), "baselines": []})

@@ -141,5 +141,6 @@ def test_every_rule_conda_env_exists():
     BACKENDS = BACKENDS + BASELINES
     for smk in (ROOT / "rules").glob("*.smk"):
         for env in re.findall(r'"\.\./(envs/[^"]+)"', smk.read_text()):
-            for path in {env.replace("{backend}", b).replace("{AL_BACKEND}", b) for b in BACKENDS}:
+            for path in {env.replace("{backend}", b).replace("{AL_BACKEND}", b).replace("{AL_EXPLORE_ENV}", x)
+                         for b in BACKENDS for x in (*BASELINES, "analysis")}:
                 assert (ROOT / path).is_file(), f"{smk.name} names missing {path}"

@@ -184,6 +184,68 @@ def extend_training_set(previous_train, labelled_file, out) -> int:
     return len(frames)
 
 
+def explore_with_baseline(cfg: dict, model_dir, train_file, out_table, out_candidates, out_summary,
+                          calc=None) -> dict:
+    """The seed exploration (``active_learning.explore_with``): ML-MD with one universal
+    potential at every exploration temperature, from AIMD training frames, and
+    ``max_labels`` of its recorded frames picked by farthest point sampling in descriptor
+    space for CP2K. A single model has no committee deviation, so frames are picked for
+    being far from each other, not for being uncertain; the frame that ended an unstable
+    trajectory is never picked (it failed the stability check). ``calc``: the calculator
+    (default: the model of ``model_dir``)."""
+    from .. import descriptors, mlmd
+    from ..models import load_calculator
+
+    al, p = cfg["active_learning"], cfg["mlmd"]
+    calc = calc if calc is not None else load_calculator(model_dir)
+    aimd = dataset.read_frames(train_file)
+    aimd_temps = sorted(t for t in {float(a.info.get("temperature", np.nan)) for a in aimd} if np.isfinite(t))
+    explored, per_t = [], {}
+    for T in exploration_temperatures(cfg):
+        starts = _start_frames(aimd, T, al["trajectories_per_temperature"])
+        nearest = min(aimd_temps, key=lambda t: abs(t - T)) if aimd_temps else None
+        reference = [a for a in aimd if float(a.info.get("temperature", np.nan)) == nearest] or aimd
+        judge_bonds = p["bond_check"] and any(abs(T - t) < 1e-6 for t in aimd_temps)
+        stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": [], "frames": 0}
+        for j, start in enumerate(starts):
+            traj: list = []
+            summary = mlmd.run(calc, start, reference, temperature=T, steps=al["explore_steps"],
+                               timestep_fs=p["timestep_fs"], friction_per_fs=p["friction_per_fs"],
+                               bond_factor=p["bond_factor"], seed=p["seed"] + 101 * j + int(T),
+                               record_every=al["record_every"], trajectory=traj, bond_check=judge_bonds,
+                               monitor_bonds=True, bond_cutoff_factor=p["bond_cutoff_factor"],
+                               bond_persist=p["bond_persist"])
+            stats["stable_trajectories"] += int(summary["stable"])
+            if not summary["stable"]:
+                stats["reasons"].append(summary["reason"])
+                if traj and not summary["reason"].startswith("calculator failed"):
+                    traj = traj[:-1]  # the recorded frame that failed the check
+            for a in traj:
+                a.info.update(al_iteration="seed", trajectory=j, run=f"seed-{T:g}K-{j}")
+            stats["frames"] += len(traj)
+            explored += traj
+        per_t[f"{T:g}"] = stats
+    picked: list[int] = []
+    if explored:
+        X = descriptors.compute(explored, cfg["selection"]["descriptor"])
+        picked = deviation.pick_candidates(range(len(explored)), X, al["max_labels"])
+    picked_set = set(picked)
+    with atomic_open(out_table, newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["temperature", "trajectory", "step", "picked"])
+        for i, a in enumerate(explored):
+            w.writerow([a.info["temperature"], a.info["trajectory"], a.info["step"], int(i in picked_set)])
+    dataset.write_frames(out_candidates, [explored[i] for i in picked])
+    out = {"explore_with": al["explore_with"], "frames_explored": len(explored), "picked": len(picked),
+           "all_stable": all(s["stable_trajectories"] == s["trajectories"] for s in per_t.values()),
+           "per_temperature": per_t}
+    write_json(out_summary, out)
+    log.info("seed exploration with %s: %d frames explored, %d picked for CP2K by farthest point sampling%s",
+             al["explore_with"], len(explored), len(picked),
+             "" if out["all_stable"] else " (some trajectories unstable: see explore.json)")
+    return out
+
+
 def evaluate_iteration(cfg: dict, iteration: int, member_dirs, test_file, out_json, out_png) -> dict:
     """Member 0 on the held-out frames (per temperature), and whether the committee's
     deviation ranks the true errors: Spearman correlation of the per-frame max force
@@ -226,9 +288,11 @@ def evaluate_iteration(cfg: dict, iteration: int, member_dirs, test_file, out_js
 
 
 def summarize(cfg: dict, explore_files, label_files, eval_files, train_files, aimd_summaries, out_json,
-              out_png) -> dict:
+              out_png, seed_explore=None, seed_labels=None) -> dict:
     """One row per iteration: training frames, CP2K labels, cumulative CP2K evaluations (every
-    AIMD step and every labelled frame counts one), explored fractions, held-out errors."""
+    AIMD step and every labelled frame counts one), explored fractions, held-out errors.
+    ``seed_*``: the seed exploration's explore.json and labels.json (explore_with), whose
+    labels count before iteration 0."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -237,6 +301,14 @@ def summarize(cfg: dict, explore_files, label_files, eval_files, train_files, ai
     aimd_steps = sum(int(read_json(f)["steps_done"]) for f in aimd_summaries)
     labels = [read_json(f) for f in label_files]  # iterations 0 .. final-1 (none after the last)
     rows, cumulative = [], aimd_steps
+    seed = None
+    if seed_explore and seed_labels:
+        e, lab = read_json(seed_explore), read_json(seed_labels)
+        seed = {"explore_with": e["explore_with"], "frames_explored": e["frames_explored"],
+                "labels_requested": lab["frames"], "labels_added": lab["labelled"],
+                "labels_scf_failed": lab["scf_not_converged"], "all_stable": e["all_stable"],
+                "per_temperature": e["per_temperature"]}
+        cumulative += lab["frames"]
     for k, (ef, vf, tf) in enumerate(zip(explore_files, eval_files, train_files)):
         e, v = read_json(ef), read_json(vf)
         lab = labels[k] if k < len(labels) else {"frames": 0, "labelled": 0, "scf_not_converged": 0}
@@ -259,7 +331,8 @@ def summarize(cfg: dict, explore_files, label_files, eval_files, train_files, ai
            "aimd_steps": aimd_steps, "cp2k_evaluations_total": cumulative, "iterations": rows,
            "final_iteration": final["iteration"] if final else None,
            "converged": bool(final and final["converged"]),
-           "trust_lo": cfg["active_learning"]["trust_lo"], "trust_hi": cfg["active_learning"]["trust_hi"]}
+           "trust_lo": cfg["active_learning"]["trust_lo"], "trust_hi": cfg["active_learning"]["trust_hi"],
+           "seed": seed}
     write_json(out_json, out)
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4))
     x = [r["cp2k_evaluations_before"] for r in rows]

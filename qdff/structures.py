@@ -635,10 +635,24 @@ def build_cluster(s: dict) -> tuple[Atoms, dict]:
     return atoms, summary
 
 
-def read_structure(path) -> Atoms:
+def resolve_structure_file(path) -> Path:
+    """``structure.file`` as given; a relative path that is not under the working directory is
+    also looked for under the project (the directory holding the qdff package), so that the
+    shipped structures (``qdff/data/structures/...``) are found when Snakemake runs with
+    ``--directory`` elsewhere."""
     path = Path(path)
+    if path.is_file() or path.is_absolute():
+        return path
+    shipped = Path(__file__).resolve().parent.parent / path
+    return shipped if shipped.is_file() else path
+
+
+def read_structure(path) -> Atoms:
+    given = Path(path)
+    path = resolve_structure_file(given)
     if not path.is_file():
-        raise StructureError(f"structure.file: {path} does not exist")
+        where = "" if given.is_absolute() else f" (relative to {Path.cwd()} or to {Path(__file__).resolve().parent.parent})"
+        raise StructureError(f"structure.file: {given} does not exist{where}")
     try:
         return read(path, index=-1)
     except Exception as exc:

@@ -97,3 +97,14 @@ def test_box_is_cubic_with_the_vacuum_on_every_side():
     assert np.allclose(lengths, lengths[0]) and np.isclose(lengths[0], 2.6 + 10.0)
     gap_lo, gap_hi = a.positions.min(axis=0), lengths - a.positions.max(axis=0)
     assert (gap_lo >= 5.0 - 1e-9).all() and (gap_hi >= 5.0 - 1e-9).all()
+
+
+def test_a_shipped_structure_is_found_from_another_working_directory(tmp_path, monkeypatch):
+    """structure.file: qdff/data/structures/... read with Snakemake's --directory elsewhere."""
+    from qdff.structures import StructureError, read_structure
+
+    monkeypatch.chdir(tmp_path)
+    atoms = read_structure("qdff/data/structures/Cd68Se55Cl26_HLE17_20ang_opt.xyz")
+    assert atoms.get_chemical_formula() == "Cd68Cl26Se55"
+    with pytest.raises(StructureError, match=r"structure.file: nothere\.xyz does not exist \(relative to "):
+        read_structure("nothere.xyz")

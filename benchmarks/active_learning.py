@@ -21,8 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qdff import dataset, evaluate, mlmd  # noqa: E402
-from qdff.models import load_calculator  # noqa: E402
+from qdff.data import dataset  # noqa: E402
+from qdff.training.models import load_calculator  # noqa: E402
+from qdff.validation import evaluate, mlmd  # noqa: E402
 
 
 def cp2k_evaluations(results: Path) -> int:

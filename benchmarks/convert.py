@@ -28,8 +28,8 @@ STRUCTURE = ROOT / "qdff/data/structures/Cd68Se55Cl26_HLE17_20ang_opt.xyz"
 def real_cp2k_run(work: Path) -> Path:
     from ase.io import read
 
-    from qdff import cp2k_input
-    from qdff.structures import put_in_box
+    from qdff.cp2k import input as cp2k_input
+    from qdff.structure.build import put_in_box
 
     run = work / "seed_run"
     if (run / "md.log").is_file() and "PROGRAM ENDED" in (run / "md.log").read_text():
@@ -117,7 +117,7 @@ def main():
     for n in sorted({max(args.frames // 10, 1), args.frames}):
         big = make_large(seed, work / f"traj_{n}", n, rng)
         ours = measure(
-            "from qdff.cp2k_output import convert_runs;"
+            "from qdff.cp2k.output import convert_runs;"
             f"print(convert_runs([{str(big)!r}], {str(work / 'out.extxyz')!r})[0]['frames'])"
         )
         theirs = measure(

@@ -6,7 +6,7 @@
 Writes the input qdff would write (same preset, same box rule), runs CP2K through qdff's
 runner (which samples the resident memory of CP2K's whole process tree), and prints the
 peak, the grid qdff's estimate assumed, and CP2K's own seconds per step from its .ener file.
-The peer is qdff's own estimate (qdff.cp2k_input.estimate_memory_mb): the ratio says how
+The peer is qdff's own estimate (qdff.cp2k.input.estimate_memory_mb): the ratio says how
 far the estimate is from what CP2K used.
 """
 from __future__ import annotations
@@ -19,8 +19,9 @@ from pathlib import Path
 
 from ase.io import read
 
-from qdff import cp2k_input, cp2k_run, structures
-from qdff.cp2k_output import read_ener
+from qdff.cp2k import input as cp2k_input, run as cp2k_run
+from qdff.cp2k.output import read_ener
+from qdff.structure import build as structures
 
 
 def main(argv=None):

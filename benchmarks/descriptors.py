@@ -1,4 +1,4 @@
-"""Benchmark: streamed, cached SOAP descriptors (qdff.descriptors.compute_file) against
+"""Benchmark: streamed, cached SOAP descriptors (qdff.selection.descriptors.compute_file) against
 dscribe computing every frame at once in memory (read all frames, one ``SOAP.create``
 call, then the same per-element averaging).
 
@@ -50,7 +50,7 @@ def vmhwm_mb() -> float:
 
 
 def child(which: str, data: Path, out: Path) -> None:
-    from qdff import descriptors
+    from qdff.selection import descriptors
 
     t0 = time.perf_counter()
     if which == "qdff":

@@ -37,10 +37,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qdff import config as qconfig  # noqa: E402
-from qdff import dataset, evaluate, mlmd  # noqa: E402
-from qdff.backends import BASELINES  # noqa: E402
+from qdff.data import dataset  # noqa: E402
 from qdff.fileio import read_json, write_json  # noqa: E402
-from qdff.models import load_calculator  # noqa: E402
+from qdff.training.backends import BASELINES  # noqa: E402
+from qdff.training.models import load_calculator  # noqa: E402
+from qdff.validation import evaluate, mlmd  # noqa: E402
 
 SCRATCH = ("deepmd", "schnetpack", "nequip", "allegro", "mace", "sevenn-scratch")
 
@@ -53,7 +54,7 @@ def subset(frames, n: int) -> list:
 
 
 def train_one(model: str, cfg: dict, train, valid, refs, workdir: Path, model_dir: Path) -> float:
-    from qdff import backends
+    from qdff.training import backends
 
     t0 = time.perf_counter()
     if model in BASELINES:

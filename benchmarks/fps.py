@@ -1,4 +1,4 @@
-"""Benchmark: qdff.selection.fps against scikit-matter's FPS (skmatter.sample_selection.FPS).
+"""Benchmark: qdff.selection.frames.fps against scikit-matter's FPS (skmatter.sample_selection.FPS).
 
 Both select the same number of rows from the same random descriptors, starting from the
 same row; the script prints both wall times and their ratio and checks that the selected
@@ -24,7 +24,7 @@ def main() -> None:
 
     from skmatter.sample_selection import FPS
 
-    from qdff.selection import fps
+    from qdff.selection.frames import fps
 
     X = np.random.default_rng(a.seed).normal(size=(a.frames, a.features))
     print(f"{a.frames} x {a.features} random descriptors (float64), selecting {a.select} from row 0", flush=True)
@@ -32,7 +32,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ours = fps(X, a.select, start=0)
     t_ours = time.perf_counter() - t0
-    print(f"qdff.selection.fps:              {t_ours:8.2f} s", flush=True)
+    print(f"qdff.selection.frames.fps:       {t_ours:8.2f} s", flush=True)
 
     t0 = time.perf_counter()
     peer = FPS(n_to_select=a.select, initialize=0).fit(X).selected_idx_

@@ -25,7 +25,9 @@ PEER = "cdse-zb-small"
 
 
 def run_one(name: str, steps: int, work: Path, threads: int, relax: int = 0) -> dict:
-    from qdff import config, cp2k_output, cp2k_run, structures
+    from qdff import config
+    from qdff.cp2k import output as cp2k_output, run as cp2k_run
+    from qdff.structure import build as structures
 
     cfg = config.load(ROOT / "config" / f"{name}.yaml")
     cfg["cp2k"].update(threads=threads, command="cp2k.psmp")

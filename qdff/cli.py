@@ -56,7 +56,7 @@ def cmd_aimd(a):
 
 
 def cmd_convert(a):
-    from .cp2k_output import convert_runs
+    from .cp2k.output import convert_runs
 
     temps = [a.temperature] * len(a.run_dir) if a.temperature is not None else None
     out = convert_runs(a.run_dir, a.output, temperatures=temps, allow_truncated=not a.strict)

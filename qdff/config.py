@@ -84,7 +84,7 @@ def _message(error) -> str:
 
 def validate(config: dict) -> dict:
     """Validate ``config`` in place (filling defaults) and return it; raise :class:`ConfigError`."""
-    from .backends import presets  # light: no backend package is imported
+    from .training.backends import presets  # light: no backend package is imported
 
     presets.apply(config)  # production settings under the keys the config sets
     schema = load_schema()
@@ -97,7 +97,7 @@ def validate(config: dict) -> dict:
     if s["source"] == "file" and not s.get("file"):
         raise ConfigError("config error at structure.file: required when structure.source is 'file'")
     if s["source"] == "build":
-        from .structures import StructureError, check_builder  # ASE only when needed
+        from .structure.build import StructureError, check_builder  # ASE only when needed
 
         try:
             check_builder(s["material"], s["builder"])

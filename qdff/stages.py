@@ -10,8 +10,11 @@ import numpy as np
 from ase.io import read, write
 
 from . import config as qconfig
-from . import cp2k_input, cp2k_output, cp2k_run, dataset, selection, structures
+from .cp2k import input as cp2k_input, output as cp2k_output, run as cp2k_run
+from .data import dataset
 from .fileio import atomic_path, read_json, write_json
+from .selection import frames as selection
+from .structure import build as structures
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ def convert_trajectories(run_dirs, out, temperatures=None, summary=None, runs=No
 
 def compute_descriptors(cfg: dict, data, out) -> dict:
     """Per-frame descriptors of every frame of ``data`` (file order), cached in ``out``."""
-    from . import descriptors
+    from .selection import descriptors
 
     p = dict(cfg["selection"]["descriptor"])
     chunk = p.pop("chunk_frames")
@@ -89,7 +92,7 @@ def compute_descriptors(cfg: dict, data, out) -> dict:
 
 def _descriptor_rows(descriptors_npy, frames_all, frames) -> np.ndarray:
     """Cached descriptor rows of ``frames`` (a subset of ``frames_all``, the file's frames)."""
-    from . import descriptors
+    from .selection import descriptors
 
     X, meta = descriptors.load(descriptors_npy)
     keys = [[str(a.info.get("run", "")), int(a.info.get("step", i))] for i, a in enumerate(frames_all)]
@@ -157,7 +160,7 @@ def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
 
 
 def map_configurations(cfg: dict, descriptors, selection_file, out_png, out_html, out_info=None) -> dict:
-    from . import confmap
+    from .selection import confmap
 
     info = confmap.write_map(descriptors, selection_file, out_png, out_html, cfg["selection"])
     if out_info:
@@ -167,7 +170,7 @@ def map_configurations(cfg: dict, descriptors, selection_file, out_png, out_html
 
 def select_learning_curve_frames(cfg: dict, method: str, n: int, data, descriptors, out_dir) -> dict:
     """The split of one learning-curve point: ``n`` training frames chosen by ``method``."""
-    from .learning_curve import point_config
+    from .selection.learning_curve import point_config
 
     summary = select_frames(point_config(cfg, method, n), data, out_dir, descriptors)
     if summary["n_train"] != int(n):
@@ -184,8 +187,9 @@ def train_learning_curve_point(cfg: dict, method: str, n: int, split_dir, workdi
     The test frames are never read: they are left to judge the final models. DeePMD trains
     for a fixed number of steps (no early stopping), so the validation frames, the same for
     every point, are held out from each point's training."""
-    from . import evaluate, learning_curve
-    from .models import load_calculator
+    from .selection import learning_curve
+    from .training.models import load_calculator
+    from .validation import evaluate
 
     # a point's model may be poor (that is what the curve shows), so only a diverged one fails
     _train_on_split("deepmd", learning_curve.deepmd_params(cfg), split_dir, workdir, model_dir,
@@ -198,7 +202,7 @@ def train_learning_curve_point(cfg: dict, method: str, n: int, split_dir, workdi
 
 
 def plot_learning_curve(metric_files, out_csv, out_png, out_summary) -> dict:
-    from . import learning_curve
+    from .selection import learning_curve
 
     return learning_curve.collect(metric_files, out_csv, out_png, out_summary)
 
@@ -211,8 +215,8 @@ def train_model(cfg: dict, backend: str, split_dir, workdir, model_dir) -> Path:
 
 def _train_on_split(backend: str, params: dict, split_dir, workdir, model_dir, gate: dict) -> Path:
     """Train ``backend`` on the train/valid files and reference energies of a split directory;
-    ``gate``: the usefulness thresholds of :func:`qdff.backends.common.check_useful`."""
-    from . import backends
+    ``gate``: the usefulness thresholds of :func:`qdff.training.backends.common.check_useful`."""
+    from .training import backends
 
     split_dir = Path(split_dir)
     files = [split_dir / "train.extxyz", split_dir / "valid.extxyz"]
@@ -223,8 +227,8 @@ def _train_on_split(backend: str, params: dict, split_dir, workdir, model_dir, g
 
 def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, parity_out, errors_out=None,
                    train_file=None) -> dict:
-    from . import evaluate
-    from .models import load_calculator
+    from .training.models import load_calculator
+    from .validation import evaluate
 
     calc = load_calculator(model_dir)
     frames = dataset.read_frames(test_file)
@@ -259,8 +263,8 @@ def run_mlmd(cfg: dict, backend: str, model_dir, test_file, temperature: float, 
     ``data``: the whole AIMD data set, whose frames at that temperature (after
     selection.equilibration_fs) give the limits, bond cutoffs and the AIMD's own bond
     changes; without it, the held-out frames do."""
-    from . import mlmd
-    from .models import load_calculator
+    from .training.models import load_calculator
+    from .validation import mlmd
 
     stress = qconfig.mlmd_temperatures(cfg).get(float(temperature), False)
     aimd_t = max(float(t) for t in cfg["aimd"]["temperatures"]) if stress else float(temperature)
@@ -310,8 +314,8 @@ def _usable_mlmd_frames(frames, summary: dict) -> list:
 
 def compare_rdfs(cfg: dict, backend: str, data, trajectory, mlmd_summary, temperature: float, out_json, out_png) -> dict:
     """Pair-distance distributions of the ML-MD runs against the AIMD frames at the same
-    temperature, compared in blocks of equal frame count (qdff.rdf)."""
-    from . import rdf
+    temperature, compared in blocks of equal frame count (qdff.validation.rdf)."""
+    from .validation import rdf
 
     aimd = _equilibrated(_at_temperature(dataset.read_frames(data), temperature), cfg["selection"]["equilibration_fs"])
     run = read_json(mlmd_summary)
@@ -345,8 +349,8 @@ def compare_rdfs(cfg: dict, backend: str, data, trajectory, mlmd_summary, temper
 def _cp2k_runs(aimd_files) -> dict:
     """Per AIMD temperature: CP2K's seconds per step, where and how it ran (run.json), and the
     drift and fluctuation of its conserved quantity (from the run's .ener file)."""
-    from .cp2k_output import read_ener
-    from .mlmd import energy_stats
+    from .cp2k.output import read_ener
+    from .validation.mlmd import energy_stats
 
     out = {}
     for f in aimd_files:
@@ -508,7 +512,7 @@ def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metri
     learning summary, progress plot and calibration plots, when the loop ran; ``vibrations``:
     the vibrations rules' files, when they ran: {"cp2k": modes.json, "spectra": png, "modes"
     and "relax": {backend: json}, "vdos" and "vdos_plots": (backend, temperature label, path)}."""
-    from . import report
+    from .report import render as report
 
     ener = {qconfig.temperature_label(read_json(s)["temperature"]): Path(d) / f"{cp2k_run.MD_PROJECT}-1.ener"
             for d, s in zip(aimd_dirs, aimd_summaries)}
@@ -538,9 +542,9 @@ def _interactive_figures(ener: dict, parity_plots: dict, rdf_plots, mlmd_summari
     """Plotly specifications of the report's interactive figures, from the files beside the
     PNGs: each model's predictions.json, each comparison's rdf.json, CP2K's .ener files, the
     ML-MD summaries' recorded series."""
-    from . import interactive
-    from .cp2k_output import read_ener
-    from .rdf import CURVE
+    from .cp2k.output import read_ener
+    from .report import interactive
+    from .validation.rdf import CURVE
 
     figs: dict = {"aimd": interactive.time_series_figure({k: read_ener(f) for k, f in ener.items()},
                                                          "AIMD: temperature and potential energy"),
@@ -578,7 +582,7 @@ def _vibrations_context_args(files: dict) -> dict:
 
 def _selection_context(selection_file) -> dict:
     """The map and learning curve beside results/{system}/split/selection.json, where present."""
-    from . import selection_report
+    from .selection import report as selection_report
 
     system_dir = Path(selection_file).parent.parent
     return selection_report.context(**selection_report.selection_files(system_dir.name, system_dir.parent))
@@ -592,7 +596,7 @@ def _nest(triples) -> dict:
 
 
 def render_index(results_dir, out) -> None:
-    from . import report
+    from .report import render as report
 
     report.render_index(results_dir, out)
 
@@ -601,14 +605,14 @@ def render_index(results_dir, out) -> None:
 
 
 def _modes_json(modes: dict, **extra) -> dict:
-    """A :func:`qdff.vibrations.modes_from_hessian` result without its arrays, for JSON."""
+    """A :func:`qdff.validation.vibrations.modes_from_hessian` result without its arrays, for JSON."""
     return {k: v for k, v in modes.items() if k not in ("modes", "hessian_eV_per_A2")} | extra
 
 
 def compute_normal_modes_cp2k(cfg: dict, structure, workdir, out_json, out_minimum) -> dict:
     """CP2K's reference: a tight GEO_OPT from ``structure`` (the relaxed one), then CP2K's
     VIBRATIONAL_ANALYSIS; writes the minimum (the reference of every comparison) and the modes."""
-    from . import vibrations
+    from .validation import vibrations
 
     v = cfg["vibrations"]
     res = cp2k_run.vibrational_analysis(_atoms_with_box(structure), cfg, workdir, max_force=v["cp2k_max_force"],
@@ -635,8 +639,8 @@ def compute_normal_modes_model(cfg: dict, backend: str, model_dir, minimum, refe
     the same structure for both, so that sorted frequencies compare; the model's residual
     forces there are reported (the modes of the model's own minimum differ by what
     relax_with_model measures)."""
-    from . import vibrations
-    from .models import load_calculator
+    from .training.models import load_calculator
+    from .validation import vibrations
 
     atoms = _atoms_with_box(minimum)
     calc = load_calculator(model_dir)
@@ -655,9 +659,9 @@ def compute_normal_modes_model(cfg: dict, backend: str, model_dir, minimum, refe
 
 
 def relax_with_model(cfg: dict, backend: str, model_dir, minimum, out_json, out_structures) -> dict:
-    """Relaxations with a model from CP2K's minimum and from perturbed starts (qdff.vibrations)."""
-    from . import vibrations
-    from .models import load_calculator
+    """Relaxations with a model from CP2K's minimum and from perturbed starts (qdff.validation.vibrations)."""
+    from .training.models import load_calculator
+    from .validation import vibrations
 
     v = cfg["vibrations"]
     report, structures = vibrations.relaxation_report(
@@ -707,8 +711,8 @@ def compute_vdos(cfg: dict, backend: str, model_dir, aimd_dir, temperature: floa
     from ase import Atoms, units
     from ase.md.verlet import VelocityVerlet
 
-    from . import vibrations
-    from .models import load_calculator
+    from .training.models import load_calculator
+    from .validation import vibrations
 
     v = cfg["vibrations"]
     aimd = aimd_velocities(aimd_dir, cfg["selection"]["equilibration_fs"])
@@ -763,7 +767,7 @@ def _plot_vdos(ref: dict, mod: dict, title: str, path) -> None:
     import matplotlib.pyplot as plt
 
     keys = ["all"] + sorted(ref["elements"])
-    from .plotgrid import MAX_PER_ROW, grid
+    from .report.plotgrid import MAX_PER_ROW, grid
 
     fig, axes = grid(plt, len(keys), panel=(4, 3.4))
     top = min(ref["frequency_cm1"][-1], 600.0)

@@ -88,7 +88,7 @@ wildcard_constraints:
 
 
 def lc_deepmd_params():
-    import qdff.learning_curve as qlc
+    import qdff.selection.learning_curve as qlc
 
     return qlc.deepmd_params(config)
 

@@ -171,8 +171,8 @@ def test_seed_exploration_with_one_model_picks_distinct_frames_by_fps(tmp_path):
     from ase.calculators.lj import LennardJones
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    from qdff import dataset
-    from qdff.structures import cut_cluster
+    from qdff.data import dataset
+    from qdff.structure.build import cut_cluster
 
     cfg = config.load(ROOT / "tests/configs/tiny-al.yaml")
     cfg["active_learning"].update(explore_with="sevennet0", explore_steps=60, record_every=5, max_labels=4)

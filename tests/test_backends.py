@@ -1,5 +1,5 @@
 """SchNetPack, NequIP and Allegro: a real tiny training each on frames of a real CP2K
-(GFN1-xTB) MD of Cd6Se6, exported, reloaded through qdff.models.load_calculator (slow).
+(GFN1-xTB) MD of Cd6Se6, exported, reloaded through qdff.training.models.load_calculator (slow).
 And, without training: the loss of every backend's generated config weighs the energy
 per atom alike, and the production presets render to configs the packages accept."""
 from __future__ import annotations
@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from qdff import config, cp2k_output, cp2k_run, dataset
-from qdff.backends import BACKENDS, get
-from qdff.backends.common import TrainingError, zero_force_rms
+from qdff import config
+from qdff.cp2k import output as cp2k_output, run as cp2k_run
+from qdff.data import dataset
 from qdff.fileio import read_json
-from qdff.models import load_calculator
+from qdff.training.backends import BACKENDS, get
+from qdff.training.backends.common import TrainingError, zero_force_rms
+from qdff.training.models import load_calculator
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests/data"
@@ -52,8 +54,8 @@ def frames(tmp_path_factory, cp2k_available):
     """61 frames of a real 60-step GFN1-xTB MD of Cd6Se6 at 300 K (about 20-40 s on 2 cores).
 
     It starts from tests/data/Cd6Se6_xtb_relaxed.extxyz: the zinc-blende cut of
-    qdff.structures (n_pairs=6, vacuum 6 A) after 40 GFN1-xTB GEO_OPT steps with
-    qdff.cp2k_run.relax (2 minutes, made once for this test). From the unrelaxed cut, CP2K
+    qdff.structure.build (n_pairs=6, vacuum 6 A) after 40 GFN1-xTB GEO_OPT steps with
+    qdff.cp2k.run.relax (2 minutes, made once for this test). From the unrelaxed cut, CP2K
     needs 20-60 s per step for the first ten steps, longer than all the trainings here.
     """
     work = tmp_path_factory.mktemp("md")
@@ -132,8 +134,8 @@ def test_sevenn_fine_tunes_sevennet0_and_resumes_after_a_kill(frames, tmp_path, 
     (its last checkpoint kept, no export), a rerun resumes there and runs epoch 2 only."""
     import logging
 
-    from qdff.backends.common import file_sha256
-    from qdff.backends.sevenn import foundation_path
+    from qdff.training.backends.common import file_sha256
+    from qdff.training.backends.sevenn import foundation_path
 
     params = _cfg(sevenn={"enabled": True, "epochs": 2, "checkpoint_every": 1})["backends"]["sevenn"]
     backend = get("sevenn")
@@ -165,7 +167,7 @@ def test_sevenn_fine_tunes_sevennet0_and_resumes_after_a_kill(frames, tmp_path, 
                                   tmp_path / "m", gate=GATE)
     assert "resuming SevenNet training from" in caplog.text and "checkpoint_1.pth" in caplog.text
     assert "SevenNet epoch 2/2" in caplog.text and "SevenNet epoch 1/2" not in caplog.text
-    from qdff.backends.sevenn import read_curve
+    from qdff.training.backends.sevenn import read_curve
 
     curve = read_curve(tmp_path / "w/lc.before-resume.csv") + read_curve(tmp_path / "w/lc.csv")
     assert [int(r["epoch"]) for r in curve] == [1, 2] and read_json(meta_path)["epochs_done"] == 2
@@ -175,7 +177,7 @@ def test_sevenn_fine_tunes_sevennet0_and_resumes_after_a_kill(frames, tmp_path, 
 def test_mace_trains_then_fine_tunes_its_own_model(frames, tmp_path):
     """A tiny MACE from scratch through mace_run_train, exported and reloaded in float64; then
     that model stands in for a downloaded foundation file: fine-tuned with foundation_model."""
-    from qdff.backends.common import file_sha256
+    from qdff.training.backends.common import file_sha256
 
     tiny = {"enabled": True, "num_channels": 8, "max_L": 1, "correlation": 2, "epochs": 15, "batch_size": 4, "lr": 0.01}
     params = _cfg(mace=tiny)["backends"]["mace"]
@@ -268,7 +270,7 @@ def _deepmd_losses(p, n):
     from deepmd.pt.train.training import get_loss
     from deepmd.utils.argcheck import normalize
 
-    from qdff.backends import deepmd
+    from qdff.training.backends import deepmd
 
     jdata = normalize(copy.deepcopy(deepmd.input_json(p, ["Cd", "Se"], 10)))  # DeePMD's own checker
     loss = get_loss(dict(jdata["loss"]), jdata["learning_rate"]["start_lr"], 2, None)
@@ -289,7 +291,7 @@ def _deepmd_losses(p, n):
 def _schnetpack_losses(p, n):
     import torch
 
-    from qdff.backends import schnetpack
+    from qdff.training.backends import schnetpack
 
     schnetpack._compat()
     # in float32, as schnetpack.train builds it: another test in this process (NequIP, the
@@ -315,7 +317,7 @@ def _nequip_losses(name, p, n):
     import torch
     from hydra.utils import instantiate
 
-    from qdff.backends import get
+    from qdff.training.backends import get
 
     cfg = get("nequip").config(p, ["Cd", "Se"], Path("w"), get(name).FLAVOUR)
     nf = 2
@@ -336,7 +338,7 @@ def _sevenn_losses(p, n):
     from sevenn import _keys as KEY
     from sevenn.train.loss import get_loss_functions_from_config
 
-    from qdff.backends.sevenn import input_yaml
+    from qdff.training.backends.sevenn import input_yaml
 
     train = input_yaml(p, Path("/nonexistent"), None, None)["train"]
     losses = get_loss_functions_from_config(train)
@@ -356,7 +358,7 @@ def _mace_losses(p, n):
     import torch
     from mace.modules.loss import WeightedEnergyForcesLoss
 
-    from qdff.backends.mace import command
+    from qdff.training.backends.mace import command
 
     args = dict(a[2:].split("=", 1) for a in command(p, Path("/w"), ["Cd", "Se"], "cpu", None) if a.startswith("--") and "=" in a)
     assert args["loss"] == "weighted"
@@ -396,7 +398,7 @@ def test_old_deepmd_loss_keys_say_what_replaces_them():
 
 
 def test_production_presets_fill_only_unset_keys():
-    from qdff.backends.presets import PRODUCTION
+    from qdff.training.backends.presets import PRODUCTION
 
     for name in BACKENDS:
         demo, prod = _params(name), _params(name, preset="production", threads=3)
@@ -411,7 +413,7 @@ def test_production_presets_fill_only_unset_keys():
 def test_production_deepmd_input_passes_deepmds_checker():
     from deepmd.utils.argcheck import normalize
 
-    from qdff.backends import deepmd
+    from qdff.training.backends import deepmd
 
     jdata = normalize(deepmd.input_json(_params("deepmd", preset="production"), ["Cd", "Se"], 5000))
     d, lr = jdata["model"]["descriptor"], jdata["learning_rate"]
@@ -427,7 +429,7 @@ def test_production_schnetpack_model_builds_and_stops_early():
     from schnetpack.interfaces import AtomsConverter
     import schnetpack.transform as trn
 
-    from qdff.backends import schnetpack
+    from qdff.training.backends import schnetpack
 
     schnetpack._compat()
     p = _params("schnetpack", preset="production")
@@ -455,7 +457,7 @@ def test_production_nequip_configs_build_their_models(name, tmp_path):
     from nequip.utils.global_state import set_global_state
     from omegaconf import OmegaConf
 
-    from qdff.backends import get
+    from qdff.training.backends import get
 
     flavour = get(name).FLAVOUR
     cfg = get("nequip").config(_params(name, preset="production"), ["Cd", "Se"], tmp_path, flavour)

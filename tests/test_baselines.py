@@ -1,4 +1,4 @@
-"""Zero-shot baselines (qdff.backends.universal): the energy shift, element coverage, config."""
+"""Zero-shot baselines (qdff.training.backends.universal): the energy shift, element coverage, config."""
 import numpy as np
 import pytest
 from ase import Atoms
@@ -6,7 +6,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from qdff import config as qconfig
-from qdff.backends import universal
+from qdff.training.backends import universal
 
 
 def _labelled(atoms, energy, forces):
@@ -50,7 +50,7 @@ def test_sevennet0_runs_offline_on_a_free_cluster(tmp_path, monkeypatch):
     import torch
     from sevenn.calculator import SevenNetCalculator
 
-    from qdff.backends.common import torch_default_dtype
+    from qdff.training.backends.common import torch_default_dtype
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     a = Atoms("Cd2Se2", positions=[[0, 0, 0], [2.6, 0, 0], [0, 2.6, 0], [2.6, 2.6, 0.3]])

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qdff import config, structures
+from qdff import config
+from qdff.structure import build as structures
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "config").glob("*.yaml"))

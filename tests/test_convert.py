@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from qdff import cp2k_output
+from qdff.cp2k import output as cp2k_output
 from qdff.units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 
 pytestmark = pytest.mark.slow

@@ -2,9 +2,9 @@ import pytest
 from ase import Atoms
 from cp2k_input_tools.parser import CP2KInputParserSimplified
 
-from qdff import cp2k_input as ci
 from qdff import elements
-from qdff.structures import cut_cluster, put_in_box
+from qdff.cp2k import input as ci
+from qdff.structure.build import cut_cluster, put_in_box
 
 
 @pytest.fixture

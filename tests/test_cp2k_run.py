@@ -11,8 +11,9 @@ import pytest
 import yaml
 from ase.io import read, write
 
-from qdff import config, cp2k_output, cp2k_run
-from qdff.structures import cut_cluster, put_in_box
+from qdff import config
+from qdff.cp2k import output as cp2k_output, run as cp2k_run
+from qdff.structure.build import cut_cluster, put_in_box
 
 pytestmark = [pytest.mark.cp2k, pytest.mark.slow]
 QDFF = str(Path(sys.executable).parent / "qdff")
@@ -79,7 +80,7 @@ def test_killed_md_resumes_without_lost_or_duplicated_frames(tiny_pipeline, tmp_
 
 
 def test_exit_status_in_words_names_a_probable_out_of_memory_kill():
-    from qdff.cp2k_run import RunResult, explain_exit
+    from qdff.cp2k.run import RunResult, explain_exit
 
     # a process killed by the kernel's OOM killer shows up as -9 (Popen) or 137 (a shell)
     for rc in (-9, 137):
@@ -94,7 +95,7 @@ def test_run_cp2k_samples_the_memory_of_the_process_tree(tmp_path):
     """The peak covers child processes (MPI ranks under mpirun), not only the launcher."""
     import sys
 
-    from qdff.cp2k_run import run_cp2k
+    from qdff.cp2k.run import run_cp2k
 
     # a launcher whose child holds ~200 MB; the launcher itself holds almost nothing
     child = "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(3)"
@@ -109,9 +110,11 @@ def test_run_cp2k_samples_the_memory_of_the_process_tree(tmp_path):
 def test_a_run_that_cannot_fit_in_cp2k_mem_mb_stops_before_cp2k_starts(tmp_path):
     """The 149-atom dot at `pbe` needs gigabytes of grids: with the 2000 MB default the
     run must stop in preflight with the key to change, not be killed after the set-up."""
-    from qdff import config, cp2k_run, structures
+    from qdff import config
+    from qdff.cp2k import run as cp2k_run
+    from qdff.structure import build as structures
 
-    atoms = structures.put_in_box(read(next(Path(structures.__file__).parent.glob("data/structures/Cd68Se55Cl26*.xyz"))), 6.0)
+    atoms = structures.put_in_box(read(next(Path(structures.__file__).parent.parent.glob("data/structures/Cd68Se55Cl26*.xyz"))), 6.0)
     cfg = config.validate({"name": "big", "structure": {"source": "file", "file": "x.xyz"}, "cp2k": {"preset": "pbe"}})
     with pytest.raises(cp2k_run.CP2KError, match=r"cp2k.mem_mb: CP2K needs about \d+ MB .* more than cp2k.mem_mb = 2000 MB"):
         cp2k_run.run_md(atoms, cfg, 300.0, tmp_path / "run", tmp_path / "run.json")
@@ -128,7 +131,7 @@ def test_a_run_that_cannot_fit_in_cp2k_mem_mb_stops_before_cp2k_starts(tmp_path)
 
 
 def test_mpi_ranks_of_the_cp2k_command(monkeypatch):
-    from qdff.cp2k_run import mpi_ranks
+    from qdff.cp2k.run import mpi_ranks
 
     monkeypatch.delenv("SLURM_NTASKS", raising=False)
     assert mpi_ranks("cp2k.psmp") == 1

@@ -7,7 +7,9 @@ import pytest
 from ase.io import read
 
 from conftest import ROOT
-from qdff import config, cp2k_output, cp2k_run, selection
+from qdff import config
+from qdff.cp2k import output as cp2k_output, run as cp2k_run
+from qdff.selection import frames as selection
 
 pytestmark = pytest.mark.slow
 

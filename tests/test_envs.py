@@ -111,7 +111,7 @@ BACKEND_EXTRA = {"deepmd": "deepmd", "schnetpack": "schnetpack", "nequip": "nequ
 
 
 def test_every_backend_has_an_env_with_its_extra():
-    from qdff.backends import BACKENDS, BASELINES
+    from qdff.training.backends import BACKENDS, BASELINES
 
     assert set(BACKEND_EXTRA) == set(BACKENDS + BASELINES)
     for backend, extra in BACKEND_EXTRA.items():
@@ -136,7 +136,7 @@ def test_no_deps_packages_are_installed_by_post_deploy_scripts():
 
 
 def test_every_rule_conda_env_exists():
-    from qdff.backends import BACKENDS, BASELINES
+    from qdff.training.backends import BACKENDS, BASELINES
 
     BACKENDS = BACKENDS + BASELINES
     for smk in (ROOT / "rules").glob("*.smk"):

@@ -13,7 +13,8 @@ import yaml
 from ase.io import read
 
 from conftest import ROOT, snakemake
-from qdff import config, cp2k_output, cp2k_run
+from qdff import config
+from qdff.cp2k import output as cp2k_output, run as cp2k_run
 
 pytestmark = pytest.mark.slow
 
@@ -117,7 +118,7 @@ OVERFLOWING_LR = {"start_lr": 1.0e200, "stop_lr": 1.0e199}
 
 def test_diverging_training_fails_and_exports_nothing(tiny_pipeline, tmp_path):
     from qdff import stages
-    from qdff.backends.common import TrainingError
+    from qdff.training.backends.common import TrainingError
 
     split = tiny_pipeline["workdir"] / "results/tiny/split"
     cfg = _tiny_cfg(steps=200, disp_freq=50, threads=1, **OVERFLOWING_LR)
@@ -130,7 +131,7 @@ def test_useless_model_fails_the_gate_naming_both_numbers_and_exports_nothing(ti
     """A finished, finite model that is no better than predicting zero force (here: a gate
     no short training can pass, 5% of the baseline) is refused with both numbers."""
     from qdff import stages
-    from qdff.backends.common import TrainingError
+    from qdff.training.backends.common import TrainingError
 
     split = tiny_pipeline["workdir"] / "results/tiny/split"
     cfg = _tiny_cfg(steps=100, disp_freq=50, threads=1)
@@ -214,9 +215,11 @@ def test_killed_training_resumes_from_checkpoint(tiny_pipeline, tmp_path):
 def test_exploding_mlmd_is_recorded_unstable_and_report_builds(tiny_pipeline, tmp_path):
     from test_mlmd import FlippedForces
 
-    from qdff import dataset, mlmd, stages
+    from qdff import stages
+    from qdff.data import dataset
     from qdff.fileio import write_json
-    from qdff.models import load_calculator
+    from qdff.training.models import load_calculator
+    from qdff.validation import mlmd
 
     res = tiny_pipeline["workdir"] / "results/tiny"
     test_frames = dataset.read_frames(res / "split/test.extxyz")

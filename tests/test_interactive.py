@@ -1,9 +1,10 @@
-"""The report's interactive figures (qdff.interactive): what each Plotly specification holds."""
+"""The report's interactive figures (qdff.report.interactive): what each Plotly specification holds."""
 import json
 
 import numpy as np
 
-from qdff import interactive, mlmd
+from qdff.report import interactive
+from qdff.validation import mlmd
 
 
 def test_mlmd_series_are_thinned_evenly_and_keep_the_last_point():

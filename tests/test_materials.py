@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 from ase.io import read, write
 
-from qdff import config, cp2k_output, cp2k_run, elements, sites, structures
+from qdff import config, elements
+from qdff.cp2k import output as cp2k_output, run as cp2k_run
+from qdff.structure import build as structures, sites
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "qdff/data/structures").glob("*.xyz"))
 
-# Bulk nearest-neighbour distances from the experimental lattice constants (structures.py):
+# Bulk nearest-neighbour distances from the experimental lattice constants (qdff/structure/build.py):
 # zinc blende a*sqrt(3)/4, rock salt a/2, cubic perovskite Pb-Br a/2.
 NN = {
     ("CdSe", "zincblende-cut"): ("Cd", "Se", 6.052 * np.sqrt(3) / 4),  # 2.621
@@ -122,7 +124,7 @@ def test_se_centred_20A_cdse_with_cl_is_the_shipped_cd68se55cl26():
     cl = atoms.positions[syms == "Cl"]
     dd = np.linalg.norm(cl[:, None] - cl[None], axis=2)
     assert dd[np.triu_indices(len(cl), 1)].min() >= structures.MIN_X_SEPARATION
-    # the same core as the shipped dot: 28 fully coordinated Cd and 31 Se (sites.classify)
+    # the same core as the shipped dot: 28 fully coordinated Cd and 31 Se (qdff.structure.sites.classify)
     assert summary["n_core"] == 59 and summary["n_ligand"] == 26
 
 
@@ -253,7 +255,7 @@ def test_shipped_structures_are_charge_balanced(path):
     assert summary["n_atoms"] == int(path.read_text().split()[0])
 
 
-# Core atoms of each shipped dot (material, core count), counted independently of qdff.sites:
+# Core atoms of each shipped dot (material, core count), counted independently of qdff.structure.sites:
 # the cation-anion distances of each relaxed dot fall in two groups with an empty gap between
 # them (bonds up to 2.78-3.34 A, non-bonds from 4.06-5.40 A; _gap_cutoff finds it), and a core atom has
 # all its bulk neighbours (4 zinc blende, 6 rock salt) within that gap. The old 1.2 x covalent

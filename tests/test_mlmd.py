@@ -5,8 +5,8 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.lj import LennardJones
 
 from conftest import jiggled
-from qdff import mlmd
-from qdff.structures import cut_cluster
+from qdff.structure.build import cut_cluster
+from qdff.validation import mlmd
 
 
 def _lj_for(atoms):

@@ -124,7 +124,7 @@ def test_zero_shot_baseline_is_evaluated_like_the_models(tiny_pipeline):
     work = tiny_pipeline["workdir"]
     meta = json.loads((work / "results/tiny/models/sevennet0/model.json").read_text())
     assert meta["kind"] == "zero-shot" and set(meta["reference_energies"]) == {"Cd", "Se"}
-    from qdff.backends.common import file_sha256
+    from qdff.training.backends.common import file_sha256
 
     assert meta["provenance"]["checkpoint_sha256"] == file_sha256(work / "results/tiny/models/sevennet0/checkpoint.pth")
     rows = {r["backend"]: r for r in json.loads((work / "results/tiny/evaluation/metrics.json").read_text())}

@@ -1,10 +1,11 @@
-"""The report's context lines and figure grids (qdff.report, qdff.evaluate, qdff.plotgrid)."""
+"""The report's context lines and figure grids (qdff.report.render, qdff.validation.evaluate, qdff.report.plotgrid)."""
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from qdff import evaluate, report
-from qdff.plotgrid import grid
+from qdff.report import render as report
+from qdff.report.plotgrid import grid
+from qdff.validation import evaluate
 
 
 def _frame(e_per_atom, fmax):

@@ -3,7 +3,9 @@ import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from qdff import config, dataset, selection
+from qdff import config
+from qdff.data import dataset
+from qdff.selection import frames as selection
 
 
 def make_frames(runs=("300K", "600K"), n=50, seed=0, dt_fs=1.0):
@@ -136,7 +138,8 @@ def test_learning_curve_point_is_judged_on_validation_frames_never_test(tmp_path
     test frames stay out of every choice (the split directory here has no test file at all)."""
     from ase.calculators.calculator import Calculator, all_changes
 
-    from qdff import models, stages
+    from qdff import stages
+    from qdff.training import models
 
     class Zero(Calculator):
         implemented_properties = ["energy", "forces"]
@@ -164,7 +167,8 @@ def test_test_seed_runs_an_independent_aimd_that_only_the_test_set_reads(tmp_pat
     import sys
     from pathlib import Path
 
-    from qdff import cp2k_run, stages
+    from qdff import stages
+    from qdff.cp2k import run as cp2k_run
 
     root = Path(__file__).resolve().parents[1]
     cfg_file = tmp_path / "c.json"

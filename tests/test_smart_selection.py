@@ -10,7 +10,9 @@ import yaml
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from qdff import config, confmap, dataset, descriptors, learning_curve, selection, stages
+from qdff import config, stages
+from qdff.data import dataset
+from qdff.selection import confmap, descriptors, frames as selection, learning_curve
 
 from conftest import BIN, ROOT
 
@@ -315,7 +317,8 @@ def test_map_files_on_small_data(tmp_path, method):
     assert html.count("train, ") == 8 and "run 600K, step" in html
     assert "<script" not in html and "src=" not in html and "http://www.w3.org/2000/svg" in html
     if method == "tsne":  # the report section built from these files
-        from qdff import report, selection_report
+        from qdff.report import render as report
+        from qdff.selection import report as selection_report
 
         ctx = selection_report.context(tmp_path / "split/selection.json", tmp_path / "map.png", tmp_path / "map.html",
                                        tmp_path / "map.json", lc_csv=tmp_path / "absent.csv")
@@ -364,7 +367,8 @@ def test_learning_curve_summary_and_files(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text()) == s
     assert (tmp_path / "lc.csv").read_text().count("\n") == 13
     assert (tmp_path / "lc.png").stat().st_size > 1000
-    from qdff import report, selection_report
+    from qdff.report import render as report
+    from qdff.selection import report as selection_report
 
     ctx = selection_report.context(lc_csv=tmp_path / "lc.csv", lc_png=tmp_path / "lc.png",
                                    lc_summary=tmp_path / "summary.json")

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from ase.io import write
 
-from qdff import config, structures
+from qdff import config
+from qdff.structure import build as structures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,7 +72,8 @@ def test_report_structure_table_and_metrics_agree_on_surface_atoms():
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.io import read
 
-    from qdff import evaluate, report
+    from qdff.report import render as report
+    from qdff.validation import evaluate
 
     path = ROOT / "qdff/data/structures/Pb79Se44Cl70_PBE_14ang_OPT.xyz"
     summary = {}
@@ -90,7 +92,7 @@ def test_box_is_cubic_with_the_vacuum_on_every_side():
     """CP2K's wavelet solver (the DFT presets) aborts on non-cubic cells."""
     from ase import Atoms
 
-    from qdff.structures import put_in_box
+    from qdff.structure.build import put_in_box
 
     a = put_in_box(Atoms("Cd2Se2", positions=[[0, 0, 0], [2.6, 0, 0], [1.3, 2.2, 0], [1.3, 0.7, 2.1]]), 5.0)
     lengths = a.cell.lengths()
@@ -101,7 +103,7 @@ def test_box_is_cubic_with_the_vacuum_on_every_side():
 
 def test_a_shipped_structure_is_found_from_another_working_directory(tmp_path, monkeypatch):
     """structure.file: qdff/data/structures/... read with Snakemake's --directory elsewhere."""
-    from qdff.structures import StructureError, read_structure
+    from qdff.structure.build import StructureError, read_structure
 
     monkeypatch.chdir(tmp_path)
     atoms = read_structure("qdff/data/structures/Cd68Se55Cl26_HLE17_20ang_opt.xyz")

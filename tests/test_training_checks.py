@@ -9,9 +9,9 @@ from ase.calculators.lj import LennardJones
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from conftest import jiggled
-from qdff import dataset
-from qdff.backends.common import DEFAULT_GATE, TrainingError, check_useful
-from qdff.structures import cut_cluster
+from qdff.data import dataset
+from qdff.structure.build import cut_cluster
+from qdff.training.backends.common import DEFAULT_GATE, TrainingError, check_useful
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +113,10 @@ def test_epoch_logger_logs_progress_with_an_eta_from_the_first_epoch_seen(caplog
     import logging
     import re
 
-    from qdff.backends.common import epoch_logger
+    from qdff.training.backends.common import epoch_logger
 
     on_line = epoch_logger("MACE", 10, re.compile(r"Epoch (\d+): .*loss=(?P<loss>[-+0-9.eE]+)"), first_epoch=0)
-    with caplog.at_level(logging.INFO, logger="qdff.backends.common"):
+    with caplog.at_level(logging.INFO, logger="qdff.training.backends.common"):
         on_line("INFO: Epoch 4: head: Default, loss=0.0123, RMSE_E_per_atom=1.0")  # resumed: epoch 5 of 10
         on_line("a line of something else")
         on_line("INFO: Epoch 5: head: Default, loss=0.0100")
@@ -129,7 +129,7 @@ def test_shifted_extxyz_holds_shifted_energies_and_forces_under_the_keys_asked(t
     from ase import Atoms
     from ase.io import read
 
-    from qdff.backends.common import write_shifted_extxyz
+    from qdff.training.backends.common import write_shifted_extxyz
 
     a = Atoms("Cd2Se", positions=[[0, 0, 0], [2.6, 0, 0], [0, 2.6, 0]])
     f = np.arange(9.0).reshape(3, 3)

@@ -5,8 +5,9 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from conftest import jiggled
-from qdff import evaluate, rdf, sites
-from qdff.structures import cut_cluster
+from qdff.structure import sites
+from qdff.structure.build import cut_cluster
+from qdff.validation import evaluate, rdf
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +161,7 @@ def _speed_case(tmp_path, hardware: dict):
     """A CP2K run (2 ranks x 2 threads, 0.08 s/step, conserved quantity drifting by a known
     1 meV/atom/ps) and one ML-MD run at the same temperature (0.01 s/step) on ``hardware``."""
     from qdff import stages
-    from qdff.cp2k_run import parallel_setup
+    from qdff.cp2k.run import parallel_setup
     from qdff.fileio import write_json
     from qdff.units import HARTREE_TO_EV
 
@@ -185,8 +186,9 @@ def _speed_case(tmp_path, hardware: dict):
 
 
 def _render(tmp_path, row, run):
-    from qdff import config, report
+    from qdff import config
     from qdff.fileio import read_json
+    from qdff.report import render as report
 
     cfg = config.validate({"name": "x", "structure": {}})
     report.aimd_overview_plot({"300K": run / "md-1.ener"}, tmp_path / "aimd.png")
@@ -198,7 +200,7 @@ def _render(tmp_path, row, run):
 
 
 def test_parallel_setup_is_read_from_the_cp2k_log(tmp_path):
-    from qdff.cp2k_run import parallel_setup
+    from qdff.cp2k.run import parallel_setup
 
     (tmp_path / "md.log").write_text(CP2K_LOG_HEAD + CP2K_LOG_HEAD.replace("node07", "node08"))  # a resumed run
     assert parallel_setup(tmp_path / "md.log") == {"host": "node08", "mpi_ranks": 2, "threads_per_rank": 2,

@@ -1,4 +1,4 @@
-"""Normal modes, VDOS and relaxation (qdff.vibrations) on analytic potentials; CP2K's
+"""Normal modes, VDOS and relaxation (qdff.validation.vibrations) on analytic potentials; CP2K's
 vibrational analysis with real CP2K xTB on a small cluster."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ase.io import read
 from ase.optimize import BFGS
 from ase.vibrations import Vibrations
 
-from qdff import vibrations as vib
+from qdff.validation import vibrations as vib
 
 DATA = Path(__file__).parent / "data"
 
@@ -122,7 +122,7 @@ def test_vdos_of_emt_md_matches_normal_modes(emt_cluster):
     from ase.md.velocitydistribution import Stationary, ZeroRotation
     from ase.md.verlet import VelocityVerlet
 
-    from qdff.mlmd import thermalize_momenta
+    from qdff.validation.mlmd import thermalize_momenta
 
     a = emt_cluster.copy()
     a.calc = EMT()
@@ -180,7 +180,8 @@ def test_cp2k_vibrational_analysis_of_cd6se6(tmp_path, cp2k_available):
     finite-difference Hessian. It is symmetric to finite-difference accuracy, has 6
     near-zero rigid-body modes (a free cluster), 3N-6 real vibrations that match CP2K's
     printed ones, and a rerun computes nothing."""
-    from qdff import config, cp2k_run
+    from qdff import config
+    from qdff.cp2k import run as cp2k_run
 
     cfg = config.validate({"name": "vib", "structure": {"n_pairs": 6}, "cp2k": {"preset": "xtb", "threads": 1},
                            "aimd": {"temperatures": [300]}})
@@ -221,7 +222,7 @@ def test_cp2k_vibrational_analysis_of_cd6se6(tmp_path, cp2k_available):
 def test_vibrational_analysis_input_is_valid_cp2k():
     """The VIBRATIONAL_ANALYSIS input and the tight GEO_OPT render against CP2K's input
     specification (cp2k-input-tools)."""
-    from qdff import cp2k_input
+    from qdff.cp2k import input as cp2k_input
 
     a = read(DATA / "Cd6Se6_xtb_relaxed.extxyz")
     text = cp2k_input.render(cp2k_input.build_input(a, preset="xtb", run_type="VIBRATIONAL_ANALYSIS",
@@ -235,7 +236,7 @@ def test_vibrational_analysis_input_is_valid_cp2k():
 
 
 def test_internal_velocities_remove_translation_and_rigid_rotation_only():
-    from qdff.vibrations import internal_velocities
+    from qdff.validation.vibrations import internal_velocities
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(5, 3)) * 2.0

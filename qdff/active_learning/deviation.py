@@ -44,7 +44,7 @@ def pick_candidates(candidate_rows, X, max_labels: int) -> list[int]:
     rows = list(candidate_rows)
     if len(rows) <= max_labels:
         return rows
-    from ..selection import fps
+    from ..selection.frames import fps
 
     picked = fps(np.asarray(X)[rows], max_labels)
     return [rows[i] for i in picked]

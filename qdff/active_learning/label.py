@@ -20,8 +20,9 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from .. import cp2k_input, cp2k_run, dataset
-from ..cp2k_output import TrajectoryError, iter_run_frames
+from ..cp2k import input as cp2k_input, run as cp2k_run
+from ..cp2k.output import TrajectoryError, iter_run_frames
+from ..data import dataset
 from ..fileio import atomic_open, write_json
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import dataset
+from ..data import dataset
 from ..fileio import atomic_open, read_json, write_json
 from . import deviation
 
@@ -43,7 +43,7 @@ def member_params(cfg: dict, member: int) -> dict:
 
 
 def train_member(cfg: dict, member: int, train_file, split_dir, workdir, model_dir) -> Path:
-    from .. import backends
+    from ..training import backends
 
     split_dir = Path(split_dir)
     train = dataset.read_frames(train_file)
@@ -57,7 +57,7 @@ def train_member(cfg: dict, member: int, train_file, split_dir, workdir, model_d
 
 
 def _calculators(member_dirs):
-    from ..models import load_calculator
+    from ..training.models import load_calculator
 
     return [load_calculator(d) for d in member_dirs]
 
@@ -74,7 +74,8 @@ def _start_frames(frames, temperature: float, n: int) -> list:
 def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_candidates, out_summary) -> dict:
     """ML-MD with member 0 at every exploration temperature, committee deviation of every
     recorded frame, and the candidates to label (none in the last iteration)."""
-    from .. import descriptors, mlmd
+    from ..selection import descriptors
+    from ..validation import mlmd
 
     al, p = cfg["active_learning"], cfg["mlmd"]
     calcs = _calculators(member_dirs)
@@ -193,8 +194,9 @@ def explore_with_baseline(cfg: dict, model_dir, train_file, out_table, out_candi
     being far from each other, not for being uncertain; the frame that ended an unstable
     trajectory is never picked (it failed the stability check). ``calc``: the calculator
     (default: the model of ``model_dir``)."""
-    from .. import descriptors, mlmd
-    from ..models import load_calculator
+    from ..selection import descriptors
+    from ..training.models import load_calculator
+    from ..validation import mlmd
 
     al, p = cfg["active_learning"], cfg["mlmd"]
     calc = calc if calc is not None else load_calculator(model_dir)
@@ -256,7 +258,7 @@ def evaluate_iteration(cfg: dict, iteration: int, member_dirs, test_file, out_js
     import matplotlib.pyplot as plt
     from scipy.stats import spearmanr
 
-    from ..evaluate import breakdown, error_metrics, evenly
+    from ..validation.evaluate import breakdown, error_metrics, evenly
 
     calcs = _calculators(member_dirs)
     test = evenly(dataset.read_frames(test_file), cfg["evaluation"]["max_frames"])

@@ -1,0 +1,1 @@
+"""CP2K: input writing, output parsing, running (rules/aimd.smk)."""

@@ -1,0 +1,1 @@
+"""Report: the HTML report, its interactive figures and figure grids (rules/report.smk)."""

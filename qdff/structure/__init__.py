@@ -1,0 +1,1 @@
+"""Structure: building or reading the quantum dot, classifying its atomic sites (rules/structure.smk)."""

@@ -1,0 +1,194 @@
+"""DeePMD-kit through its PyTorch backend: ``dp --pt train`` then ``dp --pt freeze``.
+
+Data go through dpdata's ``deepmd/npy`` writer with ``nopbc`` (the clusters are not
+periodic); labels are energies minus the per-element reference energies, in float64.
+The exported model is the frozen ``model.pth``, used through ``deepmd.calculator.DP``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...data.dataset import reference_energy
+from ...fileio import atomic_path
+from .common import TrainingError, check_curve, export_metadata, file_sha256, provenance, run_streamed, thread_env
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pth"
+HINT = "lower backends.deepmd.start_lr, train longer, or check the data"
+
+
+def _dp() -> str:
+    """The ``dp`` next to this Python (a venv's bin/ need not be on PATH under Snakemake)."""
+    here = Path(sys.executable).parent / "dp"
+    return str(here) if here.exists() else "dp"
+
+
+def write_npy(frames, refs: dict, type_map: list[str], out_dir: Path) -> None:
+    import dpdata
+
+    symbols = frames[0].get_chemical_symbols()
+    for a in frames:
+        if a.get_chemical_symbols() != symbols:
+            raise TrainingError("DeePMD data: all frames of a system must have the same atoms in the same order")
+    types = np.array([type_map.index(s) for s in symbols])
+    data = {
+        "atom_names": list(type_map),
+        "atom_numbs": [int((types == i).sum()) for i in range(len(type_map))],
+        "atom_types": types,
+        "orig": np.zeros(3),
+        "cells": np.array([a.cell.array if a.cell.rank == 3 else np.eye(3) * 100.0 for a in frames], dtype=np.float64),
+        "coords": np.array([a.positions for a in frames], dtype=np.float64),
+        "energies": np.array([a.get_potential_energy() - reference_energy(a, refs) for a in frames], dtype=np.float64),
+        "forces": np.array([a.get_forces() for a in frames], dtype=np.float64),
+        "nopbc": True,
+    }
+    system = dpdata.LabeledSystem(data=data)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    system.to("deepmd/npy", str(out_dir), set_size=len(frames))
+
+
+def input_json(p: dict, type_map: list[str], n_train: int) -> dict:
+    steps = p["steps"]
+    return {
+        "model": {
+            "type_map": type_map,
+            "descriptor": {
+                "type": "se_e2_a",
+                "rcut": p["rcut"],
+                "rcut_smth": p["rcut_smth"],
+                "sel": "auto",
+                "neuron": p["descriptor_neurons"],
+                "axis_neuron": p["axis_neuron"],
+                "resnet_dt": False,
+                "seed": p["seed"],
+            },
+            "fitting_net": {"neuron": p["fitting_neurons"], "resnet_dt": True, "seed": p["seed"]},
+        },
+        "learning_rate": {
+            "type": "exp",
+            "decay_steps": max(1, min(5000, steps // 20)),
+            "start_lr": p["start_lr"],
+            "stop_lr": p["stop_lr"],
+        },
+        # DeePMD's legacy ener loss weighs the total-energy MSE by pref_e / N, i.e. N pref_e on
+        # the per-atom energy: N:1 against forces. With intensive_ener_virial it divides by N^2
+        # (deepmd/pt/loss/ener.py), so pref_e weighs the MSE of E/N as energy_weight does in
+        # every backend, and the energy:force ratio no longer grows with the cluster
+        "loss": {
+            "type": "ener",
+            "intensive_ener_virial": True,
+            "start_pref_e": p["start_energy_weight"],
+            "limit_pref_e": p["energy_weight"],
+            "start_pref_f": p["start_forces_weight"],
+            "limit_pref_f": p["forces_weight"],
+            "start_pref_v": 0.0,
+            "limit_pref_v": 0.0,
+        },
+        "training": {
+            "training_data": {"systems": ["data/train"], "batch_size": p["batch_size"]},
+            "validation_data": {"systems": ["data/valid"], "batch_size": 1, "numb_btch": 1},
+            "numb_steps": steps,
+            "seed": p["seed"],
+            "disp_file": "lcurve.out",
+            "disp_freq": min(p["disp_freq"], steps),
+            # checkpoints every tenth of the run (at most every 1000 steps): a killed
+            # training resumes from the last one
+            "save_freq": max(1, min(1000, steps // 10)),
+            "save_ckpt": "model.ckpt",
+        },
+    }
+
+
+def check_lcurve(path: Path) -> None:
+    """Fail on a diverged training: a non-finite loss in DeePMD's learning curve."""
+    if not path.is_file():
+        raise TrainingError(f"DeePMD wrote no learning curve ({path})")
+    lines = [l for l in path.read_text().splitlines() if l.strip()]
+    header = next((l for l in lines if l.startswith("# step")), None)
+    rows = [l.split() for l in lines if not l.startswith("#")]
+    if header is None or not rows:
+        raise TrainingError(f"{path}: no training steps recorded")
+    check_curve("DeePMD", path, [(row[0], row[1:]) for row in rows], hint=HINT)
+
+
+def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=(), gate=None) -> Path:
+    """Train, freeze, check (``gate``: see :func:`common.check_useful`) and export; return the path of ``model.json`` in ``model_dir``."""
+    import deepmd
+
+    workdir, model_dir = Path(workdir), Path(model_dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    type_map = sorted(refs)
+    write_npy(train_frames, refs, type_map, workdir / "data" / "train")
+    write_npy(valid_frames, refs, type_map, workdir / "data" / "valid")
+    cfg = input_json(params, type_map, len(train_frames))
+    (workdir / "input.json").write_text(json.dumps(cfg, indent=2))
+    env = thread_env(params["threads"])
+    t0 = time.time()
+    cmd = [_dp(), "--pt", "train", "input.json"]
+    ckpt = workdir / "model.ckpt.pt"
+    # resume only a training of the same settings on the same data
+    fingerprint = hashlib.sha256(
+        (json.dumps(cfg, sort_keys=True) + file_sha256(*sorted((workdir / "data").rglob("*.npy")))).encode()
+    ).hexdigest()
+    fp_file = workdir / "fingerprint"
+    same = fp_file.is_file() and fp_file.read_text().strip() == fingerprint
+    if same and ckpt.exists() and (workdir / "checkpoint").exists():
+        # a killed training: continue from its last checkpoint rather than start over
+        log.info("resuming DeePMD training from %s", ckpt.resolve())
+        cmd += ["--restart", str(ckpt.resolve())]
+    else:
+        for old in [*workdir.glob("model.ckpt*.pt"), workdir / "checkpoint", workdir / "lcurve.out"]:
+            old.unlink(missing_ok=True)
+        fp_file.write_text(fingerprint + "\n")
+
+    nan_lines: list[str] = []
+
+    def watch(line: str) -> None:  # DeePMD stops itself on a NaN loss: say it diverged
+        if "NaN detected" in line:
+            nan_lines.append(" ".join(line.split("DEEPMD", 1)[-1].split()))
+
+    try:
+        run_streamed(cmd, workdir, env, "dp --pt train", on_line=watch)
+    except TrainingError as exc:
+        if nan_lines:
+            raise TrainingError(f"DeePMD training diverged: non-finite loss ({nan_lines[-1]}) in {workdir}; {HINT}") from exc
+        raise
+    check_lcurve(workdir / "lcurve.out")
+    run_streamed([_dp(), "--pt", "freeze", "-o", MODEL_FILE], workdir, env, "dp --pt freeze")
+    wall = time.time() - t0
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(model_dir / MODEL_FILE, suffix=".pth") as tmp:
+        shutil.copyfile(workdir / MODEL_FILE, tmp)
+    shutil.copyfile(workdir / "input.json", model_dir / "input.json")
+    if (workdir / "lcurve.out").exists():
+        shutil.copyfile(workdir / "lcurve.out", model_dir / "lcurve.out")
+    meta = {
+        "backend": "deepmd",
+        "model_file": MODEL_FILE,
+        "reference_energies": refs,
+        "type_map": type_map,
+        "n_train": len(train_frames),
+        "n_valid": len(valid_frames),
+        "provenance": provenance("deepmd", deepmd.__version__, params, data_files, wall),
+    }
+    out = export_metadata(model_dir, meta, valid_frames, gate, "DeePMD", HINT)
+    log.info("DeePMD model exported to %s (%.0f s)", model_dir, wall)
+    return out
+
+
+def calculator(model_dir: Path, meta: dict, device: str):
+    from deepmd.calculator import DP
+
+    return DP(model=str(model_dir / meta["model_file"]))
+
+

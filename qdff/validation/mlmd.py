@@ -1,0 +1,456 @@
+"""ML-MD with a trained model: does the force field keep the cluster and its bonds together?
+
+Low test errors do not guarantee stable MD. Each model runs Langevin MD (ASE) from an
+AIMD frame at each AIMD temperature (and at stress temperatures above them), then an NVE
+segment. A run is judged unstable, and stopped, when
+
+- a value is not finite, or the calculator fails;
+- an atom's nearest neighbour moves farther than ``bond_factor`` times the largest
+  nearest-neighbour distance seen in AIMD (an atom leaving), or two atoms come closer
+  than half the smallest AIMD distance (a collapse);
+- with ``bond_check``: the bond graph differs from the start frame's by more broken (or
+  more formed) bonds than the AIMD at the same temperature ever shows relative to the same
+  frame, at ``bond_persist`` checks in a row. The first two criteria alone use one global
+  distance: for CsPbBr3, 1.5 x 4.2 A (the Cs-Br and Br-Br nearest neighbours), so a Pb-Br
+  bond of 3 A could stretch to 5 A unnoticed.
+
+Bonds (:func:`bond_cutoffs`): the element pairs bonded in the AIMD, by ASE's covalent
+radii (1.2 x their sum, the criterion of :mod:`qdff.structure.sites`, met in at least half the
+frames; never two cations), each with its own cutoff of ``bond_cutoff_factor`` (1.25) x the median AIMD bond
+length of that pair: between the first and second shells of the materials here (bulk
+Cd-Se 2.62 -> 3.3 A, second shell 5.0 A; Pb-Br 2.94 -> 3.7 A, next 6.6 A; Cs-Br 4.15 ->
+5.2 A, next 7.2 A), and taken from the AIMD rather than the bulk because surface bonds of
+small clusters differ from bulk ones. Thermal stretching of a bond across its cutoff is
+what the AIMD baseline and ``bond_persist`` absorb.
+
+An unstable model is a result, not an error: the pipeline goes on and reports it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+
+import numpy as np
+from ase import units
+from ase.constraints import FixCom
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import Stationary, ZeroRotation
+from ase.md.verlet import VelocityVerlet
+from ase.neighborlist import natural_cutoffs
+from scipy.spatial.distance import pdist
+
+try:  # ASE >= 3.29
+    from ase.md.velocitydistribution import thermalize_momenta
+except ImportError:  # pragma: no cover - older ASE
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+
+log = logging.getLogger(__name__)
+
+# the covalent-radius criterion of qdff.structure.sites, which decides which element pairs bond
+COVALENT_FACTOR = 1.2
+
+
+def nn_distances(positions: np.ndarray) -> np.ndarray:
+    d = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    return d.min(axis=1)
+
+
+def reference_limits(frames) -> dict:
+    """Largest nearest-neighbour and smallest pair distance over AIMD frames (Angstrom)."""
+    nn_max = max(float(nn_distances(a.positions).max()) for a in frames)
+    pair_min = min(float(nn_distances(a.positions).min()) for a in frames)
+    return {"nn_max": nn_max, "pair_min": pair_min}
+
+
+def check_frame(atoms, energy: float, limits: dict, bond_factor: float) -> str | None:
+    """Why this frame is unstable (not finite, an atom leaving, a collapse), or None."""
+    if not (np.isfinite(energy) and np.all(np.isfinite(atoms.positions))):
+        return "non-finite energy or positions"
+    nn = nn_distances(atoms.positions)
+    if nn.max() > bond_factor * limits["nn_max"]:
+        i = int(nn.argmax())
+        return (f"atom {i} ({atoms[i].symbol}) is {nn.max():.2f} A from its nearest neighbour, more than "
+                f"{bond_factor} x the AIMD maximum {limits['nn_max']:.2f} A")
+    if nn.min() < 0.5 * limits["pair_min"]:
+        return f"two atoms {nn.min():.2f} A apart, less than half the AIMD minimum {limits['pair_min']:.2f} A"
+    return None
+
+
+def pair_name(a: str, b: str) -> str:
+    return "-".join(sorted((a, b)))
+
+
+def _pair_index(symbols):
+    """Element-pair name of every atom pair, in scipy's condensed (pdist) order."""
+    s = np.asarray(symbols)
+    i, j = np.triu_indices(len(s), k=1)
+    return i, j, np.array([pair_name(x, y) for x, y in zip(s[i], s[j])])
+
+
+def _evenly(frames, n: int) -> list:
+    if len(frames) <= n:
+        return list(frames)
+    return [frames[k] for k in np.linspace(0, len(frames) - 1, n).round().astype(int)]
+
+
+def bond_cutoffs(frames, factor: float = 1.25, max_frames: int = 500) -> dict[str, float]:
+    """Bond cutoff (Angstrom) per bonded element pair ("Cd-Se": 3.3, ...) from AIMD frames:
+    ``factor`` x the median length of that pair's bonds (distances within 1.2 x the sum of
+    the covalent radii); a pair counts as bonded when at least half the frames have such a
+    bond, so that a rare close contact does not make one, and never when both are cations
+    (qdff.structure.build.FORMAL_CHARGES): the Cs-Cs distance of CsPbBr3, 5.87 A, lies right at
+    1.2 x twice caesium's covalent radius, 5.86 A."""
+    from ..structure.build import FORMAL_CHARGES
+
+    frames = _evenly(frames, max_frames)
+    symbols = frames[0].get_chemical_symbols()
+    _, _, names = _pair_index(symbols)
+    radii = np.asarray(natural_cutoffs(frames[0]))
+    i, j = np.triu_indices(len(symbols), k=1)
+    covalent = COVALENT_FACTOR * (radii[i] + radii[j])
+    out = {}
+    d_all = np.stack([pdist(a.positions) for a in frames])  # (frames, pairs)
+    for name in sorted(set(names)):
+        a, b = name.split("-")
+        if FORMAL_CHARGES.get(a, 0) > 0 and FORMAL_CHARGES.get(b, 0) > 0:
+            continue  # cations repel: their close contacts (Cd-Cd, Cs-Cs) are no bonds
+        m = names == name
+        d = d_all[:, m]
+        bonded = d < covalent[m]
+        if bonded.any(axis=1).mean() >= 0.5:
+            out[str(name)] = float(factor * np.median(d[bonded]))
+    return out
+
+
+class BondGraph:
+    """Bonds of a frame under per-pair cutoffs, compared with a start frame's bonds."""
+
+    def __init__(self, symbols, cutoffs: dict[str, float], start_positions):
+        self.symbols = np.asarray(symbols)
+        self.cutoffs = dict(cutoffs)
+        self.i, self.j, names = _pair_index(symbols)
+        # pairs of elements that do not bond get a cutoff of 0: never bonded
+        self.cut = np.array([self.cutoffs.get(n, 0.0) for n in names])
+        self.names = names
+        self.start = self.bonded(start_positions)
+        self.elements = sorted(set(symbols))
+
+    def bonded(self, positions) -> np.ndarray:
+        return pdist(np.asarray(positions)) < self.cut
+
+    def changes(self, positions) -> dict:
+        """Bonds broken and formed relative to the start frame, and one as an example:
+        {"broken", "formed", "worst"}."""
+        d = pdist(np.asarray(positions))
+        now = d < self.cut
+        broken, formed = self.start & ~now, now & ~self.start
+        ratio = d / np.where(self.cut > 0, self.cut, 1.0)
+        k = None
+        if broken.any():  # the most stretched broken bond, else the shortest new one
+            k = int(np.flatnonzero(broken)[np.argmax(ratio[broken])])
+        elif formed.any():
+            k = int(np.flatnonzero(formed)[np.argmin(ratio[formed])])
+        worst = ""
+        if k is not None:
+            i, j = self.i[k], self.j[k]
+            worst = (f"{self.symbols[i]} {i} - {self.symbols[j]} {j} {'broken' if broken.any() else 'formed'} "
+                     f"at {d[k]:.2f} A (cutoff {self.cut[k]:.2f} A)")
+        return {"broken": int(broken.sum()), "formed": int(formed.sum()), "worst": worst}
+
+    def coordination(self, positions) -> dict[str, float]:
+        """Mean number of bonds per atom of each element."""
+        now = self.bonded(positions)
+        cn = np.bincount(self.i[now], minlength=len(self.symbols)) + np.bincount(self.j[now], minlength=len(self.symbols))
+        return {el: float(cn[self.symbols == el].mean()) for el in self.elements}
+
+    def baseline(self, frames) -> dict:
+        """What the AIMD frames themselves show relative to the same start frame: the most
+        bonds broken and formed in any frame, and the mean and spread (standard deviation
+        over frames) of each element's coordination number."""
+        broken, formed, cns = [], [], []
+        for a in frames:
+            c = self.changes(a.positions)
+            broken.append(c["broken"])
+            formed.append(c["formed"])
+            cns.append(self.coordination(a.positions))
+        return {
+            "broken_max": int(max(broken)), "formed_max": int(max(formed)),
+            "broken_mean": float(np.mean(broken)), "formed_mean": float(np.mean(formed)),
+            "coordination": {el: [float(np.mean([c[el] for c in cns])), float(np.std([c[el] for c in cns]))]
+                             for el in self.elements},
+            "frames": len(frames),
+        }
+
+
+class _Monitor:
+    """Per recorded frame: bond changes and coordination; the verdict on the bond graph."""
+
+    def __init__(self, graph: BondGraph | None, baseline: dict | None, judge: bool, persist: int):
+        self.graph, self.baseline, self.judge, self.persist = graph, baseline, judge, max(1, persist)
+        self.streak = 0
+        self.broken, self.formed, self.cn = [], [], []
+        self.beyond = 0  # checks at which the graph changed more than the AIMD's
+
+    def __call__(self, atoms) -> str | None:
+        if self.graph is None:
+            return None
+        c = self.graph.changes(atoms.positions)
+        self.broken.append(c["broken"])
+        self.formed.append(c["formed"])
+        self.cn.append(self.graph.coordination(atoms.positions))
+        atoms.info.update(bonds_broken=c["broken"], bonds_formed=c["formed"])
+        b = self.baseline
+        if c["broken"] > b["broken_max"] or c["formed"] > b["formed_max"]:
+            self.streak += 1
+            self.beyond += 1
+        else:
+            self.streak = 0
+        if self.judge and self.streak >= self.persist:
+            return (f"bond graph changed beyond the AIMD's: {c['broken']} bonds broken and {c['formed']} formed "
+                    f"relative to the start frame (the AIMD at this temperature: at most {b['broken_max']} "
+                    f"broken, {b['formed_max']} formed), {self.persist} checks in a row"
+                    + (f"; e.g. {c['worst']}" if c["worst"] else ""))
+        return None
+
+    def summary(self) -> dict:
+        if self.graph is None:
+            return {}
+        els = self.graph.elements
+        return {
+            "bond_cutoffs": self.graph.cutoffs,
+            "bonds_start": int(self.graph.start.sum()),
+            "bonds_broken_max": int(max(self.broken, default=0)),
+            "bonds_formed_max": int(max(self.formed, default=0)),
+            "bonds_broken_mean": float(np.mean(self.broken)) if self.broken else float("nan"),
+            "bonds_formed_mean": float(np.mean(self.formed)) if self.formed else float("nan"),
+            "bond_checks_beyond_aimd": self.beyond,
+            "bond_checks": len(self.broken),
+            "coordination": {el: float(np.mean([c[el] for c in self.cn])) if self.cn else float("nan") for el in els},
+            "aimd_bonds_broken_max": self.baseline["broken_max"],
+            "aimd_bonds_formed_max": self.baseline["formed_max"],
+            "aimd_coordination": self.baseline["coordination"],
+            "aimd_baseline_frames": self.baseline["frames"],
+            "bond_check": self.judge,
+        }
+
+
+def energy_stats(time_fs, energy_eV, n_atoms: int) -> dict:
+    """Drift (slope of a straight-line fit, meV/atom/ps) and fluctuation (standard
+    deviation about that line, meV/atom) of a total or conserved energy series."""
+    t = np.asarray(time_fs, dtype=np.float64) / 1000.0
+    e = np.asarray(energy_eV, dtype=np.float64)
+    ok = np.isfinite(t) & np.isfinite(e)
+    t, e = t[ok], e[ok]
+    if len(t) < 3 or np.ptp(t) == 0:
+        return {"drift_meV_per_atom_per_ps": float("nan"), "std_meV_per_atom": float("nan")}
+    slope, intercept = np.polyfit(t, e, 1)
+    resid = e - (slope * t + intercept)
+    return {"drift_meV_per_atom_per_ps": float(1e3 * slope / n_atoms),
+            "std_meV_per_atom": float(1e3 * np.std(resid) / n_atoms)}
+
+
+def _nve(atoms, steps: int, timestep_fs: float, record_every: int, limits: dict, bond_factor: float, monitor):
+    """NVE segment: drift and fluctuation of the total energy and the mean temperature. A
+    force field whose forces are not the gradient of its energy, or that needs a smaller
+    time step, shows it here. Returns (stats, reason-if-unstable)."""
+    dyn = VelocityVerlet(atoms, timestep_fs * units.fs)
+    times, etot, temps = [], [], []
+    reason = None
+    for step in range(1, steps + 1):
+        try:
+            dyn.run(1)
+            epot = float(atoms.get_potential_energy())
+        except Exception as exc:
+            reason = f"NVE step {step}: calculator failed: {type(exc).__name__}: {exc}"
+            break
+        if step % record_every == 0 or step == steps:
+            why = check_frame(atoms, epot, limits, bond_factor) or monitor(atoms)
+            if why:
+                reason = f"NVE step {step}: {why}"
+                break
+            times.append(step * timestep_fs)
+            etot.append(epot + float(atoms.get_kinetic_energy()))
+            temps.append(float(atoms.get_temperature()))
+    stats = energy_stats(times, etot, len(atoms)) if reason is None else energy_stats([], [], len(atoms))
+    return {"nve_drift_meV_per_atom_per_ps": stats["drift_meV_per_atom_per_ps"],
+            "nve_energy_std_meV_per_atom": stats["std_meV_per_atom"],
+            "nve_temperature_mean": float(np.mean(temps)) if temps and reason is None else float("nan")}, reason
+
+
+def run(calc, start, reference_frames, *, temperature: float, steps: int, timestep_fs: float,
+        friction_per_fs: float, bond_factor: float, seed: int, record_every: int = 10,
+        trajectory: list | None = None, nve_steps: int = 0, bond_check: bool = False,
+        bond_cutoff_factor: float = 1.25, bond_persist: int = 3, monitor_bonds: bool | None = None) -> dict:
+    """Langevin MD, then (if stable) ``nve_steps`` of NVE; returns a summary with ``stable``
+    and, if not, ``reason``.
+
+    ``reference_frames``: the AIMD frames at this temperature (the limits, bond cutoffs and
+    the AIMD's own bond changes relative to ``start`` come from them). ``bond_check``: judge
+    the bond graph too (see the module docstring); ``monitor_bonds`` (default: as
+    ``bond_check``) records bond changes and coordination without judging them (stress
+    temperatures, where no AIMD shows what to expect)."""
+    atoms = start.copy()
+    atoms.calc = calc
+    atoms.set_pbc(False)
+    rng = np.random.default_rng(seed)
+    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    atoms.set_constraint(FixCom())  # a free cluster: no centre-of-mass drift
+    dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature,
+                   friction=friction_per_fs / units.fs, fixcm=False, rng=rng)
+    limits = reference_limits(reference_frames)
+    graph = baseline = None
+    if bond_check or monitor_bonds:
+        graph = BondGraph(start.get_chemical_symbols(), bond_cutoffs(reference_frames, bond_cutoff_factor),
+                          start.positions)
+        baseline = graph.baseline(reference_frames)
+    monitor = _Monitor(graph, baseline, bond_check, bond_persist)
+    temps, epots, times = [], [], []
+    reason, done = None, 0
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        try:
+            dyn.run(1)
+            epot = float(atoms.get_potential_energy())
+        except Exception as exc:  # a model that fails on a distorted geometry is unstable too
+            reason = f"calculator failed at step {step}: {type(exc).__name__}: {exc}"
+            break
+        done = step
+        if step % record_every == 0 or step == steps:
+            reason = check_frame(atoms, epot, limits, bond_factor) or monitor(atoms)
+            temps.append(float(atoms.get_temperature()))
+            epots.append(epot)
+            times.append(step * timestep_fs)
+            if trajectory is not None:
+                snap = atoms.copy()
+                snap.calc = None
+                snap.set_constraint()
+                snap.info.update(step=step, time=step * timestep_fs, temperature=temperature, seed=seed)
+                trajectory.append(snap)
+            if reason:
+                reason = f"step {step}: {reason}"
+                break
+    wall = time.perf_counter() - t0
+    nve = {"nve_drift_meV_per_atom_per_ps": float("nan"), "nve_energy_std_meV_per_atom": float("nan"),
+           "nve_temperature_mean": float("nan")}
+    if reason is None and nve_steps > 0:
+        nve, reason = _nve(atoms, nve_steps, timestep_fs, record_every, limits, bond_factor, monitor)
+    summary = {
+        "temperature": temperature,
+        "seed": seed,
+        "steps_requested": steps,
+        "steps_run": done,
+        "stable": reason is None,
+        "reason": reason or "",
+        "seconds_per_step": wall / max(done, 1),
+        "temperature_mean": float(np.mean(temps)) if temps else float("nan"),
+        "epot_first": epots[0] if epots else float("nan"),
+        "epot_last": epots[-1] if epots else float("nan"),
+        "reference_nn_max": limits["nn_max"],
+        "reference_pair_min": limits["pair_min"],
+        "bond_factor": bond_factor,
+        "nve_steps": nve_steps if reason is None else 0,
+        **nve,
+        **monitor.summary(),
+        "series": series(times, temps, epots),
+    }
+    if np.isfinite(summary["nve_drift_meV_per_atom_per_ps"]):
+        log.info("NVE segment of %d steps: total-energy drift %.3f meV/atom/ps, std %.3f meV/atom, T %.0f K", nve_steps,
+                 summary["nve_drift_meV_per_atom_per_ps"], summary["nve_energy_std_meV_per_atom"],
+                 summary["nve_temperature_mean"])
+    if graph is not None:
+        log.info("bonds relative to the start frame: at most %d broken, %d formed (AIMD: %d, %d)",
+                 summary["bonds_broken_max"], summary["bonds_formed_max"], baseline["broken_max"], baseline["formed_max"])
+    log.info("ML-MD at %g K (seed %d): %s after %d of %d steps (%.4f s/step)%s", temperature, seed,
+             "stable" if summary["stable"] else "UNSTABLE", done, steps, summary["seconds_per_step"],
+             f": {reason}" if reason else "")
+    return summary
+
+
+SERIES_POINTS = 2000
+
+
+def series(times, temps, epots, max_points: int = SERIES_POINTS) -> dict:
+    """The thermostatted run's recorded temperature and potential energy against time, evenly
+    thinned to at most ``max_points`` (the report's time-series figure), the last point kept."""
+    idx = np.unique(np.linspace(0, len(times) - 1, min(len(times), max_points)).astype(int)) if times else []
+    return {"time_fs": [round(float(times[i]), 3) for i in idx],
+            "temperature_K": [round(float(temps[i]), 2) for i in idx],
+            "epot_eV": [float(epots[i]) for i in idx]}
+
+
+def combine(runs: list[dict]) -> dict:
+    """One summary of several seeds' runs at one temperature: stable only if every run is;
+    the worst figure of each check; every run under ``runs``."""
+    first = runs[0]
+
+    def worst(key, fn=max):
+        vals = [r[key] for r in runs if key in r and np.isfinite(r[key])]
+        return fn(vals) if vals else float("nan")
+
+    failed = [r for r in runs if not r["stable"]]
+    steps_run = sum(r["steps_run"] for r in runs)
+    out = {
+        "temperature": first["temperature"],
+        "seeds": [r["seed"] for r in runs],
+        "steps_requested": first["steps_requested"],
+        "steps_run": steps_run,
+        "stable": not failed,
+        "reason": "; ".join(f"seed {r['seed']}: {r['reason']}" for r in failed),
+        "unstable_seeds": len(failed),
+        # wall time per step over all steps of all seeds
+        "seconds_per_step": sum(r["seconds_per_step"] * max(r["steps_run"], 1) for r in runs) / max(steps_run, 1),
+        "temperature_mean": worst("temperature_mean", lambda v: float(np.mean(v))),
+        "reference_nn_max": first["reference_nn_max"],
+        "reference_pair_min": first["reference_pair_min"],
+        "bond_factor": first["bond_factor"],
+        "nve_steps": min(r["nve_steps"] for r in runs),
+        "nve_drift_meV_per_atom_per_ps": worst("nve_drift_meV_per_atom_per_ps", lambda v: max(v, key=abs)),
+        "nve_energy_std_meV_per_atom": worst("nve_energy_std_meV_per_atom"),
+        "nve_temperature_mean": worst("nve_temperature_mean", lambda v: float(np.mean(v))),
+        "runs": runs,
+    }
+    if "bonds_start" in first:
+        out.update({k: first[k] for k in ("bond_cutoffs", "bonds_start", "aimd_bonds_broken_max",
+                                          "aimd_bonds_formed_max", "aimd_coordination", "aimd_baseline_frames",
+                                          "bond_check")})
+        out.update(bonds_broken_max=max(r["bonds_broken_max"] for r in runs),
+                   bonds_formed_max=max(r["bonds_formed_max"] for r in runs),
+                   bond_checks_beyond_aimd=sum(r["bond_checks_beyond_aimd"] for r in runs))
+        els = first["coordination"]
+        out["coordination"] = {el: float(np.nanmean([r["coordination"][el] for r in runs])) for el in els}
+    return out
+
+
+def hardware(device: str | None = None) -> dict:
+    """Where ML-MD runs: host, CPU, torch threads, and the torch device (the one
+    qdff.training.models.load_calculator picks unless told), with the GPU's name if any."""
+    from ..training.models import _device
+
+    info = {"host": platform.node(), "cpu_model": cpu_model(), "cpu_count": os.cpu_count()}
+    try:
+        import torch
+
+        dev = _device(device)
+        info.update(torch_threads=int(torch.get_num_threads()), device=dev)
+        if dev.startswith("cuda"):
+            info["device_name"] = torch.cuda.get_device_name(torch.device(dev))
+    except ImportError:  # pragma: no cover - every backend needs torch
+        info.update(torch_threads=None, device=device or "cpu")
+    info.setdefault("device_name", info["cpu_model"])
+    return info
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

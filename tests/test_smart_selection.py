@@ -324,7 +324,11 @@ def test_map_files_on_small_data(tmp_path, method):
                                        tmp_path / "map.json", lc_csv=tmp_path / "absent.csv")
         page = report._env().get_template("selection_section.html.j2").render(**ctx)
         assert ctx["sel_lc_rows"] is None and "Learning curves" not in page
-        assert 'src="data:image/png;base64,' in page and "<svg" in page and "&lt;svg" not in page
+        # the interactive (plotly) map with every plotted frame, the PNG for print; no SVG twice
+        assert 'src="data:image/png;base64,' in page and 'data-target="fig-map"' in page and "<svg" not in page
+        spec = info["figure"]
+        assert sum(len(d["x"]) for d in spec["data"]) == info["n_plotted"]
+        assert sum(len(d["x"]) for d in spec["data"] if d["name"] == "training") == 8
         assert f"{info['n_basins']} DBSCAN basin" in page and "fps" in page
 
 
@@ -375,6 +379,9 @@ def test_learning_curve_summary_and_files(tmp_path):
     page = report._env().get_template("selection_section.html.j2").render(**ctx)
     assert "<td>fps</td><td>94</td><td>0.47</td>" in page and "not reached" in page
     assert page.count("<tr>") == 1 + 3 + 1 + 12  # two headers, 3 summary rows, 12 curve rows
+    # the interactive learning curve: force and energy per method, every point of the table
+    assert 'data-target="fig-learning-curve"' in page
+    assert sum(len(d["x"]) for d in ctx["sel_lc_fig"]["data"]) == 2 * 12
 
 
 def test_point_config_changes_only_method_and_size():

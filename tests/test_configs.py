@@ -53,6 +53,7 @@ COMPOSITIONS = {
     "pbse-production.yaml": "Cl70Pb79Se44",
     "cspbbr3-production.yaml": "Br108Cs54Pb27",
     "demo.yaml": "Cd6Se6",
+    "demo-full.yaml": "Cd6Se6",
     "cdse-al.yaml": "Cd6Se6",
 }
 

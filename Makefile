@@ -12,10 +12,11 @@ APT_PACKAGES := cp2k cp2k-data libopenmpi-dev chromium slurm-wlm munge
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CORES ?= $(shell nproc)
 
-.PHONY: setup apt venv demo test test-fast clean-demo help lock
+.PHONY: setup apt venv demo demo-full test test-fast clean-demo help lock
 
 help:
-	@echo "make demo   - set up, then run the demo pipeline (config/demo.yaml)"
+	@echo "make demo   - set up, then run the demo pipeline (config/demo.yaml, about 15 min on 2 cores)"
+	@echo "make demo-full - the same with the full comparison (config/demo-full.yaml, about an hour)"
 	@echo "make test   - set up, then run the test suite"
 	@echo "make setup  - apt packages + .venv/ only, at the versions of envs/requirements.lock"
 	@echo "make lock   - re-resolve today's releases into envs/requirements.lock (then make test, commit)"
@@ -87,12 +88,18 @@ lock:
 	rm -rf .venv-lock
 	@echo "[lock] wrote $(LOCK) and the pins of envs/*.yaml; now run make test and commit them"
 
+DEMO_CONFIG ?= config/demo.yaml
+
 demo: setup
-	$(VENV)/bin/snakemake --profile profiles/local --configfile config/demo.yaml --cores $(CORES)
-	@echo "Report: $$(pwd)/results/$$($(PY) -c 'import yaml;print(yaml.safe_load(open("config/demo.yaml"))["name"])')/report.html"
+	$(VENV)/bin/snakemake --profile profiles/local --configfile $(DEMO_CONFIG) --cores $(CORES)
+	@echo "Report: $$(pwd)/results/$$($(PY) -c 'import yaml;print(yaml.safe_load(open("$(DEMO_CONFIG)"))["name"])')/report.html"
+
+# the full comparison on the demo's cluster (six backends, the learning curve; about an hour on 2 cores)
+demo-full:
+	$(MAKE) demo DEMO_CONFIG=config/demo-full.yaml
 
 test: setup
 	$(VENV)/bin/python -m pytest -ra tests
 
 clean-demo:
-	rm -rf results/cdse-demo logs benchmarks/rules .snakemake
+	rm -rf results/cdse-demo results/cdse-demo-full logs benchmarks/rules .snakemake

@@ -19,7 +19,7 @@ from qdff.cp2k import output as cp2k_output, run as cp2k_run
 from qdff.data import dataset
 from qdff.fileio import read_json
 from qdff.training.backends import BACKENDS, get
-from qdff.training.backends.common import TrainingError, zero_force_rms
+from qdff.training.backends.common import TrainingError, torch_default_dtype, zero_force_rms
 from qdff.training.models import load_calculator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,9 +296,7 @@ def _schnetpack_losses(p, n):
     schnetpack._compat()
     # in float32, as schnetpack.train builds it: another test in this process (NequIP, the
     # float64 ASE calculators) may have left torch's default dtype at float64
-    dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
+    with torch_default_dtype(torch.float32):
         task = schnetpack._task(schnetpack._model(p), p)
         nf = 2
         zero_e, zero_f = torch.zeros(nf), torch.zeros(nf * n, 3)
@@ -309,8 +307,6 @@ def _schnetpack_losses(p, n):
                                        "_n_atoms": torch.full((nf,), n)}, target))
 
         return one(DE, 0.0), one(0.0, DF)
-    finally:
-        torch.set_default_dtype(dtype)
 
 
 def _nequip_losses(name, p, n):
@@ -433,15 +429,11 @@ def test_production_schnetpack_model_builds_and_stops_early():
 
     schnetpack._compat()
     p = _params("schnetpack", preset="production")
-    dtype = torch.get_default_dtype()
-    try:
-        torch.set_default_dtype(torch.float32)
+    with torch_default_dtype(torch.float32):
         task = schnetpack._task(schnetpack._model(p), p)
         atoms = Atoms("Cd6Se6", positions=np.random.default_rng(0).normal(size=(12, 3)) * 3)
         batch = AtomsConverter(neighbor_list=trn.ASENeighborList(cutoff=p["cutoff"]), dtype=torch.float32)([atoms])
         pred = task.predict_without_postprocessing(batch)
-    finally:
-        torch.set_default_dtype(dtype)
     assert task.model.representation.n_atom_basis == 128 and pred["energy"].shape == (1,)
     assert pred["forces"].shape == (12, 3) and int(pred["_n_atoms"][0]) == 12  # what the per-atom loss reads
     stop = schnetpack._early_stopping(p)

@@ -71,42 +71,57 @@ def _start_frames(frames, temperature: float, n: int) -> list:
     return [pool[i] for i in idx]
 
 
-def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_candidates, out_summary) -> dict:
-    """ML-MD with member 0 at every exploration temperature, committee deviation of every
-    recorded frame, and the candidates to label (none in the last iteration)."""
-    from ..selection import descriptors
+def _explore_trajectories(calc, aimd, cfg: dict, seed_offset: int, al_iteration, run_prefix: str,
+                          drop_failed_frame: bool = False):
+    """Langevin ML-MD with ``calc`` from ``trajectories_per_temperature`` AIMD frames at every
+    exploration temperature: ``(frames recorded, statistics per temperature, all stable)``.
+    Stability is judged as the report's ML-MD judges it: the bond graph against the AIMD's at
+    that temperature; at an exploration temperature without AIMD it is only recorded.
+    ``drop_failed_frame``: leave out the frame that ended an unstable trajectory."""
     from ..validation import mlmd
 
     al, p = cfg["active_learning"], cfg["mlmd"]
-    calcs = _calculators(member_dirs)
-    train = dataset.read_frames(train_file)
-    aimd = [a for a in train if a.info.get("labelled_by") != "cp2k"] or train
-    rows, explored, per_t, stable_all = [], [], {}, True
     aimd_temps = sorted(t for t in {float(a.info.get("temperature", np.nan)) for a in aimd} if np.isfinite(t))
+    explored, per_t, stable_all = [], {}, True
     for T in exploration_temperatures(cfg):
         starts = _start_frames(aimd, T, al["trajectories_per_temperature"])
-        # stability judged as the report's ML-MD judges it: the bond graph against the AIMD's
-        # at that temperature; at an exploration temperature without AIMD it is only recorded
         nearest = min(aimd_temps, key=lambda t: abs(t - T)) if aimd_temps else None
         reference = [a for a in aimd if float(a.info.get("temperature", np.nan)) == nearest] or aimd
         judge_bonds = p["bond_check"] and any(abs(T - t) < 1e-6 for t in aimd_temps)
-        stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": []}
+        stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": [], "frames": 0}
         for j, start in enumerate(starts):
             traj: list = []
-            seed = p["seed"] + 7919 * iteration + 101 * j + int(T)
-            summary = mlmd.run(calcs[0], start, reference, temperature=T, steps=al["explore_steps"],
+            summary = mlmd.run(calc, start, reference, temperature=T, steps=al["explore_steps"],
                                timestep_fs=p["timestep_fs"], friction_per_fs=p["friction_per_fs"],
-                               bond_factor=p["bond_factor"], seed=seed, record_every=al["record_every"],
-                               trajectory=traj, bond_check=judge_bonds, monitor_bonds=True,
-                               bond_cutoff_factor=p["bond_cutoff_factor"], bond_persist=p["bond_persist"])
+                               bond_factor=p["bond_factor"], seed=p["seed"] + seed_offset + 101 * j + int(T),
+                               record_every=al["record_every"], trajectory=traj, bond_check=judge_bonds,
+                               monitor_bonds=True, bond_cutoff_factor=p["bond_cutoff_factor"],
+                               bond_persist=p["bond_persist"])
             stats["stable_trajectories"] += int(summary["stable"])
             if not summary["stable"]:
                 stable_all = False
                 stats["reasons"].append(summary["reason"])
+                if drop_failed_frame and traj and not summary["reason"].startswith("calculator failed"):
+                    traj = traj[:-1]
             for a in traj:
-                a.info.update(al_iteration=iteration, trajectory=j, run=f"al{iteration}-{T:g}K-{j}")
+                a.info.update(al_iteration=al_iteration, trajectory=j, run=f"{run_prefix}-{T:g}K-{j}")
+            stats["frames"] += len(traj)
             explored += traj
         per_t[f"{T:g}"] = stats
+    return explored, per_t, stable_all
+
+
+def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_candidates, out_summary) -> dict:
+    """ML-MD with member 0 at every exploration temperature, committee deviation of every
+    recorded frame, and the candidates to label (none in the last iteration)."""
+    from ..selection import descriptors
+
+    al = cfg["active_learning"]
+    calcs = _calculators(member_dirs)
+    train = dataset.read_frames(train_file)
+    aimd = [a for a in train if a.info.get("labelled_by") != "cp2k"] or train
+    explored, per_t, stable_all = _explore_trajectories(calcs[0], aimd, cfg, seed_offset=7919 * iteration,
+                                                        al_iteration=iteration, run_prefix=f"al{iteration}")
     if explored:
         energies, forces = deviation.committee_predictions(calcs, explored)
         devi = deviation.model_deviation(energies, forces, len(explored[0]))
@@ -196,37 +211,13 @@ def explore_with_baseline(cfg: dict, model_dir, train_file, out_table, out_candi
     (default: the model of ``model_dir``)."""
     from ..selection import descriptors
     from ..training.models import load_calculator
-    from ..validation import mlmd
 
-    al, p = cfg["active_learning"], cfg["mlmd"]
+    al = cfg["active_learning"]
     calc = calc if calc is not None else load_calculator(model_dir)
     aimd = dataset.read_frames(train_file)
-    aimd_temps = sorted(t for t in {float(a.info.get("temperature", np.nan)) for a in aimd} if np.isfinite(t))
-    explored, per_t = [], {}
-    for T in exploration_temperatures(cfg):
-        starts = _start_frames(aimd, T, al["trajectories_per_temperature"])
-        nearest = min(aimd_temps, key=lambda t: abs(t - T)) if aimd_temps else None
-        reference = [a for a in aimd if float(a.info.get("temperature", np.nan)) == nearest] or aimd
-        judge_bonds = p["bond_check"] and any(abs(T - t) < 1e-6 for t in aimd_temps)
-        stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": [], "frames": 0}
-        for j, start in enumerate(starts):
-            traj: list = []
-            summary = mlmd.run(calc, start, reference, temperature=T, steps=al["explore_steps"],
-                               timestep_fs=p["timestep_fs"], friction_per_fs=p["friction_per_fs"],
-                               bond_factor=p["bond_factor"], seed=p["seed"] + 101 * j + int(T),
-                               record_every=al["record_every"], trajectory=traj, bond_check=judge_bonds,
-                               monitor_bonds=True, bond_cutoff_factor=p["bond_cutoff_factor"],
-                               bond_persist=p["bond_persist"])
-            stats["stable_trajectories"] += int(summary["stable"])
-            if not summary["stable"]:
-                stats["reasons"].append(summary["reason"])
-                if traj and not summary["reason"].startswith("calculator failed"):
-                    traj = traj[:-1]  # the recorded frame that failed the check
-            for a in traj:
-                a.info.update(al_iteration="seed", trajectory=j, run=f"seed-{T:g}K-{j}")
-            stats["frames"] += len(traj)
-            explored += traj
-        per_t[f"{T:g}"] = stats
+    # the recorded frame that ended an unstable trajectory failed the check: never a candidate
+    explored, per_t, stable_all = _explore_trajectories(calc, aimd, cfg, seed_offset=0, al_iteration="seed",
+                                                        run_prefix="seed", drop_failed_frame=True)
     picked: list[int] = []
     if explored:
         X = descriptors.compute(explored, cfg["selection"]["descriptor"])
@@ -239,7 +230,7 @@ def explore_with_baseline(cfg: dict, model_dir, train_file, out_table, out_candi
             w.writerow([a.info["temperature"], a.info["trajectory"], a.info["step"], int(i in picked_set)])
     dataset.write_frames(out_candidates, [explored[i] for i in picked])
     out = {"explore_with": al["explore_with"], "frames_explored": len(explored), "picked": len(picked),
-           "all_stable": all(s["stable_trajectories"] == s["trajectories"] for s in per_t.values()),
+           "all_stable": stable_all,
            "per_temperature": per_t}
     write_json(out_summary, out)
     log.info("seed exploration with %s: %d frames explored, %d picked for CP2K by farthest point sampling%s",

@@ -8,11 +8,12 @@ import logging
 import math
 import os
 import platform
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
-from ...fileio import write_json
+from ...fileio import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,17 @@ def torch_default_dtype(dtype):
         yield
     finally:
         torch.set_default_dtype(before)
+
+
+def publish_model(source: Path, dest: Path, missing: str) -> None:
+    """Copy the model file a trainer wrote (``source``) to ``dest`` in the model directory,
+    atomically: a job killed during the copy never leaves a file that looks like a finished
+    model. ``TrainingError("<missing> (<source>)")`` when the trainer wrote none."""
+    source, dest = Path(source), Path(dest)
+    if not source.is_file():
+        raise TrainingError(f"{missing} ({source})")
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def write_shifted_extxyz(frames, shift: dict, path: Path, energy_key: str | None = None,

@@ -26,9 +26,9 @@ import shutil
 import time
 from pathlib import Path
 
-from ...fileio import atomic_path
 from .common import (TrainingError, check_curve, export_metadata, file_sha256, fingerprint, frames_digest,
-                     epoch_logger, provenance, run_streamed, same_run, thread_env, write_shifted_extxyz)
+                     epoch_logger, provenance, publish_model, run_streamed, same_run, thread_env,
+                     write_shifted_extxyz)
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +131,8 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     check_curve("MACE", workdir / "results", [(r["epoch"], [r["loss"], r.get("rmse_f", 0.0)]) for r in curve],
                 unit="epoch", hint=hint)
     model = workdir / f"{NAME}.model"
-    if not model.is_file():
-        raise TrainingError(f"MACE wrote no model ({model})")
+    publish_model(model, model_dir / MODEL_FILE, "MACE wrote no model")
     wall = time.time() - t0
-    model_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(model_dir / MODEL_FILE, suffix=".mace") as tmp:
-        shutil.copyfile(model, tmp)
     prov = provenance("mace", _version(), params, data_files, wall)
     prov.update(mode="from scratch" if foundation is None else "fine-tuned (naive)",
                 foundation_model=None if foundation is None else str(foundation),

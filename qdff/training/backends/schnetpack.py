@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ...data.dataset import reference_energy
-from ...fileio import atomic_path
-from .common import TrainingError, check_curve, device, export_metadata, fingerprint, frames_digest, provenance, same_run
+from .common import (TrainingError, check_curve, device, export_metadata, fingerprint, frames_digest, provenance,
+                     publish_model, same_run, torch_default_dtype)
 from .progress import epoch_progress, read_progress
 
 log = logging.getLogger(__name__)
@@ -190,37 +190,36 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         fit_kwargs["ckpt_path"] = str(ckpt_dir / "last.ckpt")
         # our own checkpoint, which pickles the task's hyperparameters (modules)
         fit_kwargs["weights_only"] = False
-    threads_before, dtype_before = torch.get_num_threads(), torch.get_default_dtype()
+    threads_before = torch.get_num_threads()
+    # SchNetPack builds float32 tensors assuming torch's default dtype is float32; nequip,
+    # once imported in the same process (e.g. its ASE calculator), sets it to float64
     try:
         torch.set_num_threads(p["threads"])
-        # SchNetPack builds float32 tensors assuming torch's default dtype is float32; nequip,
-        # once imported in the same process (e.g. its ASE calculator), sets it to float64
-        torch.set_default_dtype(torch.float32)
-        trainer = pl.Trainer(
-            max_epochs=p["epochs"],
-            accelerator="gpu" if device() == "cuda" else "cpu",
-            devices=1,
-            default_root_dir=str(workdir),
-            enable_progress_bar=False,  # tqdm's carriage returns make an unreadable log
-            enable_model_summary=False,
-            logger=pl.loggers.CSVLogger(str(workdir), name="lightning_logs", version=0),
-            log_every_n_steps=1,
-            callbacks=[
-                spk.train.ModelCheckpoint(
-                    model_path=str(best), dirpath=str(ckpt_dir), filename="best",
-                    save_top_k=1, save_last=True, monitor="val_loss",
-                ),
-                epoch_progress(workdir / PROGRESS, p["epochs"], package="pytorch_lightning"),
-                *_early_stopping(p),
-            ],
-        )
-        # schnetpack's data module drops a "splitting.lock" in the working directory
-        with contextlib.chdir(workdir):
-            trainer.fit(_task(_model(p), p), datamodule=_datamodule(db, split_file, p, len(train_frames),
-                                                                     len(valid_frames)), **fit_kwargs)
+        with torch_default_dtype(torch.float32):
+            trainer = pl.Trainer(
+                max_epochs=p["epochs"],
+                accelerator="gpu" if device() == "cuda" else "cpu",
+                devices=1,
+                default_root_dir=str(workdir),
+                enable_progress_bar=False,  # tqdm's carriage returns make an unreadable log
+                enable_model_summary=False,
+                logger=pl.loggers.CSVLogger(str(workdir), name="lightning_logs", version=0),
+                log_every_n_steps=1,
+                callbacks=[
+                    spk.train.ModelCheckpoint(
+                        model_path=str(best), dirpath=str(ckpt_dir), filename="best",
+                        save_top_k=1, save_last=True, monitor="val_loss",
+                    ),
+                    epoch_progress(workdir / PROGRESS, p["epochs"], package="pytorch_lightning"),
+                    *_early_stopping(p),
+                ],
+            )
+            # schnetpack's data module drops a "splitting.lock" in the working directory
+            with contextlib.chdir(workdir):
+                trainer.fit(_task(_model(p), p), datamodule=_datamodule(db, split_file, p, len(train_frames),
+                                                                         len(valid_frames)), **fit_kwargs)
     finally:
         torch.set_num_threads(threads_before)
-        torch.set_default_dtype(dtype_before)
 
     curve = read_progress(workdir / PROGRESS)
     if not curve:
@@ -228,12 +227,8 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     last = curve[-1]
     check_curve("SchNetPack", workdir / PROGRESS,
                 [(r["epoch"], [v for k, v in r.items() if "loss" in k]) for r in curve], unit="epoch", hint=HINT)
-    if not best.is_file():
-        raise TrainingError(f"SchNetPack saved no model ({best})")
+    publish_model(best, model_dir / MODEL_FILE, "SchNetPack saved no model")
     wall = time.time() - t0
-    model_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(model_dir / MODEL_FILE, suffix=".pt") as tmp:
-        shutil.copyfile(best, tmp)
     shutil.copyfile(workdir / PROGRESS, model_dir / PROGRESS)
     meta = {
         "backend": "schnetpack",

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import yaml
 
-from ...fileio import atomic_path
 from .common import (TrainingError, check_curve, export_metadata, file_sha256, fingerprint, frames_digest,
-                     epoch_logger, provenance, run_streamed, same_run, thread_env, write_shifted_extxyz)
+                     epoch_logger, provenance, publish_model, run_streamed, same_run, thread_env,
+                     write_shifted_extxyz)
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +168,8 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     check_curve("SevenNet", workdir / CURVE, [(int(r["epoch"]), [v for k, v in r.items() if k != "epoch"]) for r in curve],
                 unit="epoch", hint=hint)
     best = workdir / MODEL_FILE
-    if not best.is_file():
-        raise TrainingError(f"SevenNet saved no best checkpoint ({best})")
+    publish_model(best, model_dir / MODEL_FILE, "SevenNet saved no best checkpoint")
     wall = time.time() - t0
-    model_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(model_dir / MODEL_FILE, suffix=".pth") as tmp:
-        shutil.copyfile(best, tmp)
     shutil.copyfile(workdir / "input.yaml", model_dir / "input.yaml")
     prov = provenance("sevenn", _version(), params, data_files, wall)
     prov.update(mode="from scratch" if foundation is None else "fine-tuned",

@@ -1,0 +1,170 @@
+"""ML-MD against DFT per MD step, on the same structure and the same cores.
+
+    python benchmarks/speed_vs_dft.py STRUCTURE.xyz [--preset pbe] [--vacuum 6] [--cp2k-steps 3] \
+        [--command cp2k.psmp] [--threads 1] [--backends deepmd schnetpack nequip allegro mace] \
+        [--mlmd-steps 100] [--lammps] [--workdir benchmarks/out/speed_vs_dft/NAME]
+
+The peer is CP2K itself, measured in the same run:
+
+1. CP2K NVT MD at 300 K for ``--cp2k-steps`` steps with the input qdff writes for this preset
+   and box rule; seconds per step from CP2K's own .ener file (the median of the steps after
+   the first, whose SCF starts from the atomic guess; the first is printed apart) and the peak
+   resident memory of CP2K's process tree (qdff's runner samples it). ``--command`` may hold a
+   launcher (``"mpirun -np 16 cp2k.psmp"``): the cores are its ranks times ``--threads``.
+2. Each backend at its **production** preset (model size of the package's documented
+   settings, qdff.training.backends.presets), trained briefly (10 DeePMD steps, 1 epoch
+   otherwise) on the CP2K frames of step 1: accuracy is not the point, the model's cost is.
+3. Langevin ML-MD of ``--mlmd-steps`` steps with each model from CP2K's last frame, through
+   qdff's ML-MD loop (qdff.validation.mlmd.run: ASE, the stability checks, recording), with
+   torch on the same number of cores; ``--lammps`` also times the DeePMD model in LAMMPS.
+
+Prints seconds per step of both and their ratio, against the goals of issue 16 (every backend
+at least 1000x faster per step than pbe, DeePMD at least 10000x), and writes
+``benchmark.json`` in the working directory. A run that has finished step 1 reuses its CP2K
+output (delete the directory to measure it again).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ase.io import read  # noqa: E402
+
+from qdff import config as qconfig  # noqa: E402
+from qdff.cp2k import input as cp2k_input, output as cp2k_output, run as cp2k_run  # noqa: E402
+from qdff.data import dataset  # noqa: E402
+from qdff.fileio import write_json  # noqa: E402
+from qdff.structure import build as structures  # noqa: E402
+from qdff.training.backends import presets  # noqa: E402
+from qdff.training.models import load_calculator  # noqa: E402
+from qdff.validation import mlmd  # noqa: E402
+
+# a few CP2K frames: MACE drops a last incomplete batch, so its batches must be smaller than them
+BRIEF = {"deepmd": {"steps": 10}, "mace": {"epochs": 1, "batch_size": 2}}  # others: {"epochs": 1}
+GOAL = {"deepmd": 10000.0}  # every other backend: 1000
+TRAINED = ("deepmd", "schnetpack", "nequip", "allegro", "mace", "sevenn")
+
+
+def run_cp2k(atoms, a, work: Path) -> dict:
+    """CP2K MD of ``a.cp2k_steps`` steps in ``work`` (reused when it has finished)."""
+    done = work / "cp2k.json"
+    if done.is_file():
+        print(f"CP2K: reusing {done}", flush=True)
+        return json.loads(done.read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    tree = cp2k_input.build_input(atoms, preset=a.preset, run_type="MD", project="md", charge=a.charge,
+                                  temperature=300.0, steps=a.cp2k_steps)
+    cp2k_input.write_input(work / "md.inp", tree)
+    est = cp2k_input.estimate_memory_mb(atoms, tree)
+    print(f"CP2K {a.preset}: {len(atoms)} atoms, box {atoms.cell.lengths()[0]:.1f} A, {a.cp2k_steps} steps, "
+          f"{a.command!r} x {a.threads} thread(s); qdff's memory estimate {est['mem_mb']:.0f} MB", flush=True)
+    t0 = time.time()
+    res = cp2k_run.run_cp2k(shlex.split(a.command), work, "md", a.threads)
+    wall = time.time() - t0
+    ener = work / "md-1.ener"
+    secs = [float(x) for x in cp2k_output.read_ener(ener)["seconds"]] if ener.is_file() else []
+    if res.returncode != 0 or len(secs) < 2:
+        raise SystemExit(f"CP2K failed or wrote fewer than 2 steps (exit {res.returncode}, {len(secs)} steps "
+                         f"in {ener}); see {work / 'md.out'}")
+    # the .ener file's first row is step 0 (the start), with no time of its own
+    steps = secs[1:] if secs[0] == 0.0 else secs
+    out = {"preset": a.preset, "atoms": len(atoms), "box_A": float(atoms.cell.lengths()[0]),
+           "command": a.command, "ranks": cp2k_run.mpi_ranks(a.command), "threads_per_rank": a.threads,
+           "seconds_per_step_all": steps, "seconds_first_step": steps[0],
+           "seconds_per_step": statistics.median(steps[1:]) if len(steps) > 1 else steps[0],
+           "peak_memory_mb": res.peak_mb, "estimate_mb": est["mem_mb"], "wall_s": wall}
+    write_json(done, out)
+    return out
+
+
+def train_brief(backend: str, frames, work: Path, structure: Path) -> Path:
+    """A production-size model of ``backend`` trained for a moment on ``frames``."""
+    from qdff.training import backends
+    from qdff.training.backends import common
+
+    # a moment's training is not a useful model and is not meant to be: the usefulness and
+    # divergence checks every export makes are skipped here, for this benchmark only
+    common.check_useful = lambda *args, **kwargs: {"skipped": "speed_vs_dft: timing only, not a useful model"}
+    cfg = {"name": "speed-vs-dft", "structure": {"source": "file", "file": str(structure.resolve())}, "backends": {b: {"enabled": b == backend} for b in TRAINED}}
+    cfg["backends"][backend].update(preset="production", **BRIEF.get(backend, {"epochs": 1}))
+    cfg = qconfig.validate(presets.apply(cfg))
+    params = dict(cfg["backends"][backend], threads=1)
+    refs = dataset.fit_reference_energies(frames)
+    model_dir = work / "models" / backend
+    if not (model_dir / "model.json").is_file():
+        backends.get(backend).train(frames, frames[-1:], refs, params, work / "training" / backend, model_dir)
+    return model_dir
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("structure", type=Path)
+    ap.add_argument("--preset", default="pbe", choices=cp2k_input.PRESETS)
+    ap.add_argument("--vacuum", type=float, default=6.0, help="Angstrom on each side (structure.vacuum)")
+    ap.add_argument("--charge", type=int, default=0)
+    ap.add_argument("--cp2k-steps", type=int, default=3)
+    ap.add_argument("--command", default="cp2k.psmp")
+    ap.add_argument("--threads", type=int, default=1, help="OpenMP threads per CP2K rank")
+    ap.add_argument("--backends", nargs="+", default=["deepmd", "schnetpack", "nequip", "allegro", "mace"])
+    ap.add_argument("--mlmd-steps", type=int, default=100)
+    ap.add_argument("--lammps", action="store_true", help="also time the DeePMD model in LAMMPS")
+    ap.add_argument("--workdir", type=Path, default=None)
+    a = ap.parse_args(argv)
+
+    import torch
+
+    work = a.workdir or Path("benchmarks/out/speed_vs_dft") / f"{a.structure.stem}-{a.preset}"
+    atoms = structures.put_in_box(read(a.structure), a.vacuum)
+    dft = run_cp2k(atoms, a, work / "cp2k")
+    cores = dft["ranks"] * a.threads
+    torch.set_num_threads(cores)
+    cp2k_output.convert_runs([work / "cp2k"], work / "frames.extxyz", runs=["speed"], temperatures=[300.0])
+    frames = dataset.read_frames(work / "frames.extxyz")
+    hw = mlmd.hardware()
+    print(f"CP2K {dft['preset']}, {dft['atoms']} atoms: {dft['seconds_per_step']:.2f} s per step after the first "
+          f"(first {dft['seconds_first_step']:.1f} s), peak {dft['peak_memory_mb'] or float('nan'):.0f} MB, "
+          f"{dft['ranks']} rank(s) x {a.threads} thread(s); ML: {hw['device_name']} ({hw['device']}), "
+          f"{cores} torch thread(s); {len(frames)} CP2K frames to train on", flush=True)
+    rows = []
+    for b in a.backends:
+        t0 = time.time()
+        try:
+            model_dir = train_brief(b, frames, work, a.structure)
+            calc = load_calculator(model_dir)
+            run = mlmd.run(calc, frames[-1], frames, temperature=300.0, steps=a.mlmd_steps, timestep_fs=1.0,
+                           friction_per_fs=0.01, bond_factor=1.5, seed=1, record_every=10)
+        except Exception as exc:  # a backend that cannot run here is a result too
+            rows.append({"backend": b, "error": f"{type(exc).__name__}: {exc}"})
+            print(f"{b:11s} FAILED: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+            continue
+        step = run["seconds_per_step"]
+        ratio = dft["seconds_per_step"] / step
+        goal = GOAL.get(b, 1000.0)
+        row = {"backend": b, "ml_seconds_per_step": step, "steps_run": run["steps_run"], "ratio": ratio,
+               "goal": goal, "met": ratio >= goal, "setup_s": time.time() - t0}
+        line = (f"{b:11s} {step:9.4f} s/step ({run['steps_run']} steps)   pbe/ML = {ratio:9.0f}x   "
+                f"goal {goal:.0f}x: {'met' if ratio >= goal else 'NOT met'}")
+        if b == "deepmd" and a.lammps:
+            from qdff.validation import lammps
+
+            w0 = lammps.run(model_dir, frames[-1], work / "lammps/s0", steps=0, threads=cores)["wall_s"]
+            wn = lammps.run(model_dir, frames[-1], work / "lammps/sn", steps=a.mlmd_steps, threads=cores)["wall_s"]
+            per = (wn - w0) / a.mlmd_steps
+            row.update(lammps_seconds_per_step=per, lammps_ratio=dft["seconds_per_step"] / per)
+            line += f";  LAMMPS {per:.4f} s/step, pbe/LAMMPS = {dft['seconds_per_step'] / per:.0f}x"
+        rows.append(row)
+        print(line, flush=True)
+    write_json(work / "benchmark.json", {"cp2k": dft, "hardware": hw, "ml_threads": cores, "rows": rows})
+    print(json.dumps({"benchmark": str(work / "benchmark.json")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

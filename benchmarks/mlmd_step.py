@@ -75,11 +75,8 @@ def main(argv=None) -> int:
         if read_json(model_dir / "model.json")["backend"] == "deepmd":
             from qdff.validation import lammps
 
-            work = Path("benchmarks/out/mlmd_step") / args.results.name / b
-            w0 = lammps.run(model_dir, start, work / "s0", steps=0, threads=args.threads)["wall_s"]
-            wn = lammps.run(model_dir, start, work / "sn", steps=args.steps, temperature=temperature,
-                            threads=args.threads)["wall_s"]
-            per = (wn - w0) / args.steps
+            per = lammps.seconds_per_step(model_dir, start, Path("benchmarks/out/mlmd_step") / args.results.name / b,
+                                          steps=args.steps, temperature=temperature, threads=args.threads)
             lmp, ratio = f"{per:.5f}", f"{step / per:.2f}x"
         print(f"{b:12s} {call:10.5f} {step:13.5f} {100 * (step - call) / step:17.0f}% {lmp:>16s} {ratio:>14s}  "
               f"{run['steps_run']}", flush=True)

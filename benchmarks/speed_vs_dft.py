@@ -154,9 +154,7 @@ def main(argv=None) -> int:
         if b == "deepmd" and a.lammps:
             from qdff.validation import lammps
 
-            w0 = lammps.run(model_dir, frames[-1], work / "lammps/s0", steps=0, threads=cores)["wall_s"]
-            wn = lammps.run(model_dir, frames[-1], work / "lammps/sn", steps=a.mlmd_steps, threads=cores)["wall_s"]
-            per = (wn - w0) / a.mlmd_steps
+            per = lammps.seconds_per_step(model_dir, frames[-1], work / "lammps", steps=a.mlmd_steps, threads=cores)
             row.update(lammps_seconds_per_step=per, lammps_ratio=dft["seconds_per_step"] / per)
             line += f";  LAMMPS {per:.4f} s/step, pbe/LAMMPS = {dft['seconds_per_step'] / per:.0f}x"
         rows.append(row)

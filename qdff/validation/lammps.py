@@ -178,6 +178,15 @@ def run(model_dir, atoms, workdir, *, steps: int = 10, timestep_fs: float = 1.0,
     return out
 
 
+def seconds_per_step(model_dir, atoms, workdir, *, steps: int, temperature: float = 300.0, threads: int = 1) -> float:
+    """Wall seconds per MD step of the model in LAMMPS: a run of ``steps`` steps less a run of
+    none (start-up and model loading), divided by ``steps``."""
+    workdir = Path(workdir)
+    w0 = run(model_dir, atoms, workdir / "s0", steps=0, temperature=temperature, threads=threads)["wall_s"]
+    wn = run(model_dir, atoms, workdir / "sn", steps=steps, temperature=temperature, threads=threads)["wall_s"]
+    return (wn - w0) / steps
+
+
 def _version(log_text: str) -> str:
     m = re.search(r"^LAMMPS \((.*?)\)", log_text, re.M)
     return m.group(1) if m else "unknown"

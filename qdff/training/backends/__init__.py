@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 BACKENDS = ("deepmd", "schnetpack", "nequip", "allegro", "mace", "sevenn")
 #: universal pretrained potentials usable as zero-shot baselines (universal.UNIVERSAL's keys)
-BASELINES = ("sevennet0",)
+BASELINES = ("sevennet0", "chgnet")
 
 
 def get(name: str):

@@ -18,8 +18,8 @@ The peer is CP2K itself, measured in the same run:
    qdff's ML-MD loop (qdff.validation.mlmd.run: ASE, the stability checks, recording), with
    torch on the same number of cores; ``--lammps`` also times the DeePMD model in LAMMPS.
 
-Prints seconds per step of both and their ratio, against the goals of issue 16 (every backend
-at least 1000x faster per step than pbe, DeePMD at least 10000x), and writes
+Prints seconds per step of both and their ratio; at ``--preset pbe`` against the goals of
+issue 16 (every backend at least 1000x faster per step than pbe, DeePMD at least 10000x), and writes
 ``benchmark.json`` in the working directory. A run that has finished step 1 reuses its CP2K
 output (delete the directory to measure it again).
 """
@@ -89,9 +89,6 @@ def train_brief(backend: str, frames, work: Path, structure: Path) -> Path:
     from qdff.training import backends
     from qdff.training.backends import common
 
-    # a moment's training is not a useful model and is not meant to be: the usefulness and
-    # divergence checks every export makes are skipped here, for this benchmark only
-    common.check_useful = lambda *args, **kwargs: {"skipped": "speed_vs_dft: timing only, not a useful model"}
     cfg = {"name": "speed-vs-dft", "structure": {"source": "file", "file": str(structure.resolve())}, "backends": {b: {"enabled": b == backend} for b in TRAINED}}
     cfg["backends"][backend].update(preset="production", **BRIEF.get(backend, {"epochs": 1}))
     cfg = qconfig.validate(presets.apply(cfg))
@@ -99,7 +96,10 @@ def train_brief(backend: str, frames, work: Path, structure: Path) -> Path:
     refs = dataset.fit_reference_energies(frames)
     model_dir = work / "models" / backend
     if not (model_dir / "model.json").is_file():
-        backends.get(backend).train(frames, frames[-1:], refs, params, work / "training" / backend, model_dir)
+        # a moment's training is not a useful model and is not meant to be: the usefulness and
+        # divergence checks every export makes are skipped (model.json says so)
+        backends.get(backend).train(frames, frames[-1:], refs, params, work / "training" / backend, model_dir,
+                                    gate=common.TIMING_ONLY)
     return model_dir
 
 
@@ -146,17 +146,20 @@ def main(argv=None) -> int:
             continue
         step = run["seconds_per_step"]
         ratio = dft["seconds_per_step"] / step
-        goal = GOAL.get(b, 1000.0)
         row = {"backend": b, "ml_seconds_per_step": step, "steps_run": run["steps_run"], "ratio": ratio,
-               "goal": goal, "met": ratio >= goal, "setup_s": time.time() - t0}
-        line = (f"{b:11s} {step:9.4f} s/step ({run['steps_run']} steps)   pbe/ML = {ratio:9.0f}x   "
-                f"goal {goal:.0f}x: {'met' if ratio >= goal else 'NOT met'}")
+               "setup_s": time.time() - t0}
+        line = f"{b:11s} {step:9.4f} s/step ({run['steps_run']} steps)   {dft['preset']}/ML = {ratio:9.0f}x"
+        if dft["preset"] == "pbe":  # issue 16's goals are against pbe
+            goal = GOAL.get(b, 1000.0)
+            row.update(goal=goal, met=ratio >= goal)
+            line += f"   goal {goal:.0f}x: {'met' if ratio >= goal else 'NOT met'}"
+
         if b == "deepmd" and a.lammps:
             from qdff.validation import lammps
 
             per = lammps.seconds_per_step(model_dir, frames[-1], work / "lammps", steps=a.mlmd_steps, threads=cores)
             row.update(lammps_seconds_per_step=per, lammps_ratio=dft["seconds_per_step"] / per)
-            line += f";  LAMMPS {per:.4f} s/step, pbe/LAMMPS = {dft['seconds_per_step'] / per:.0f}x"
+            line += f";  LAMMPS {per:.4f} s/step, {dft['preset']}/LAMMPS = {dft['seconds_per_step'] / per:.0f}x"
         rows.append(row)
         print(line, flush=True)
     write_json(work / "benchmark.json", {"cp2k": dft, "hardware": hw, "ml_threads": cores, "rows": rows})

@@ -99,6 +99,17 @@ def test_non_finite_or_exploded_predictions_are_a_divergence_whatever_the_gate(f
         check_useful("Table", calc, frames, loose)
 
 
+def test_a_timing_only_gate_skips_the_checks_and_says_so(frames, caplog):
+    """benchmarks/speed_vs_dft.py trains models for a moment to time them: they are neither
+    useful nor checked, and their metadata says so (no error figures that could be quoted)."""
+    from qdff.training.backends.common import TIMING_ONLY
+
+    out = check_useful("Table", Table(frames, f_scale=-5.0), frames, TIMING_ONLY)
+    assert out == {"skipped": "timing only: trained for a moment to measure its cost, not a useful model",
+                   "n_frames": len(frames)}
+    assert "timing only" in caplog.text
+
+
 def test_non_finite_labels_are_refused_before_training_naming_file_and_frame(frames, tmp_path):
     bad = [a.copy() for a in frames]
     for a, b in zip(bad, frames):

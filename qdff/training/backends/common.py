@@ -126,6 +126,9 @@ DEFAULT_GATE = {"max_force_rmse_ratio": 1.0, "max_energy_rmse_ratio": 10.0, "ene
 # Above this many times the zero-force baseline a model is not merely useless: its weights
 # blew up (the absolute check the curve check used to make, now on all validation frames).
 DIVERGED_FORCE_RATIO = 3.0
+#: the gate of a model trained for a moment only to measure its cost (benchmarks/speed_vs_dft.py):
+#: neither checked for usefulness nor for divergence; model.json says so
+TIMING_ONLY = {"timing_only": True}
 
 
 def check_useful(name: str, calc, valid_frames, gate: dict | None = None, hint: str = "check the data") -> dict:
@@ -136,12 +139,17 @@ def check_useful(name: str, calc, valid_frames, gate: dict | None = None, hint: 
     more than ``max_energy_rmse_ratio`` times the mean-energy RMSE (or than that times
     ``energy_floor_meV_per_atom``, whichever is larger), or that predicts
     non-finite numbers, raises :class:`TrainingError` naming both numbers. Returns the
-    figures, for the model's metadata."""
+    figures, for the model's metadata. A ``timing_only`` gate (:data:`TIMING_ONLY`) skips the
+    check and says so."""
     import numpy as np
 
     from ...validation.evaluate import error_metrics, predict
 
     g = {**DEFAULT_GATE, **(gate or {})}
+    if g.get("timing_only"):
+        log.warning("%s: timing only, the model is not checked for usefulness or divergence", name)
+        return {"skipped": "timing only: trained for a moment to measure its cost, not a useful model",
+                "n_frames": len(valid_frames)}
     e_pred, f_pred, _ = predict(calc, valid_frames)
     finite = bool(np.isfinite(e_pred).all() and all(np.isfinite(f).all() for f in f_pred))
     m = error_metrics(valid_frames, e_pred, f_pred) if finite else {}

@@ -47,3 +47,16 @@ def test_grid_wraps_at_three_panels_per_row():
     assert shape == (3, 3) and len(axes) == 7 and all(ax.get_visible() for ax in axes)
     assert sum(ax.get_visible() for ax in fig.axes) == 7
     plt.close(fig)
+
+
+def test_the_model_row_says_trained_fine_tuned_or_zero_shot():
+    assert report.model_kind({"backend": "deepmd", "provenance": {}}) == "trained on this data set"
+    assert report.model_kind({"backend": "sevenn", "provenance": {"mode": "fine-tuned", "foundation": "7net-0"}}) == \
+        "fine-tuned on this data set from 7net-0"
+    assert report.model_kind({"backend": "mace", "provenance": {"foundation_model": "/data/mace-mp-0-medium.model"}}) == \
+        "fine-tuned on this data set from mace-mp-0-medium.model"
+    assert report.model_kind({"backend": "sevenn", "provenance": {"mode": "from scratch", "foundation": None}}) == \
+        "trained on this data set"
+    assert report.model_kind({"backend": "chgnet", "kind": "zero-shot", "label": "CHGNet 0.3.0",
+                              "trained_on": "PBE/PBE+U (MPtrj)"}) == \
+        "zero-shot: CHGNet 0.3.0, trained on PBE/PBE+U (MPtrj); not trained here"

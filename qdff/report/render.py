@@ -191,10 +191,15 @@ def metric_notes(metrics: list) -> list[str]:
 
 
 def model_kind(meta: dict) -> str:
-    """What a column of the metrics table is: a model trained on this data set, or a
-    zero-shot universal potential with the level of theory it was trained on."""
+    """What a column of the metrics table is: a model trained on this data set (from scratch
+    or fine-tuned from a foundation model, named), or a zero-shot universal potential with the
+    level of theory it was trained on."""
     if meta.get("kind") == "zero-shot":
         return f"zero-shot: {meta.get('label', meta.get('backend'))}, trained on {meta.get('trained_on', '?')}; not trained here"
+    prov = meta.get("provenance", {})
+    foundation = prov.get("foundation") or prov.get("foundation_model")  # sevenn's name, mace's file
+    if foundation:
+        return f"fine-tuned on this data set from {Path(str(foundation)).name}"
     return "trained on this data set" if meta else "–"
 
 

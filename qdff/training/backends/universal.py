@@ -170,7 +170,8 @@ def chgnet_calculator(checkpoint, device: str = "cpu", version: str = "0.3.0"):
         implemented_properties = ("energy", "free_energy", "forces")
 
         def calculate(self, atoms=None, properties=None, system_changes=None):
-            if atoms is not None and atoms.pbc.any():
+            atoms = atoms if atoms is not None else self.atoms
+            if atoms.pbc.any():
                 raise ValueError("CHGNet baseline: qdff puts free clusters (pbc=False) in a box; "
                                  f"this structure is periodic along {atoms.pbc.tolist()}")
             boxed = atoms.copy()

@@ -247,7 +247,7 @@ def _at_temperature(frames, temperature: float) -> list:
     return [a for a in frames if float(a.info.get("temperature", -1)) == float(temperature)]
 
 
-def _equilibrated(frames, equilibration_fs: float) -> list:
+def equilibrated(frames, equilibration_fs: float) -> list:
     """``frames`` without the first ``equilibration_fs`` of each run."""
     t0: dict = {}
     for a in frames:
@@ -273,7 +273,7 @@ def run_mlmd(cfg: dict, backend: str, model_dir, test_file, temperature: float, 
         raise ValueError(f"{test_file}: no held-out frame at {aimd_t:g} K to start ML-MD from")
     reference = frames
     if data:
-        reference = _equilibrated(_at_temperature(dataset.read_frames(data), aimd_t),
+        reference = equilibrated(_at_temperature(dataset.read_frames(data), aimd_t),
                                   cfg["selection"]["equilibration_fs"]) or frames
     p = cfg["mlmd"]
     calc = load_calculator(model_dir)
@@ -317,7 +317,7 @@ def compare_rdfs(cfg: dict, backend: str, data, trajectory, mlmd_summary, temper
     temperature, compared in blocks of equal frame count (qdff.validation.rdf)."""
     from .validation import rdf
 
-    aimd = _equilibrated(_at_temperature(dataset.read_frames(data), temperature), cfg["selection"]["equilibration_fs"])
+    aimd = equilibrated(_at_temperature(dataset.read_frames(data), temperature), cfg["selection"]["equilibration_fs"])
     run = read_json(mlmd_summary)
     # ML-MD snapshots are positions only (no DFT labels): plain ASE read
     ml = read(trajectory, index=":", format="extxyz") if Path(trajectory).stat().st_size else []

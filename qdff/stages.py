@@ -276,18 +276,22 @@ def run_mlmd(cfg: dict, backend: str, model_dir, test_file, temperature: float, 
         reference = equilibrated(_at_temperature(dataset.read_frames(data), aimd_t),
                                   cfg["selection"]["equilibration_fs"]) or frames
     p = cfg["mlmd"]
-    calc = load_calculator(model_dir)
     traj: list = []
-    runs = [
-        mlmd.run(
-            calc, frames[0], reference, temperature=temperature, steps=p["steps"],
-            timestep_fs=p["timestep_fs"], friction_per_fs=p["friction_per_fs"], bond_factor=p["bond_factor"],
-            seed=p["seed"] + k, record_every=p["record_every"], trajectory=traj, nve_steps=p["nve_steps"],
-            bond_check=p["bond_check"] and not stress, monitor_bonds=True,
-            bond_cutoff_factor=p["bond_cutoff_factor"], bond_persist=p["bond_persist"],
-        )
-        for k in range(p["seeds"])
-    ]
+    common = dict(temperature=temperature, steps=p["steps"], timestep_fs=p["timestep_fs"],
+                  friction_per_fs=p["friction_per_fs"], bond_factor=p["bond_factor"], record_every=p["record_every"],
+                  trajectory=traj, nve_steps=p["nve_steps"], bond_check=p["bond_check"] and not stress,
+                  monitor_bonds=True, bond_cutoff_factor=p["bond_cutoff_factor"], bond_persist=p["bond_persist"])
+    if mlmd.engine_for(cfg, backend) == "lammps":
+        import torch
+
+        # lmp's input and log stay beside the summary: a starting point for production runs
+        work = Path(summary_out).parent / "lammps"
+        runs = [mlmd.run_lammps(model_dir, frames[0], reference, workdir=work / f"seed{p['seed'] + k}",
+                                seed=p["seed"] + k, threads=torch.get_num_threads(), **common)
+                for k in range(p["seeds"])]
+    else:
+        calc = load_calculator(model_dir)
+        runs = [mlmd.run(calc, frames[0], reference, seed=p["seed"] + k, **common) for k in range(p["seeds"])]
     summary = mlmd.combine(runs)
     summary.update(backend=backend, stress=stress, reference_temperature=aimd_t, hardware=mlmd.hardware())
     dataset.write_frames(traj_out, traj) if traj else Path(traj_out).write_text("")
@@ -394,7 +398,7 @@ def _speed(row: dict, runs: list, cp2k: dict) -> None:
         row["speedup_per_core_vs_cp2k"] = float(np.mean([
             s["seconds_per_step_median"] * cp2k_cores / (r["seconds_per_step"] * ml_cores) for s, r in zip(c, same_t)]))
     row["cp2k_hardware"] = cp2k_hardware(c[0])
-    row["mlmd_hardware"] = mlmd_hardware(hw)
+    row["mlmd_hardware"] = mlmd_hardware(hw, same_t[0].get("engine", "ase"))
     row["same_hardware"] = bool(hw) and hw.get("host") == c[0].get("host") and ml_cores is not None
 
 
@@ -405,11 +409,13 @@ def cp2k_hardware(s: dict) -> str:
     return ", ".join(parts)
 
 
-def mlmd_hardware(hw: dict) -> str:
+def mlmd_hardware(hw: dict, engine: str = "ase") -> str:
     if not hw:
         return "not recorded"
     dev = str(hw.get("device", "cpu"))
-    parts = [f"{dev} ({hw['device_name']})" if dev.startswith("cuda") else "CPU",
+    # DeePMD-kit in LAMMPS takes the GPU when its torch sees one, as the ASE calculator does
+    parts = ["LAMMPS (pair_style deepmd)" if engine == "lammps" else "ASE",
+             f"{dev} ({hw['device_name']})" if dev.startswith("cuda") else "CPU",
              f"{hw.get('torch_threads', '?')} torch thread(s)"]
     parts += [hw[k] for k in ("cpu_model", "host") if hw.get(k)]
     return ", ".join(parts)

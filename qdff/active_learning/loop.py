@@ -72,12 +72,16 @@ def _start_frames(frames, temperature: float, n: int) -> list:
 
 
 def _explore_trajectories(calc, aimd, cfg: dict, seed_offset: int, al_iteration, run_prefix: str,
-                          drop_failed_frame: bool = False):
+                          drop_failed_frame: bool = False, lammps_model=None, lammps_workdir=None):
     """Langevin ML-MD with ``calc`` from ``trajectories_per_temperature`` AIMD frames at every
     exploration temperature: ``(frames recorded, statistics per temperature, all stable)``.
     Stability is judged as the report's ML-MD judges it: the bond graph against the AIMD's at
     that temperature; at an exploration temperature without AIMD it is only recorded.
-    ``drop_failed_frame``: leave out the frame that ended an unstable trajectory."""
+    ``drop_failed_frame``: leave out the frame that ended an unstable trajectory.
+    ``lammps_model``: run the model of this directory in LAMMPS instead (mlmd.engine: lammps),
+    each trajectory in its own folder under ``lammps_workdir``."""
+    import torch
+
     from ..validation import mlmd
 
     al, p = cfg["active_learning"], cfg["mlmd"]
@@ -91,12 +95,16 @@ def _explore_trajectories(calc, aimd, cfg: dict, seed_offset: int, al_iteration,
         stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": [], "frames": 0}
         for j, start in enumerate(starts):
             traj: list = []
-            summary = mlmd.run(calc, start, reference, temperature=T, steps=al["explore_steps"],
-                               timestep_fs=p["timestep_fs"], friction_per_fs=p["friction_per_fs"],
-                               bond_factor=p["bond_factor"], seed=p["seed"] + seed_offset + 101 * j + int(T),
-                               record_every=al["record_every"], trajectory=traj, bond_check=judge_bonds,
-                               monitor_bonds=True, bond_cutoff_factor=p["bond_cutoff_factor"],
-                               bond_persist=p["bond_persist"])
+            kw = dict(temperature=T, steps=al["explore_steps"], timestep_fs=p["timestep_fs"],
+                      friction_per_fs=p["friction_per_fs"], bond_factor=p["bond_factor"],
+                      seed=p["seed"] + seed_offset + 101 * j + int(T), record_every=al["record_every"],
+                      trajectory=traj, bond_check=judge_bonds, monitor_bonds=True,
+                      bond_cutoff_factor=p["bond_cutoff_factor"], bond_persist=p["bond_persist"])
+            if lammps_model is not None:
+                summary = mlmd.run_lammps(lammps_model, start, reference, threads=torch.get_num_threads(),
+                                          workdir=Path(lammps_workdir) / f"{T:g}K-{j}", **kw)
+            else:
+                summary = mlmd.run(calc, start, reference, **kw)
             stats["stable_trajectories"] += int(summary["stable"])
             if not summary["stable"]:
                 stable_all = False
@@ -120,8 +128,13 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
     calcs = _calculators(member_dirs)
     train = dataset.read_frames(train_file)
     aimd = [a for a in train if a.info.get("labelled_by") != "cp2k"] or train
-    explored, per_t, stable_all = _explore_trajectories(calcs[0], aimd, cfg, seed_offset=7919 * iteration,
-                                                        al_iteration=iteration, run_prefix=f"al{iteration}")
+    from ..validation import mlmd
+
+    # member 0 explores; in LAMMPS where mlmd.engine says so and LAMMPS can run the backend
+    in_lammps = mlmd.engine_for(cfg, al["backend"]) == "lammps"
+    explored, per_t, stable_all = _explore_trajectories(
+        calcs[0], aimd, cfg, seed_offset=7919 * iteration, al_iteration=iteration, run_prefix=f"al{iteration}",
+        lammps_model=member_dirs[0] if in_lammps else None, lammps_workdir=Path(out_summary).parent / "lammps")
     if explored:
         energies, forces = deviation.committee_predictions(calcs, explored)
         devi = deviation.model_deviation(energies, forces, len(explored[0]))

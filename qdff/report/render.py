@@ -240,7 +240,7 @@ def speed_rows(aimd_summaries: list, metrics: list) -> list:
     for m in metrics:
         if m.get("mlmd_seconds_per_step"):
             hw = m.get("mlmd_hardware", "not recorded")
-            cores = str(m["mlmd_cores"]) if m.get("mlmd_cores") else "– (GPU)" if hw.startswith("cuda") else "–"
+            cores = str(m["mlmd_cores"]) if m.get("mlmd_cores") else "– (GPU)" if "cuda" in hw else "–"
             rows.append([f"{m['backend']} (ML-MD)", f"{m['mlmd_seconds_per_step']:.3g}", hw, cores,
                          _fmt("", "{:.0f}×", m.get("speedup_vs_cp2k")), _fmt("", "{:.0f}×", m.get("speedup_per_core_vs_cp2k"))])
     return rows

@@ -4,7 +4,8 @@ scripts/deepmd_lammps_plugin.py says how the plugin is obtained without LAMMPS s
 
 :func:`run` writes a data file and an input for one structure, runs ``lmp`` (the forces of the
 start frame, then NVE steps) and reads back energies and forces, so that a model's LAMMPS
-deployment can be checked against its ASE calculator. LAMMPS's energies are the model's own,
+deployment can be checked against its ASE calculator. :func:`md` runs qdff's ML-MD (Langevin,
+then NVE) in LAMMPS for ``mlmd.engine: lammps`` (qdff.validation.mlmd.run_lammps judges it). LAMMPS's energies are the model's own,
 without the per-element reference energies qdff subtracted before training (a constant per
 composition); :func:`run` adds them back, so its energies mean what the ASE calculator's mean.
 Other backends: see README (LAMMPS deployment) for why they are not deployed here.
@@ -73,25 +74,28 @@ def environment(threads: int = 1) -> dict:
     return env
 
 
-def write_inputs(atoms, model_file, type_map, workdir, *, steps: int, timestep_fs: float, temperature: float,
-                 seed: int, padding: float) -> Path:
-    """``data.lammps`` and ``in.lammps`` in ``workdir``: the cluster in a periodic box
-    ``padding`` wider than its extent on every side (beyond the model's cutoff, so it is a free
-    cluster), forces of the start frame dumped at full precision, then ``steps`` NVE steps
-    from Maxwell-Boltzmann velocities at ``temperature`` (no net momentum or rotation)."""
+def _place(atoms, padding: float):
+    """The cluster in a periodic box ``padding`` wider than its extent on every side (beyond
+    the model's cutoff, so it is a free cluster), and the shift that put it there."""
+    a = atoms.copy()
+    a.calc = None
+    span = a.positions.max(axis=0) - a.positions.min(axis=0)
+    shift = padding - a.positions.min(axis=0)
+    a.set_cell(span + 2 * padding)
+    a.set_pbc(True)
+    a.positions += shift
+    return a, shift
+
+
+def _header(atoms, model_file, type_map, workdir: Path, padding: float) -> tuple[list[str], np.ndarray]:
+    """Write ``data.lammps``; the input's lines up to the pair style, and the shift of the positions."""
     from ase.io import write
 
-    workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     missing = sorted(set(atoms.get_chemical_symbols()) - set(type_map))
     if missing:
         raise LammpsError(f"the model's type map {type_map} lacks {missing}")
-    a = atoms.copy()
-    a.calc = None
-    span = a.positions.max(axis=0) - a.positions.min(axis=0)
-    a.set_cell(span + 2 * padding)
-    a.set_pbc(True)
-    a.positions += padding - a.positions.min(axis=0)
+    a, shift = _place(atoms, padding)
     write(workdir / "data.lammps", a, format="lammps-data", specorder=list(type_map), atom_style="atomic",
           masses=True)
     lines = [
@@ -102,6 +106,19 @@ def write_inputs(atoms, model_file, type_map, workdir, *, steps: int, timestep_f
         f"pair_style deepmd {Path(model_file).resolve()}",
         "pair_coeff * * " + " ".join(type_map),
         "neighbor 2.0 bin",
+    ]
+    return lines, shift
+
+
+def write_inputs(atoms, model_file, type_map, workdir, *, steps: int, timestep_fs: float, temperature: float,
+                 seed: int, padding: float) -> Path:
+    """``data.lammps`` and ``in.lammps`` in ``workdir``: the cluster in a periodic box
+    ``padding`` wider than its extent on every side (beyond the model's cutoff, so it is a free
+    cluster), forces of the start frame dumped at full precision, then ``steps`` NVE steps
+    from Maxwell-Boltzmann velocities at ``temperature`` (no net momentum or rotation)."""
+    workdir = Path(workdir)
+    lines, _ = _header(atoms, model_file, type_map, workdir, padding)
+    lines += [
         "compute pe all pe",
         "thermo_style custom step pe ke etotal temp",
         "thermo_modify format float %.15g",
@@ -119,6 +136,113 @@ def write_inputs(atoms, model_file, type_map, workdir, *, steps: int, timestep_f
     return workdir / "in.lammps"
 
 
+# LAMMPS stops a run whose temperature passes this times the target: a model that blew up
+# (a thermostatted run of a sound model never gets near it)
+HALT_FACTOR = 10.0
+
+
+def _lammps_seed(seed: int, k: int) -> int:
+    """LAMMPS's random seeds must be positive integers; qdff's may be any integer."""
+    return 1 + (seed * 7 + k) % 900_000_000
+
+
+def write_md_inputs(atoms, model_file, type_map, workdir, *, steps: int, nve_steps: int, timestep_fs: float,
+                    temperature: float, friction_per_fs: float, seed: int, record_every: int,
+                    padding: float) -> np.ndarray:
+    """``in.lammps`` for qdff's ML-MD (qdff.validation.mlmd.run_lammps): Maxwell-Boltzmann
+    velocities at ``temperature`` without net momentum or rotation, ``steps`` of Langevin
+    (fix nve + fix langevin, damping time 1/``friction_per_fs``, random forces summing to zero so
+    the centre of mass stays put, as ASE's run does with FixCom), then ``nve_steps`` of NVE;
+    positions (unwrapped) and thermo every ``record_every`` steps. Returns the shift of the
+    positions in the box."""
+    workdir = Path(workdir)
+    lines, shift = _header(atoms, model_file, type_map, workdir, padding)
+    damp_ps = 1.0 / friction_per_fs / 1000.0
+    lines += [
+        f"velocity all create {temperature:g} {_lammps_seed(seed, 0)} mom yes rot yes dist gaussian",
+        f"timestep {timestep_fs / 1000:g}",
+        "fix nve all nve",
+        f"fix lang all langevin {temperature:g} {temperature:g} {damp_ps:g} {_lammps_seed(seed, 1)} zero yes",
+        f"variable hot equal temp>{HALT_FACTOR * temperature:g}",
+        f"fix halt all halt {record_every} v_hot > 0.5 error hard message yes",
+        "thermo_style custom step pe ke etotal temp",
+        "thermo_modify format float %.15g",
+        f"thermo {record_every}",
+        f"dump traj all custom {record_every} traj.dump id xu yu zu",
+        "dump_modify traj sort id format float %.12g",
+        f"run {steps}",
+    ]
+    if nve_steps > 0:
+        lines += ["unfix lang", f"run {nve_steps}"]
+    (workdir / "in.lammps").write_text("\n".join(lines) + "\n")
+    return shift
+
+
+def _read_dump_frames(path: Path, n: int) -> list[tuple[int, np.ndarray]]:
+    """(step, positions) of every complete frame of a ``custom id xu yu zu`` dump, atoms in id
+    order; the first frame of each step only (a run's first step repeats the last one's)."""
+    if not path.is_file():
+        return []
+    rows = path.read_text().splitlines()
+    out, seen, k = [], set(), 0
+    while k < len(rows):
+        if rows[k].startswith("ITEM: TIMESTEP") and k + 1 < len(rows):
+            step = int(rows[k + 1])
+            head = next((j for j in range(k, min(k + 10, len(rows))) if rows[j].startswith("ITEM: ATOMS")), None)
+            block = rows[head + 1:head + 1 + n] if head is not None else []
+            if len(block) < n:
+                break  # a frame cut short (lmp stopped while writing it)
+            data = np.array([[float(x) for x in r.split()] for r in block])
+            if step not in seen:
+                seen.add(step)
+                out.append((step, data[np.argsort(data[:, 0]), 1:4]))
+            k = head + 1 + n
+        else:
+            k += 1
+    return out
+
+
+def md(model_dir, atoms, workdir, *, temperature: float, steps: int, nve_steps: int, timestep_fs: float,
+       friction_per_fs: float, seed: int, record_every: int, threads: int = 1) -> dict:
+    """Langevin then NVE MD of a qdff DeePMD model in LAMMPS (see :func:`write_md_inputs`):
+    ``frames`` [(step, positions in ``atoms``' frame)], ``thermo`` {step: pe (reference energies
+    added back), ke, etotal, temp}, ``seconds_per_step`` of the Langevin run, ``error`` (why lmp
+    stopped before the end, or None) and ``lammps_version``. A run that fails before its
+    first step raises LammpsError."""
+    model_dir, workdir = Path(model_dir), Path(workdir)
+    meta = read_json(model_dir / "model.json")
+    if meta.get("backend") != "deepmd":
+        raise LammpsError(f"{model_dir}: LAMMPS deployment is for DeePMD-kit models; this one is {meta.get('backend')!r}")
+    rcut = float(meta.get("provenance", {}).get("config", {}).get("rcut", 6.0))
+    for stale in ("traj.dump", "log.lammps"):
+        (workdir / stale).unlink(missing_ok=True)
+    shift = write_md_inputs(atoms, model_dir / meta["model_file"], meta["type_map"], workdir, steps=steps,
+                            nve_steps=nve_steps, timestep_fs=timestep_fs, temperature=temperature,
+                            friction_per_fs=friction_per_fs, seed=seed, record_every=record_every,
+                            padding=rcut + 4.0)
+    t0 = time.perf_counter()
+    proc = subprocess.run([lmp_executable(), "-in", "in.lammps", "-log", "log.lammps", "-screen", "none"],
+                          cwd=workdir, env=environment(threads), capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    log_text = (workdir / "log.lammps").read_text() if (workdir / "log.lammps").is_file() else ""
+    frames = [(s, p - shift) for s, p in _read_dump_frames(workdir / "traj.dump", len(atoms))]
+    error = None
+    if proc.returncode != 0:
+        err = [line for line in (log_text + proc.stdout + proc.stderr).splitlines() if "ERROR" in line]
+        error = "; ".join(err[-2:]) if err else (proc.stderr or proc.stdout)[-500:].strip() or f"exit {proc.returncode}"
+        if not any(s > 0 for s, _ in frames):
+            raise LammpsError(f"lmp failed in {workdir} (exit {proc.returncode}) before its first recorded step: {error}")
+    offset = sum(meta.get("reference_energies", {}).get(s, 0.0) for s in atoms.get_chemical_symbols())
+    thermo = {int(r["step"]): dict(r, pe=r["pe"] + offset, etotal=r["etotal"] + offset) for r in _thermo(log_text)}
+    loops = [(float(t), int(n)) for t, n in re.findall(r"^Loop time of (\S+) on \d+ procs for (\d+) steps", log_text, re.M)]
+    last = max((s for s, _ in frames), default=0)
+    per_step = loops[0][0] / loops[0][1] if loops and loops[0][1] else wall / max(last, 1)
+    log.info("LAMMPS (%s): %d Langevin + %d NVE steps in %.1f s (%.4f s per step)%s", _version(log_text), steps,
+             nve_steps, wall, per_step, f"; stopped: {error}" if error else "")
+    return {"frames": frames, "thermo": thermo, "seconds_per_step": per_step, "error": error, "wall_s": wall,
+            "lammps_version": _version(log_text)}
+
+
 def _read_dump_forces(path: Path, n: int) -> np.ndarray:
     rows = path.read_text().splitlines()
     start = rows.index(next(r for r in rows if r.startswith("ITEM: ATOMS"))) + 1
@@ -128,13 +252,21 @@ def _read_dump_forces(path: Path, n: int) -> np.ndarray:
 
 
 def _thermo(log_text: str) -> list[dict]:
-    """Every thermo row of a LAMMPS log: step, pe, ke, etotal, temp."""
-    out = []
-    for block in re.finditer(r"^\s*Step\s+PotEng\s+KinEng\s+TotEng\s+Temp\s*$(.*?)^Loop time", log_text, re.M | re.S):
-        for r in block.group(1).strip().splitlines():
-            v = r.split()
-            if len(v) == 5:
+    """Every thermo row of a LAMMPS log: step, pe, ke, etotal, temp (also of a run that
+    stopped with an error, which has no "Loop time" line after its rows)."""
+    out, inside = [], False
+    for line in log_text.splitlines():
+        v = line.split()
+        if v == ["Step", "PotEng", "KinEng", "TotEng", "Temp"]:
+            inside = True
+            continue
+        if line.startswith("Loop time") or line.startswith("ERROR"):
+            inside = False
+        elif inside and len(v) == 5:  # a warning between rows is skipped
+            try:
                 out.append(dict(zip(("step", "pe", "ke", "etotal", "temp"), map(float, v))))
+            except ValueError:
+                pass
     return out
 
 

@@ -1,7 +1,7 @@
 """ML-MD with a trained model: does the force field keep the cluster and its bonds together?
 
-Low test errors do not guarantee stable MD. Each model runs Langevin MD (ASE) from an
-AIMD frame at each AIMD temperature (and at stress temperatures above them), then an NVE
+Low test errors do not guarantee stable MD. Each model runs Langevin MD (ASE, or for
+DeePMD-kit models LAMMPS with ``mlmd.engine: lammps``) from an AIMD frame at each AIMD temperature (and at stress temperatures above them), then an NVE
 segment. A run is judged unstable, and stopped, when
 
 - a value is not finite, or the calculator fails;
@@ -252,46 +252,146 @@ def energy_stats(time_fs, energy_eV, n_atoms: int) -> dict:
             "std_meV_per_atom": float(1e3 * np.std(resid) / n_atoms)}
 
 
-def _nve(atoms, steps: int, timestep_fs: float, record_every: int, limits: dict, bond_factor: float, monitor):
+# backends whose models qdff runs in LAMMPS (qdff.validation.lammps; README, "Models in LAMMPS")
+LAMMPS_BACKENDS = ("deepmd",)
+
+
+def engine_for(cfg: dict, backend: str) -> str:
+    """Where ``backend``'s ML-MD runs: LAMMPS when ``mlmd.engine`` is lammps and LAMMPS can run
+    this backend's models, else qdff's ASE loop."""
+    if cfg["mlmd"]["engine"] == "lammps":
+        if backend in LAMMPS_BACKENDS:
+            return "lammps"
+        log.info("mlmd.engine is lammps, but qdff runs only %s models in LAMMPS: %s runs in ASE",
+                 ", ".join(LAMMPS_BACKENDS), backend)
+    return "ase"
+
+
+class _Recorder:
+    """What every engine does at a recorded frame: the stability checks, the temperature and
+    energy series, and the trajectory snapshot; and, from them, the run's summary."""
+
+    def __init__(self, start, reference_frames, *, temperature: float, seed: int, timestep_fs: float,
+                 bond_factor: float, bond_check: bool, monitor_bonds: bool | None, bond_cutoff_factor: float,
+                 bond_persist: int, trajectory: list | None):
+        if monitor_bonds is None:
+            monitor_bonds = bond_check
+        self.temperature, self.seed, self.timestep_fs, self.bond_factor = temperature, seed, timestep_fs, bond_factor
+        self.n_atoms = len(start)
+        self.limits = reference_limits(reference_frames)
+        self.graph = self.baseline = None
+        if bond_check or monitor_bonds:
+            self.graph = BondGraph(start.get_chemical_symbols(), bond_cutoffs(reference_frames, bond_cutoff_factor),
+                                   start.positions)
+            self.baseline = self.graph.baseline(reference_frames)
+        self.monitor = _Monitor(self.graph, self.baseline, bond_check, bond_persist)
+        self.trajectory = trajectory
+        self.temps, self.epots, self.times = [], [], []
+        self.nve_times, self.nve_etot, self.nve_temps = [], [], []
+
+    def langevin(self, atoms, step: int, epot: float, temperature_now: float) -> str | None:
+        """Record a frame of the thermostatted run; why it is unstable, or None."""
+        reason = check_frame(atoms, epot, self.limits, self.bond_factor) or self.monitor(atoms)
+        self.temps.append(float(temperature_now))
+        self.epots.append(float(epot))
+        self.times.append(step * self.timestep_fs)
+        if self.trajectory is not None:
+            snap = atoms.copy()
+            snap.calc = None
+            snap.set_constraint()
+            snap.info.update(step=step, time=step * self.timestep_fs, temperature=self.temperature, seed=self.seed)
+            self.trajectory.append(snap)
+        return f"step {step}: {reason}" if reason else None
+
+    def nve(self, atoms, step: int, epot: float, etot: float, temperature_now: float) -> str | None:
+        """Record a frame of the NVE segment (``step`` counted from its start)."""
+        why = check_frame(atoms, epot, self.limits, self.bond_factor) or self.monitor(atoms)
+        if why:
+            return f"NVE step {step}: {why}"
+        self.nve_times.append(step * self.timestep_fs)
+        self.nve_etot.append(float(etot))
+        self.nve_temps.append(float(temperature_now))
+        return None
+
+    def summary(self, *, steps: int, done: int, reason: str | None, seconds_per_step: float, nve_steps: int,
+                nve_reason: str | None = None, engine: str = "ase") -> dict:
+        """The run's summary; ``reason``: why the thermostatted run failed, ``nve_reason``: why
+        the NVE segment after it did (None: it did not)."""
+        nve = {"nve_drift_meV_per_atom_per_ps": float("nan"), "nve_energy_std_meV_per_atom": float("nan"),
+               "nve_temperature_mean": float("nan")}
+        if reason is None and nve_steps > 0 and nve_reason is None:
+            stats = energy_stats(self.nve_times, self.nve_etot, self.n_atoms)
+            nve = {"nve_drift_meV_per_atom_per_ps": stats["drift_meV_per_atom_per_ps"],
+                   "nve_energy_std_meV_per_atom": stats["std_meV_per_atom"],
+                   "nve_temperature_mean": float(np.mean(self.nve_temps)) if self.nve_temps else float("nan")}
+        reason = reason or nve_reason
+        summary = {
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "engine": engine,
+            "steps_requested": steps,
+            "steps_run": done,
+            "stable": reason is None,
+            "reason": reason or "",
+            "seconds_per_step": seconds_per_step,
+            "temperature_mean": float(np.mean(self.temps)) if self.temps else float("nan"),
+            "epot_first": self.epots[0] if self.epots else float("nan"),
+            "epot_last": self.epots[-1] if self.epots else float("nan"),
+            "reference_nn_max": self.limits["nn_max"],
+            "reference_pair_min": self.limits["pair_min"],
+            "bond_factor": self.bond_factor,
+            "nve_steps": nve_steps if reason is None else 0,
+            **nve,
+            **self.monitor.summary(),
+            "series": series(self.times, self.temps, self.epots),
+        }
+        if np.isfinite(summary["nve_drift_meV_per_atom_per_ps"]):
+            log.info("NVE segment of %d steps: total-energy drift %.3f meV/atom/ps, std %.3f meV/atom, T %.0f K",
+                     nve_steps, summary["nve_drift_meV_per_atom_per_ps"], summary["nve_energy_std_meV_per_atom"],
+                     summary["nve_temperature_mean"])
+        if self.graph is not None:
+            log.info("bonds relative to the start frame: at most %d broken, %d formed (AIMD: %d, %d)",
+                     summary["bonds_broken_max"], summary["bonds_formed_max"], self.baseline["broken_max"],
+                     self.baseline["formed_max"])
+        log.info("ML-MD (%s) at %g K (seed %d): %s after %d of %d steps (%.4f s/step)%s", engine, self.temperature,
+                 self.seed, "stable" if summary["stable"] else "UNSTABLE", done, steps, seconds_per_step,
+                 f": {reason}" if reason else "")
+        return summary
+
+
+def _nve(atoms, steps: int, timestep_fs: float, record_every: int, rec: _Recorder) -> str | None:
     """NVE segment: drift and fluctuation of the total energy and the mean temperature. A
     force field whose forces are not the gradient of its energy, or that needs a smaller
-    time step, shows it here. Returns (stats, reason-if-unstable)."""
+    time step, shows it here. Returns why it is unstable, or None."""
     dyn = VelocityVerlet(atoms, timestep_fs * units.fs)
-    times, etot, temps = [], [], []
-    reason = None
     for step in range(1, steps + 1):
         try:
             dyn.run(1)
             epot = float(atoms.get_potential_energy())
         except Exception as exc:
-            reason = f"NVE step {step}: calculator failed: {type(exc).__name__}: {exc}"
-            break
+            return f"NVE step {step}: calculator failed: {type(exc).__name__}: {exc}"
         if step % record_every == 0 or step == steps:
-            why = check_frame(atoms, epot, limits, bond_factor) or monitor(atoms)
-            if why:
-                reason = f"NVE step {step}: {why}"
-                break
-            times.append(step * timestep_fs)
-            etot.append(epot + float(atoms.get_kinetic_energy()))
-            temps.append(float(atoms.get_temperature()))
-    stats = energy_stats(times, etot, len(atoms)) if reason is None else energy_stats([], [], len(atoms))
-    return {"nve_drift_meV_per_atom_per_ps": stats["drift_meV_per_atom_per_ps"],
-            "nve_energy_std_meV_per_atom": stats["std_meV_per_atom"],
-            "nve_temperature_mean": float(np.mean(temps)) if temps and reason is None else float("nan")}, reason
+            reason = rec.nve(atoms, step, epot, epot + float(atoms.get_kinetic_energy()), atoms.get_temperature())
+            if reason:
+                return reason
+    return None
 
 
 def run(calc, start, reference_frames, *, temperature: float, steps: int, timestep_fs: float,
         friction_per_fs: float, bond_factor: float, seed: int, record_every: int = 10,
         trajectory: list | None = None, nve_steps: int = 0, bond_check: bool = False,
         bond_cutoff_factor: float = 1.25, bond_persist: int = 3, monitor_bonds: bool | None = None) -> dict:
-    """Langevin MD, then (if stable) ``nve_steps`` of NVE; returns a summary with ``stable``
-    and, if not, ``reason``.
+    """Langevin MD in ASE, then (if stable) ``nve_steps`` of NVE; returns a summary with
+    ``stable`` and, if not, ``reason``.
 
     ``reference_frames``: the AIMD frames at this temperature (the limits, bond cutoffs and
     the AIMD's own bond changes relative to ``start`` come from them). ``bond_check``: judge
     the bond graph too (see the module docstring); ``monitor_bonds`` (default: as
     ``bond_check``) records bond changes and coordination without judging them (stress
     temperatures, where no AIMD shows what to expect)."""
+    rec = _Recorder(start, reference_frames, temperature=temperature, seed=seed, timestep_fs=timestep_fs,
+                    bond_factor=bond_factor, bond_check=bond_check, monitor_bonds=monitor_bonds,
+                    bond_cutoff_factor=bond_cutoff_factor, bond_persist=bond_persist, trajectory=trajectory)
     atoms = start.copy()
     atoms.calc = calc
     atoms.set_pbc(False)
@@ -302,14 +402,6 @@ def run(calc, start, reference_frames, *, temperature: float, steps: int, timest
     atoms.set_constraint(FixCom())  # a free cluster: no centre-of-mass drift
     dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature,
                    friction=friction_per_fs / units.fs, fixcm=False, rng=rng)
-    limits = reference_limits(reference_frames)
-    graph = baseline = None
-    if bond_check or monitor_bonds:
-        graph = BondGraph(start.get_chemical_symbols(), bond_cutoffs(reference_frames, bond_cutoff_factor),
-                          start.positions)
-        baseline = graph.baseline(reference_frames)
-    monitor = _Monitor(graph, baseline, bond_check, bond_persist)
-    temps, epots, times = [], [], []
     reason, done = None, 0
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
@@ -321,54 +413,71 @@ def run(calc, start, reference_frames, *, temperature: float, steps: int, timest
             break
         done = step
         if step % record_every == 0 or step == steps:
-            reason = check_frame(atoms, epot, limits, bond_factor) or monitor(atoms)
-            temps.append(float(atoms.get_temperature()))
-            epots.append(epot)
-            times.append(step * timestep_fs)
-            if trajectory is not None:
-                snap = atoms.copy()
-                snap.calc = None
-                snap.set_constraint()
-                snap.info.update(step=step, time=step * timestep_fs, temperature=temperature, seed=seed)
-                trajectory.append(snap)
+            reason = rec.langevin(atoms, step, epot, atoms.get_temperature())
             if reason:
-                reason = f"step {step}: {reason}"
                 break
     wall = time.perf_counter() - t0
-    nve = {"nve_drift_meV_per_atom_per_ps": float("nan"), "nve_energy_std_meV_per_atom": float("nan"),
-           "nve_temperature_mean": float("nan")}
+    nve_reason = None
     if reason is None and nve_steps > 0:
-        nve, reason = _nve(atoms, nve_steps, timestep_fs, record_every, limits, bond_factor, monitor)
-    summary = {
-        "temperature": temperature,
-        "seed": seed,
-        "steps_requested": steps,
-        "steps_run": done,
-        "stable": reason is None,
-        "reason": reason or "",
-        "seconds_per_step": wall / max(done, 1),
-        "temperature_mean": float(np.mean(temps)) if temps else float("nan"),
-        "epot_first": epots[0] if epots else float("nan"),
-        "epot_last": epots[-1] if epots else float("nan"),
-        "reference_nn_max": limits["nn_max"],
-        "reference_pair_min": limits["pair_min"],
-        "bond_factor": bond_factor,
-        "nve_steps": nve_steps if reason is None else 0,
-        **nve,
-        **monitor.summary(),
-        "series": series(times, temps, epots),
-    }
-    if np.isfinite(summary["nve_drift_meV_per_atom_per_ps"]):
-        log.info("NVE segment of %d steps: total-energy drift %.3f meV/atom/ps, std %.3f meV/atom, T %.0f K", nve_steps,
-                 summary["nve_drift_meV_per_atom_per_ps"], summary["nve_energy_std_meV_per_atom"],
-                 summary["nve_temperature_mean"])
-    if graph is not None:
-        log.info("bonds relative to the start frame: at most %d broken, %d formed (AIMD: %d, %d)",
-                 summary["bonds_broken_max"], summary["bonds_formed_max"], baseline["broken_max"], baseline["formed_max"])
-    log.info("ML-MD at %g K (seed %d): %s after %d of %d steps (%.4f s/step)%s", temperature, seed,
-             "stable" if summary["stable"] else "UNSTABLE", done, steps, summary["seconds_per_step"],
-             f": {reason}" if reason else "")
-    return summary
+        nve_reason = _nve(atoms, nve_steps, timestep_fs, record_every, rec)
+    return rec.summary(steps=steps, done=done, reason=reason, seconds_per_step=wall / max(done, 1),
+                       nve_steps=nve_steps, nve_reason=nve_reason)
+
+
+def run_lammps(model_dir, start, reference_frames, *, workdir, temperature: float, steps: int, timestep_fs: float,
+               friction_per_fs: float, bond_factor: float, seed: int, record_every: int = 10,
+               trajectory: list | None = None, nve_steps: int = 0, bond_check: bool = False,
+               bond_cutoff_factor: float = 1.25, bond_persist: int = 3, monitor_bonds: bool | None = None,
+               threads: int = 1) -> dict:
+    """The same run as :func:`run` with a DeePMD-kit model in LAMMPS (``mlmd.engine: lammps``):
+    Langevin (fix nve + fix langevin, damping 1/``friction_per_fs``) and then NVE, in ``lmp``
+    in ``workdir`` (its input and log stay there). LAMMPS runs every step; the same checks then
+    judge the frames it recorded every ``record_every`` steps, and the run counts as ending at
+    the first frame that fails. LAMMPS stops early only when the temperature passes
+    qdff.validation.lammps.HALT_FACTOR x the target (a model that blew up)."""
+    from . import lammps
+
+    rec = _Recorder(start, reference_frames, temperature=temperature, seed=seed, timestep_fs=timestep_fs,
+                    bond_factor=bond_factor, bond_check=bond_check, monitor_bonds=monitor_bonds,
+                    bond_cutoff_factor=bond_cutoff_factor, bond_persist=bond_persist, trajectory=trajectory)
+    md = lammps.md(model_dir, start, workdir, temperature=temperature, steps=steps, nve_steps=nve_steps,
+                   timestep_fs=timestep_fs, friction_per_fs=friction_per_fs, seed=seed, record_every=record_every,
+                   threads=threads)
+    atoms = start.copy()
+    atoms.calc = None
+    atoms.set_pbc(False)
+    reason, done = None, 0
+    for step, positions in md["frames"]:
+        if step == 0 or step > steps:
+            continue
+        atoms.positions = positions
+        th = md["thermo"][step]
+        done = step
+        reason = rec.langevin(atoms, step, th["pe"], th["temp"])
+        if reason:
+            break
+    last = max((s for s, _ in md["frames"]), default=0)
+    if reason is None:
+        if last < steps and md["error"]:
+            reason = f"LAMMPS stopped after step {last}: {md['error']}"
+        else:
+            done = steps
+    nve_reason = None
+    if reason is None and nve_steps > 0:
+        for step, positions in md["frames"]:
+            if step <= steps:
+                continue
+            atoms.positions = positions
+            th = md["thermo"][step]
+            nve_reason = rec.nve(atoms, step - steps, th["pe"], th["etotal"], th["temp"])
+            if nve_reason:
+                break
+        if nve_reason is None and last < steps + nve_steps and md["error"]:
+            nve_reason = f"NVE: LAMMPS stopped after step {last - steps}: {md['error']}"
+    out = rec.summary(steps=steps, done=done, reason=reason, seconds_per_step=md["seconds_per_step"],
+                      nve_steps=nve_steps, nve_reason=nve_reason, engine="lammps")
+    out["lammps_version"] = md["lammps_version"]
+    return out
 
 
 SERIES_POINTS = 2000
@@ -397,6 +506,7 @@ def combine(runs: list[dict]) -> dict:
     out = {
         "temperature": first["temperature"],
         "seeds": [r["seed"] for r in runs],
+        "engine": first.get("engine", "ase"),
         "steps_requested": first["steps_requested"],
         "steps_run": steps_run,
         "stable": not failed,

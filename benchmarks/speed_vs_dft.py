@@ -1,6 +1,7 @@
 """ML-MD against DFT per MD step, on the same structure and the same cores.
 
     python benchmarks/speed_vs_dft.py STRUCTURE.xyz [--preset pbe] [--vacuum 6] [--cp2k-steps 3] \
+        [--build-diameter D --material CdSe --passivate Cl  (instead of STRUCTURE: a QD built by qdff)] \
         [--command cp2k.psmp] [--threads 1] [--backends deepmd schnetpack nequip allegro mace] \
         [--mlmd-steps 100] [--lammps] [--workdir benchmarks/out/speed_vs_dft/NAME]
 
@@ -35,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ase.io import read  # noqa: E402
+from ase.io import read, write  # noqa: E402
 
 from qdff import config as qconfig  # noqa: E402
 from qdff.cp2k import input as cp2k_input, output as cp2k_output, run as cp2k_run  # noqa: E402
@@ -105,7 +106,11 @@ def train_brief(backend: str, frames, work: Path, structure: Path) -> Path:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("structure", type=Path)
+    ap.add_argument("structure", type=Path, nargs="?", help="an xyz file; or build one with --build-diameter")
+    ap.add_argument("--build-diameter", type=float, default=None,
+                    help="build the QD with qdff's builder instead: a zincblende-cut sphere of this diameter (A)")
+    ap.add_argument("--material", default="CdSe", help="with --build-diameter")
+    ap.add_argument("--passivate", default="Cl", help="with --build-diameter: halide passivant, or none")
     ap.add_argument("--preset", default="pbe", choices=cp2k_input.PRESETS)
     ap.add_argument("--vacuum", type=float, default=6.0, help="Angstrom on each side (structure.vacuum)")
     ap.add_argument("--charge", type=int, default=0)
@@ -120,6 +125,18 @@ def main(argv=None) -> int:
 
     import torch
 
+    if a.build_diameter:
+        built, _ = structures.build_cluster(qconfig.validate({"name": "speed-vs-dft", "structure": {
+            "source": "build", "builder": "zincblende-cut", "material": a.material, "diameter": a.build_diameter,
+            "passivate": a.passivate}})["structure"])
+        name = f"{a.material}-d{a.build_diameter:g}-{a.passivate}-{built.get_chemical_formula()}"
+        work = a.workdir or Path("benchmarks/out/speed_vs_dft") / f"{name}-{a.preset}"
+        work.mkdir(parents=True, exist_ok=True)
+        a.structure = work / "structure.xyz"
+        write(a.structure, built)
+        print(f"built {name}: {len(built)} atoms", flush=True)
+    elif a.structure is None:
+        ap.error("give a structure file or --build-diameter")
     work = a.workdir or Path("benchmarks/out/speed_vs_dft") / f"{a.structure.stem}-{a.preset}"
     atoms = structures.put_in_box(read(a.structure), a.vacuum)
     dft = run_cp2k(atoms, a, work / "cp2k")

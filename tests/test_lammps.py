@@ -56,7 +56,7 @@ def test_mlmd_in_lammps_records_the_models_own_frames(tiny_pipeline, tmp_path):
     assert [a.info["step"] for a in traj] == list(range(10, 101, 10))
     # positions come back in the start frame's coordinates (LAMMPS's box shifted them)
     assert np.linalg.norm(traj[0].positions.mean(axis=0) - start.positions.mean(axis=0)) < 0.05
-    assert 0.05 < np.abs(traj[0].positions - start.positions).max() < 1.0  # it moved, and not far
+    assert 0.005 < np.abs(traj[0].positions - start.positions).max() < 0.5  # it moved, and not far (10 fs)
     # the recorded energy is the model's at the recorded positions, reference energies included
     ref = traj[0].copy()
     ref.calc = load_calculator(results / "models/deepmd", device="cpu")
@@ -89,7 +89,7 @@ def test_run_mlmd_stage_uses_lammps_for_deepmd_only(tiny_pipeline, tmp_path):
                           tmp_path / "d/trajectory.extxyz", tmp_path / "d/summary.json")
     assert out["engine"] == "lammps" and out["runs"][0]["engine"] == "lammps"
     assert (tmp_path / "d/lammps/seed3/in.lammps").is_file()  # kept: a starting point for production runs
-    assert len(dataset.read_frames(tmp_path / "d/trajectory.extxyz")) == out["steps_run"] // 10
+    assert len(read(tmp_path / "d/trajectory.extxyz", ":")) == out["steps_run"] // 10  # positions only
 
 
 def test_mlmd_engine_falls_back_to_ase_for_backends_lammps_cannot_run():

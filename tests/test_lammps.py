@@ -131,3 +131,27 @@ def test_dump_frames_skip_a_frame_cut_short_and_a_repeated_step(tmp_path):
     assert [s for s, _ in frames] == [0, 10]
     assert frames[0][1].tolist() == [[1, 1, 1], [4, 4, 4]]  # sorted by atom id
     assert frames[1][1][0].tolist() == [1.5, 1, 1]  # the first of a repeated step
+
+
+def test_a_run_lammps_halted_is_unstable_and_ends_at_its_last_recorded_frame(monkeypatch):
+    from ase.build import molecule
+
+    start = molecule("H2O")
+    error = "ERROR: Fix halt condition for fix-id halt met on step 30 with value 1 (src/fix_halt.cpp:381)"
+    frames = [(s, start.positions + 0.001 * s) for s in (0, 10, 20)]
+    thermo = {s: {"pe": -1.0, "ke": 0.1, "etotal": -0.9, "temp": 300.0 + s} for s in (0, 10, 20)}
+    monkeypatch.setattr(lammps, "md", lambda *a, **k: {"frames": frames, "thermo": thermo, "seconds_per_step": 0.01,
+                                                        "error": error, "lammps_version": "test"})
+    traj = []
+    s = mlmd.run_lammps("model", start, [start], workdir="w", steps=100, nve_steps=50, bond_factor=10.0,
+                        trajectory=traj, **MD)
+    assert not s["stable"] and s["steps_run"] == 20 and s["nve_steps"] == 0
+    assert s["reason"] == f"LAMMPS stopped after step 20: {error}"
+    assert [a.info["step"] for a in traj] == [10, 20] and s["temperature_mean"] == pytest.approx(315.0)
+    # the same frames from a run that finished: stable, every step counted
+    thermo.update({s: thermo[20] for s in range(30, 151, 10)})
+    frames += [(s, start.positions) for s in range(30, 151, 10)]
+    monkeypatch.setattr(lammps, "md", lambda *a, **k: {"frames": frames, "thermo": thermo, "seconds_per_step": 0.01,
+                                                        "error": None, "lammps_version": "test"})
+    s = mlmd.run_lammps("model", start, [start], workdir="w", steps=100, nve_steps=50, bond_factor=10.0, **MD)
+    assert s["stable"] and s["steps_run"] == 100 and s["nve_steps"] == 50

@@ -450,13 +450,15 @@ def run_lammps(model_dir, start, reference_frames, *, workdir, temperature: floa
     for step, positions in md["frames"]:
         if step == 0 or step > steps:
             continue
+        th = md["thermo"].get(step)
+        if th is None:  # a frame without its thermo row: lmp stopped between writing the two
+            break
         atoms.positions = positions
-        th = md["thermo"][step]
         done = step
         reason = rec.langevin(atoms, step, th["pe"], th["temp"])
         if reason:
             break
-    last = max((s for s, _ in md["frames"]), default=0)
+    last = max((s for s, _ in md["frames"] if s in md["thermo"]), default=0)
     if reason is None:
         if last < steps and md["error"]:
             reason = f"LAMMPS stopped after step {last}: {md['error']}"
@@ -467,8 +469,10 @@ def run_lammps(model_dir, start, reference_frames, *, workdir, temperature: floa
         for step, positions in md["frames"]:
             if step <= steps:
                 continue
+            th = md["thermo"].get(step)
+            if th is None:
+                break
             atoms.positions = positions
-            th = md["thermo"][step]
             nve_reason = rec.nve(atoms, step - steps, th["pe"], th["etotal"], th["temp"])
             if nve_reason:
                 break

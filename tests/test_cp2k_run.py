@@ -107,7 +107,7 @@ def test_run_cp2k_samples_the_memory_of_the_process_tree(tmp_path):
     assert res.peak_mb is not None and res.peak_mb > 200
 
 
-def test_a_run_that_cannot_fit_in_cp2k_mem_mb_stops_before_cp2k_starts(tmp_path):
+def test_a_run_that_cannot_fit_in_cp2k_mem_mb_stops_before_cp2k_starts(tmp_path, caplog):
     """The 149-atom dot at `pbe` needs gigabytes of grids: with the 2000 MB default the
     run must stop in preflight with the key to change, not be killed after the set-up."""
     from qdff import config
@@ -125,7 +125,10 @@ def test_a_run_that_cannot_fit_in_cp2k_mem_mb_stops_before_cp2k_starts(tmp_path)
     assert est["grid"][0] >= 360 and est["mem_mb"] > 10000
     # every MPI rank holds its own base
     cfg["cp2k"]["command"] = "mpirun -np 4 cp2k.psmp"
+    assert "lower bound" not in caplog.text
     assert cp2k_run.check_memory(atoms, cfg)["mem_mb"] > est["mem_mb"] + 3 * 150
+    # ... and says that with several ranks on a big grid it is a lower bound (measured with 2)
+    assert "CP2K memory estimate for 4 MPI ranks is a lower bound" in caplog.text
     cfg["cp2k"]["preset"] = "xtb"
     assert cp2k_run.check_memory(atoms, cfg)["grid"] is None  # xTB has no plane-wave grid
 

@@ -137,7 +137,8 @@ def main(argv=None) -> int:
         print(f"built {name}: {len(built)} atoms", flush=True)
     elif a.structure is None:
         ap.error("give a structure file or --build-diameter")
-    work = a.workdir or Path("benchmarks/out/speed_vs_dft") / f"{a.structure.stem}-{a.preset}"
+    else:
+        work = a.workdir or Path("benchmarks/out/speed_vs_dft") / f"{a.structure.stem}-{a.preset}"
     atoms = structures.put_in_box(read(a.structure), a.vacuum)
     dft = run_cp2k(atoms, a, work / "cp2k")
     cores = dft["ranks"] * a.threads

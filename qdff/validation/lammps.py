@@ -5,9 +5,10 @@ scripts/deepmd_lammps_plugin.py says how the plugin is obtained without LAMMPS s
 :func:`run` writes a data file and an input for one structure, runs ``lmp`` (the forces of the
 start frame, then NVE steps) and reads back energies and forces, so that a model's LAMMPS
 deployment can be checked against its ASE calculator. :func:`md` runs qdff's ML-MD (Langevin,
-then NVE) in LAMMPS for ``mlmd.engine: lammps`` (qdff.validation.mlmd.run_lammps judges it). LAMMPS's energies are the model's own,
-without the per-element reference energies qdff subtracted before training (a constant per
-composition); :func:`run` adds them back, so its energies mean what the ASE calculator's mean.
+then NVE) in LAMMPS for ``mlmd.engine: lammps`` (qdff.validation.mlmd.run_lammps judges it).
+LAMMPS's energies are the model's own, without the per-element reference energies qdff
+subtracted before training (a constant per composition); :func:`run` and :func:`md` add them
+back, so their energies mean what the ASE calculator's mean.
 Other backends: see README (LAMMPS deployment) for why they are not deployed here.
 """
 from __future__ import annotations

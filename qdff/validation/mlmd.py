@@ -1,8 +1,9 @@
 """ML-MD with a trained model: does the force field keep the cluster and its bonds together?
 
 Low test errors do not guarantee stable MD. Each model runs Langevin MD (ASE, or for
-DeePMD-kit models LAMMPS with ``mlmd.engine: lammps``) from an AIMD frame at each AIMD temperature (and at stress temperatures above them), then an NVE
-segment. A run is judged unstable, and stopped, when
+DeePMD-kit models LAMMPS with ``mlmd.engine: lammps``) from an AIMD frame at each AIMD
+temperature (and at stress temperatures above them), then an NVE segment. A run is judged
+unstable, and stopped (in LAMMPS: ended at that frame), when
 
 - a value is not finite, or the calculator fails;
 - an atom's nearest neighbour moves farther than ``bond_factor`` times the largest

@@ -205,3 +205,36 @@ def test_explore_with_must_name_a_baseline_of_the_config():
     assert config.validate(json.loads(json.dumps(base)))["active_learning"]["explore_with"] == "sevennet0"
     with pytest.raises(config.ConfigError, match=r"active_learning\.explore_with: 'sevennet0' is not in baselines"):
         config.validate({**json.loads(json.dumps(base)), "baselines": []})
+
+
+def test_exploration_in_lammps_runs_each_trajectory_in_its_own_folder(tmp_path, monkeypatch):
+    """mlmd.engine: lammps: member 0's model explores through mlmd.run_lammps (here a stand-in
+    that runs the same ML-MD in ASE with Lennard-Jones), one working folder per trajectory."""
+    from ase.calculators.lj import LennardJones
+
+    from qdff.structure.build import cut_cluster
+    from qdff.validation import mlmd
+
+    cfg = config.load(ROOT / "tests/configs/tiny-al.yaml")
+    cfg["mlmd"]["engine"] = "lammps"
+    cfg["active_learning"].update(explore_steps=20, record_every=5, trajectories_per_temperature=2)
+    lj = LennardJones(sigma=2.3, epsilon=0.3, rc=8.0, smooth=True)
+    aimd = []
+    for k, a in enumerate(jiggled(cut_cluster("CdSe", "zincblende", 6), 8, 0.05, seed=1)):
+        a.info.update(temperature=300.0 if k < 4 else 600.0, run=f"aimd{k // 4}", step=k)
+        aimd.append(a)
+    calls = []
+
+    def fake_run_lammps(model_dir, start, reference, *, workdir, threads, **kw):
+        calls.append((model_dir, Path(workdir), kw["temperature"]))
+        return mlmd.run(lj, start, reference, **kw)
+
+    monkeypatch.setattr(mlmd, "run_lammps", fake_run_lammps)
+    explored, per_t, _ = loop._explore_trajectories(None, aimd, cfg, seed_offset=0, al_iteration=0, run_prefix="al0",
+                                                    lammps_model=tmp_path / "m0", lammps_workdir=tmp_path / "lmp")
+    temps = loop.exploration_temperatures(cfg)
+    assert len(calls) == 2 * len(temps) and {c[0] for c in calls} == {tmp_path / "m0"}
+    assert sorted(str(c[1].relative_to(tmp_path / "lmp")) for c in calls) == sorted(
+        f"{T:g}K-{j}" for T in temps for j in range(2))
+    assert explored and all(a.info["run"].startswith("al0-") for a in explored)
+    assert mlmd.engine_for(cfg, cfg["active_learning"]["backend"]) == "lammps"  # tiny-al's committee is DeePMD

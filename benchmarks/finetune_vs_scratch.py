@@ -105,9 +105,7 @@ def main(argv=None) -> int:
     train_all, valid, test = (dataset.read_frames(split / f"{k}.extxyz") for k in ("train", "valid", "test"))
     refs = read_json(split / "selection.json")["reference_energies"]
     # the AIMD frames after equilibration, as the pipeline's ML-MD rule judges bonds against them
-    from qdff.stages import equilibrated
-
-    reference = equilibrated(dataset.read_frames(args.results / "dataset/frames.extxyz"),
+    reference = dataset.equilibrated(dataset.read_frames(args.results / "dataset/frames.extxyz"),
                               cfg["selection"]["equilibration_fs"])
     sizes = [len(train_all) if s == "all" else min(int(s), len(train_all)) for s in args.sizes]
     print(f"{args.results}: {len(train_all)} training, {len(valid)} validation, {len(test)} held-out frames "

@@ -29,30 +29,30 @@ def cmd_config_docs(a):
 
 
 def cmd_build(a):
-    from . import stages
+    from .steps import structure
 
     import json
 
-    summary = stages.build_structure(_cfg(a.config), a.output, a.summary)
+    summary = structure.build_structure(_cfg(a.config), a.output, a.summary)
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
 def cmd_cp2k_input(a):
-    from . import stages
+    from .steps import aimd
 
-    stages.write_cp2k_input(_cfg(a.config), a.structure, a.temperature, a.output)
+    aimd.write_cp2k_input(_cfg(a.config), a.structure, a.temperature, a.output)
 
 
 def cmd_relax(a):
-    from . import stages
+    from .steps import structure
 
-    stages.relax_structure(_cfg(a.config), a.structure, a.workdir, a.output)
+    structure.relax_structure(_cfg(a.config), a.structure, a.workdir, a.output)
 
 
 def cmd_aimd(a):
-    from . import stages
+    from .steps import aimd
 
-    stages.run_aimd(_cfg(a.config), a.structure, a.temperature, a.workdir, Path(a.workdir) / "run.json")
+    aimd.run_aimd(_cfg(a.config), a.structure, a.temperature, a.workdir, Path(a.workdir) / "run.json")
 
 
 def cmd_convert(a):
@@ -66,22 +66,22 @@ def cmd_convert(a):
 
 
 def cmd_select(a):
-    from . import stages
+    from .steps import select
 
-    s = stages.select_frames(_cfg(a.config), a.data, a.output)
+    s = select.select_frames(_cfg(a.config), a.data, a.output)
     print(f"train {s['n_train']}, valid {s['n_valid']}, test {s['n_test']} -> {a.output}")
 
 
 def cmd_train(a):
-    from . import stages
+    from .steps import train
 
-    print(stages.train_model(_cfg(a.config), a.backend, a.split, a.workdir, a.output))
+    print(train.train_model(_cfg(a.config), a.backend, a.split, a.workdir, a.output))
 
 
 def cmd_evaluate(a):
-    from . import stages
+    from .steps import evaluate
 
-    m = stages.evaluate_model(_cfg(a.config), a.backend, a.model, a.test, a.output, a.parity)
+    m = evaluate.evaluate_model(_cfg(a.config), a.backend, a.model, a.test, a.output, a.parity)
     print(f"force RMSE {m['force_rmse_meV_per_A']:.1f} meV/A, energy RMSE {m['energy_rmse_meV_per_atom']:.2f} meV/atom")
 
 

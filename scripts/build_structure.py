@@ -1,3 +1,4 @@
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import structure
 
-smk.run(snakemake, lambda cfg: stages.build_structure(cfg, snakemake.output.structure, snakemake.output.summary))
+smk.run(snakemake, lambda cfg: structure.build_structure(cfg, snakemake.output.structure, snakemake.output.summary))

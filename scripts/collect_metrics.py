@@ -1,8 +1,9 @@
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import evaluate
 
 smk.run(
     snakemake,
-    lambda cfg: stages.collect_metrics(
+    lambda cfg: evaluate.collect_metrics(
         snakemake.input.metrics, snakemake.output.json, snakemake.output.csv, mlmd_files=snakemake.input.mlmd,
         rdf_files=snakemake.input.rdf, aimd_files=snakemake.input.aimd,
     ),

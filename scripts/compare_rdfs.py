@@ -1,8 +1,9 @@
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import mlmd
 
 smk.run(
     snakemake,
-    lambda cfg: stages.compare_rdfs(
+    lambda cfg: mlmd.compare_rdfs(
         cfg, snakemake.wildcards.backend, snakemake.input.data, snakemake.input.trajectory, snakemake.input.summary,
         snakemake.params.temperature, snakemake.output.json, snakemake.output.png,
     ),

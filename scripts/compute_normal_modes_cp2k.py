@@ -1,10 +1,11 @@
 from pathlib import Path
 
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import vibrations
 
 smk.run(
     snakemake,
-    lambda cfg: stages.compute_normal_modes_cp2k(
+    lambda cfg: vibrations.compute_normal_modes_cp2k(
         cfg, snakemake.input.structure, Path(snakemake.output.modes).parent / "run", snakemake.output.modes,
         snakemake.output.minimum,
     ),

@@ -1,10 +1,11 @@
 from pathlib import Path
 
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import vibrations
 
 smk.run(
     snakemake,
-    lambda cfg: stages.compute_normal_modes_model(
+    lambda cfg: vibrations.compute_normal_modes_model(
         cfg, snakemake.wildcards.backend, Path(snakemake.input.model).parent, snakemake.input.minimum,
         snakemake.input.reference, snakemake.output.modes, Path(snakemake.output.modes).parent / "fd_cache",
     ),

@@ -1,8 +1,9 @@
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import select
 
 smk.run(
     snakemake,
-    lambda cfg: stages.plot_learning_curve(
+    lambda cfg: select.plot_learning_curve(
         snakemake.input, snakemake.output.csv, snakemake.output.png, snakemake.output.summary
     ),
 )

@@ -1,3 +1,4 @@
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import structure
 
-smk.run(snakemake, lambda cfg: stages.relax_structure(cfg, snakemake.input[0], snakemake.params.workdir, snakemake.output[0]))
+smk.run(snakemake, lambda cfg: structure.relax_structure(cfg, snakemake.input[0], snakemake.params.workdir, snakemake.output[0]))

@@ -1,10 +1,11 @@
 from pathlib import Path
 
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import vibrations
 
 smk.run(
     snakemake,
-    lambda cfg: stages.relax_with_model(
+    lambda cfg: vibrations.relax_with_model(
         cfg, snakemake.wildcards.backend, Path(snakemake.input.model).parent, snakemake.input.minimum,
         snakemake.output.summary, snakemake.output.structures,
     ),

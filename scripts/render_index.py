@@ -1,3 +1,4 @@
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import report
 
-smk.run(snakemake, lambda cfg: stages.render_index("results", snakemake.output[0]))
+smk.run(snakemake, lambda cfg: report.render_index("results", snakemake.output[0]))

@@ -1,10 +1,11 @@
 from pathlib import Path
 
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import report
 
 smk.run(
     snakemake,
-    lambda cfg: stages.render_report(
+    lambda cfg: report.render_report(
         cfg,
         aimd_dirs=[Path(s).parent for s in snakemake.input.aimd],
         aimd_summaries=snakemake.input.aimd,

@@ -1,8 +1,9 @@
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import aimd
 
 smk.run(
     snakemake,
-    lambda cfg: stages.run_aimd(
+    lambda cfg: aimd.run_aimd(
         cfg, snakemake.input.structure, snakemake.params.temperature, snakemake.params.workdir, snakemake.output[0],
         seed=getattr(snakemake.params, "seed", None),
     ),

@@ -1,10 +1,11 @@
 from pathlib import Path
 
-from qdff import smk, stages
+from qdff import smk
+from qdff.steps import select
 
 smk.run(
     snakemake,
-    lambda cfg: stages.select_frames(
+    lambda cfg: select.select_frames(
         cfg, snakemake.input.frames, Path(snakemake.output.summary).parent, descriptors=snakemake.input.descriptors
     ),
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from ase.io import read, write
+from ase.io import read
 
 from qdff import config
 from qdff.cp2k import output as cp2k_output, run as cp2k_run

@@ -44,14 +44,14 @@ def test_selection_is_reproducible_under_its_seed():
 def test_a_deepmd_training_run_twice_gives_the_same_errors(tiny_pipeline, tmp_path):
     """DeePMD-kit on CPU with its seeds and one thread: bit-identical learning curves and
     validation errors. (Two threads may reorder floating-point reductions.)"""
-    from qdff import stages
+    from qdff.steps import train
 
     split = tiny_pipeline["workdir"] / "results/tiny/split"
     cfg = config.load(ROOT / "tests/configs/tiny.yaml")
     cfg["backends"]["deepmd"].update(steps=200, disp_freq=50, threads=1)
     runs = []
     for name in ("one", "two"):
-        meta = stages.train_model(cfg, "deepmd", split, tmp_path / name / "work", tmp_path / name / "model")
+        meta = train.train_model(cfg, "deepmd", split, tmp_path / name / "work", tmp_path / name / "model")
         runs.append(json.loads(meta.read_text()))
         assert runs[-1]["provenance"]["config"]["seed"] == cfg["backends"]["deepmd"]["seed"]
     assert runs[0]["validation_check"] == runs[1]["validation_check"]

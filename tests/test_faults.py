@@ -117,20 +117,20 @@ OVERFLOWING_LR = {"start_lr": 1.0e200, "stop_lr": 1.0e199}
 
 
 def test_diverging_training_fails_and_exports_nothing(tiny_pipeline, tmp_path):
-    from qdff import stages
+    from qdff.steps import train
     from qdff.training.backends.common import TrainingError
 
     split = tiny_pipeline["workdir"] / "results/tiny/split"
     cfg = _tiny_cfg(steps=200, disp_freq=50, threads=1, **OVERFLOWING_LR)
     with pytest.raises(TrainingError, match="DeePMD training diverged: non-finite"):
-        stages.train_model(cfg, "deepmd", split, tmp_path / "work", tmp_path / "model")
+        train.train_model(cfg, "deepmd", split, tmp_path / "work", tmp_path / "model")
     assert not (tmp_path / "model" / "model.json").exists()
 
 
 def test_useless_model_fails_the_gate_naming_both_numbers_and_exports_nothing(tiny_pipeline, tmp_path):
     """A finished, finite model that is no better than predicting zero force (here: a gate
     no short training can pass, 5% of the baseline) is refused with both numbers."""
-    from qdff import stages
+    from qdff.steps import train
     from qdff.training.backends.common import TrainingError
 
     split = tiny_pipeline["workdir"] / "results/tiny/split"
@@ -139,7 +139,7 @@ def test_useless_model_fails_the_gate_naming_both_numbers_and_exports_nothing(ti
     with pytest.raises(TrainingError, match=r"DeePMD model is not useful: force RMSE [\d.]+ meV/A on the 20 validation "
                                             r"frames against [\d.]+ meV/A for predicting zero force \(ratio 0\.\d\d > "
                                             r"training\.max_force_rmse_ratio 0\.05\)"):
-        stages.train_model(cfg, "deepmd", split, tmp_path / "work", tmp_path / "model")
+        train.train_model(cfg, "deepmd", split, tmp_path / "work", tmp_path / "model")
     assert not (tmp_path / "model" / "model.json").exists() and not (tmp_path / "model" / "model.pth").exists()
 
 
@@ -215,7 +215,7 @@ def test_killed_training_resumes_from_checkpoint(tiny_pipeline, tmp_path):
 def test_exploding_mlmd_is_recorded_unstable_and_report_builds(tiny_pipeline, tmp_path):
     from test_mlmd import FlippedForces
 
-    from qdff import stages
+    from qdff.steps import evaluate, report
     from qdff.data import dataset
     from qdff.fileio import write_json
     from qdff.training.models import load_calculator
@@ -229,10 +229,10 @@ def test_exploding_mlmd_is_recorded_unstable_and_report_builds(tiny_pipeline, tm
     assert not summary["stable"] and summary["reason"]
     summary["backend"] = "deepmd"
     write_json(tmp_path / "mlmd.json", summary)
-    stages.collect_metrics([res / "evaluation/deepmd/metrics.json"], tmp_path / "metrics.json", tmp_path / "metrics.csv",
+    evaluate.collect_metrics([res / "evaluation/deepmd/metrics.json"], tmp_path / "metrics.json", tmp_path / "metrics.csv",
                            mlmd_files=[tmp_path / "mlmd.json"])
     cfg = config.load(ROOT / "tests/configs/tiny.yaml")
-    stages.render_report(
+    report.render_report(
         cfg, aimd_dirs=[res / "aimd/300K"], aimd_summaries=[res / "aimd/300K/run.json"],
         selection_file=res / "split/selection.json", metrics_file=tmp_path / "metrics.json",
         parity_plots={"deepmd": res / "evaluation/deepmd/parity.png"}, model_dirs={"deepmd": res / "models/deepmd"},

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from qdff import config, stages
+from qdff import config
+from qdff.steps import mlmd as mlmd_step
+from qdff.validation import metrics
 from qdff.data import dataset
 from qdff.training.models import load_calculator
 from qdff.validation import lammps, mlmd
@@ -85,7 +87,7 @@ def test_run_mlmd_stage_uses_lammps_for_deepmd_only(tiny_pipeline, tmp_path):
     results = tiny_pipeline["workdir"] / "results/tiny"
     cfg = config.validate({"name": "tiny", "structure": {}, "aimd": {"temperatures": [300]},
                            "mlmd": {"engine": "lammps", "steps": 20, "nve_steps": 0, "record_every": 10}})
-    out = stages.run_mlmd(cfg, "deepmd", results / "models/deepmd", results / "split/test.extxyz", 300.0,
+    out = mlmd_step.run_mlmd(cfg, "deepmd", results / "models/deepmd", results / "split/test.extxyz", 300.0,
                           tmp_path / "d/trajectory.extxyz", tmp_path / "d/summary.json")
     assert out["engine"] == "lammps" and out["runs"][0]["engine"] == "lammps"
     assert (tmp_path / "d/lammps/seed3/in.lammps").is_file()  # kept: a starting point for production runs
@@ -103,8 +105,8 @@ def test_mlmd_engine_falls_back_to_ase_for_backends_lammps_cannot_run():
 
 def test_report_names_the_mlmd_engine():
     hw = {"device": "cpu", "device_name": "AMD EPYC", "torch_threads": 1, "cpu_model": "AMD EPYC"}
-    assert stages.mlmd_hardware(hw, "lammps").startswith("LAMMPS (pair_style deepmd), CPU, 1 torch thread(s)")
-    assert stages.mlmd_hardware(hw).startswith("ASE, CPU, 1 torch thread(s)")
+    assert metrics.mlmd_hardware(hw, "lammps").startswith("LAMMPS (pair_style deepmd), CPU, 1 torch thread(s)")
+    assert metrics.mlmd_hardware(hw).startswith("ASE, CPU, 1 torch thread(s)")
 
 
 def test_thermo_rows_of_a_run_that_lammps_stopped():

@@ -138,7 +138,7 @@ def test_learning_curve_point_is_judged_on_validation_frames_never_test(tmp_path
     test frames stay out of every choice (the split directory here has no test file at all)."""
     from ase.calculators.calculator import Calculator, all_changes
 
-    from qdff import stages
+    from qdff.steps import select
     from qdff.training import models
 
     class Zero(Calculator):
@@ -152,10 +152,10 @@ def test_learning_curve_point_is_judged_on_validation_frames_never_test(tmp_path
     valid = make_frames(runs=("300K",), n=7)
     dataset.write_frames(split / "valid.extxyz", valid)
     trained = []
-    monkeypatch.setattr(stages, "_train_on_split", lambda backend, params, split_dir, *a, **k: trained.append(backend))
+    monkeypatch.setattr(select, "train_on_split", lambda backend, params, split_dir, *a, **k: trained.append(backend))
     monkeypatch.setattr(models, "load_calculator", lambda model_dir: Zero())
     cfg = config.validate({"name": "x", "structure": {}})
-    m = stages.train_learning_curve_point(cfg, "fps", 5, split, tmp_path / "w", tmp_path / "m", tmp_path / "m.json")
+    m = select.train_learning_curve_point(cfg, "fps", 5, split, tmp_path / "w", tmp_path / "m", tmp_path / "m.json")
     assert trained == ["deepmd"] and m["n_valid_frames"] == 7
     rms = np.sqrt(np.mean(np.concatenate([a.get_forces() for a in valid]) ** 2)) * 1000
     assert m["force_rmse_meV_per_A"] == pytest.approx(rms)  # zero forces against the validation labels
@@ -167,7 +167,7 @@ def test_test_seed_runs_an_independent_aimd_that_only_the_test_set_reads(tmp_pat
     import sys
     from pathlib import Path
 
-    from qdff import stages
+    from qdff.steps import aimd, select
     from qdff.cp2k import run as cp2k_run
 
     root = Path(__file__).resolve().parents[1]
@@ -183,17 +183,17 @@ def test_test_seed_runs_an_independent_aimd_that_only_the_test_set_reads(tmp_pat
     # the test run is the training run's settings with the other seed
     seen = []
     monkeypatch.setattr(cp2k_run, "run_md", lambda atoms, cfg, *a: seen.append(cfg["aimd"]["seed"]))
-    monkeypatch.setattr(stages, "_atoms_with_box", lambda path: None)
+    monkeypatch.setattr(aimd.dataset, "read_structure", lambda path: None)
     cfg = config.validate({"name": "x", "structure": {}, "aimd": {"seed": 1, "test_seed": 7}})
-    stages.run_aimd(cfg, "s.extxyz", 300.0, tmp_path, tmp_path / "r.json", seed=cfg["aimd"]["test_seed"])
-    stages.run_aimd(cfg, "s.extxyz", 300.0, tmp_path, tmp_path / "r.json")
+    aimd.run_aimd(cfg, "s.extxyz", 300.0, tmp_path, tmp_path / "r.json", seed=cfg["aimd"]["test_seed"])
+    aimd.run_aimd(cfg, "s.extxyz", 300.0, tmp_path, tmp_path / "r.json")
     assert seen == [7, 1]
     # the split of such a data set: every test frame from the independent run
     data = tmp_path / "frames.extxyz"
     dataset.write_frames(data, make_frames(runs=("300K", "300K-test"), n=120))
     cfg = config.validate({"name": "x", "structure": {}, "aimd": {"temperatures": [300], "test_seed": 7},
                            "selection": {"method": "random", "n_train": 20, "n_valid": 5, "gap_fs": 10}})
-    s = stages.select_frames(cfg, data, tmp_path / "split")
+    s = select.select_frames(cfg, data, tmp_path / "split")
     assert {run for run, _ in s["test_steps"]} == {"300K-test"}
     assert {run for run, _ in s["train_steps"] + s["valid_steps"]} == {"300K"}
     assert s["blocks"]["300K-test"]["role"] == "test" and s["test_seed"] == 7

@@ -10,7 +10,8 @@ import yaml
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from qdff import config, stages
+from qdff import config
+from qdff.steps import select
 from qdff.data import dataset
 from qdff.selection import confmap, descriptors, frames as selection, learning_curve
 
@@ -204,10 +205,10 @@ def test_select_frames_uses_the_cache(tmp_path):
     dataset.write_frames(data, frames + frames[:2])  # two exact duplicates
     cfg = config.validate({"name": "t", "structure": {}, "selection": {
         "n_train": 12, "n_valid": 4, "gap_fs": 2, "descriptor": SOAP}})
-    stages.compute_descriptors(cfg, data, tmp_path / "d.npy")
-    s = stages.select_frames(cfg, data, tmp_path / "split", descriptors=tmp_path / "d.npy")
+    select.compute_descriptors(cfg, data, tmp_path / "d.npy")
+    s = select.select_frames(cfg, data, tmp_path / "split", descriptors=tmp_path / "d.npy")
     assert s["method"] == "fps" and s["n_train"] == 12 and s["duplicates_dropped"] == 2
-    direct = stages.select_frames(cfg, data, tmp_path / "split2")  # computed in memory instead
+    direct = select.select_frames(cfg, data, tmp_path / "split2")  # computed in memory instead
     assert direct["train_steps"] == s["train_steps"]
     assert not {tuple(x) for x in s["train_steps"]} & {tuple(x) for x in s["test_steps"]}
 
@@ -306,9 +307,9 @@ def test_map_files_on_small_data(tmp_path, method):
     cfg = config.validate({"name": "t", "structure": {}, "selection": {
         "n_train": 8, "n_valid": 4, "gap_fs": 2, "descriptor": DIST,
         "map": {"method": method, "max_points": 30}}})
-    stages.compute_descriptors(cfg, data, tmp_path / "d.npy")
-    stages.select_frames(cfg, data, tmp_path / "split", descriptors=tmp_path / "d.npy")
-    info = stages.map_configurations(cfg, tmp_path / "d.npy", tmp_path / "split/selection.json",
+    select.compute_descriptors(cfg, data, tmp_path / "d.npy")
+    select.select_frames(cfg, data, tmp_path / "split", descriptors=tmp_path / "d.npy")
+    info = select.map_configurations(cfg, tmp_path / "d.npy", tmp_path / "split/selection.json",
                                      tmp_path / "map.png", tmp_path / "map.html", tmp_path / "map.json")
     assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (tmp_path / "map.html").read_text()

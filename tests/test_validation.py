@@ -160,7 +160,7 @@ CP2K_LOG_HEAD = """\
 def _speed_case(tmp_path, hardware: dict):
     """A CP2K run (2 ranks x 2 threads, 0.08 s/step, conserved quantity drifting by a known
     1 meV/atom/ps) and one ML-MD run at the same temperature (0.01 s/step) on ``hardware``."""
-    from qdff import stages
+    from qdff.steps import evaluate
     from qdff.cp2k.run import parallel_setup
     from qdff.fileio import write_json
     from qdff.units import HARTREE_TO_EV
@@ -180,7 +180,7 @@ def _speed_case(tmp_path, hardware: dict):
     write_json(tmp_path / "mlmd.json", {"backend": "deepmd", "temperature": 300.0, "stable": True, "reason": "",
                                         "seconds_per_step": 0.01, "nve_drift_meV_per_atom_per_ps": 0.5,
                                         "hardware": hardware})
-    rows = stages.collect_metrics([tmp_path / "metrics_deepmd.json"], tmp_path / "metrics.json", tmp_path / "m.csv",
+    rows = evaluate.collect_metrics([tmp_path / "metrics_deepmd.json"], tmp_path / "metrics.json", tmp_path / "m.csv",
                                   mlmd_files=[tmp_path / "mlmd.json"], aimd_files=[run / "run.json"])
     return rows[0], run
 

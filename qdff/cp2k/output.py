@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from ..fileio import atomic_open
-from ..units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+from ..units import AU_VELOCITY_TO_ANGSTROM_PER_FS, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 
 log = logging.getLogger(__name__)
 
@@ -362,3 +362,27 @@ def convert_runs(run_dirs, out_path, *, runs=None, temperatures=None, allow_trun
                 )
             )
     return summaries
+
+
+def read_velocities(run_dir, equilibration_fs: float = 0.0):
+    """CP2K's velocities of an MD run (PROJECT-vel-1.xyz, Bohr per atomic time unit) in A/fs,
+    after ``equilibration_fs``; with the symbols, positions of the same steps and time step.
+    Read from CP2K's own file: the data set keeps positions and forces only."""
+    run_dir = Path(run_dir)
+    project = find_project(run_dir)
+    pos = {f.step: f for f in iter_xyz_frames(run_dir / f"{project}-pos-1.xyz", allow_truncated=True)}
+    steps, times, vels = [], [], []
+    symbols = None
+    for f in iter_xyz_frames(run_dir / f"{project}-vel-1.xyz", allow_truncated=True):
+        if steps and f.step <= steps[-1]:  # a resumed run repeats steps: keep the later copy
+            k = steps.index(f.step)
+            del steps[k:], times[k:], vels[k:]
+        steps.append(f.step)
+        times.append(f.time)
+        vels.append(f.values * AU_VELOCITY_TO_ANGSTROM_PER_FS)
+        symbols = f.symbols
+    keep = [i for i, t in enumerate(times) if t - times[0] >= equilibration_fs]
+    dt = float(np.median(np.diff(times))) if len(times) > 1 else float("nan")
+    return {"symbols": symbols, "velocities": np.array([vels[i] for i in keep]),
+            "positions": [pos[steps[i]].values if steps[i] in pos else None for i in keep],
+            "timestep_fs": dt}

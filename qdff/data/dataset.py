@@ -102,3 +102,24 @@ def dedupe_frames(frames, tol: float = 1e-8):
     if dropped:
         log.warning("dropped %d duplicate frame(s)", dropped)
     return out, dropped
+
+
+def read_structure(path):
+    """A structure file (extxyz) as a cluster: non-periodic, in the box the file gives."""
+    atoms = read(path, format="extxyz")
+    atoms.set_pbc(False)
+    return atoms
+
+
+def at_temperature(frames, temperature: float) -> list:
+    """The frames of runs at ``temperature`` (K)."""
+    return [a for a in frames if float(a.info.get("temperature", -1)) == float(temperature)]
+
+
+def equilibrated(frames, equilibration_fs: float) -> list:
+    """``frames`` without the first ``equilibration_fs`` of each run."""
+    t0: dict = {}
+    for a in frames:
+        r = a.info.get("run", "")
+        t0[r] = min(t0.get(r, np.inf), float(a.info.get("time", 0.0)))
+    return [a for a in frames if float(a.info.get("time", 0.0)) - t0[a.info.get("run", "")] >= equilibration_fs]

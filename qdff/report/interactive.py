@@ -7,6 +7,8 @@ Point clouds are thinned to a fixed number of points (seeded), so that a 150-ato
 five backends keeps the page to a few MB; the figure says how many it shows."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 MAX_FORCE_POINTS = 4000
@@ -222,3 +224,37 @@ def mlmd_series(summaries: dict) -> dict:
                 out[f"{t}, seed {run['seed']}"] = {"time": ser["time_fs"], "temperature": ser["temperature_K"],
                                                     "potential": ser["epot_eV"]}
     return out
+
+
+def report_figures(ener: dict, parity_plots: dict, rdf_plots, mlmd_summaries=()) -> dict:
+    """Plotly specifications of the report's interactive figures, from the files beside the
+    PNGs: each model's predictions.json, each comparison's rdf.json, CP2K's .ener files, the
+    ML-MD summaries' recorded series."""
+    from ..cp2k.output import read_ener
+    from ..fileio import read_json
+    from ..validation.rdf import CURVE
+
+    figs: dict = {"aimd": time_series_figure({k: read_ener(f) for k, f in ener.items()},
+                                                         "AIMD: temperature and potential energy"),
+                  "parity": {}, "rdf": {}}
+    for backend, png in parity_plots.items():
+        pred = Path(png).with_name("predictions.json")
+        if pred.is_file():
+            p = read_json(pred)
+            figs["parity"][backend] = parity_figure(p, backend, p.get("training_range"))
+    for backend, label, png in rdf_plots:
+        res = Path(png).with_name("rdf.json")
+        if res.is_file():
+            figs["rdf"].setdefault(backend, {})[label] = pair_distance_figure(
+                read_json(res), f"{backend}, {label}: pair-distance distributions, ML-MD against AIMD", f"{CURVE} [1/Å]")
+    by_backend: dict = {}
+    for backend, label, path in mlmd_summaries:
+        if Path(path).is_file():
+            by_backend.setdefault(backend, {})[label] = read_json(path)
+    figs["mlmd"] = {}
+    for backend, summaries in by_backend.items():
+        series = mlmd_series(summaries)
+        if series:
+            figs["mlmd"][backend] = time_series_figure(
+                series, f"{backend}: ML-MD (Langevin) temperature and potential energy, every run")
+    return figs

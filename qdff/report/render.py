@@ -230,7 +230,7 @@ def method_label(preset: str) -> str:
 def speed_rows(aimd_summaries: list, metrics: list) -> list:
     """Per method: seconds per MD step, hardware (device, ranks x threads, host), cores, the
     wall-clock speed-up and the speed-up per core-second against CP2K."""
-    from ..stages import cp2k_hardware
+    from ..validation.metrics import cp2k_hardware
 
     cp2k = [s for s in aimd_summaries if s.get("seconds_per_step_median")]
     s_cp2k = sum(s["seconds_per_step_median"] for s in cp2k) / len(cp2k) if cp2k else None

@@ -286,3 +286,20 @@ def plot(result: dict, title: str, path) -> None:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+
+
+def usable_mlmd_frames(frames, summary: dict) -> list:
+    """ML-MD snapshots to compare with AIMD: per seed, without the frame that failed the
+    stability check (not a structure to compare) and the first 10 % (velocities settling
+    to the thermostat)."""
+    runs = {r["seed"]: r for r in summary.get("runs", [])}
+    by_seed: dict = {}
+    for a in frames:
+        by_seed.setdefault(a.info.get("seed", summary.get("seed")), []).append(a)
+    out = []
+    for s, fr in by_seed.items():
+        stable = runs[s]["stable"] if s in runs else summary["stable"]
+        if not stable:
+            fr = fr[:-1]
+        out += fr[len(fr) // 10:]
+    return out

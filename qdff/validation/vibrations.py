@@ -16,7 +16,8 @@ module measures that, in eV, Angstrom and cm^-1 throughout:
 - the comparison of two sets of modes (:func:`compare_modes`): sorted frequencies, their
   mean absolute error over the 3N-6 vibrations, and the imaginary modes of each;
 - the vibrational density of states from the mass-weighted velocity autocorrelation, per
-  element (:func:`vdos`), and an overlap score between two of them (:func:`vdos_overlap`);
+  element (:func:`vdos`), an overlap score between two of them (:func:`vdos_overlap`), and
+  a model's NVE VDOS against the AIMD's from the same start (:func:`compare_vdos`);
 - relaxation with a model (:func:`relax`) and the RMSD after optimal superposition to the
   reference minimum (:func:`aligned_rmsd`).
 
@@ -267,6 +268,47 @@ def vdos_overlap(a: dict, b: dict, max_cm1: float | None = None) -> dict:
         sb = b["all"] if k == "all" else b["elements"][k]
         out[k] = float(1.0 - 0.5 * trap(np.abs(unit(fa, sa) - unit(fb, sb)), grid))
     return out
+
+
+def compare_vdos(aimd: dict, calc, timestep_fs: float, steps: int, max_lag_fs: float | None = None) -> dict:
+    """The VDOS of ``aimd`` (:func:`qdff.cp2k.output.read_velocities`: symbols, positions,
+    velocities in A/fs, time step) against that of an NVE run of ``steps`` with ``calc``,
+    started from the AIMD's first frame, positions and velocities; overlap per element.
+    ``max_lag_fs``: the autocorrelation's longest lag (default: a quarter of the shorter run)."""
+    from ase.md.verlet import VelocityVerlet
+
+    atoms = Atoms(aimd["symbols"], positions=aimd["positions"][0])
+    atoms.set_velocities(aimd["velocities"][0] / units.fs)
+    atoms.calc = calc
+    dt = float(timestep_fs)
+    dyn = VelocityVerlet(atoms, dt * units.fs)
+    vel, pos = [], []
+    for _ in range(steps):
+        dyn.run(1)
+        vel.append(atoms.get_velocities() * units.fs)
+        pos.append(atoms.get_positions())
+    masses = atoms.get_masses()
+    # vibrations only: each frame's translation and rigid rotation removed, on both sides
+    vel = internal_velocities(vel, pos, masses)
+    aimd_vel = internal_velocities(aimd["velocities"], aimd["positions"], masses)
+    lag = max_lag_fs or 0.25 * min(len(aimd_vel) * aimd["timestep_fs"], len(vel) * dt)
+    ref = vdos(aimd_vel, aimd["symbols"], masses, aimd["timestep_fs"], max_lag_fs=lag)
+    mod = vdos(vel, aimd["symbols"], masses, dt, max_lag_fs=lag)
+    overlap = vdos_overlap(ref, mod)
+    # what the overlap can reach: the AIMD's first half against its second half at the same
+    # lag (each half shorter than the whole, so a conservative, lower bound on the AIMD's own
+    # statistical agreement)
+    half = len(aimd_vel) // 2
+    self_overlap = (vdos_overlap(
+        vdos(aimd_vel[:half], aimd["symbols"], masses, aimd["timestep_fs"], max_lag_fs=lag),
+        vdos(aimd_vel[half:2 * half], aimd["symbols"], masses, aimd["timestep_fs"], max_lag_fs=lag))
+        if half >= 8 else None)
+    return {"overlap": overlap, "aimd_self_overlap": self_overlap, "aimd": ref, "model": mod,
+            # above the resolution: the lowest bin holds what remains of slow, non-vibrational motion
+            "aimd_peak_cm1": peak_above(ref, 2 * ref["resolution_cm1"]),
+            "model_peak_cm1": peak_above(mod, 2 * mod["resolution_cm1"]),
+            "rigid_motion_removed": True,
+            "model_nve_temperature_K": float(atoms.get_temperature())}
 
 
 def peak_cm1(result: dict, element: str = "all") -> float:

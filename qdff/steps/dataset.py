@@ -1,0 +1,20 @@
+"""Step of rules/dataset.smk: CP2K MD runs -> the canonical data set (eV, Angstrom)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import config as qconfig
+from ..cp2k import output as cp2k_output
+from ..fileio import write_json
+
+
+def convert_trajectories(run_dirs, out, temperatures=None, summary=None, runs=None) -> list[dict]:
+    """``runs``: the run label of each directory (default: the temperature label)."""
+    run_dirs = [Path(d) for d in run_dirs]
+    if runs is None:
+        runs = [qconfig.temperature_label(t) for t in temperatures] if temperatures else None
+    result = cp2k_output.convert_runs(run_dirs, out, runs=runs, temperatures=temperatures)
+    if summary:
+        write_json(summary, result)
+    return result
+

@@ -1,0 +1,75 @@
+"""Steps of rules/report.smk: the HTML report of a system, and the index of all systems."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .. import config as qconfig
+from ..cp2k import run as cp2k_run
+from ..fileio import read_json
+
+log = logging.getLogger(__name__)
+
+
+def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metrics_file, parity_plots: dict,
+                  model_dirs: dict, aimd_plot, out, error_plots: dict | None = None, rdf_plots=(),
+                  structure_file=None, al_summary=None, al_plot=None, al_calibration=(),
+                  vibrations: dict | None = None, mlmd_summaries=()) -> None:
+    """``rdf_plots``, ``mlmd_summaries``: (backend, temperature label, path) triples; ``al_*``: the active
+    learning summary, progress plot and calibration plots, when the loop ran; ``vibrations``:
+    the vibrations rules' files, when they ran: {"cp2k": modes.json, "spectra": png, "modes"
+    and "relax": {backend: json}, "vdos" and "vdos_plots": (backend, temperature label, path)}."""
+    from ..report import interactive, render as report
+
+    ener = {qconfig.temperature_label(read_json(s)["temperature"]): Path(d) / f"{cp2k_run.MD_PROJECT}-1.ener"
+            for d, s in zip(aimd_dirs, aimd_summaries)}
+    report.aimd_overview_plot(ener, aimd_plot)
+    report.render_report(
+        cfg,
+        interactive=interactive.report_figures(ener, parity_plots, rdf_plots, mlmd_summaries),
+        aimd_plot=aimd_plot,
+        aimd_summaries=[read_json(s) for s in aimd_summaries],
+        selection=read_json(selection_file),
+        metrics=read_json(metrics_file),
+        parity_plots=parity_plots,
+        models={b: read_json(Path(d) / "model.json") for b, d in model_dirs.items()},
+        out_path=out,
+        error_plots=error_plots,
+        rdf_plots=_nest(rdf_plots),
+        structure=read_json(structure_file) if structure_file else None,
+        selection_context=_selection_context(selection_file),
+        active_learning={"summary": read_json(al_summary), "plot": al_plot, "calibration": list(al_calibration)}
+        if al_summary else None,
+        vibrations=_vibrations_context_args(vibrations) if vibrations else None,
+    )
+    log.info("report written to %s", out)
+
+
+def _vibrations_context_args(files: dict) -> dict:
+    return {"cp2k": read_json(files["cp2k"]), "spectra_png": files["spectra"],
+            "modes": {b: read_json(p) for b, p in files["modes"].items()},
+            "relax": {b: read_json(p) for b, p in files["relax"].items()},
+            "vdos": {(b, t): read_json(p) for b, t, p in files["vdos"]},
+            "vdos_plots": {(b, t): p for b, t, p in files["vdos_plots"]}}
+
+
+def _selection_context(selection_file) -> dict:
+    """The map and learning curve beside results/{system}/split/selection.json, where present."""
+    from ..selection import report as selection_report
+
+    system_dir = Path(selection_file).parent.parent
+    return selection_report.context(**selection_report.selection_files(system_dir.name, system_dir.parent))
+
+
+def _nest(triples) -> dict:
+    out: dict = {}
+    for backend, label, path in triples:
+        out.setdefault(backend, {})[label] = path
+    return out
+
+
+def render_index(results_dir, out) -> None:
+    from ..report import render as report
+
+    report.render_index(results_dir, out)
+

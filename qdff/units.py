@@ -19,9 +19,5 @@ AU_TIME_TO_FS: float = units._aut * 1e15
 AU_VELOCITY_TO_ANGSTROM_PER_FS: float = BOHR_TO_ANGSTROM / AU_TIME_TO_FS
 
 
-def hartree_to_ev(value):
-    return value * HARTREE_TO_EV
-
-
 def hartree_per_bohr_to_ev_per_angstrom(value):
     return value * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM

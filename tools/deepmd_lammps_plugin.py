@@ -1,6 +1,6 @@
 """Install DeePMD-kit's LAMMPS plugin into a virtual environment (called by `make setup`).
 
-    python scripts/deepmd_lammps_plugin.py VENV_PYTHON
+    python tools/deepmd_lammps_plugin.py VENV_PYTHON
 
 Why this way: the plugin (libdeepmd_lmpplugin.so) needs LAMMPS's source tree to build, which
 neither PyPI nor Debian provide (deepmd-kit's CMake would fetch it from GitHub). The PyPI

@@ -24,7 +24,7 @@ import logging
 import numpy as np
 from ase.neighborlist import neighbor_list
 
-from . import build as structures
+from . import crystals
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +37,23 @@ def pair_cutoffs(material: str) -> dict[tuple[str, str], float]:
     the first and second cation-anion shells of the bulk, the smallest over its crystals.
     Cation-passivant pairs (Cl, Br) get the same cutoff shifted by the difference of the
     passivant's and the anion's covalent radii, like the M-X bond length of the builders."""
-    m = structures.MATERIALS[material]
+    m = crystals.MATERIALS[material]
     cut: dict = {}
     for crystal in m.crystals:
-        cell = structures.bulk_crystal(material, crystal)
-        r_max = 2.2 * max(structures.nearest_neighbour_distances(material, crystal).values())
+        cell = crystals.bulk_crystal(material, crystal)
+        r_max = 2.2 * max(crystals.nearest_neighbour_distances(material, crystal).values())
         i, j, d = neighbor_list("ijd", cell, r_max)
         syms = np.array(cell.get_chemical_symbols())
-        for c in structures.cations(material):
-            for a in structures.anions(material):
+        for c in crystals.cations(material):
+            for a in crystals.anions(material):
                 shells = np.unique(np.round(d[(syms[i] == c) & (syms[j] == a)], 3))
                 mid = 0.5 * (shells[0] + shells[1])
                 cut[(c, a)] = cut[(a, c)] = min(cut.get((c, a), np.inf), float(mid))
     for (c, a), r in list(cut.items()):
-        if c in structures.cations(material):
-            for x in structures.PASSIVANTS:
+        if c in crystals.cations(material):
+            for x in crystals.PASSIVANTS:
                 if x not in m.species:
-                    shifted = r + structures.covalent_radius(x) - structures.covalent_radius(a)
+                    shifted = r + crystals.covalent_radius(x) - crystals.covalent_radius(a)
                     cut[(c, x)] = cut[(x, c)] = min(cut.get((c, x), np.inf), shifted)
     return cut
 
@@ -61,7 +61,7 @@ def pair_cutoffs(material: str) -> dict[tuple[str, str], float]:
 @functools.cache
 def bulk_coordination(material: str) -> dict[str, int]:
     """Cation-anion neighbours of each element of ``material`` in its bulk crystal(s)."""
-    cns = {crystal: structures.bulk_coordination(material, crystal) for crystal in structures.MATERIALS[material].crystals}
+    cns = {crystal: crystals.bulk_coordination(material, crystal) for crystal in crystals.MATERIALS[material].crystals}
     first = next(iter(cns.values()))
     assert all(c == first for c in cns.values()), cns  # zinc blende and wurtzite: both 4
     return first
@@ -69,7 +69,7 @@ def bulk_coordination(material: str) -> dict[str, int]:
 
 #: Hetero-element neighbours in the bulk crystal: zinc blende and wurtzite 4; rock salt 6;
 #: cubic CsPbBr3: Pb 6 Br, Cs 12 Br, Br 2 Pb + 4 Cs.
-BULK_COORDINATION = {m: bulk_coordination(m) for m in structures.MATERIALS}
+BULK_COORDINATION = {m: bulk_coordination(m) for m in crystals.MATERIALS}
 
 
 def resolve_material(symbols, material: str | None = None) -> str | None:
@@ -77,9 +77,9 @@ def resolve_material(symbols, material: str | None = None) -> str | None:
     if all its elements are present, else the only material whose elements all are (an
     imported InP file with the default ``structure.material: CdSe`` is InP), else None."""
     present = set(symbols)
-    if material in structures.MATERIALS and set(structures.MATERIALS[material].species) <= present:
+    if material in crystals.MATERIALS and set(crystals.MATERIALS[material].species) <= present:
         return material
-    found = [m for m, spec in structures.MATERIALS.items() if set(spec.species) <= present]
+    found = [m for m, spec in crystals.MATERIALS.items() if set(spec.species) <= present]
     if len(found) == 1:
         if material:
             log.info("structure.material is %s but the structure holds %s: classifying its sites as %s",

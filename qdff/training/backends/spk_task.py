@@ -9,9 +9,9 @@ own ``NeuralNetworkPotential`` and needs neither.
 """
 from __future__ import annotations
 
-from .schnetpack import _compat
+from . import spk_compat
 
-_compat()
+spk_compat.apply()
 
 import schnetpack.properties as structure  # noqa: E402
 from schnetpack.task import AtomisticTask, ModelOutput  # noqa: E402

@@ -543,14 +543,15 @@ def combine(runs: list[dict]) -> dict:
 
 def hardware(device: str | None = None) -> dict:
     """Where ML-MD runs: host, CPU, torch threads, and the torch device (the one
-    qdff.training.models.load_calculator picks unless told), with the GPU's name if any."""
-    from ..training.models import _device
+    qdff.training.models.load_calculator picks unless told: qdff.training.device.device), with
+    the GPU's name if any."""
+    from ..training.device import device as pick_device
 
     info = {"host": platform.node(), "cpu_model": cpu_model(), "cpu_count": os.cpu_count()}
     try:
         import torch
 
-        dev = _device(device)
+        dev = pick_device(device)
         info.update(torch_threads=int(torch.get_num_threads()), device=dev)
         if dev.startswith("cuda"):
             info["device_name"] = torch.cuda.get_device_name(torch.device(dev))

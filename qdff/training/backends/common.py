@@ -143,7 +143,7 @@ def check_useful(name: str, calc, valid_frames, gate: dict | None = None, hint: 
     check and says so."""
     import numpy as np
 
-    from ...validation.evaluate import error_metrics, predict
+    from ..errors import error_metrics, predict
 
     g = {**DEFAULT_GATE, **(gate or {})}
     if g.get("timing_only"):
@@ -181,14 +181,16 @@ def check_useful(name: str, calc, valid_frames, gate: dict | None = None, hint: 
     return out
 
 
-def export_metadata(model_dir: Path, meta: dict, valid_frames, gate: dict | None, label: str, hint: str) -> Path:
+def export_metadata(model_dir: Path, meta: dict, valid_frames, gate: dict | None, label: str, hint: str, *,
+                    calculator) -> Path:
     """Check the exported model on the validation frames (:func:`check_useful`), then write
     ``model.json`` (last: its presence marks a complete, checked export). A model that fails
-    the check is removed and no model.json is written."""
-    from ..models import calculator_from_meta
+    the check is removed and no model.json is written. ``calculator``: the backend's own
+    ``calculator(model_dir, meta, device)``, which loads the model."""
+    from ..reference_shift import shifted_calculator
 
     model_dir = Path(model_dir)
-    calc = calculator_from_meta(model_dir, meta)
+    calc = shifted_calculator(calculator, model_dir, meta)
     try:
         meta["validation_check"] = check_useful(label, calc, valid_frames, gate, hint)
     except TrainingError:

@@ -181,7 +181,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         "n_valid": len(valid_frames),
         "provenance": provenance("deepmd", deepmd.__version__, params, data_files, wall),
     }
-    out = export_metadata(model_dir, meta, valid_frames, gate, "DeePMD", HINT)
+    out = export_metadata(model_dir, meta, valid_frames, gate, "DeePMD", HINT, calculator=calculator)
     log.info("DeePMD model exported to %s (%.0f s)", model_dir, wall)
     return out
 

@@ -149,7 +149,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         "best_valid_force_rmse_meV_per_A": 1e3 * best.get("rmse_f", math.nan),
         "provenance": prov,
     }
-    out = export_metadata(model_dir, meta, valid_frames, gate, "MACE", hint)
+    out = export_metadata(model_dir, meta, valid_frames, gate, "MACE", hint, calculator=calculator)
     log.info("MACE model exported to %s (%.0f s)", model_dir, wall)
     return out
 

@@ -219,7 +219,7 @@ def train_flavour(flavour: Flavour, train_frames, valid_frames, refs: dict, para
         "epochs_done": last["epoch"],
         "provenance": provenance(flavour.name, flavour.version(), params, data_files, wall),
     }
-    out = export_metadata(model_dir, meta, valid_frames, gate, flavour.label, hint)
+    out = export_metadata(model_dir, meta, valid_frames, gate, flavour.label, hint, calculator=load_package)
     log.info("%s model exported to %s (%.0f s)", flavour.label, model_dir, wall)
     return out
 

@@ -223,7 +223,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         "epochs_done": last["epoch"],
         "provenance": provenance("schnetpack", spk.__version__, params, data_files, wall),
     }
-    out = export_metadata(model_dir, meta, valid_frames, gate, "SchNetPack", HINT)
+    out = export_metadata(model_dir, meta, valid_frames, gate, "SchNetPack", HINT, calculator=calculator)
     log.info("SchNetPack model exported to %s (%.0f s)", model_dir, wall)
     return out
 

@@ -9,7 +9,7 @@ against the foundation model's own energies, so that fine-tuning starts where th
 model already is and only learns the difference (without it, the xTB or PBE-D3 energy
 reference of the data, tens of eV per atom away from MPtrj's, would dominate the first
 epochs). From scratch, the labels are the split's reference-subtracted energies, as for the
-other backends. The shift is added back by :class:`qdff.training.models.ReferenceShiftedCalculator`.
+other backends. The shift is added back by :class:`qdff.training.reference_shift.ReferenceShiftedCalculator`.
 
 Loss: sevenn's MSE of the energy per atom plus ``force_loss_weight`` x the MSE of the force
 components, with force_loss_weight = forces_weight / energy_weight: the same meaning of the
@@ -186,7 +186,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         "final_valid_force_rmse_eV_per_A": curve[-1].get("validset_Force_RMSE", math.nan),
         "provenance": prov,
     }
-    out = export_metadata(model_dir, meta, valid_frames, gate, "SevenNet", hint)
+    out = export_metadata(model_dir, meta, valid_frames, gate, "SevenNet", hint, calculator=calculator)
     log.info("SevenNet model exported to %s (%.0f s)", model_dir, wall)
     return out
 

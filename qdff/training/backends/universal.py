@@ -106,8 +106,8 @@ def train(name: str, train_frames, valid_frames, params: dict, workdir, model_di
     """No training: copy the shipped checkpoint into ``model_dir``, fit the reference shift
     on the training frames, and write ``model.json`` (last). The validation errors are
     logged and recorded, not gated: a baseline is reported whatever it scores."""
-    from ...validation.evaluate import error_metrics, predict
-    from ..models import calculator_from_meta
+    from ..errors import error_metrics, predict
+    from ..reference_shift import shifted_calculator
 
     spec = UNIVERSAL[name]
     check_elements(name, train_frames[0].get_chemical_symbols())
@@ -118,12 +118,12 @@ def train(name: str, train_frames, valid_frames, params: dict, workdir, model_di
     shutil.copyfile(src, model_dir / spec["model_file"])
     meta = {"backend": name, "kind": "zero-shot", "label": spec["label"], "trained_on": spec["trained_on"],
             "model_file": spec["model_file"], "reference_energies": {}}
-    inner = calculator_from_meta(model_dir, meta)
+    inner = shifted_calculator(calculator, model_dir, meta)
     fit_frames = train_frames
     meta["reference_energies"] = fit_shift(inner.inner, fit_frames)
     log.info("%s: reference shift fitted on %d training frames: %s", spec["label"], len(fit_frames),
              ", ".join(f"{k} {v:.4f} eV" for k, v in meta["reference_energies"].items()))
-    calc = calculator_from_meta(model_dir, meta)
+    calc = shifted_calculator(calculator, model_dir, meta)
     e, f, _ = predict(calc, valid_frames)
     m = error_metrics(valid_frames, e, f)
     log.info("%s zero-shot on the %d validation frames: force RMSE %.1f meV/A (zero-force %.1f), energy RMSE %.2f meV/atom",

@@ -149,6 +149,16 @@ def enabled_backends(config: dict) -> list[str]:
     return [name for name, sub in config.get("backends", {}).items() if sub.get("enabled", True)]
 
 
+#: keys of a backend's block that ask the scheduler for resources and do not change the model
+RESOURCE_KEYS = ("threads", "mem_mb", "runtime_min")
+
+
+def hyperparameters(block: dict) -> dict:
+    """A backend's config block (``backends.<name>``) without its :data:`RESOURCE_KEYS`: what
+    a trained model depends on (its fingerprint, a rule's params), in the block's order."""
+    return {k: v for k, v in block.items() if k not in RESOURCE_KEYS}
+
+
 def temperature_label(t: float) -> str:
     """Directory label of a temperature: 300 -> '300K', 300.5 -> '300.5K'."""
     return f"{t:g}K"

@@ -98,3 +98,15 @@ def test_docs_config_table_is_the_generated_one():
     rows = [f"| `{key}` | {f'`{default}`' if default else ''} | {desc} |" for key, default, desc in config.describe()]
     missing = [r.split(" | ")[0] for r in rows if r not in docs]
     assert not missing, f"regenerate docs/configuration.md's table with `qdff config-docs`: {missing[:5]}"
+
+
+def test_hyperparameters_are_the_backend_block_without_its_resource_keys():
+    cfg = config.validate({"name": "x", "structure": {}})
+    for name, block in cfg["backends"].items():
+        hp = config.hyperparameters(block)
+        assert list(hp) == [k for k in block if k not in ("threads", "mem_mb", "runtime_min")], name
+        assert all(hp[k] is block[k] for k in hp)
+    block = {"enabled": True, "threads": 4, "lr": 1e-3, "mem_mb": 8000, "runtime_min": 60}
+    assert config.hyperparameters(block) == {"enabled": True, "lr": 1e-3}
+    assert block["threads"] == 4  # the block itself is left alone
+    assert config.RESOURCE_KEYS == ("threads", "mem_mb", "runtime_min")

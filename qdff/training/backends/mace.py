@@ -26,6 +26,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ...config import hyperparameters
 from .common import (TrainingError, check_curve, export_metadata, file_sha256, fingerprint, frames_digest,
                      epoch_logger, provenance, publish_model, run_streamed, same_run, thread_env,
                      write_shifted_extxyz)
@@ -106,7 +107,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     else:
         shift = dict(refs)
     device = common.device()
-    fp = fingerprint({k: v for k, v in p.items() if k not in ("threads", "mem_mb", "runtime_min")}, shift,
+    fp = fingerprint(hyperparameters(p), shift,
                      None if foundation is None else file_sha256(foundation), frames_digest(train_frames, valid_frames))
     resume = same_run(workdir, fp) and any((workdir / "checkpoints").glob("*.pt"))
     if resume:

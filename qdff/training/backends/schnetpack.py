@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...config import hyperparameters
 from ...data.dataset import reference_energy
 from .common import (TrainingError, check_curve, device, export_metadata, fingerprint, frames_digest, provenance,
                      publish_model, same_run, torch_default_dtype)
@@ -155,7 +156,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     t0 = time.time()
     db, split_file = workdir / "data.db", workdir / "split.npz"
     ckpt_dir, best = workdir / "checkpoints", workdir / "best_model.pt"
-    settings = {k: v for k, v in p.items() if k not in ("threads", "mem_mb", "runtime_min", "enabled")}
+    settings = {k: v for k, v in hyperparameters(p).items() if k != "enabled"}
     fp = fingerprint(settings, refs, frames_digest(train_frames, valid_frames))
     resume = same_run(workdir, fp) and (ckpt_dir / "last.ckpt").is_file()
     if not resume:

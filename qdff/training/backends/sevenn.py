@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from ...config import hyperparameters
 from .common import (TrainingError, check_curve, export_metadata, file_sha256, fingerprint, frames_digest,
                      epoch_logger, provenance, publish_model, run_streamed, same_run, thread_env,
                      write_shifted_extxyz)
@@ -137,7 +138,7 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
                  ", ".join(f"{k} {v:.4f} eV" for k, v in shift.items()))
     else:
         shift = dict(refs)
-    fp = fingerprint({k: v for k, v in p.items() if k not in ("threads", "mem_mb", "runtime_min")}, shift,
+    fp = fingerprint(hyperparameters(p), shift,
                      str(foundation), frames_digest(train_frames, valid_frames))
     latest = _latest_checkpoint(workdir)
     resume = same_run(workdir, fp) and latest is not None

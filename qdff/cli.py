@@ -15,6 +15,12 @@ def _cfg(path):
     return config.load(path)
 
 
+def _cp2k(cfg: dict) -> dict:
+    """The CP2K steps' keyword arguments, as rules/common.smk passes them (CHARGE_STATE,
+    CP2K_PHYSICS, CP2K_LAUNCH): here the whole blocks, as the steps read only their keys."""
+    return {"structure": cfg["structure"], "cp2k": cfg["cp2k"], "launch": cfg["cp2k"]}
+
+
 def cmd_validate(a):
     cfg = _cfg(a.config)
     print(f"{a.config}: valid (system {cfg['name']}, backends {', '.join(__import__('qdff.config').config.enabled_backends(cfg))})")
@@ -33,26 +39,29 @@ def cmd_build(a):
 
     import json
 
-    summary = structure.build_structure(_cfg(a.config), a.output, a.summary)
+    summary = structure.build_structure(a.output, a.summary, structure=_cfg(a.config)["structure"])
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
 def cmd_cp2k_input(a):
     from .steps import aimd
 
-    aimd.write_cp2k_input(_cfg(a.config), a.structure, a.temperature, a.output)
+    cfg = _cfg(a.config)
+    aimd.write_cp2k_input(a.structure, a.output, temperature=a.temperature, aimd=cfg["aimd"], **_cp2k(cfg))
 
 
 def cmd_relax(a):
     from .steps import structure
 
-    structure.relax_structure(_cfg(a.config), a.structure, a.workdir, a.output)
+    structure.relax_structure(a.structure, a.output, workdir=a.workdir, **_cp2k(_cfg(a.config)))
 
 
 def cmd_aimd(a):
     from .steps import aimd
 
-    aimd.run_aimd(_cfg(a.config), a.structure, a.temperature, a.workdir, Path(a.workdir) / "run.json")
+    cfg = _cfg(a.config)
+    aimd.run_aimd(a.structure, Path(a.workdir) / "run.json", temperature=a.temperature, workdir=a.workdir,
+                  aimd=cfg["aimd"], **_cp2k(cfg))
 
 
 def cmd_convert(a):
@@ -68,20 +77,23 @@ def cmd_convert(a):
 def cmd_select(a):
     from .steps import select
 
-    s = select.select_frames(_cfg(a.config), a.data, a.output)
+    s = select.select_frames(a.data, a.output, **select.select_params(_cfg(a.config)))
     print(f"train {s['n_train']}, valid {s['n_valid']}, test {s['n_test']} -> {a.output}")
 
 
 def cmd_train(a):
     from .steps import train
 
-    print(train.train_model(_cfg(a.config), a.backend, a.split, a.workdir, a.output))
+    print(train.train_model(a.backend, **train.train_params(_cfg(a.config), a.backend), workdir=a.workdir,
+                            split_dir=a.split, model_dir=a.output))
 
 
 def cmd_evaluate(a):
     from .steps import evaluate
 
-    m = evaluate.evaluate_model(_cfg(a.config), a.backend, a.model, a.test, a.output, a.parity)
+    cfg = _cfg(a.config)
+    m = evaluate.evaluate_model(a.backend, a.model, a.test, a.output, a.parity,
+                                max_frames=cfg["evaluation"]["max_frames"], material=cfg["structure"]["material"])
     print(f"force RMSE {m['force_rmse_meV_per_A']:.1f} meV/A, energy RMSE {m['energy_rmse_meV_per_atom']:.2f} meV/atom")
 
 

@@ -86,9 +86,8 @@ rule train_committee_member:
     output:
         "results/{system}/al/iter{i}/committee/m{k}/model.json",
     params:
-        backend_config=canonical(
-            {k: v for k, v in config["backends"][AL_BACKEND].items() if k not in ("threads", "mem_mb", "runtime_min")}
-        ),
+        backend=AL_BACKEND,
+        backend_config=canonical(qconfig.hyperparameters(config["backends"][AL_BACKEND])),
         gate=canonical(config["training"]),
         workdir=lambda w: f"results/{w.system}/al/iter{w.i}/training/m{w.k}",
         split_dir=subpath(input.summary, parent=True),
@@ -122,6 +121,7 @@ checkpoint explore_committee:
         active_learning=canonical(AL),
         mlmd=canonical(config["mlmd"]),
         descriptor=canonical(config["selection"]["descriptor"]),
+        aimd_temperatures=config["aimd"]["temperatures"],
     log:
         "logs/explore_committee/{system}_iter{i}.log",
     benchmark:
@@ -149,6 +149,7 @@ rule explore_with_baseline:
         active_learning=canonical(AL),
         mlmd=canonical(config["mlmd"]),
         descriptor=canonical(config["selection"]["descriptor"]),
+        aimd_temperatures=config["aimd"]["temperatures"],
     log:
         "logs/explore_with_baseline/{system}.log",
     benchmark:
@@ -170,8 +171,11 @@ rule label_seed_candidates:
         frames="results/{system}/al/seed/labels/labelled.extxyz",
         summary="results/{system}/al/seed/labels/labels.json",
     params:
-        cp2k=CP2K_PHYSICS,
         workdir=lambda w: f"results/{w.system}/al/seed/labels/cp2k",
+        structure=CHARGE_STATE,
+        cp2k=CP2K_PHYSICS,
+        launch=CP2K_LAUNCH,
+        seed=config["aimd"]["seed"],
     log:
         "logs/label_seed_candidates/{system}.log",
     benchmark:
@@ -194,8 +198,11 @@ rule label_candidates:
         frames="results/{system}/al/iter{i}/labels/labelled.extxyz",
         summary="results/{system}/al/iter{i}/labels/labels.json",
     params:
-        cp2k=CP2K_PHYSICS,
         workdir=lambda w: f"results/{w.system}/al/iter{w.i}/labels/cp2k",
+        structure=CHARGE_STATE,
+        cp2k=CP2K_PHYSICS,
+        launch=CP2K_LAUNCH,
+        seed=config["aimd"]["seed"],
     log:
         "logs/label_candidates/{system}_iter{i}.log",
     benchmark:
@@ -241,7 +248,7 @@ rule evaluate_committee:
             category="Active learning",
         ),
     params:
-        evaluation=canonical(config["evaluation"]),
+        max_frames=config["evaluation"]["max_frames"],
     log:
         "logs/evaluate_committee/{system}_iter{i}.log",
     benchmark:
@@ -271,6 +278,8 @@ rule summarize_active_learning:
     output:
         summary="results/{system}/al/summary.json",
         plot=report("results/{system}/al/progress.png", caption="../report/al_progress.rst", category="Active learning"),
+    params:
+        active_learning=physics("active_learning", "backend", "committee", "trust_lo", "trust_hi"),
     log:
         "logs/summarize_active_learning/{system}.log",
     benchmark:

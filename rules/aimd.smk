@@ -10,8 +10,10 @@ rule write_cp2k_input:
         "results/{system}/aimd/{T}/md.inp",
     params:
         temperature=lambda w: TEMPERATURES[w.T],
+        structure=CHARGE_STATE,
         cp2k=CP2K_PHYSICS,
         aimd=AIMD_PHYSICS,
+        launch=CP2K_LAUNCH,
     log:
         "logs/write_cp2k_input/{system}_{T}.log",
     benchmark:
@@ -36,8 +38,10 @@ rule run_aimd:
     params:
         temperature=lambda w: TEMPERATURES[w.T],
         workdir=subpath(input.cp2k_input, parent=True),
+        structure=CHARGE_STATE,
         cp2k=CP2K_PHYSICS,
         aimd=AIMD_PHYSICS,
+        launch=CP2K_LAUNCH,
     log:
         "logs/run_aimd/{system}_{T}.log",
     benchmark:
@@ -62,8 +66,10 @@ rule run_test_aimd:
         temperature=lambda w: TEMPERATURES[w.T],
         seed=config["aimd"]["test_seed"],
         workdir=subpath(output[0], parent=True),
+        structure=CHARGE_STATE,
         cp2k=CP2K_PHYSICS,
         aimd=canonical({k: v for k, v in config["aimd"].items() if k not in ("seed", "test_seed")}),
+        launch=CP2K_LAUNCH,
     log:
         "logs/run_test_aimd/{system}_{T}.log",
     benchmark:

@@ -1,11 +1,35 @@
 # Helpers shared by all rules: config validation at start-up, names derived from it.
 import qdff.config as qconfig
+from qdff.smk import Launch
 
 # Validate at start-up (fills defaults): a misspelt key stops the run here, naming its path.
 try:
     qconfig.validate(config)
 except qconfig.ConfigError as exc:
     raise WorkflowError(str(exc)) from None
+
+# DeePMD-kit's LAMMPS plugin is built by `make setup` (tools/deepmd_lammps_plugin.py) against the
+# venv's own DeePMD-kit build; envs/deepmd.yaml has neither, so under --sdm conda the LAMMPS
+# engine could only fail in the first ML-MD job: refused here, before any work.
+def _refuse_lammps_under_conda():
+    from snakemake_interface_executor_plugins.settings import DeploymentMethod
+    from qdff.validation.mlmd import LAMMPS_BACKENDS
+
+    explored = [config["active_learning"]["backend"]] if config["active_learning"]["enabled"] else []
+    lammps_backends = [b for b in qconfig.enabled_backends(config) + explored if b in LAMMPS_BACKENDS]
+    if (
+        config["mlmd"]["engine"] == "lammps"
+        and lammps_backends
+        and DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    ):
+        raise WorkflowError(
+            "config error at mlmd.engine: 'lammps' needs the DeePMD-kit LAMMPS plugin that `make setup` builds "
+            "into .venv; the conda environment envs/deepmd.yaml has no LAMMPS. Run without --sdm conda "
+            "(in the project's venv) or set mlmd.engine: ase."
+        )
+
+
+_refuse_lammps_under_conda()
 
 SYSTEM = config["name"]
 TEMPERATURES = {qconfig.temperature_label(t): t for t in config["aimd"]["temperatures"]}
@@ -54,6 +78,11 @@ def physics(section, *keys):
 
 
 CP2K_PHYSICS = physics("cp2k", "preset", "overrides")
+# how CP2K runs (command, threads, memory, on_failure, check_memory): passed to the CP2K steps,
+# but no rerun trigger (qdff.smk.Launch)
+CP2K_LAUNCH = Launch({k: v for k, v in config["cp2k"].items() if k not in ("preset", "overrides", "relax", "relax_max_iter")})
+# the charge state every CP2K input is written for
+CHARGE_STATE = physics("structure", "charge", "multiplicity")
 
 
 # ML-MD temperatures: the AIMD ones and the stress temperatures above them (mlmd.stress_*)

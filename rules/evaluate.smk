@@ -22,7 +22,7 @@ rule evaluate_model:
             subcategory="{backend}",
         ),
     params:
-        evaluation=canonical(config["evaluation"]),
+        max_frames=config["evaluation"]["max_frames"],
         material=config["structure"]["material"],
     log:
         "logs/evaluate_model/{system}_{backend}.log",

@@ -13,6 +13,8 @@ rule run_mlmd:
         summary="results/{system}/mlmd/{backend}/{T}/summary.json",
     params:
         temperature=lambda w: MLMD_TEMPERATURES[w.T],
+        # a temperature above these is a stress temperature, started from the hottest AIMD run
+        aimd_temperatures=config["aimd"]["temperatures"],
         mlmd=canonical(config["mlmd"]),
         equilibration_fs=config["selection"]["equilibration_fs"],
     log:
@@ -45,7 +47,9 @@ rule compare_rdfs:
         ),
     params:
         temperature=lambda w: TEMPERATURES[w.T],
-        evaluation=canonical(config["evaluation"]),
+        evaluation=physics("evaluation", "rdf_r_max", "rdf_bins", "rdf_block_fs", "rdf_resamples"),
+        # of the resampled AIMD self-agreement interval
+        seed=config["mlmd"]["seed"],
         equilibration_fs=config["selection"]["equilibration_fs"],
     log:
         "logs/compare_rdfs/{system}_{backend}_{T}.log",

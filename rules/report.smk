@@ -45,6 +45,17 @@ rule render_report:
         html=report("results/{system}/report.html", caption="../report/report.rst", category="Report"),
         aimd_plot="results/{system}/report/aimd.png",
     params:
+        # what the report states of the config (cp2k's launch settings and resources are not
+        # among it: changing them re-renders nothing)
+        config=canonical(
+            {
+                "name": config["name"],
+                "description": config["description"],
+                "cp2k": {"preset": config["cp2k"]["preset"]},
+                "mlmd": {"bond_cutoff_factor": config["mlmd"]["bond_cutoff_factor"]},
+                "vibrations": physics("vibrations", "delta_A", "perturbations", "rattle_A", "relax_fmax"),
+            }
+        ),
         backends=BACKENDS,
         rdf_keys=lambda w: [[b, t] for b, t in MLMD_KEYS] if config["mlmd"]["enabled"] else [],
         vib_keys=[[b, t] for b, t in MLMD_KEYS],

@@ -31,6 +31,8 @@ rule select_frames:
         # the map and the learning curve change no split: left out so they re-run nothing here
         selection=canonical({k: v for k, v in config["selection"].items() if k not in ("map", "learning_curve")}),
         reference_energies=canonical(config["reference_energies"]),
+        test_runs=qconfig.test_runs(config),
+        test_seed=config["aimd"]["test_seed"],
     log:
         "logs/select_frames/{system}.log",
     benchmark:
@@ -79,6 +81,8 @@ rule select_learning_curve_frames:
     params:
         selection=canonical({k: v for k, v in config["selection"].items() if k not in ("map", "learning_curve")}),
         reference_energies=canonical(config["reference_energies"]),
+        test_runs=qconfig.test_runs(config),
+        test_seed=config["aimd"]["test_seed"],
     log:
         "logs/select_learning_curve_frames/{system}_{method}_n{n}.log",
     benchmark:
@@ -100,9 +104,7 @@ rule train_learning_curve_point:
         metrics="results/{system}/learning_curve/{method}/n{n}/metrics.json",
         model="results/{system}/learning_curve/{method}/n{n}/model/model.json",
     params:
-        deepmd=lambda w: canonical(
-            {k: v for k, v in lc_deepmd_params().items() if k not in ("threads", "mem_mb", "runtime_min")}
-        ),
+        deepmd=canonical(qconfig.hyperparameters(lc_deepmd_params())),
         evaluation=canonical(config["evaluation"]),
         workdir=lambda w: f"results/{w.system}/learning_curve/{w.method}/n{w.n}/training",
         split_dir=subpath(input.summary, parent=True),

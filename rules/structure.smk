@@ -23,8 +23,10 @@ rule relax_structure:
     output:
         "results/{system}/relax/relaxed.extxyz",
     params:
-        cp2k=CP2K_PHYSICS | physics("cp2k", "relax", "relax_max_iter"),
         workdir=subpath(output[0], parent=True),
+        structure=CHARGE_STATE,
+        cp2k=CP2K_PHYSICS | physics("cp2k", "relax", "relax_max_iter"),
+        launch=CP2K_LAUNCH,
     log:
         "logs/relax_structure/{system}.log",
     benchmark:

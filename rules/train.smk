@@ -14,9 +14,7 @@ rule train_model:
         backend="|".join(TRAINED_BACKENDS) or "^$",
     params:
         # hyperparameters only: threads, memory and runtime do not change the model
-        backend_config=lambda w: canonical(
-            {k: v for k, v in config["backends"][w.backend].items() if k not in ("threads", "mem_mb", "runtime_min")}
-        ),
+        backend_config=lambda w: canonical(qconfig.hyperparameters(config["backends"][w.backend])),
         # the usefulness gate a model must pass before it is exported
         gate=lambda w: canonical(config["training"]),
         workdir=lambda w: f"results/{w.system}/training/{w.backend}",

@@ -10,7 +10,9 @@ rule compute_normal_modes_cp2k:
         modes="results/{system}/vibrations/cp2k/modes.json",
         minimum="results/{system}/vibrations/cp2k/minimum.extxyz",
     params:
+        structure=CHARGE_STATE,
         cp2k=CP2K_PHYSICS | physics("cp2k", "relax_max_iter"),
+        launch=CP2K_LAUNCH,
         vibrations=physics("vibrations", "cp2k_max_force", "cp2k_dx_bohr"),
     log:
         "logs/compute_normal_modes_cp2k/{system}.log",
@@ -79,6 +81,7 @@ rule compute_vdos:
     params:
         temperature=lambda w: TEMPERATURES[w.T],
         vibrations=physics("vibrations", "vdos_steps", "vdos_max_lag_fs"),
+        timestep_fs=config["aimd"]["timestep_fs"],
         equilibration_fs=config["selection"]["equilibration_fs"],
     log:
         "logs/compute_vdos/{system}_{backend}_{T}.log",

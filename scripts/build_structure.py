@@ -1,4 +1,4 @@
 from qdff import smk
 from qdff.steps import structure
 
-smk.run(snakemake, lambda cfg: structure.build_structure(cfg, snakemake.output.structure, snakemake.output.summary))
+smk.run(snakemake, structure.build_structure, snakemake.output.structure, snakemake.output.summary)

@@ -3,8 +3,11 @@ from qdff.steps import evaluate
 
 smk.run(
     snakemake,
-    lambda cfg: evaluate.collect_metrics(
-        snakemake.input.metrics, snakemake.output.json, snakemake.output.csv, mlmd_files=snakemake.input.mlmd,
-        rdf_files=snakemake.input.rdf, aimd_files=snakemake.input.aimd,
-    ),
+    evaluate.collect_metrics,
+    snakemake.input.metrics,
+    snakemake.output.json,
+    snakemake.output.csv,
+    mlmd_files=snakemake.input.mlmd,
+    rdf_files=snakemake.input.rdf,
+    aimd_files=snakemake.input.aimd,
 )

@@ -1,4 +1,4 @@
 from qdff import smk
 from qdff.steps import select
 
-smk.run(snakemake, lambda cfg: select.compute_descriptors(cfg, snakemake.input[0], snakemake.output.npy))
+smk.run(snakemake, select.compute_descriptors, snakemake.input[0], snakemake.output.npy)

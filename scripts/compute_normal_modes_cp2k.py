@@ -5,8 +5,9 @@ from qdff.steps import vibrations
 
 smk.run(
     snakemake,
-    lambda cfg: vibrations.compute_normal_modes_cp2k(
-        cfg, snakemake.input.structure, Path(snakemake.output.modes).parent / "run", snakemake.output.modes,
-        snakemake.output.minimum,
-    ),
+    vibrations.compute_normal_modes_cp2k,
+    snakemake.input.structure,
+    Path(snakemake.output.modes).parent / "run",
+    snakemake.output.modes,
+    snakemake.output.minimum,
 )

@@ -5,8 +5,11 @@ from qdff.steps import vibrations
 
 smk.run(
     snakemake,
-    lambda cfg: vibrations.compute_normal_modes_model(
-        cfg, snakemake.wildcards.backend, Path(snakemake.input.model).parent, snakemake.input.minimum,
-        snakemake.input.reference, snakemake.output.modes, Path(snakemake.output.modes).parent / "fd_cache",
-    ),
+    vibrations.compute_normal_modes_model,
+    snakemake.wildcards.backend,
+    Path(snakemake.input.model).parent,
+    snakemake.input.minimum,
+    snakemake.input.reference,
+    snakemake.output.modes,
+    Path(snakemake.output.modes).parent / "fd_cache",
 )

@@ -5,8 +5,10 @@ from qdff.steps import vibrations
 
 smk.run(
     snakemake,
-    lambda cfg: vibrations.compute_vdos(
-        cfg, snakemake.wildcards.backend, Path(snakemake.input.model).parent, Path(snakemake.input.aimd).parent,
-        snakemake.params.temperature, snakemake.output.summary, snakemake.output.plot,
-    ),
+    vibrations.compute_vdos,
+    snakemake.wildcards.backend,
+    Path(snakemake.input.model).parent,
+    Path(snakemake.input.aimd).parent,
+    snakemake.output.summary,
+    snakemake.output.plot,
 )

@@ -5,8 +5,8 @@ from qdff.steps import dataset
 
 smk.run(
     snakemake,
-    lambda cfg: dataset.convert_trajectories(
-        [Path(s).parent for s in snakemake.input], snakemake.output.frames,
-        temperatures=snakemake.params.temperatures, summary=snakemake.output.summary, runs=snakemake.params.runs,
-    ),
+    dataset.convert_trajectory,
+    [Path(s).parent for s in snakemake.input],
+    snakemake.output.frames,
+    snakemake.output.summary,
 )

@@ -1,6 +1,11 @@
 from pathlib import Path
 
 from qdff import smk
-from qdff.active_learning import loop
+from qdff.steps import active_learning
 
-smk.run(snakemake, lambda cfg: loop.export_model(Path(snakemake.input.member).parent, Path(snakemake.output[0]).parent))
+smk.run(
+    snakemake,
+    active_learning.export_active_learning_model,
+    Path(snakemake.input.member).parent,
+    Path(snakemake.output[0]).parent,
+)

@@ -1,4 +1,6 @@
 from qdff import smk
-from qdff.active_learning import loop
+from qdff.steps import active_learning
 
-smk.run(snakemake, lambda cfg: loop.extend_training_set(snakemake.input.previous, snakemake.input.labelled, snakemake.output[0]))
+smk.run(
+    snakemake, active_learning.extend_training_set, snakemake.input.previous, snakemake.input.labelled, snakemake.output[0]
+)

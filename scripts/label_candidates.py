@@ -1,9 +1,10 @@
 from qdff import smk
-from qdff.active_learning import loop
+from qdff.steps import active_learning
 
 smk.run(
     snakemake,
-    lambda cfg: loop.label(
-        cfg, snakemake.input.candidates, snakemake.params.workdir, snakemake.output.frames, snakemake.output.summary
-    ),
+    active_learning.label_candidates,
+    snakemake.input.candidates,
+    snakemake.output.frames,
+    snakemake.output.summary,
 )

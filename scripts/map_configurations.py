@@ -3,8 +3,10 @@ from qdff.steps import select
 
 smk.run(
     snakemake,
-    lambda cfg: select.map_configurations(
-        cfg, snakemake.input.descriptors, snakemake.input.summary, snakemake.output.png, snakemake.output.html,
-        snakemake.output.info,
-    ),
+    select.map_configurations,
+    snakemake.input.descriptors,
+    snakemake.input.summary,
+    snakemake.output.png,
+    snakemake.output.html,
+    snakemake.output.info,
 )

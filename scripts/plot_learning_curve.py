@@ -2,8 +2,6 @@ from qdff import smk
 from qdff.steps import select
 
 smk.run(
-    snakemake,
-    lambda cfg: select.plot_learning_curve(
-        snakemake.input, snakemake.output.csv, snakemake.output.png, snakemake.output.summary
-    ),
+    snakemake, select.plot_learning_curve, snakemake.input, snakemake.output.csv, snakemake.output.png,
+    snakemake.output.summary,
 )

@@ -5,8 +5,10 @@ from qdff.steps import vibrations
 
 smk.run(
     snakemake,
-    lambda cfg: vibrations.relax_with_model(
-        cfg, snakemake.wildcards.backend, Path(snakemake.input.model).parent, snakemake.input.minimum,
-        snakemake.output.summary, snakemake.output.structures,
-    ),
+    vibrations.relax_with_model,
+    snakemake.wildcards.backend,
+    Path(snakemake.input.model).parent,
+    snakemake.input.minimum,
+    snakemake.output.summary,
+    snakemake.output.structures,
 )

@@ -1,4 +1,4 @@
 from qdff import smk
 from qdff.steps import report
 
-smk.run(snakemake, lambda cfg: report.render_index("results", snakemake.output[0]))
+smk.run(snakemake, report.render_index, snakemake.output[0])

@@ -1,10 +1,4 @@
 from qdff import smk
 from qdff.steps import aimd
 
-smk.run(
-    snakemake,
-    lambda cfg: aimd.run_aimd(
-        cfg, snakemake.input.structure, snakemake.params.temperature, snakemake.params.workdir, snakemake.output[0],
-        seed=getattr(snakemake.params, "seed", None),
-    ),
-)
+smk.run(snakemake, aimd.run_aimd, snakemake.input.structure, snakemake.output[0])

@@ -5,9 +5,11 @@ from qdff.steps import mlmd
 
 smk.run(
     snakemake,
-    lambda cfg: mlmd.run_mlmd(
-        cfg, snakemake.wildcards.backend, Path(snakemake.input.model).parent, snakemake.input.test,
-        snakemake.params.temperature, snakemake.output.trajectory, snakemake.output.summary,
-        data=snakemake.input.data,
-    ),
+    mlmd.run_mlmd,
+    snakemake.wildcards.backend,
+    Path(snakemake.input.model).parent,
+    snakemake.input.test,
+    snakemake.output.trajectory,
+    snakemake.output.summary,
+    data=snakemake.input.data,
 )

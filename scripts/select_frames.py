@@ -5,7 +5,8 @@ from qdff.steps import select
 
 smk.run(
     snakemake,
-    lambda cfg: select.select_frames(
-        cfg, snakemake.input.frames, Path(snakemake.output.summary).parent, descriptors=snakemake.input.descriptors
-    ),
+    select.select_frames,
+    snakemake.input.frames,
+    Path(snakemake.output.summary).parent,
+    descriptors=snakemake.input.descriptors,
 )

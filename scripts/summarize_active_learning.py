@@ -1,11 +1,17 @@
 from qdff import smk
-from qdff.active_learning import loop
+from qdff.steps import active_learning
 
+i = snakemake.input
 smk.run(
     snakemake,
-    lambda cfg: loop.summarize(
-        cfg, snakemake.input.explore, snakemake.input.labels, snakemake.input.evaluation, snakemake.input.train,
-        snakemake.input.aimd, snakemake.output.summary, snakemake.output.plot,
-        seed_explore=snakemake.input.get("seed_explore"), seed_labels=snakemake.input.get("seed_labels"),
-    ),
+    active_learning.summarize_active_learning,
+    i.explore,
+    i.labels,
+    i.evaluation,
+    i.train,
+    i.aimd,
+    snakemake.output.summary,
+    snakemake.output.plot,
+    seed_explore=i.get("seed_explore"),
+    seed_labels=i.get("seed_labels"),
 )

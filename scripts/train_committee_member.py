@@ -1,10 +1,10 @@
 from qdff import smk
-from qdff.active_learning import loop
+from qdff.steps import active_learning
 
 smk.run(
     snakemake,
-    lambda cfg: loop.train_member(
-        cfg, int(snakemake.wildcards.k), snakemake.input.train, snakemake.params.split_dir,
-        snakemake.params.workdir, snakemake.params.model_dir,
-    ),
+    active_learning.train_committee_member,
+    int(snakemake.wildcards.k),
+    snakemake.input.train,
+    threads=snakemake.threads,
 )

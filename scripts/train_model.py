@@ -1,9 +1,4 @@
 from qdff import smk
 from qdff.steps import train
 
-smk.run(
-    snakemake,
-    lambda cfg: train.train_model(
-        cfg, snakemake.wildcards.backend, snakemake.params.split_dir, snakemake.params.workdir, snakemake.params.model_dir
-    ),
-)
+smk.run(snakemake, train.train_model, snakemake.wildcards.backend, threads=snakemake.threads)

@@ -231,7 +231,7 @@ def test_exploration_in_lammps_runs_each_trajectory_in_its_own_folder(tmp_path, 
 
     monkeypatch.setattr(mlmd, "run_lammps", fake_run_lammps)
     explored, per_t, _ = loop._explore_trajectories(None, aimd, cfg, seed_offset=0, al_iteration=0, run_prefix="al0",
-                                                    lammps_model=tmp_path / "m0", lammps_workdir=tmp_path / "lmp")
+                                                    model_dir=tmp_path / "m0", workdir=tmp_path / "lmp")
     temps = loop.exploration_temperatures(cfg)
     assert len(calls) == 2 * len(temps) and {c[0] for c in calls} == {tmp_path / "m0"}
     assert sorted(str(c[1].relative_to(tmp_path / "lmp")) for c in calls) == sorted(

@@ -91,7 +91,7 @@ def _split_seeing(monkeypatch):
 def test_unconverged_frame_is_dropped_before_the_split_and_reported(tmp_path, monkeypatch):
     data, _ = _converted(tmp_path)
     seen = _split_seeing(monkeypatch)
-    summary = select.select_frames(_cfg(True), data, tmp_path / "split")
+    summary = select.select_frames(data, tmp_path / "split", **select.select_params(_cfg(True)))
     assert seen == [0, 1, 2, 4, 5, 6]
     assert summary["scf_not_converged"] == summary["scf_not_converged_dropped"] == 1
     assert summary["n_frames"] == 6
@@ -105,7 +105,7 @@ def test_unconverged_frame_is_dropped_before_the_split_and_reported(tmp_path, mo
 def test_drop_unconverged_scf_false_keeps_the_frame(tmp_path, monkeypatch):
     data, _ = _converted(tmp_path)
     seen = _split_seeing(monkeypatch)
-    summary = select.select_frames(_cfg(False), data, tmp_path / "split")
+    summary = select.select_frames(data, tmp_path / "split", **select.select_params(_cfg(False)))
     assert seen == list(range(7))
     assert summary["scf_not_converged"] == 1 and summary["scf_not_converged_dropped"] == 0
     assert "1 kept (selection.drop_unconverged_scf is false)" in _render(tmp_path, summary)

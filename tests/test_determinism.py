@@ -51,7 +51,8 @@ def test_a_deepmd_training_run_twice_gives_the_same_errors(tiny_pipeline, tmp_pa
     cfg["backends"]["deepmd"].update(steps=200, disp_freq=50, threads=1)
     runs = []
     for name in ("one", "two"):
-        meta = train.train_model(cfg, "deepmd", split, tmp_path / name / "work", tmp_path / name / "model")
+        meta = train.train_model("deepmd", **train.train_params(cfg, "deepmd"), workdir=tmp_path / name / "work", split_dir=split,
+                                 model_dir=tmp_path / name / "model")
         runs.append(json.loads(meta.read_text()))
         assert runs[-1]["provenance"]["config"]["seed"] == cfg["backends"]["deepmd"]["seed"]
     assert runs[0]["validation_check"] == runs[1]["validation_check"]

@@ -123,7 +123,8 @@ def test_diverging_training_fails_and_exports_nothing(tiny_pipeline, tmp_path):
     split = tiny_pipeline["workdir"] / "results/tiny/split"
     cfg = _tiny_cfg(steps=200, disp_freq=50, threads=1, **OVERFLOWING_LR)
     with pytest.raises(TrainingError, match="DeePMD training diverged: non-finite"):
-        train.train_model(cfg, "deepmd", split, tmp_path / "work", tmp_path / "model")
+        train.train_model("deepmd", **train.train_params(cfg, "deepmd"), workdir=tmp_path / "work", split_dir=split,
+                          model_dir=tmp_path / "model")
     assert not (tmp_path / "model" / "model.json").exists()
 
 
@@ -139,7 +140,8 @@ def test_useless_model_fails_the_gate_naming_both_numbers_and_exports_nothing(ti
     with pytest.raises(TrainingError, match=r"DeePMD model is not useful: force RMSE [\d.]+ meV/A on the 20 validation "
                                             r"frames against [\d.]+ meV/A for predicting zero force \(ratio 0\.\d\d > "
                                             r"training\.max_force_rmse_ratio 0\.05\)"):
-        train.train_model(cfg, "deepmd", split, tmp_path / "work", tmp_path / "model")
+        train.train_model("deepmd", **train.train_params(cfg, "deepmd"), workdir=tmp_path / "work", split_dir=split,
+                          model_dir=tmp_path / "model")
     assert not (tmp_path / "model" / "model.json").exists() and not (tmp_path / "model" / "model.pth").exists()
 
 
@@ -232,7 +234,7 @@ def test_exploding_mlmd_is_recorded_unstable_and_report_builds(tiny_pipeline, tm
     evaluate.collect_metrics([res / "evaluation/deepmd/metrics.json"], tmp_path / "metrics.json", tmp_path / "metrics.csv",
                            mlmd_files=[tmp_path / "mlmd.json"])
     cfg = config.load(ROOT / "tests/configs/tiny.yaml")
-    report.render_report(
+    report.write_report(
         cfg, aimd_dirs=[res / "aimd/300K"], aimd_summaries=[res / "aimd/300K/run.json"],
         selection_file=res / "split/selection.json", metrics_file=tmp_path / "metrics.json",
         parity_plots={"deepmd": res / "evaluation/deepmd/parity.png"}, model_dirs={"deepmd": res / "models/deepmd"},

@@ -87,8 +87,10 @@ def test_run_mlmd_stage_uses_lammps_for_deepmd_only(tiny_pipeline, tmp_path):
     results = tiny_pipeline["workdir"] / "results/tiny"
     cfg = config.validate({"name": "tiny", "structure": {}, "aimd": {"temperatures": [300]},
                            "mlmd": {"engine": "lammps", "steps": 20, "nve_steps": 0, "record_every": 10}})
-    out = mlmd_step.run_mlmd(cfg, "deepmd", results / "models/deepmd", results / "split/test.extxyz", 300.0,
-                          tmp_path / "d/trajectory.extxyz", tmp_path / "d/summary.json")
+    out = mlmd_step.run_mlmd("deepmd", results / "models/deepmd", results / "split/test.extxyz",
+                             tmp_path / "d/trajectory.extxyz", tmp_path / "d/summary.json", temperature=300.0,
+                             aimd_temperatures=cfg["aimd"]["temperatures"], mlmd=cfg["mlmd"],
+                             equilibration_fs=cfg["selection"]["equilibration_fs"])
     assert out["engine"] == "lammps" and out["runs"][0]["engine"] == "lammps"
     assert (tmp_path / "d/lammps/seed3/in.lammps").is_file()  # kept: a starting point for production runs
     assert len(read(tmp_path / "d/trajectory.extxyz", ":")) == out["steps_run"] // 10  # positions only
@@ -157,3 +159,20 @@ def test_a_run_lammps_halted_is_unstable_and_ends_at_its_last_recorded_frame(mon
                                                         "error": None, "lammps_version": "test"})
     s = mlmd.run_lammps("model", start, [start], workdir="w", steps=100, nve_steps=50, bond_factor=10.0, **MD)
     assert s["stable"] and s["steps_run"] == 100 and s["nve_steps"] == 50
+
+
+def test_lammps_engine_is_refused_under_conda_deployment(tmp_path):
+    """envs/deepmd.yaml has no LAMMPS: --sdm conda with mlmd.engine lammps stops at start-up,
+    naming the key, instead of failing in the first ML-MD job (no conda needed to see it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: x\nstructure: {n_pairs: 6}\nmlmd: {engine: lammps}\n")
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "-s", str(root / "Snakefile"),
+                           "-d", str(tmp_path), "--configfile", str(cfg), "--sdm", "conda", "--cores", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "config error at mlmd.engine" in proc.stdout + proc.stderr and "--sdm conda" in proc.stdout + proc.stderr

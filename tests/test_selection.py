@@ -138,6 +138,7 @@ def test_learning_curve_point_is_judged_on_validation_frames_never_test(tmp_path
     test frames stay out of every choice (the split directory here has no test file at all)."""
     from ase.calculators.calculator import Calculator, all_changes
 
+    from qdff.selection import learning_curve
     from qdff.steps import select
     from qdff.training import models
 
@@ -155,7 +156,10 @@ def test_learning_curve_point_is_judged_on_validation_frames_never_test(tmp_path
     monkeypatch.setattr(select, "train_on_split", lambda backend, params, split_dir, *a, **k: trained.append(backend))
     monkeypatch.setattr(models, "load_calculator", lambda model_dir: Zero())
     cfg = config.validate({"name": "x", "structure": {}})
-    m = select.train_learning_curve_point(cfg, "fps", 5, split, tmp_path / "w", tmp_path / "m", tmp_path / "m.json")
+    m = select.train_learning_curve_point("fps", 5, tmp_path / "m.json", threads=1,
+                                          deepmd=config.hyperparameters(learning_curve.deepmd_params(cfg)),
+                                          evaluation=cfg["evaluation"], workdir=tmp_path / "w", split_dir=split,
+                                          model_dir=tmp_path / "m")
     assert trained == ["deepmd"] and m["n_valid_frames"] == 7
     rms = np.sqrt(np.mean(np.concatenate([a.get_forces() for a in valid]) ** 2)) * 1000
     assert m["force_rmse_meV_per_A"] == pytest.approx(rms)  # zero forces against the validation labels
@@ -185,15 +189,16 @@ def test_test_seed_runs_an_independent_aimd_that_only_the_test_set_reads(tmp_pat
     monkeypatch.setattr(cp2k_run, "run_md", lambda atoms, cfg, *a: seen.append(cfg["aimd"]["seed"]))
     monkeypatch.setattr(aimd.dataset, "read_structure", lambda path: None)
     cfg = config.validate({"name": "x", "structure": {}, "aimd": {"seed": 1, "test_seed": 7}})
-    aimd.run_aimd(cfg, "s.extxyz", 300.0, tmp_path, tmp_path / "r.json", seed=cfg["aimd"]["test_seed"])
-    aimd.run_aimd(cfg, "s.extxyz", 300.0, tmp_path, tmp_path / "r.json")
+    kw = dict(temperature=300.0, workdir=tmp_path, structure=cfg["structure"], cp2k=cfg["cp2k"], launch=cfg["cp2k"])
+    aimd.run_aimd("s.extxyz", tmp_path / "r.json", aimd=cfg["aimd"], seed=cfg["aimd"]["test_seed"], **kw)
+    aimd.run_aimd("s.extxyz", tmp_path / "r.json", aimd=cfg["aimd"], **kw)
     assert seen == [7, 1]
     # the split of such a data set: every test frame from the independent run
     data = tmp_path / "frames.extxyz"
     dataset.write_frames(data, make_frames(runs=("300K", "300K-test"), n=120))
     cfg = config.validate({"name": "x", "structure": {}, "aimd": {"temperatures": [300], "test_seed": 7},
                            "selection": {"method": "random", "n_train": 20, "n_valid": 5, "gap_fs": 10}})
-    s = select.select_frames(cfg, data, tmp_path / "split")
+    s = select.select_frames(data, tmp_path / "split", **select.select_params(cfg))
     assert {run for run, _ in s["test_steps"]} == {"300K-test"}
     assert {run for run, _ in s["train_steps"] + s["valid_steps"]} == {"300K"}
     assert s["blocks"]["300K-test"]["role"] == "test" and s["test_seed"] == 7

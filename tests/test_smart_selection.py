@@ -205,10 +205,10 @@ def test_select_frames_uses_the_cache(tmp_path):
     dataset.write_frames(data, frames + frames[:2])  # two exact duplicates
     cfg = config.validate({"name": "t", "structure": {}, "selection": {
         "n_train": 12, "n_valid": 4, "gap_fs": 2, "descriptor": SOAP}})
-    select.compute_descriptors(cfg, data, tmp_path / "d.npy")
-    s = select.select_frames(cfg, data, tmp_path / "split", descriptors=tmp_path / "d.npy")
+    select.compute_descriptors(data, tmp_path / "d.npy", descriptor=cfg["selection"]["descriptor"])
+    s = select.select_frames(data, tmp_path / "split", tmp_path / "d.npy", **select.select_params(cfg))
     assert s["method"] == "fps" and s["n_train"] == 12 and s["duplicates_dropped"] == 2
-    direct = select.select_frames(cfg, data, tmp_path / "split2")  # computed in memory instead
+    direct = select.select_frames(data, tmp_path / "split2", **select.select_params(cfg))  # computed in memory instead
     assert direct["train_steps"] == s["train_steps"]
     assert not {tuple(x) for x in s["train_steps"]} & {tuple(x) for x in s["test_steps"]}
 
@@ -307,10 +307,10 @@ def test_map_files_on_small_data(tmp_path, method):
     cfg = config.validate({"name": "t", "structure": {}, "selection": {
         "n_train": 8, "n_valid": 4, "gap_fs": 2, "descriptor": DIST,
         "map": {"method": method, "max_points": 30}}})
-    select.compute_descriptors(cfg, data, tmp_path / "d.npy")
-    select.select_frames(cfg, data, tmp_path / "split", descriptors=tmp_path / "d.npy")
-    info = select.map_configurations(cfg, tmp_path / "d.npy", tmp_path / "split/selection.json",
-                                     tmp_path / "map.png", tmp_path / "map.html", tmp_path / "map.json")
+    select.compute_descriptors(data, tmp_path / "d.npy", descriptor=cfg["selection"]["descriptor"])
+    select.select_frames(data, tmp_path / "split", tmp_path / "d.npy", **select.select_params(cfg))
+    info = select.map_configurations(tmp_path / "d.npy", tmp_path / "split/selection.json", tmp_path / "map.png",
+                                     tmp_path / "map.html", tmp_path / "map.json", selection=cfg["selection"])
     assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (tmp_path / "map.html").read_text()
     assert 30 <= info["n_plotted"] <= 38  # 30 evenly spread, plus training frames not among them

@@ -72,16 +72,15 @@ def _start_frames(frames, temperature: float, n: int) -> list:
 
 
 def _explore_trajectories(calc, aimd, cfg: dict, seed_offset: int, al_iteration, run_prefix: str,
-                          drop_failed_frame: bool = False, lammps_model=None, lammps_workdir=None):
+                          drop_failed_frame: bool = False, model_dir=None, workdir=None):
     """Langevin ML-MD with ``calc`` from ``trajectories_per_temperature`` AIMD frames at every
     exploration temperature: ``(frames recorded, statistics per temperature, all stable)``.
     Stability is judged as the report's ML-MD judges it: the bond graph against the AIMD's at
     that temperature; at an exploration temperature without AIMD it is only recorded.
     ``drop_failed_frame``: leave out the frame that ended an unstable trajectory.
-    ``lammps_model``: run the model of this directory in LAMMPS instead (mlmd.engine: lammps),
-    each trajectory in its own folder under ``lammps_workdir``."""
-    import torch
-
+    ``model_dir``: the model ``calc`` is, run through :func:`qdff.validation.mlmd.run_model` (in
+    LAMMPS where mlmd.engine says so, each trajectory in its own folder under ``workdir``);
+    without it (a zero-shot baseline), ``calc`` in ASE."""
     from ..validation import mlmd
 
     al, p = cfg["active_learning"], cfg["mlmd"]
@@ -100,9 +99,9 @@ def _explore_trajectories(calc, aimd, cfg: dict, seed_offset: int, al_iteration,
                       seed=p["seed"] + seed_offset + 101 * j + int(T), record_every=al["record_every"],
                       trajectory=traj, bond_check=judge_bonds, monitor_bonds=True,
                       bond_cutoff_factor=p["bond_cutoff_factor"], bond_persist=p["bond_persist"])
-            if lammps_model is not None:
-                summary = mlmd.run_lammps(lammps_model, start, reference, threads=torch.get_num_threads(),
-                                          workdir=Path(lammps_workdir) / f"{T:g}K-{j}", **kw)
+            if model_dir is not None:
+                summary = mlmd.run_model(p["engine"], al["backend"], model_dir, start, reference, calc=calc,
+                                         workdir=Path(workdir) / f"{T:g}K-{j}", **kw)
             else:
                 summary = mlmd.run(calc, start, reference, **kw)
             stats["stable_trajectories"] += int(summary["stable"])
@@ -128,13 +127,10 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
     calcs = _calculators(member_dirs)
     train = dataset.read_frames(train_file)
     aimd = [a for a in train if a.info.get("labelled_by") != "cp2k"] or train
-    from ..validation import mlmd
-
-    # member 0 explores; in LAMMPS where mlmd.engine says so and LAMMPS can run the backend
-    in_lammps = mlmd.engine_for(cfg, al["backend"]) == "lammps"
+    # member 0 explores, with the engine validation's ML-MD uses (mlmd.engine)
     explored, per_t, stable_all = _explore_trajectories(
         calcs[0], aimd, cfg, seed_offset=7919 * iteration, al_iteration=iteration, run_prefix=f"al{iteration}",
-        lammps_model=member_dirs[0] if in_lammps else None, lammps_workdir=Path(out_summary).parent / "lammps")
+        model_dir=member_dirs[0], workdir=Path(out_summary).parent / "lammps")
     if explored:
         energies, forces = deviation.committee_predictions(calcs, explored)
         devi = deviation.model_deviation(energies, forces, len(explored[0]))

@@ -36,6 +36,17 @@ class CP2KError(RuntimeError):
     pass
 
 
+def settings(structure: dict, cp2k: dict, launch, aimd: dict | None = None) -> dict:
+    """The config-shaped dict this module's functions read (``cfg["structure"]``, ``["cp2k"]``,
+    ``["aimd"]``), from the parts a rule passes: ``structure`` (charge, multiplicity), ``cp2k``
+    (what CP2K computes: preset, overrides, ...) and ``launch`` (how it runs: command, threads,
+    memory, on_failure, check_memory), and ``aimd`` for MD."""
+    out = {"structure": dict(structure), "cp2k": {**cp2k, **launch}}
+    if aimd is not None:
+        out["aimd"] = dict(aimd)
+    return out
+
+
 def command(cfg) -> list[str]:
     cmd = shlex.split(cfg["cp2k"]["command"])
     if not cmd:

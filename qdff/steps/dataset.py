@@ -8,8 +8,10 @@ from ..cp2k import output as cp2k_output
 from ..fileio import write_json
 
 
-def convert_trajectories(run_dirs, out, temperatures=None, summary=None, runs=None) -> list[dict]:
-    """``runs``: the run label of each directory (default: the temperature label)."""
+def convert_trajectory(run_dirs, out, summary=None, *, temperatures: list | None, runs: list | None = None) -> list[dict]:
+    """Every CP2K MD run directory of ``run_dirs`` into one extxyz data set ``out``;
+    ``temperatures`` and ``runs``: the temperature and run label of each directory (default
+    label: the temperature's)."""
     run_dirs = [Path(d) for d in run_dirs]
     if runs is None:
         runs = [qconfig.temperature_label(t) for t in temperatures] if temperatures else None
@@ -17,4 +19,3 @@ def convert_trajectories(run_dirs, out, temperatures=None, summary=None, runs=No
     if summary:
         write_json(summary, result)
     return result
-

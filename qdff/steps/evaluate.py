@@ -7,16 +7,19 @@ from ..data import dataset
 from ..fileio import atomic_path, read_json, write_json
 
 
-def evaluate_model(cfg: dict, backend: str, model_dir, test_file, metrics_out, parity_out, errors_out=None,
-                   train_file=None) -> dict:
+def evaluate_model(backend: str, model_dir, test_file, metrics_out, parity_out, errors_out=None, train_file=None, *,
+                   max_frames: int, material) -> dict:
+    """Energy and force errors of the model in ``model_dir`` on (at most ``max_frames``, evenly
+    spaced) frames of ``test_file``; parity and error plots; ``material`` names the per-element
+    breakdown; ``train_file``: its range is shaded in the parity plot."""
     from ..training.models import load_calculator
     from ..validation import evaluate
 
     calc = load_calculator(model_dir)
     frames = dataset.read_frames(test_file)
-    metrics = evaluate.evaluate(calc, frames, backend=backend, max_frames=cfg["evaluation"]["max_frames"],
+    metrics = evaluate.evaluate(calc, frames, backend=backend, max_frames=max_frames,
                                 parity_path=parity_out, errors_path=errors_out,
-                                material=cfg["structure"].get("material"),
+                                material=material,
                                 train_frames=dataset.read_frames(train_file) if train_file else None,
                                 predictions_path=Path(metrics_out).with_name("predictions.json"))
     model_file = Path(model_dir) / read_json(Path(model_dir) / "model.json")["model_file"]

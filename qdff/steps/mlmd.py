@@ -7,71 +7,66 @@ from pathlib import Path
 
 from ase.io import read
 
-from .. import config as qconfig
 from ..data import dataset
 from ..fileio import read_json, write_json
 
 log = logging.getLogger(__name__)
 
 
-def run_mlmd(cfg: dict, backend: str, model_dir, test_file, temperature: float, traj_out, summary_out,
-             data=None) -> dict:
-    """ML-MD at one temperature, ``mlmd.seeds`` runs, from the first held-out frame of the
-    AIMD run at that temperature (at a stress temperature: of the hottest AIMD run).
-    ``data``: the whole AIMD data set, whose frames at that temperature (after
-    selection.equilibration_fs) give the limits, bond cutoffs and the AIMD's own bond
+def run_mlmd(backend: str, model_dir, test_file, traj_out, summary_out, data=None, *, temperature: float,
+             aimd_temperatures: list, mlmd: dict, equilibration_fs: float) -> dict:
+    """ML-MD at ``temperature``, ``mlmd.seeds`` runs, from the first held-out frame of the AIMD
+    run at that temperature (at a stress temperature, one above ``aimd_temperatures``: of the
+    hottest AIMD run). ``data``: the whole AIMD data set, whose frames at that temperature
+    (after ``equilibration_fs``) give the limits, bond cutoffs and the AIMD's own bond
     changes; without it, the held-out frames do."""
     from ..training.models import load_calculator
-    from ..validation import mlmd
+    from ..validation import mlmd as md
 
-    stress = qconfig.mlmd_temperatures(cfg).get(float(temperature), False)
-    aimd_t = max(float(t) for t in cfg["aimd"]["temperatures"]) if stress else float(temperature)
+    stress = float(temperature) not in {float(t) for t in aimd_temperatures}
+    aimd_t = max(float(t) for t in aimd_temperatures) if stress else float(temperature)
     frames = dataset.at_temperature(dataset.read_frames(test_file), aimd_t)
     if not frames:
         raise ValueError(f"{test_file}: no held-out frame at {aimd_t:g} K to start ML-MD from")
     reference = frames
     if data:
         reference = dataset.equilibrated(dataset.at_temperature(dataset.read_frames(data), aimd_t),
-                                  cfg["selection"]["equilibration_fs"]) or frames
-    p = cfg["mlmd"]
+                                         equilibration_fs) or frames
+    p = mlmd
     traj: list = []
     common = dict(temperature=temperature, steps=p["steps"], timestep_fs=p["timestep_fs"],
                   friction_per_fs=p["friction_per_fs"], bond_factor=p["bond_factor"], record_every=p["record_every"],
                   trajectory=traj, nve_steps=p["nve_steps"], bond_check=p["bond_check"] and not stress,
                   monitor_bonds=True, bond_cutoff_factor=p["bond_cutoff_factor"], bond_persist=p["bond_persist"])
-    if mlmd.engine_for(cfg, backend) == "lammps":
-        import torch
-
-        # lmp's input and log stay beside the summary: a starting point for production runs
-        work = Path(summary_out).parent / "lammps"
-        runs = [mlmd.run_lammps(model_dir, frames[0], reference, workdir=work / f"seed{p['seed'] + k}",
-                                seed=p["seed"] + k, threads=torch.get_num_threads(), **common)
-                for k in range(p["seeds"])]
-    else:
-        calc = load_calculator(model_dir)
-        runs = [mlmd.run(calc, frames[0], reference, seed=p["seed"] + k, **common) for k in range(p["seeds"])]
-    summary = mlmd.combine(runs)
-    summary.update(backend=backend, stress=stress, reference_temperature=aimd_t, hardware=mlmd.hardware())
+    # a LAMMPS run's input and log stay beside the summary: a starting point for production runs
+    work = Path(summary_out).parent / "lammps"
+    calc = None if md.engine(p["engine"], backend) == "lammps" else load_calculator(model_dir)
+    runs = [md.run_model(p["engine"], backend, model_dir, frames[0], reference, workdir=work / f"seed{p['seed'] + k}",
+                         calc=calc, seed=p["seed"] + k, **common) for k in range(p["seeds"])]
+    summary = md.combine(runs)
+    summary.update(backend=backend, stress=stress, reference_temperature=aimd_t, hardware=md.hardware())
     dataset.write_frames(traj_out, traj) if traj else Path(traj_out).write_text("")
     write_json(summary_out, summary)
     return summary
 
 
-def compare_rdfs(cfg: dict, backend: str, data, trajectory, mlmd_summary, temperature: float, out_json, out_png) -> dict:
+def compare_rdfs(backend: str, data, trajectory, mlmd_summary, out_json, out_png, *, temperature: float,
+                 evaluation: dict, seed: int, equilibration_fs: float) -> dict:
     """Pair-distance distributions of the ML-MD runs against the AIMD frames at the same
-    temperature, compared in blocks of equal frame count (qdff.validation.rdf)."""
+    temperature (after ``equilibration_fs``), compared in blocks of equal frame count
+    (qdff.validation.rdf; ``evaluation``: its rdf_* settings, ``seed``: of the resampling)."""
     from ..validation import rdf
 
-    aimd = dataset.equilibrated(dataset.at_temperature(dataset.read_frames(data), temperature), cfg["selection"]["equilibration_fs"])
+    aimd = dataset.equilibrated(dataset.at_temperature(dataset.read_frames(data), temperature), equilibration_fs)
     run = read_json(mlmd_summary)
     # ML-MD snapshots are positions only (no DFT labels): plain ASE read
     ml = read(trajectory, index=":", format="extxyz") if Path(trajectory).stat().st_size else []
     ml = rdf.usable_mlmd_frames(ml, run)
-    p = cfg["evaluation"]
+    p = evaluation
     result = None
     if len(ml) >= 3 and aimd:
         result = rdf.compare(aimd, ml, p["rdf_r_max"], p["rdf_bins"], block_fs=p["rdf_block_fs"],
-                             resamples=p["rdf_resamples"], seed=cfg["mlmd"]["seed"])
+                             resamples=p["rdf_resamples"], seed=seed)
         if not result["overlap"]:
             result["note"] = f"too few AIMD frames for two blocks of {len(ml)} ML-MD frames"
     if result is None:

@@ -11,7 +11,33 @@ from ..fileio import read_json
 log = logging.getLogger(__name__)
 
 
-def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metrics_file, parity_plots: dict,
+def render_report(aimd_summaries, selection_file, structure_file, metrics_file, parity_plots, error_plots,
+                  rdf_plots, mlmd_summaries, model_files, out, aimd_plot, *, al_summary=None, al_plot=None,
+                  al_calibration=(), vibrations: dict | None = None, config: dict, backends: list, rdf_keys: list,
+                  vib_keys: list) -> None:
+    """The system's report from the rule's flat file lists: ``parity_plots``, ``error_plots`` and
+    ``model_files`` in the order of ``backends``; ``rdf_plots`` and ``mlmd_summaries`` in the
+    order of ``rdf_keys`` ([backend, temperature label]); ``vibrations``: the vibrations rules'
+    files, when they ran ({"cp2k", "spectra", "modes" and "relax" in the order of ``backends``,
+    "vdos" and "vdos_plots" in the order of ``vib_keys``}); ``config``: what the report states of
+    the config (name, description, cp2k.preset, mlmd.bond_cutoff_factor, the vibrations settings)."""
+    vib = None
+    if vibrations:
+        vib = {"cp2k": vibrations["cp2k"], "spectra": vibrations["spectra"],
+               "modes": dict(zip(backends, vibrations["modes"])), "relax": dict(zip(backends, vibrations["relax"])),
+               "vdos": [(b, t, p) for (b, t), p in zip(vib_keys, vibrations["vdos"])],
+               "vdos_plots": [(b, t, p) for (b, t), p in zip(vib_keys, vibrations["vdos_plots"])]}
+    write_report(
+        config, aimd_dirs=[Path(s).parent for s in aimd_summaries], aimd_summaries=aimd_summaries,
+        selection_file=selection_file, structure_file=structure_file, metrics_file=metrics_file,
+        parity_plots=dict(zip(backends, parity_plots)), error_plots=dict(zip(backends, error_plots)),
+        rdf_plots=[(b, t, p) for (b, t), p in zip(rdf_keys, rdf_plots)],
+        mlmd_summaries=[(b, t, p) for (b, t), p in zip(rdf_keys, mlmd_summaries)],
+        model_dirs={b: Path(m).parent for b, m in zip(backends, model_files)}, aimd_plot=aimd_plot,
+        al_summary=al_summary, al_plot=al_plot, al_calibration=al_calibration, vibrations=vib, out=out)
+
+
+def write_report(config: dict, *, aimd_dirs, aimd_summaries, selection_file, metrics_file, parity_plots: dict,
                   model_dirs: dict, aimd_plot, out, error_plots: dict | None = None, rdf_plots=(),
                   structure_file=None, al_summary=None, al_plot=None, al_calibration=(),
                   vibrations: dict | None = None, mlmd_summaries=()) -> None:
@@ -25,7 +51,7 @@ def render_report(cfg: dict, *, aimd_dirs, aimd_summaries, selection_file, metri
             for d, s in zip(aimd_dirs, aimd_summaries)}
     report.aimd_overview_plot(ener, aimd_plot)
     report.render_report(
-        cfg,
+        config,
         interactive=interactive.report_figures(ener, parity_plots, rdf_plots, mlmd_summaries),
         aimd_plot=aimd_plot,
         aimd_summaries=[read_json(s) for s in aimd_summaries],
@@ -68,7 +94,8 @@ def _nest(triples) -> dict:
     return out
 
 
-def render_index(results_dir, out) -> None:
+def render_index(out, results_dir="results") -> None:
+    """results/index.html: one row per system found under ``results_dir``."""
     from ..report import render as report
 
     report.render_index(results_dir, out)

@@ -10,17 +10,24 @@ import numpy as np
 from .. import config as qconfig
 from ..data import dataset
 from ..fileio import write_json
-from ..selection import frames as selection
+from ..selection import frames as frame_selection
 from .train import train_on_split
 
 log = logging.getLogger(__name__)
 
 
-def compute_descriptors(cfg: dict, data, out) -> dict:
-    """Per-frame descriptors of every frame of ``data`` (file order), cached in ``out``."""
+def select_params(cfg: dict) -> dict:
+    """:func:`select_frames`'s keyword arguments from a whole validated config (as
+    rules/select.smk declares them): for callers without Snakemake (the ``qdff`` command, tests)."""
+    return {"selection": cfg["selection"], "reference_energies": cfg["reference_energies"],
+            "test_runs": qconfig.test_runs(cfg), "test_seed": cfg["aimd"]["test_seed"]}
+
+
+def compute_descriptors(data, out, *, descriptor: dict) -> dict:
+    """Per-frame descriptors (selection.descriptor) of every frame of ``data`` (file order), cached in ``out``."""
     from ..selection import descriptors
 
-    p = dict(cfg["selection"]["descriptor"])
+    p = dict(descriptor)
     chunk = p.pop("chunk_frames")
     return descriptors.compute_file(data, out, p, chunk_frames=chunk)
 
@@ -37,22 +44,24 @@ def _descriptor_rows(descriptors_npy, frames_all, frames) -> np.ndarray:
     return np.asarray(X[[i for i, a in enumerate(frames_all) if id(a) in kept]])
 
 
-def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
-    """Split and select; ``descriptors``: the cached descriptors of ``data`` (computed here if
-    the method needs them and none are given)."""
+def select_frames(data, out_dir, descriptors=None, *, selection: dict, reference_energies, test_runs: list,
+                  test_seed) -> dict:
+    """Split and select by the ``selection`` block; ``descriptors``: the cached descriptors of
+    ``data`` (computed here if the method needs them and none are given); ``test_runs``: the
+    runs of the independent test AIMD (aimd.test_seed), held out whole."""
     frames_all = dataset.read_frames(data)
-    sel = cfg["selection"]
+    sel = selection
     n_scf = sum(1 for a in frames_all if not a.info.get("scf_converged", True))
     frames = dataset.drop_unconverged_scf(frames_all)[0] if sel["drop_unconverged_scf"] else frames_all
     if n_scf and not sel["drop_unconverged_scf"]:
         log.warning("keeping %d frame(s) whose SCF did not converge: selection.drop_unconverged_scf is false", n_scf)
     frames, n_dup = dataset.dedupe_frames(frames)
     X = _descriptor_rows(descriptors, frames_all, frames) if descriptors else None
-    idx = selection.split_and_select(frames, sel, descriptors=X, test_runs=qconfig.test_runs(cfg))
+    idx = frame_selection.split_and_select(frames, sel, descriptors=X, test_runs=test_runs)
     out_dir = Path(out_dir)
     for part in ("train", "valid", "test"):
         dataset.write_frames(out_dir / f"{part}.extxyz", [frames[i] for i in idx[part]])
-    refs = cfg["reference_energies"]
+    refs = reference_energies
     if refs == "fit":
         refs = dataset.fit_reference_energies([frames[i] for i in idx["train"]])
     else:
@@ -65,7 +74,7 @@ def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
 
     summary = {
         "method": sel["method"],
-        "descriptor": sel["descriptor"]["kind"] if selection.needs_descriptors(sel) else None,
+        "descriptor": sel["descriptor"]["kind"] if frame_selection.needs_descriptors(sel) else None,
         "n_frames": len(frames),
         "duplicates_dropped": n_dup,
         "scf_not_converged": n_scf,
@@ -80,7 +89,7 @@ def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
         "test_fraction": sel["test_fraction"],
         "valid_fraction": sel["valid_fraction"],
         "gap_fs": sel["gap_fs"],
-        "test_seed": cfg["aimd"]["test_seed"],
+        "test_seed": test_seed,
         "blocks": idx["blocks"],
         "reference_energies": refs,
         "train_steps": steps("train"),
@@ -94,30 +103,34 @@ def select_frames(cfg: dict, data, out_dir, descriptors=None) -> dict:
     return summary
 
 
-def map_configurations(cfg: dict, descriptors, selection_file, out_png, out_html, out_info=None) -> dict:
+def map_configurations(descriptors, selection_file, out_png, out_html, out_info=None, *, selection: dict) -> dict:
+    """The configuration-space map (selection.map, .dbscan, .seed) of every frame, marking the split."""
     from ..selection import confmap
 
-    info = confmap.write_map(descriptors, selection_file, out_png, out_html, cfg["selection"])
+    info = confmap.write_map(descriptors, selection_file, out_png, out_html, selection)
     if out_info:
         write_json(out_info, info)
     return info
 
 
-def select_learning_curve_frames(cfg: dict, method: str, n: int, data, descriptors, out_dir) -> dict:
-    """The split of one learning-curve point: ``n`` training frames chosen by ``method``."""
-    from ..selection.learning_curve import point_config
-
-    summary = select_frames(point_config(cfg, method, n), data, out_dir, descriptors)
+def select_learning_curve_frames(method: str, n: int, data, descriptors, out_dir, *, selection: dict,
+                                 reference_energies, test_runs: list, test_seed) -> dict:
+    """The split of one learning-curve point: ``n`` training frames chosen by ``method``, the
+    rest of ``selection`` as the pipeline's own split."""
+    summary = select_frames(data, out_dir, descriptors, selection={**selection, "method": method, "n_train": int(n)},
+                            reference_energies=reference_energies, test_runs=test_runs, test_seed=test_seed)
     if summary["n_train"] != int(n):
-        raise selection.SelectionError(
+        raise frame_selection.SelectionError(
             f"config error at selection.learning_curve.sizes: {n} training frames do not fit the training pool "
             f"of {summary['n_pool']} frames"
         )
     return summary
 
 
-def train_learning_curve_point(cfg: dict, method: str, n: int, split_dir, workdir, model_dir, metrics_out) -> dict:
-    """Train the experiment's DeePMD model on one point's split; errors on its validation frames.
+def train_learning_curve_point(method: str, n: int, metrics_out, *, threads: int, deepmd: dict, evaluation: dict,
+                               workdir, split_dir, model_dir) -> dict:
+    """Train the experiment's DeePMD model (``deepmd``: backends.deepmd with the experiment's
+    step count, on ``threads``) on one point's split; errors on its validation frames.
 
     The test frames are never read: they are left to judge the final models. DeePMD trains
     for a fixed number of steps (no early stopping), so the validation frames, the same for
@@ -127,9 +140,9 @@ def train_learning_curve_point(cfg: dict, method: str, n: int, split_dir, workdi
     from ..validation import evaluate
 
     # a point's model may be poor (that is what the curve shows), so only a diverged one fails
-    train_on_split("deepmd", learning_curve.deepmd_params(cfg), split_dir, workdir, model_dir,
+    train_on_split("deepmd", {**deepmd, "threads": threads}, split_dir, workdir, model_dir,
                     gate={"max_force_rmse_ratio": float("inf"), "max_energy_rmse_ratio": float("inf")})
-    frames = evaluate.evenly(dataset.read_frames(Path(split_dir) / "valid.extxyz"), cfg["evaluation"]["max_frames"])
+    frames = evaluate.evenly(dataset.read_frames(Path(split_dir) / "valid.extxyz"), evaluation["max_frames"])
     metrics = {"method": method, "n_train": int(n)} | learning_curve.heldout_errors(load_calculator(model_dir), frames)
     write_json(metrics_out, metrics)
     log.info("learning curve %s N=%d: force RMSE %.1f meV/A", method, n, metrics["force_rmse_meV_per_A"])
@@ -137,6 +150,7 @@ def train_learning_curve_point(cfg: dict, method: str, n: int, split_dir, workdi
 
 
 def plot_learning_curve(metric_files, out_csv, out_png, out_summary) -> dict:
+    """Error against training-set size per method, and the frames each method needs to match random."""
     from ..selection import learning_curve
 
     return learning_curve.collect(metric_files, out_csv, out_png, out_summary)

@@ -13,11 +13,12 @@ from ..structure import build as structures
 log = logging.getLogger(__name__)
 
 
-def build_structure(cfg: dict, out, summary_out=None) -> dict:
-    """The structure in its box to ``out``; its build summary (composition, diameter, net
-    formal charge, surface atoms, passivants) to ``summary_out`` (JSON) if given."""
+def build_structure(out, summary_out=None, *, structure: dict) -> dict:
+    """The QD of the config's ``structure`` block in its box to ``out``; its build summary
+    (composition, diameter, net formal charge, surface atoms, passivants) to ``summary_out``
+    (JSON) if given."""
     summary: dict = {}
-    atoms = structures.build_structure(cfg, summary)
+    atoms = structures.build_structure({"structure": structure}, summary)
     with atomic_path(out, suffix=".extxyz") as tmp:
         write(tmp, atoms, format="extxyz")
     if summary_out:
@@ -26,12 +27,12 @@ def build_structure(cfg: dict, out, summary_out=None) -> dict:
     return summary
 
 
-def relax_structure(cfg: dict, structure, workdir, out) -> None:
-    atoms = dataset.read_structure(structure)
-    if not cfg["cp2k"]["relax"]:
+def relax_structure(structure_file, out, *, workdir, structure: dict, cp2k: dict, launch) -> None:
+    """CP2K GEO_OPT of ``structure_file`` in ``workdir`` (``cp2k.relax``: else copied as it is)."""
+    atoms = dataset.read_structure(structure_file)
+    if not cp2k["relax"]:
         log.info("cp2k.relax is false: using the structure as it is")
         with atomic_path(out, suffix=".extxyz") as tmp:
             write(tmp, atoms, format="extxyz")
         return
-    cp2k_run.relax(atoms, cfg, workdir, out)
-
+    cp2k_run.relax(atoms, cp2k_run.settings(structure, cp2k, launch), workdir, out)

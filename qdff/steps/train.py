@@ -7,10 +7,22 @@ from ..data import dataset
 from ..fileio import read_json
 
 
-def train_model(cfg: dict, backend: str, split_dir, workdir, model_dir) -> Path:
-    """Train ``backend``; for a zero-shot baseline (config baselines) only its energy shift is fitted."""
-    params = cfg["backends"][backend] if backend in cfg["backends"] else {}
-    return train_on_split(backend, params, split_dir, workdir, model_dir, gate=cfg["training"])
+def train_params(cfg: dict, backend: str) -> dict:
+    """:func:`train_model`'s config arguments from a whole validated config (as rules/train.smk
+    declares them, with the rule's threads): for callers without Snakemake (the ``qdff``
+    command, tests)."""
+    from ..config import hyperparameters
+
+    block = cfg["backends"].get(backend, {})
+    return {"threads": block.get("threads", 1), "backend_config": hyperparameters(block), "gate": cfg["training"]}
+
+
+def train_model(backend: str, *, threads: int, backend_config: dict, gate: dict, workdir, split_dir, model_dir) -> Path:
+    """Train ``backend`` with its hyperparameters (``backend_config``: backends.<name> without
+    resource keys) on ``threads``; ``gate``: the usefulness thresholds (config training). For a
+    zero-shot baseline (config baselines: no hyperparameters) only its energy shift is fitted."""
+    params = {**backend_config, "threads": threads} if backend_config else {}
+    return train_on_split(backend, params, split_dir, workdir, model_dir, gate=gate)
 
 
 def train_on_split(backend: str, params: dict, split_dir, workdir, model_dir, gate: dict) -> Path:

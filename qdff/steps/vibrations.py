@@ -21,15 +21,16 @@ def _modes_json(modes: dict, **extra) -> dict:
     return {k: v for k, v in modes.items() if k not in ("modes", "hessian_eV_per_A2")} | extra
 
 
-def compute_normal_modes_cp2k(cfg: dict, structure, workdir, out_json, out_minimum) -> dict:
-    """CP2K's reference: a tight GEO_OPT from ``structure`` (the relaxed one), then CP2K's
+def compute_normal_modes_cp2k(structure_file, workdir, out_json, out_minimum, *, structure: dict, cp2k: dict, launch,
+                              vibrations: dict) -> dict:
+    """CP2K's reference: a tight GEO_OPT from ``structure_file`` (the relaxed one), then CP2K's
     VIBRATIONAL_ANALYSIS; writes the minimum (the reference of every comparison) and the modes."""
-    from ..validation import vibrations
+    from ..validation import vibrations as vib
 
-    v = cfg["vibrations"]
-    res = cp2k_run.vibrational_analysis(dataset.read_structure(structure), cfg, workdir, max_force=v["cp2k_max_force"],
-                                        dx_bohr=v["cp2k_dx_bohr"])
-    modes = vibrations.modes_from_hessian(res["minimum"], res["hessian_eV_per_A2"])
+    v = vibrations
+    res = cp2k_run.vibrational_analysis(dataset.read_structure(structure_file), cp2k_run.settings(structure, cp2k, launch),
+                                        workdir, max_force=v["cp2k_max_force"], dx_bohr=v["cp2k_dx_bohr"])
+    modes = vib.modes_from_hessian(res["minimum"], res["hessian_eV_per_A2"])
     printed = res["cp2k_frequencies_cm1"]
     out = _modes_json(modes, source="cp2k", cp2k_frequencies_cm1=printed, preset=res["preset"],
                       level_of_theory=res["level_of_theory"], dx_bohr=res["dx_bohr"],
@@ -45,23 +46,24 @@ def compute_normal_modes_cp2k(cfg: dict, structure, workdir, out_json, out_minim
     return out
 
 
-def compute_normal_modes_model(cfg: dict, backend: str, model_dir, minimum, reference_json, out_json, cache_dir) -> dict:
+def compute_normal_modes_model(backend: str, model_dir, minimum, reference_json, out_json, cache_dir, *,
+                               vibrations: dict) -> dict:
     """A model's normal modes at CP2K's minimum (ase.vibrations, displacements cached in
     ``cache_dir``) and their comparison with CP2K's. At CP2K's minimum, not the model's own:
     the same structure for both, so that sorted frequencies compare; the model's residual
     forces there are reported (the modes of the model's own minimum differ by what
     relax_with_model measures)."""
     from ..training.models import load_calculator
-    from ..validation import vibrations
+    from ..validation import vibrations as vib
 
     atoms = dataset.read_structure(minimum)
     calc = load_calculator(model_dir)
     a = atoms.copy()
     a.calc = calc
     fmax = float(np.linalg.norm(a.get_forces(), axis=1).max())
-    modes = vibrations.normal_modes(atoms, calc, delta=cfg["vibrations"]["delta_A"], cache_dir=Path(cache_dir) / "vib")
+    modes = vib.normal_modes(atoms, calc, delta=vibrations["delta_A"], cache_dir=Path(cache_dir) / "vib")
     ref = read_json(reference_json)
-    cmp = vibrations.compare_modes(ref, modes, cfg["vibrations"]["imaginary_tol_cm1"])
+    cmp = vib.compare_modes(ref, modes, vibrations["imaginary_tol_cm1"])
     out = _modes_json(modes, source=backend, backend=backend, max_force_at_cp2k_minimum_eV_per_A=fmax, comparison=cmp)
     write_json(out_json, out)
     log.info("%s: frequency MAE %.1f cm^-1 against CP2K over %d modes (largest error %.1f), imaginary %d (CP2K %d)",
@@ -70,13 +72,13 @@ def compute_normal_modes_model(cfg: dict, backend: str, model_dir, minimum, refe
     return out
 
 
-def relax_with_model(cfg: dict, backend: str, model_dir, minimum, out_json, out_structures) -> dict:
+def relax_with_model(backend: str, model_dir, minimum, out_json, out_structures, *, vibrations: dict) -> dict:
     """Relaxations with a model from CP2K's minimum and from perturbed starts (qdff.validation.vibrations)."""
     from ..training.models import load_calculator
-    from ..validation import vibrations
+    from ..validation import vibrations as vib
 
-    v = cfg["vibrations"]
-    report, structures = vibrations.relaxation_report(
+    v = vibrations
+    report, structures = vib.relaxation_report(
         dataset.read_structure(minimum), load_calculator(model_dir), fmax=v["relax_fmax"], steps=v["relax_steps"],
         perturbations=v["perturbations"], rattle_A=v["rattle_A"], seed=v["seed"], rmsd_tol_A=v["rmsd_tol_A"])
     report["backend"] = backend
@@ -91,21 +93,22 @@ def relax_with_model(cfg: dict, backend: str, model_dir, minimum, out_json, out_
     return report
 
 
-def compute_vdos(cfg: dict, backend: str, model_dir, aimd_dir, temperature: float, out_json, out_png) -> dict:
+def compute_vdos(backend: str, model_dir, aimd_dir, out_json, out_png, *, temperature: float, vibrations: dict,
+                 timestep_fs: float, equilibration_fs: float) -> dict:
     """VDOS of the AIMD run at ``temperature`` (CP2K's velocities) and of an NVE run with the
     model started from its first equilibrated frame, positions and velocities; overlap per
     element (:func:`qdff.validation.vibrations.compare_vdos`)."""
     from ..training.models import load_calculator
-    from ..validation import vibrations
+    from ..validation import vibrations as vib
 
-    v = cfg["vibrations"]
-    aimd = cp2k_output.read_velocities(aimd_dir, cfg["selection"]["equilibration_fs"])
+    v = vibrations
+    aimd = cp2k_output.read_velocities(aimd_dir, equilibration_fs)
     if len(aimd["velocities"]) < 8:
         raise ValueError(f"{aimd_dir}: {len(aimd['velocities'])} velocity frames after equilibration: too few for a VDOS")
     if any(p is None for p in aimd["positions"]):
         raise ValueError(f"{aimd_dir}: velocity frames without positions of the same step: cannot remove the rotation")
-    cmp = vibrations.compare_vdos(aimd, load_calculator(model_dir), cfg["aimd"]["timestep_fs"], v["vdos_steps"],
-                                  v["vdos_max_lag_fs"])
+    # the NVE run takes the AIMD's time step
+    cmp = vib.compare_vdos(aimd, load_calculator(model_dir), timestep_fs, v["vdos_steps"], v["vdos_max_lag_fs"])
     out = {"backend": backend, "temperature": temperature} | cmp
     overlap = cmp["overlap"]
     plot_vdos(cmp["aimd"], cmp["model"], f"{backend}, {temperature:g} K: VDOS, ML NVE against AIMD (overlap "

@@ -260,7 +260,12 @@ LAMMPS_BACKENDS = ("deepmd",)
 def engine_for(cfg: dict, backend: str) -> str:
     """Where ``backend``'s ML-MD runs: LAMMPS when ``mlmd.engine`` is lammps and LAMMPS can run
     this backend's models, else qdff's ASE loop."""
-    if cfg["mlmd"]["engine"] == "lammps":
+    return engine(cfg["mlmd"]["engine"], backend)
+
+
+def engine(requested: str, backend: str) -> str:
+    """The engine that runs ``backend``'s ML-MD when ``requested`` (mlmd.engine) is asked for."""
+    if requested == "lammps":
         if backend in LAMMPS_BACKENDS:
             return "lammps"
         log.info("mlmd.engine is lammps, but qdff runs only %s models in LAMMPS: %s runs in ASE",
@@ -570,3 +575,23 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def run_model(requested_engine: str, backend: str, model_dir, start, reference_frames, *, workdir, calc=None,
+              **protocol) -> dict:
+    """ML-MD of the model in ``model_dir`` with the engine :func:`engine` picks for
+    ``requested_engine`` (mlmd.engine): the one entry
+    point of validation (qdff.steps.mlmd) and active-learning exploration. ``protocol``: the
+    keywords of :func:`run` (temperature, steps, seed, ...). In LAMMPS, the run's input and log
+    stay in ``workdir``; in ASE, ``calc`` (the model's calculator, when the caller runs it many
+    times) saves loading the model again."""
+    if engine(requested_engine, backend) == "lammps":
+        import torch
+
+        return run_lammps(model_dir, start, reference_frames, workdir=workdir, threads=torch.get_num_threads(),
+                          **protocol)
+    if calc is None:
+        from ..training.models import load_calculator
+
+        calc = load_calculator(model_dir)
+    return run(calc, start, reference_frames, **protocol)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ase.io import read
 
-from qdff.cp2k import input as cp2k_input, run as cp2k_run
+from qdff.cp2k import input as cp2k_input
+from qdff.cp2k import run as cp2k_run
 from qdff.cp2k.output import read_ener
 from qdff.structure import build as structures
 

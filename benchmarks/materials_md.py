@@ -26,7 +26,8 @@ PEER = "cdse-zb-small"
 
 def run_one(name: str, steps: int, work: Path, threads: int, relax: int = 0) -> dict:
     from qdff import config
-    from qdff.cp2k import output as cp2k_output, run as cp2k_run
+    from qdff.cp2k import output as cp2k_output
+    from qdff.cp2k import run as cp2k_run
     from qdff.structure import build as structures
 
     cfg = config.load(ROOT / "config" / f"{name}.yaml")

@@ -39,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ase.io import read, write  # noqa: E402
 
 from qdff import config as qconfig  # noqa: E402
-from qdff.cp2k import input as cp2k_input, output as cp2k_output, run as cp2k_run  # noqa: E402
+from qdff.cp2k import input as cp2k_input  # noqa: E402
+from qdff.cp2k import output as cp2k_output
+from qdff.cp2k import run as cp2k_run
 from qdff.data import dataset  # noqa: E402
 from qdff.fileio import write_json  # noqa: E402
 from qdff.structure import build as structures  # noqa: E402

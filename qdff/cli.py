@@ -35,9 +35,9 @@ def cmd_config_docs(a):
 
 
 def cmd_build(a):
-    from .steps import structure
-
     import json
+
+    from .steps import structure
 
     summary = structure.build_structure(a.output, a.summary, structure=_cfg(a.config)["structure"])
     print(json.dumps(summary, indent=2, sort_keys=True))

@@ -168,7 +168,7 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime=INFINITE State=UP
         return rows
 
     def stop(self) -> None:
-        for name, pidref in reversed(self.started):
+        for _name, pidref in reversed(self.started):
             pid = None
             if isinstance(pidref, Path) and pidref.exists():
                 try:

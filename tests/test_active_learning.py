@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.io import read
-
 from conftest import ROOT, jiggled, snakemake
+
 from qdff import config
 from qdff.active_learning import deviation, label, loop
 

@@ -15,7 +15,8 @@ import pytest
 from ase.io import read
 
 from qdff import config
-from qdff.cp2k import output as cp2k_output, run as cp2k_run
+from qdff.cp2k import output as cp2k_output
+from qdff.cp2k import run as cp2k_run
 from qdff.data import dataset
 from qdff.fileio import read_json
 from qdff.training.backends import BACKENDS, get
@@ -420,10 +421,10 @@ def test_production_deepmd_input_passes_deepmds_checker():
 
 
 def test_production_schnetpack_model_builds_and_stops_early():
+    import schnetpack.transform as trn
     import torch
     from ase import Atoms
     from schnetpack.interfaces import AtomsConverter
-    import schnetpack.transform as trn
 
     from qdff.training.backends import schnetpack
 

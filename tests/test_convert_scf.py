@@ -10,11 +10,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ase.io import read  # noqa: E402
 
 from qdff import config  # noqa: E402
-from qdff.steps import select  # noqa: E402
 from qdff.cp2k import output as cp2k_output  # noqa: E402
 from qdff.data import dataset  # noqa: E402
 from qdff.report import render as report  # noqa: E402
 from qdff.selection import frames as selection  # noqa: E402
+from qdff.steps import select  # noqa: E402
 
 RUN = Path(__file__).resolve().parent / "data/cp2k_md_scf"  # step 3's SCF did not converge (see its README)
 

@@ -12,7 +12,8 @@ import yaml
 from ase.io import read
 
 from qdff import config
-from qdff.cp2k import output as cp2k_output, run as cp2k_run
+from qdff.cp2k import output as cp2k_output
+from qdff.cp2k import run as cp2k_run
 from qdff.structure.build import cut_cluster, put_in_box
 
 pytestmark = [pytest.mark.cp2k, pytest.mark.slow]

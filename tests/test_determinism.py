@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 from ase.io import read
-
 from conftest import ROOT
+
 from qdff import config
-from qdff.cp2k import output as cp2k_output, run as cp2k_run
+from qdff.cp2k import output as cp2k_output
+from qdff.cp2k import run as cp2k_run
 from qdff.selection import frames as selection
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 from ase.io import read
-
 from conftest import ROOT, snakemake
+
 from qdff import config
-from qdff.cp2k import output as cp2k_output, run as cp2k_run
+from qdff.cp2k import output as cp2k_output
+from qdff.cp2k import run as cp2k_run
 
 pytestmark = pytest.mark.slow
 
@@ -217,9 +218,9 @@ def test_killed_training_resumes_from_checkpoint(tiny_pipeline, tmp_path):
 def test_exploding_mlmd_is_recorded_unstable_and_report_builds(tiny_pipeline, tmp_path):
     from test_mlmd import FlippedForces
 
-    from qdff.steps import evaluate, report
     from qdff.data import dataset
     from qdff.fileio import write_json
+    from qdff.steps import evaluate, report
     from qdff.training.models import load_calculator
     from qdff.validation import mlmd
 

@@ -6,11 +6,10 @@ import pytest
 from ase.io import read
 
 from qdff import config
-from qdff.steps import mlmd as mlmd_step
-from qdff.validation import metrics
 from qdff.data import dataset
+from qdff.steps import mlmd as mlmd_step
 from qdff.training.models import load_calculator
-from qdff.validation import lammps, mlmd
+from qdff.validation import lammps, metrics, mlmd
 
 slow = pytest.mark.slow
 

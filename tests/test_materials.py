@@ -8,8 +8,10 @@ import pytest
 from ase.io import read, write
 
 from qdff import config, elements
-from qdff.cp2k import output as cp2k_output, run as cp2k_run
-from qdff.structure import build as structures, sites
+from qdff.cp2k import output as cp2k_output
+from qdff.cp2k import run as cp2k_run
+from qdff.structure import build as structures
+from qdff.structure import sites
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "qdff/data/structures").glob("*.xyz"))

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.lj import LennardJones
-
 from conftest import jiggled
+
 from qdff.structure.build import cut_cluster
 from qdff.validation import mlmd
 

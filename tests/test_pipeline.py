@@ -3,7 +3,6 @@ import json
 import re
 
 import pytest
-
 from conftest import ROOT, snakemake
 
 pytestmark = pytest.mark.slow

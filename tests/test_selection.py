@@ -171,8 +171,8 @@ def test_test_seed_runs_an_independent_aimd_that_only_the_test_set_reads(tmp_pat
     import sys
     from pathlib import Path
 
-    from qdff.steps import aimd, select
     from qdff.cp2k import run as cp2k_run
+    from qdff.steps import aimd, select
 
     root = Path(__file__).resolve().parents[1]
     cfg_file = tmp_path / "c.json"

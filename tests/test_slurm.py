@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
 from slurm_cluster import SlurmCluster, SlurmUnavailable
 

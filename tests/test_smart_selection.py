@@ -9,13 +9,13 @@ import pytest
 import yaml
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from conftest import BIN, ROOT
 
 from qdff import config
-from qdff.steps import select
 from qdff.data import dataset
-from qdff.selection import confmap, descriptors, frames as selection, learning_curve
-
-from conftest import BIN, ROOT
+from qdff.selection import confmap, descriptors, learning_curve
+from qdff.selection import frames as selection
+from qdff.steps import select
 
 SOAP = {"kind": "soap", "soap": {"r_cut": 4.0, "n_max": 2, "l_max": 2, "sigma": 0.5},
         "distances": {"r_max": 6.0, "bins": 8}}

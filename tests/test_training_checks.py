@@ -7,8 +7,8 @@ import pytest
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.lj import LennardJones
 from ase.calculators.singlepoint import SinglePointCalculator
-
 from conftest import jiggled
+
 from qdff.data import dataset
 from qdff.structure.build import cut_cluster
 from qdff.training.backends.common import DEFAULT_GATE, TrainingError, check_useful

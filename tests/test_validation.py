@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
-
 from conftest import jiggled
+
 from qdff.structure import sites
 from qdff.structure.build import cut_cluster
 from qdff.validation import evaluate, rdf
@@ -160,9 +160,9 @@ CP2K_LOG_HEAD = """\
 def _speed_case(tmp_path, hardware: dict):
     """A CP2K run (2 ranks x 2 threads, 0.08 s/step, conserved quantity drifting by a known
     1 meV/atom/ps) and one ML-MD run at the same temperature (0.01 s/step) on ``hardware``."""
-    from qdff.steps import evaluate
     from qdff.cp2k.run import parallel_setup
     from qdff.fileio import write_json
+    from qdff.steps import evaluate
     from qdff.units import HARTREE_TO_EV
 
     run = tmp_path / "aimd/300K"

@@ -20,7 +20,8 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from ..cp2k import input as cp2k_input, run as cp2k_run
+from ..cp2k import input as cp2k_input
+from ..cp2k import run as cp2k_run
 from ..cp2k.output import TrajectoryError, iter_run_frames
 from ..data import dataset
 from ..fileio import atomic_open, write_json

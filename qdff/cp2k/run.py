@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-
 from ase import Atoms
 from ase.io import read, write
 

@@ -1,7 +1,8 @@
 """Steps of rules/aimd.smk: the CP2K MD input of a temperature, and the AIMD run itself."""
 from __future__ import annotations
 
-from ..cp2k import input as cp2k_input, run as cp2k_run
+from ..cp2k import input as cp2k_input
+from ..cp2k import run as cp2k_run
 from ..data import dataset
 
 

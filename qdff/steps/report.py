@@ -45,7 +45,8 @@ def write_report(config: dict, *, aimd_dirs, aimd_summaries, selection_file, met
     learning summary, progress plot and calibration plots, when the loop ran; ``vibrations``:
     the vibrations rules' files, when they ran: {"cp2k": modes.json, "spectra": png, "modes"
     and "relax": {backend: json}, "vdos" and "vdos_plots": (backend, temperature label, path)}."""
-    from ..report import interactive, render as report
+    from ..report import interactive
+    from ..report import render as report
 
     ener = {qconfig.temperature_label(read_json(s)["temperature"]): Path(d) / f"{cp2k_run.MD_PROJECT}-1.ener"
             for d, s in zip(aimd_dirs, aimd_summaries)}

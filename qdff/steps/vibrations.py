@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from ase.io import write
 
-from ..cp2k import output as cp2k_output, run as cp2k_run
+from ..cp2k import output as cp2k_output
+from ..cp2k import run as cp2k_run
 from ..data import dataset
 from ..fileio import atomic_path, read_json, write_json
 from ..validation.vibration_plots import plot_spectra, plot_vdos

@@ -21,10 +21,24 @@ from ase import Atom, Atoms
 from ase.io import read
 
 from .. import elements
+
 # the crystal chemistry, re-exported: build.MATERIALS, build.FORMAL_CHARGES, ... as before
-from .crystals import (BOND_FACTOR, FORMAL_CHARGES, MATERIALS, PASSIVANTS, Material,  # noqa: F401
-                       StructureError, anions, bond_cutoffs, bulk_coordination, bulk_crystal, cations, coordination,
-                       covalent_radius, nearest_neighbour_distances)
+from .crystals import (  # noqa: F401
+    BOND_FACTOR,
+    FORMAL_CHARGES,
+    MATERIALS,
+    PASSIVANTS,
+    Material,
+    StructureError,
+    anions,
+    bond_cutoffs,
+    bulk_coordination,
+    bulk_crystal,
+    cations,
+    coordination,
+    covalent_radius,
+    nearest_neighbour_distances,
+)
 
 log = logging.getLogger(__name__)
 

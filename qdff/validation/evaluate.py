@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..fileio import atomic_path  # noqa: E402
+
 # re-exported: evaluate.predict and evaluate.error_metrics as before
 from ..training.errors import error_metrics, predict  # noqa: E402, F401
 from ..training.errors import rmse_meV as _rmse  # noqa: E402

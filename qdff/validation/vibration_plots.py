@@ -45,7 +45,7 @@ def plot_spectra(cp2k: dict, models: list[dict], out_png) -> None:
 
     sets = [("CP2K", cp2k)] + [(m["backend"], m) for m in models]
     fig, ax = plt.subplots(figsize=(8, 0.6 + 0.6 * len(sets)))
-    for row, (label, m) in enumerate(sets):
+    for row, (_label, m) in enumerate(sets):
         f = np.asarray(m["frequencies_cm1"])
         ax.vlines(f, row - 0.35, row + 0.35, color="C3" if row == 0 else "C0", lw=1)
     ax.set_yticks(range(len(sets)), [s[0] for s in sets])

@@ -15,9 +15,9 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import yaml
 from ase import Atoms
@@ -26,8 +26,18 @@ from ase.io import write
 
 from ...data.dataset import reference_energy
 from ...fileio import atomic_path
-from .common import (TrainingError, check_curve, device, export_metadata, fingerprint, frames_digest, provenance,
-                     run_streamed, same_run, thread_env)
+from .common import (
+    TrainingError,
+    check_curve,
+    device,
+    export_metadata,
+    fingerprint,
+    frames_digest,
+    provenance,
+    run_streamed,
+    same_run,
+    thread_env,
+)
 from .progress import read_progress
 
 log = logging.getLogger(__name__)

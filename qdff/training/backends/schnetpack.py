@@ -22,8 +22,18 @@ import numpy as np
 
 from ...config import hyperparameters
 from ...data.dataset import reference_energy
-from .common import (TrainingError, check_curve, device, export_metadata, fingerprint, frames_digest, provenance,
-                     publish_model, same_run, torch_default_dtype)
+from .common import (
+    TrainingError,
+    check_curve,
+    device,
+    export_metadata,
+    fingerprint,
+    frames_digest,
+    provenance,
+    publish_model,
+    same_run,
+    torch_default_dtype,
+)
 from .progress import epoch_progress, read_progress
 from .spk_compat import apply as _compat  # the name the Makefile's setup check and the tests call
 

@@ -32,9 +32,21 @@ from pathlib import Path
 import yaml
 
 from ...config import hyperparameters
-from .common import (TrainingError, check_curve, export_metadata, file_sha256, fingerprint, frames_digest,
-                     epoch_logger, provenance, publish_model, run_streamed, same_run, thread_env,
-                     write_shifted_extxyz)
+from .common import (
+    TrainingError,
+    check_curve,
+    epoch_logger,
+    export_metadata,
+    file_sha256,
+    fingerprint,
+    frames_digest,
+    provenance,
+    publish_model,
+    run_streamed,
+    same_run,
+    thread_env,
+    write_shifted_extxyz,
+)
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ CP2K force evaluations each needed (every AIMD step and every labelled frame cou
 their ratio; and Langevin ML-MD stability of both at the stress temperature (900 K) from the
 same start, with the same seed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,12 @@ def per_temperature(calc, frames) -> dict:
         sub = [a for a in frames if a.info["temperature"] == t]
         e, f, _ = evaluate.predict(calc, sub)
         m = evaluate.error_metrics(sub, e, f)
-        out[f"{t:g} K"] = (m["force_rmse_meV_per_A"], m["energy_rmse_meV_per_atom"], m["baseline_zero_force_rmse_meV_per_A"],
-                           len(sub))
+        out[f"{t:g} K"] = (
+            m["force_rmse_meV_per_A"],
+            m["energy_rmse_meV_per_atom"],
+            m["baseline_zero_force_rmse_meV_per_A"],
+            len(sub),
+        )
     return out
 
 
@@ -64,12 +69,23 @@ def main() -> int:
     for t in rows["full AIMD"]:
         r = rows["active learning"][t][0] / rows["full AIMD"][t][0]
         print(f"force RMSE ratio active learning / full AIMD at {t}: {r:.2f}")
-    print(f"CP2K force evaluations: full AIMD {evals['full AIMD']}, active learning {evals['active learning']}, "
-          f"ratio {evals['active learning'] / evals['full AIMD']:.3f}")
+    print(
+        f"CP2K force evaluations: full AIMD {evals['full AIMD']}, active learning {evals['active learning']}, "
+        f"ratio {evals['active learning'] / evals['full AIMD']:.3f}"
+    )
     start = [f for f in test if f.info["temperature"] == max(f.info["temperature"] for f in test)][0]
     for k, c in calcs.items():
-        s = mlmd.run(c, start, test, temperature=a.stress_temperature, steps=a.mlmd_steps, timestep_fs=1.0,
-                     friction_per_fs=0.01, bond_factor=1.5, seed=3)
+        s = mlmd.run(
+            c,
+            start,
+            test,
+            temperature=a.stress_temperature,
+            steps=a.mlmd_steps,
+            timestep_fs=1.0,
+            friction_per_fs=0.01,
+            bond_factor=1.5,
+            seed=3,
+        )
         verdict = "stable" if s["stable"] else f"UNSTABLE ({s['reason']})"
         print(f"ML-MD {a.stress_temperature:g} K, {a.mlmd_steps} steps, {k}: {verdict}")
     summary = a.ours / "al/summary.json"
@@ -77,9 +93,11 @@ def main() -> int:
         s = json.loads(summary.read_text())
         print(f"active learning: {len(s['iterations'])} iterations, converged: {s['converged']}")
         for r in s["iterations"]:
-            print(f"  iteration {r['iteration']}: {r['train_frames']} training frames, {r['labels_added']} labels added, "
-                  f"accurate {100 * r['accurate_fraction']:.1f}%, candidate {100 * r['candidate_fraction']:.1f}%, "
-                  f"failed {100 * r['failed_fraction']:.1f}%, stable: {r['all_stable']}")
+            print(
+                f"  iteration {r['iteration']}: {r['train_frames']} training frames, {r['labels_added']} labels added, "
+                f"accurate {100 * r['accurate_fraction']:.1f}%, candidate {100 * r['candidate_fraction']:.1f}%, "
+                f"failed {100 * r['failed_fraction']:.1f}%, stable: {r['all_stable']}"
+            )
     return 0
 
 

@@ -9,6 +9,7 @@ Each reader runs in its own process; the script prints wall times, peak RSS and 
 
     .venv/bin/python benchmarks/convert.py [--frames 10000] [--workdir /tmp/qdff-bench]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,14 +38,24 @@ def real_cp2k_run(work: Path) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     atoms = put_in_box(read(STRUCTURE), 8.0)
     tree = cp2k_input.build_input(
-        atoms, preset="xtb", run_type="MD", project="md", temperature=300.0, steps=2,
+        atoms,
+        preset="xtb",
+        run_type="MD",
+        project="md",
+        temperature=300.0,
+        steps=2,
         # MEDIUM: cp2kdata (dpdata's CP2K MD reader) needs it to read the log header
         overrides={"global": {"print_level": "MEDIUM"}},
     )
     cp2k_input.write_input(run / "md.inp", tree)
     print(f"running CP2K (GFN1-xTB, {len(atoms)} atoms, 2 MD steps) in {run} ...", flush=True)
-    subprocess.run(["cp2k.psmp", "-i", "md.inp", "-o", "md.log"], cwd=run, check=True,
-                   env=dict(os.environ, OMP_NUM_THREADS="2"), stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["cp2k.psmp", "-i", "md.inp", "-o", "md.log"],
+        cwd=run,
+        check=True,
+        env=dict(os.environ, OMP_NUM_THREADS="2"),
+        stdout=subprocess.DEVNULL,
+    )
     return run
 
 
@@ -76,7 +87,11 @@ def make_large(seed: Path, out: Path, n_frames: int, rng) -> Path:
         body = "".join(f"{s:>3s} {x:20.10f} {y:20.10f} {z:20.10f}\n" for s, (x, y, z) in zip(symbols, values))
         return f"{natoms:8d}\n i = {step:8d}, time = {float(step):12.3f}, E = {energy:24.10f}\n" + body
 
-    with open(out / "md-pos-1.xyz", "w") as fp, open(out / "md-frc-1.xyz", "w") as ff, open(out / "md-1.ener", "w") as fe:
+    with (
+        open(out / "md-pos-1.xyz", "w") as fp,
+        open(out / "md-frc-1.xyz", "w") as ff,
+        open(out / "md-1.ener", "w") as fe,
+    ):
         fe.write(ener_lines[0])
         last = ener_lines[-1].split()
         for step in range(n_frames):
@@ -94,7 +109,9 @@ def measure(code: str) -> tuple[float, float, str]:
     Peak RSS is the child's own VmHWM from /proc (getrusage's ru_maxrss would include
     this parent's RSS, which a child inherits at fork).
     """
-    probe = "\nimport re as _re\nprint('VMHWM', _re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
+    probe = (
+        "\nimport re as _re\nprint('VMHWM', _re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
+    )
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code + probe], capture_output=True, text=True)
     dt = time.perf_counter() - t0
@@ -125,16 +142,20 @@ def main():
             f"s=dpdata.LabeledSystem({str(big)!r}, fmt='cp2k/aimd_output', cp2k_output_name='md.log');print(len(s))"
         )
         results[n] = (ours, theirs)
-        print(f"{n:>6d} frames: qdff convert {ours[0]:7.1f} s, {ours[1]:6.0f} MiB peak ({ours[2]} frames)"
-              f" | dpdata cp2k/aimd_output {theirs[0]:7.1f} s, {theirs[1]:6.0f} MiB peak ({theirs[2]} frames)")
+        print(
+            f"{n:>6d} frames: qdff convert {ours[0]:7.1f} s, {ours[1]:6.0f} MiB peak ({ours[2]} frames)"
+            f" | dpdata cp2k/aimd_output {theirs[0]:7.1f} s, {theirs[1]:6.0f} MiB peak ({theirs[2]} frames)"
+        )
     n = args.frames
     (o, t) = results[n]
     print(f"speed ratio (dpdata time / qdff time) at {n} frames: {t[0] / o[0]:.1f}x")
     print(f"peak memory at {n} frames: qdff {o[1]:.0f} MiB, dpdata {t[1]:.0f} MiB")
     small = min(results)
     if small != n:
-        print(f"qdff peak memory {small} -> {n} frames: {results[small][0][1]:.0f} -> {o[1]:.0f} MiB"
-              f" (dpdata {results[small][1][1]:.0f} -> {t[1]:.0f} MiB)")
+        print(
+            f"qdff peak memory {small} -> {n} frames: {results[small][0][1]:.0f} -> {o[1]:.0f} MiB"
+            f" (dpdata {results[small][1][1]:.0f} -> {t[1]:.0f} MiB)"
+        )
 
 
 if __name__ == "__main__":

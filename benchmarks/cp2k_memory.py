@@ -9,6 +9,7 @@ peak, the grid qdff's estimate assumed, and CP2K's own seconds per step from its
 The peer is qdff's own estimate (qdff.cp2k.input.estimate_memory_mb): the ratio says how
 far the estimate is from what CP2K used.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,9 @@ def main(argv=None):
     atoms = structures.put_in_box(read(a.structure), a.vacuum)
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    tree = cp2k_input.build_input(atoms, preset=a.preset, run_type="MD", project="md", charge=a.charge,
-                                  temperature=300.0, steps=a.steps)
+    tree = cp2k_input.build_input(
+        atoms, preset=a.preset, run_type="MD", project="md", charge=a.charge, temperature=300.0, steps=a.steps
+    )
     cp2k_input.write_input(work / "md.inp", tree)
     est = cp2k_input.estimate_memory_mb(atoms, tree)
     print(f"{len(atoms)} atoms, box {' x '.join(f'{x:.1f}' for x in atoms.cell.lengths())} A, preset {a.preset}")
@@ -51,9 +53,19 @@ def main(argv=None):
     wall = time.time() - t0
     e = read_ener(work / "md-1.ener") if (work / "md-1.ener").is_file() else {"seconds": []}
     secs = [float(x) for x in e["seconds"]]
-    out = {"atoms": len(atoms), "preset": a.preset, "vacuum": a.vacuum, "command": a.command,
-           "threads": a.threads, "returncode": res.returncode, "peak_mb": res.peak_mb,
-           "estimate_mb": est["mem_mb"], "grid": est["grid"], "seconds_per_step": secs, "wall_s": wall}
+    out = {
+        "atoms": len(atoms),
+        "preset": a.preset,
+        "vacuum": a.vacuum,
+        "command": a.command,
+        "threads": a.threads,
+        "returncode": res.returncode,
+        "peak_mb": res.peak_mb,
+        "estimate_mb": est["mem_mb"],
+        "grid": est["grid"],
+        "seconds_per_step": secs,
+        "wall_s": wall,
+    }
     print(json.dumps(out, indent=1))
     if res.peak_mb:
         print(f"peak {res.peak_mb:.0f} MB, estimate/peak = {est['mem_mb'] / res.peak_mb:.2f}")

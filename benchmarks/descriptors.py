@@ -9,6 +9,7 @@ side runs in its own process; the script prints frames/s and peak memory (VmHWM 
 
     .venv/bin/python benchmarks/descriptors.py [--frames 10000] [--workdir /tmp/qdff-bench-desc]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 STRUCTURE = ROOT / "qdff/data/structures/Cd68Se55Cl26_HLE17_20ang_opt.xyz"
-PARAMS = {"kind": "soap", "soap": {"r_cut": 5.0, "n_max": 4, "l_max": 3, "sigma": 0.5},
-          "distances": {"r_max": 8.0, "bins": 32}}
+PARAMS = {
+    "kind": "soap",
+    "soap": {"r_cut": 5.0, "n_max": 4, "l_max": 3, "sigma": 0.5},
+    "distances": {"r_max": 8.0, "bins": 32},
+}
 
 
 def make_frames(path: Path, n: int, seed: int = 0) -> None:
@@ -89,18 +93,26 @@ def main() -> None:
         f.unlink()  # no cache reuse: measure the computation
     res = {}
     for which in ("qdff", "dscribe"):
-        proc = subprocess.run([sys.executable, __file__, "--frames", str(a.frames), "--workdir", str(a.workdir),
-                               "--child", which], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--frames", str(a.frames), "--workdir", str(a.workdir), "--child", which],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         res[which] = json.loads(proc.stdout.strip().splitlines()[-1])
         r = res[which]
-        print(f"{which:8s}: {r['frames'] / r['seconds']:7.1f} frames/s ({r['seconds']:.1f} s), peak memory {r['vmhwm_mb']:.0f} MB",
-              flush=True)
+        print(
+            f"{which:8s}: {r['frames'] / r['seconds']:7.1f} frames/s ({r['seconds']:.1f} s), peak memory {r['vmhwm_mb']:.0f} MB",
+            flush=True,
+        )
     Xa = np.load(a.workdir / "qdff.npy")
     Xb = np.load(a.workdir / "dscribe.npy")
     assert np.allclose(Xa, Xb, rtol=1e-4, atol=1e-6), "descriptors differ"
     q, d = res["qdff"], res["dscribe"]
-    print(f"ratio dscribe-all-at-once / qdff: time {d['seconds'] / q['seconds']:.2f}x, "
-          f"peak memory {d['vmhwm_mb'] / q['vmhwm_mb']:.1f}x; descriptors agree")
+    print(
+        f"ratio dscribe-all-at-once / qdff: time {d['seconds'] / q['seconds']:.2f}x, "
+        f"peak memory {d['vmhwm_mb'] / q['vmhwm_mb']:.1f}x; descriptors agree"
+    )
 
 
 if __name__ == "__main__":

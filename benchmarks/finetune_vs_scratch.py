@@ -24,6 +24,7 @@ most 25 % of the frames (the goal of issue 20). The peer of the ratio is named i
 best from-scratch model on all frames, measured in the same run. Writes ``rows.json`` in
 ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,18 +73,38 @@ def judge(calc, test, reference, steps: int, cfg: dict) -> dict:
     """Held-out errors; ML-MD at each temperature of the held-out frames."""
     e, f, _ = evaluate.predict(calc, test)
     m = evaluate.error_metrics(test, e, f)
-    out = {"force_rmse": m["force_rmse_meV_per_A"], "energy_rmse": m["energy_rmse_meV_per_atom"],
-           "zero_force": m["baseline_zero_force_rmse_meV_per_A"], "mlmd": {}}
+    out = {
+        "force_rmse": m["force_rmse_meV_per_A"],
+        "energy_rmse": m["energy_rmse_meV_per_atom"],
+        "zero_force": m["baseline_zero_force_rmse_meV_per_A"],
+        "mlmd": {},
+    }
     p = cfg["mlmd"]
     for t in sorted({float(a.info["temperature"]) for a in test}):
         start = next(a for a in test if float(a.info["temperature"]) == t)
         ref = [a for a in reference if float(a.info["temperature"]) == t] or test
-        s = mlmd.run(calc, start, ref, temperature=t, steps=steps, timestep_fs=p["timestep_fs"],
-                     friction_per_fs=p["friction_per_fs"], bond_factor=p["bond_factor"], seed=p["seed"],
-                     record_every=p["record_every"], bond_check=p["bond_check"], monitor_bonds=True,
-                     bond_cutoff_factor=p["bond_cutoff_factor"], bond_persist=p["bond_persist"])
-        out["mlmd"][f"{t:g} K"] = {"stable": s["stable"], "steps": s["steps_run"], "reason": s["reason"],
-                                   "seconds_per_step": s["seconds_per_step"]}
+        s = mlmd.run(
+            calc,
+            start,
+            ref,
+            temperature=t,
+            steps=steps,
+            timestep_fs=p["timestep_fs"],
+            friction_per_fs=p["friction_per_fs"],
+            bond_factor=p["bond_factor"],
+            seed=p["seed"],
+            record_every=p["record_every"],
+            bond_check=p["bond_check"],
+            monitor_bonds=True,
+            bond_cutoff_factor=p["bond_cutoff_factor"],
+            bond_persist=p["bond_persist"],
+        )
+        out["mlmd"][f"{t:g} K"] = {
+            "stable": s["stable"],
+            "steps": s["steps_run"],
+            "reason": s["reason"],
+            "seconds_per_step": s["seconds_per_step"],
+        }
     return out
 
 
@@ -105,12 +126,16 @@ def main(argv=None) -> int:
     train_all, valid, test = (dataset.read_frames(split / f"{k}.extxyz") for k in ("train", "valid", "test"))
     refs = read_json(split / "selection.json")["reference_energies"]
     # the AIMD frames after equilibration, as the pipeline's ML-MD rule judges bonds against them
-    reference = dataset.equilibrated(dataset.read_frames(args.results / "dataset/frames.extxyz"),
-                              cfg["selection"]["equilibration_fs"])
+    reference = dataset.equilibrated(
+        dataset.read_frames(args.results / "dataset/frames.extxyz"), cfg["selection"]["equilibration_fs"]
+    )
     sizes = [len(train_all) if s == "all" else min(int(s), len(train_all)) for s in args.sizes]
-    print(f"{args.results}: {len(train_all)} training, {len(valid)} validation, {len(test)} held-out frames "
-          f"of {len(test[0])} atoms; level of theory: CP2K preset {cfg['cp2k']['preset']}; "
-          f"hardware: {mlmd.hardware()['device_name']} ({mlmd.hardware()['device']}), 1 torch thread", flush=True)
+    print(
+        f"{args.results}: {len(train_all)} training, {len(valid)} validation, {len(test)} held-out frames "
+        f"of {len(test[0])} atoms; level of theory: CP2K preset {cfg['cp2k']['preset']}; "
+        f"hardware: {mlmd.hardware()['device_name']} ({mlmd.hardware()['device']}), 1 torch thread",
+        flush=True,
+    )
     rows = []
     for n in sizes:
         train = subset(train_all, n)
@@ -127,9 +152,11 @@ def main(argv=None) -> int:
             rows.append(row)
             md = ", ".join(f"{t} {'stable' if v['stable'] else 'UNSTABLE'}" for t, v in res["mlmd"].items())
             sps = np.mean([v["seconds_per_step"] for v in res["mlmd"].values()])
-            print(f"{model:15s} N={n:4d}: F RMSE {res['force_rmse']:7.1f} meV/A (zero-force {res['zero_force']:.1f}), "
-                  f"E RMSE {res['energy_rmse']:7.2f} meV/atom, train {wall:6.0f} s, ML-MD {sps:.4f} s/step; {md}",
-                  flush=True)
+            print(
+                f"{model:15s} N={n:4d}: F RMSE {res['force_rmse']:7.1f} meV/A (zero-force {res['zero_force']:.1f}), "
+                f"E RMSE {res['energy_rmse']:7.2f} meV/atom, train {wall:6.0f} s, ML-MD {sps:.4f} s/step; {md}",
+                flush=True,
+            )
             write_json(args.out / "rows.json", rows)
     full = [r for r in rows if "error" not in r and r["model"] in SCRATCH and r["n_train"] == len(train_all)]
     ft = sorted((r for r in rows if "error" not in r and r["model"] == "sevenn"), key=lambda r: r["n_train"])
@@ -139,12 +166,16 @@ def main(argv=None) -> int:
         print(f"best from scratch on all {len(train_all)} frames: {best['model']} {best['force_rmse']:.1f} meV/A")
         if reach:
             frac = reach["n_train"] / len(train_all)
-            print(f"fine-tuned SevenNet-0 reaches it with {reach['n_train']} frames ({100 * frac:.0f} %): "
-                  f"goal of <= 25 % {'met' if frac <= 0.25 else 'NOT met'}; ratio of force RMSE at that size "
-                  f"{reach['force_rmse'] / best['force_rmse']:.2f} against {best['model']}")
+            print(
+                f"fine-tuned SevenNet-0 reaches it with {reach['n_train']} frames ({100 * frac:.0f} %): "
+                f"goal of <= 25 % {'met' if frac <= 0.25 else 'NOT met'}; ratio of force RMSE at that size "
+                f"{reach['force_rmse'] / best['force_rmse']:.2f} against {best['model']}"
+            )
         else:
-            print(f"fine-tuned SevenNet-0 does not reach it at any size tried (best {ft[-1]['force_rmse']:.1f} meV/A "
-                  f"with {ft[-1]['n_train']} frames): goal NOT met")
+            print(
+                f"fine-tuned SevenNet-0 does not reach it at any size tried (best {ft[-1]['force_rmse']:.1f} meV/A "
+                f"with {ft[-1]['n_train']} frames): goal NOT met"
+            )
     write_json(args.out / "rows.json", rows)
     print(json.dumps({"rows": str(args.out / "rows.json")}))
     return 0

@@ -6,6 +6,7 @@ indices are identical. scikit-matter is the `bench` extra (pip install -e .[benc
 
     .venv/bin/python benchmarks/fps.py [--frames 100000] [--features 200] [--select 1000]
 """
+
 from __future__ import annotations
 
 import argparse

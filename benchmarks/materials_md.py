@@ -10,6 +10,7 @@ the CdSe zinc-blende one measured in the same run.
 
     .venv/bin/python benchmarks/materials_md.py [--steps 10] [--relax 0] [--workdir /tmp/qdff-materials-md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,11 +50,19 @@ def run_one(name: str, steps: int, work: Path, threads: int, relax: int = 0) -> 
     log = (run / f"{cp2k_run.MD_PROJECT}.log").read_text(errors="replace")
     sec = ener["seconds"]
     return {
-        "config": name, "formula": summary["formula"], "n_atoms": summary["n_atoms"],
-        "diameter_A": summary["diameter_A"], "n_surface": summary["n_surface"],
-        "passivants": summary["passivants"], "steps": int(ener["step"][-1]),
-        "first_step_s": float(sec[1]), "median_s_per_step": float(np.median(sec[2:])),
-        "wall_s": round(wall, 1), "relax_steps": relax, "relax_s": relax_s, "scf_not_converged": log.count("SCF run NOT converged"),
+        "config": name,
+        "formula": summary["formula"],
+        "n_atoms": summary["n_atoms"],
+        "diameter_A": summary["diameter_A"],
+        "n_surface": summary["n_surface"],
+        "passivants": summary["passivants"],
+        "steps": int(ener["step"][-1]),
+        "first_step_s": float(sec[1]),
+        "median_s_per_step": float(np.median(sec[2:])),
+        "wall_s": round(wall, 1),
+        "relax_steps": relax,
+        "relax_s": relax_s,
+        "scf_not_converged": log.count("SCF run NOT converged"),
         "conserved_drift_eV": float(ener["conserved"][-1] - ener["conserved"][0]),
     }
 
@@ -69,11 +78,15 @@ def main(argv=None):
     work = Path(a.workdir)
     rows = [run_one(name, a.steps, work, a.threads, a.relax) for name in a.only]
     peer = next((r["median_s_per_step"] for r in rows if r["config"] == PEER), None)
-    print(f"{'config':16s} {'formula':14s} {'atoms':>5s} {'D/A':>6s} {'surf':>4s} {'1st s':>7s} {'s/step':>7s} {'vs ' + PEER:>20s} {'SCF fail':>8s}")
+    print(
+        f"{'config':16s} {'formula':14s} {'atoms':>5s} {'D/A':>6s} {'surf':>4s} {'1st s':>7s} {'s/step':>7s} {'vs ' + PEER:>20s} {'SCF fail':>8s}"
+    )
     for r in rows:
         ratio = f"{r['median_s_per_step'] / peer:.2f}" if peer else "-"
-        print(f"{r['config']:16s} {r['formula']:14s} {r['n_atoms']:5d} {r['diameter_A']:6.1f} {r['n_surface']:4d} "
-              f"{r['first_step_s']:7.1f} {r['median_s_per_step']:7.2f} {ratio:>20s} {r['scf_not_converged']:8d}")
+        print(
+            f"{r['config']:16s} {r['formula']:14s} {r['n_atoms']:5d} {r['diameter_A']:6.1f} {r['n_surface']:4d} "
+            f"{r['first_step_s']:7.1f} {r['median_s_per_step']:7.2f} {ratio:>20s} {r['scf_not_converged']:8d}"
+        )
     (work / "materials_md.json").write_text(json.dumps(rows, indent=2))
     print(f"wrote {work / 'materials_md.json'}")
 

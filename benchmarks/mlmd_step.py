@@ -10,6 +10,7 @@ loop costs beyond the model. For DeePMD models also the seconds per step of the 
 LAMMPS (pair_style deepmd, NVE, qdff.validation.lammps), the named peer: printed as the ratio
 of qdff's step to LAMMPS's, measured in the same run with the same thread count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,26 +61,49 @@ def main(argv=None) -> int:
     temperature = float(start.info.get("temperature", 300.0))
     backends = args.backends or sorted(p.parent.name for p in (args.results / "models").glob("*/model.json"))
     hw = mlmd.hardware()
-    print(f"{args.results}: {len(start)} atoms, {temperature:g} K, {args.steps} steps; "
-          f"{hw['device_name']} ({hw['device']}), {args.threads} thread(s)")
-    print(f"{'backend':12s} {'call [s]':>10s} {'ASE step [s]':>13s} {'loop beyond model':>18s} {'LAMMPS step [s]':>16s} "
-          f"{'qdff / LAMMPS':>14s}  ASE steps run")
+    print(
+        f"{args.results}: {len(start)} atoms, {temperature:g} K, {args.steps} steps; "
+        f"{hw['device_name']} ({hw['device']}), {args.threads} thread(s)"
+    )
+    print(
+        f"{'backend':12s} {'call [s]':>10s} {'ASE step [s]':>13s} {'loop beyond model':>18s} {'LAMMPS step [s]':>16s} "
+        f"{'qdff / LAMMPS':>14s}  ASE steps run"
+    )
     for b in backends:
         model_dir = args.results / "models" / b
         calc = load_calculator(model_dir)
         call = call_seconds(calc, start)
-        run = mlmd.run(calc, start, reference, temperature=temperature, steps=args.steps, timestep_fs=1.0,
-                       friction_per_fs=0.01, bond_factor=1.5, seed=1, record_every=10)
+        run = mlmd.run(
+            calc,
+            start,
+            reference,
+            temperature=temperature,
+            steps=args.steps,
+            timestep_fs=1.0,
+            friction_per_fs=0.01,
+            bond_factor=1.5,
+            seed=1,
+            record_every=10,
+        )
         step = run["seconds_per_step"]
         lmp = ratio = "-"
         if read_json(model_dir / "model.json")["backend"] == "deepmd":
             from qdff.validation import lammps
 
-            per = lammps.seconds_per_step(model_dir, start, Path("benchmarks/out/mlmd_step") / args.results.name / b,
-                                          steps=args.steps, temperature=temperature, threads=args.threads)
+            per = lammps.seconds_per_step(
+                model_dir,
+                start,
+                Path("benchmarks/out/mlmd_step") / args.results.name / b,
+                steps=args.steps,
+                temperature=temperature,
+                threads=args.threads,
+            )
             lmp, ratio = f"{per:.5f}", f"{step / per:.2f}x"
-        print(f"{b:12s} {call:10.5f} {step:13.5f} {100 * (step - call) / step:17.0f}% {lmp:>16s} {ratio:>14s}  "
-              f"{run['steps_run']}", flush=True)
+        print(
+            f"{b:12s} {call:10.5f} {step:13.5f} {100 * (step - call) / step:17.0f}% {lmp:>16s} {ratio:>14s}  "
+            f"{run['steps_run']}",
+            flush=True,
+        )
     return 0
 
 

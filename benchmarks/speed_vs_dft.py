@@ -24,6 +24,7 @@ issue 16 (every backend at least 1000x faster per step than pbe, DeePMD at least
 ``benchmark.json`` in the working directory. A run that has finished step 1 reuses its CP2K
 output (delete the directory to measure it again).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,27 +63,42 @@ def run_cp2k(atoms, a, work: Path) -> dict:
         print(f"CP2K: reusing {done}", flush=True)
         return json.loads(done.read_text())
     work.mkdir(parents=True, exist_ok=True)
-    tree = cp2k_input.build_input(atoms, preset=a.preset, run_type="MD", project="md", charge=a.charge,
-                                  temperature=300.0, steps=a.cp2k_steps)
+    tree = cp2k_input.build_input(
+        atoms, preset=a.preset, run_type="MD", project="md", charge=a.charge, temperature=300.0, steps=a.cp2k_steps
+    )
     cp2k_input.write_input(work / "md.inp", tree)
     est = cp2k_input.estimate_memory_mb(atoms, tree)
-    print(f"CP2K {a.preset}: {len(atoms)} atoms, box {atoms.cell.lengths()[0]:.1f} A, {a.cp2k_steps} steps, "
-          f"{a.command!r} x {a.threads} thread(s); qdff's memory estimate {est['mem_mb']:.0f} MB", flush=True)
+    print(
+        f"CP2K {a.preset}: {len(atoms)} atoms, box {atoms.cell.lengths()[0]:.1f} A, {a.cp2k_steps} steps, "
+        f"{a.command!r} x {a.threads} thread(s); qdff's memory estimate {est['mem_mb']:.0f} MB",
+        flush=True,
+    )
     t0 = time.time()
     res = cp2k_run.run_cp2k(shlex.split(a.command), work, "md", a.threads)
     wall = time.time() - t0
     ener = work / "md-1.ener"
     secs = [float(x) for x in cp2k_output.read_ener(ener)["seconds"]] if ener.is_file() else []
     if res.returncode != 0 or len(secs) < 2:
-        raise SystemExit(f"CP2K failed or wrote fewer than 2 steps (exit {res.returncode}, {len(secs)} steps "
-                         f"in {ener}); see {work / 'md.out'}")
+        raise SystemExit(
+            f"CP2K failed or wrote fewer than 2 steps (exit {res.returncode}, {len(secs)} steps "
+            f"in {ener}); see {work / 'md.out'}"
+        )
     # the .ener file's first row is step 0 (the start), with no time of its own
     steps = secs[1:] if secs[0] == 0.0 else secs
-    out = {"preset": a.preset, "atoms": len(atoms), "box_A": float(atoms.cell.lengths()[0]),
-           "command": a.command, "ranks": cp2k_run.mpi_ranks(a.command), "threads_per_rank": a.threads,
-           "seconds_per_step_all": steps, "seconds_first_step": steps[0],
-           "seconds_per_step": statistics.median(steps[1:]) if len(steps) > 1 else steps[0],
-           "peak_memory_mb": res.peak_mb, "estimate_mb": est["mem_mb"], "wall_s": wall}
+    out = {
+        "preset": a.preset,
+        "atoms": len(atoms),
+        "box_A": float(atoms.cell.lengths()[0]),
+        "command": a.command,
+        "ranks": cp2k_run.mpi_ranks(a.command),
+        "threads_per_rank": a.threads,
+        "seconds_per_step_all": steps,
+        "seconds_first_step": steps[0],
+        "seconds_per_step": statistics.median(steps[1:]) if len(steps) > 1 else steps[0],
+        "peak_memory_mb": res.peak_mb,
+        "estimate_mb": est["mem_mb"],
+        "wall_s": wall,
+    }
     write_json(done, out)
     return out
 
@@ -92,7 +108,11 @@ def train_brief(backend: str, frames, work: Path, structure: Path) -> Path:
     from qdff.training import backends
     from qdff.training.backends import common
 
-    cfg = {"name": "speed-vs-dft", "structure": {"source": "file", "file": str(structure.resolve())}, "backends": {b: {"enabled": b == backend} for b in TRAINED}}
+    cfg = {
+        "name": "speed-vs-dft",
+        "structure": {"source": "file", "file": str(structure.resolve())},
+        "backends": {b: {"enabled": b == backend} for b in TRAINED},
+    }
     cfg["backends"][backend].update(preset="production", **BRIEF.get(backend, {"epochs": 1}))
     cfg = qconfig.validate(presets.apply(cfg))
     params = dict(cfg["backends"][backend], threads=1)
@@ -101,16 +121,21 @@ def train_brief(backend: str, frames, work: Path, structure: Path) -> Path:
     if not (model_dir / "model.json").is_file():
         # a moment's training is not a useful model and is not meant to be: the usefulness and
         # divergence checks every export makes are skipped (model.json says so)
-        backends.get(backend).train(frames, frames[-1:], refs, params, work / "training" / backend, model_dir,
-                                    gate=common.TIMING_ONLY)
+        backends.get(backend).train(
+            frames, frames[-1:], refs, params, work / "training" / backend, model_dir, gate=common.TIMING_ONLY
+        )
     return model_dir
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("structure", type=Path, nargs="?", help="an xyz file; or build one with --build-diameter")
-    ap.add_argument("--build-diameter", type=float, default=None,
-                    help="build the QD with qdff's builder instead: a zincblende-cut sphere of this diameter (A)")
+    ap.add_argument(
+        "--build-diameter",
+        type=float,
+        default=None,
+        help="build the QD with qdff's builder instead: a zincblende-cut sphere of this diameter (A)",
+    )
     ap.add_argument("--material", default="CdSe", help="with --build-diameter")
     ap.add_argument("--passivate", default="Cl", help="with --build-diameter: halide passivant, or none")
     ap.add_argument("--preset", default="pbe", choices=cp2k_input.PRESETS)
@@ -128,9 +153,20 @@ def main(argv=None) -> int:
     import torch
 
     if a.build_diameter:
-        built, _ = structures.build_cluster(qconfig.validate({"name": "speed-vs-dft", "structure": {
-            "source": "build", "builder": "zincblende-cut", "material": a.material, "diameter": a.build_diameter,
-            "passivate": a.passivate}})["structure"])
+        built, _ = structures.build_cluster(
+            qconfig.validate(
+                {
+                    "name": "speed-vs-dft",
+                    "structure": {
+                        "source": "build",
+                        "builder": "zincblende-cut",
+                        "material": a.material,
+                        "diameter": a.build_diameter,
+                        "passivate": a.passivate,
+                    },
+                }
+            )["structure"]
+        )
         name = f"{a.material}-d{a.build_diameter:g}-{a.passivate}-{built.get_chemical_formula()}"
         work = a.workdir or Path("benchmarks/out/speed_vs_dft") / f"{name}-{a.preset}"
         work.mkdir(parents=True, exist_ok=True)
@@ -148,26 +184,44 @@ def main(argv=None) -> int:
     cp2k_output.convert_runs([work / "cp2k"], work / "frames.extxyz", runs=["speed"], temperatures=[300.0])
     frames = dataset.read_frames(work / "frames.extxyz")
     hw = mlmd.hardware()
-    print(f"CP2K {dft['preset']}, {dft['atoms']} atoms: {dft['seconds_per_step']:.2f} s per step after the first "
-          f"(first {dft['seconds_first_step']:.1f} s), peak {dft['peak_memory_mb'] or float('nan'):.0f} MB, "
-          f"{dft['ranks']} rank(s) x {a.threads} thread(s); ML: {hw['device_name']} ({hw['device']}), "
-          f"{cores} torch thread(s); {len(frames)} CP2K frames to train on", flush=True)
+    print(
+        f"CP2K {dft['preset']}, {dft['atoms']} atoms: {dft['seconds_per_step']:.2f} s per step after the first "
+        f"(first {dft['seconds_first_step']:.1f} s), peak {dft['peak_memory_mb'] or float('nan'):.0f} MB, "
+        f"{dft['ranks']} rank(s) x {a.threads} thread(s); ML: {hw['device_name']} ({hw['device']}), "
+        f"{cores} torch thread(s); {len(frames)} CP2K frames to train on",
+        flush=True,
+    )
     rows = []
     for b in a.backends:
         t0 = time.time()
         try:
             model_dir = train_brief(b, frames, work, a.structure)
             calc = load_calculator(model_dir)
-            run = mlmd.run(calc, frames[-1], frames, temperature=300.0, steps=a.mlmd_steps, timestep_fs=1.0,
-                           friction_per_fs=0.01, bond_factor=1.5, seed=1, record_every=10)
+            run = mlmd.run(
+                calc,
+                frames[-1],
+                frames,
+                temperature=300.0,
+                steps=a.mlmd_steps,
+                timestep_fs=1.0,
+                friction_per_fs=0.01,
+                bond_factor=1.5,
+                seed=1,
+                record_every=10,
+            )
         except Exception as exc:  # a backend that cannot run here is a result too
             rows.append({"backend": b, "error": f"{type(exc).__name__}: {exc}"})
             print(f"{b:11s} FAILED: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
             continue
         step = run["seconds_per_step"]
         ratio = dft["seconds_per_step"] / step
-        row = {"backend": b, "ml_seconds_per_step": step, "steps_run": run["steps_run"], "ratio": ratio,
-               "setup_s": time.time() - t0}
+        row = {
+            "backend": b,
+            "ml_seconds_per_step": step,
+            "steps_run": run["steps_run"],
+            "ratio": ratio,
+            "setup_s": time.time() - t0,
+        }
         line = f"{b:11s} {step:9.4f} s/step ({run['steps_run']} steps)   {dft['preset']}/ML = {ratio:9.0f}x"
         if dft["preset"] == "pbe":  # issue 16's goals are against pbe
             goal = GOAL.get(b, 1000.0)

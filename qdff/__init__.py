@@ -2,4 +2,5 @@
 
 Internal units everywhere: eV, Angstrom, fs, K (see :mod:`qdff.units`).
 """
+
 __version__ = "0.1.0"

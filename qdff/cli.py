@@ -1,4 +1,5 @@
 """The ``qdff`` command line: each pipeline stage without Snakemake."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ def _cp2k(cfg: dict) -> dict:
 
 def cmd_validate(a):
     cfg = _cfg(a.config)
-    print(f"{a.config}: valid (system {cfg['name']}, backends {', '.join(__import__('qdff.config').config.enabled_backends(cfg))})")
+    print(
+        f"{a.config}: valid (system {cfg['name']}, backends {', '.join(__import__('qdff.config').config.enabled_backends(cfg))})"
+    )
 
 
 def cmd_config_docs(a):
@@ -60,8 +63,14 @@ def cmd_aimd(a):
     from .steps import aimd
 
     cfg = _cfg(a.config)
-    aimd.run_aimd(a.structure, Path(a.workdir) / "run.json", temperature=a.temperature, workdir=a.workdir,
-                  aimd=cfg["aimd"], **_cp2k(cfg))
+    aimd.run_aimd(
+        a.structure,
+        Path(a.workdir) / "run.json",
+        temperature=a.temperature,
+        workdir=a.workdir,
+        aimd=cfg["aimd"],
+        **_cp2k(cfg),
+    )
 
 
 def cmd_convert(a):
@@ -84,22 +93,39 @@ def cmd_select(a):
 def cmd_train(a):
     from .steps import train
 
-    print(train.train_model(a.backend, **train.train_params(_cfg(a.config), a.backend), workdir=a.workdir,
-                            split_dir=a.split, model_dir=a.output))
+    print(
+        train.train_model(
+            a.backend,
+            **train.train_params(_cfg(a.config), a.backend),
+            workdir=a.workdir,
+            split_dir=a.split,
+            model_dir=a.output,
+        )
+    )
 
 
 def cmd_evaluate(a):
     from .steps import evaluate
 
     cfg = _cfg(a.config)
-    m = evaluate.evaluate_model(a.backend, a.model, a.test, a.output, a.parity,
-                                max_frames=cfg["evaluation"]["max_frames"], material=cfg["structure"]["material"])
+    m = evaluate.evaluate_model(
+        a.backend,
+        a.model,
+        a.test,
+        a.output,
+        a.parity,
+        max_frames=cfg["evaluation"]["max_frames"],
+        material=cfg["structure"]["material"],
+    )
     print(f"force RMSE {m['force_rmse_meV_per_A']:.1f} meV/A, energy RMSE {m['energy_rmse_meV_per_atom']:.2f} meV/atom")
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="qdff", description="CP2K AIMD of quantum dots -> ML force fields. "
-                                "The Snakemake workflow chains these stages; each can also be run alone.")
+    p = argparse.ArgumentParser(
+        prog="qdff",
+        description="CP2K AIMD of quantum dots -> ML force fields. "
+        "The Snakemake workflow chains these stages; each can also be run alone.",
+    )
     p.add_argument("--version", action="version", version=f"qdff {__version__}")
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)

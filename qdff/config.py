@@ -4,6 +4,7 @@ The schema (qdff/schemas/config.schema.yaml) is the single documentation of ever
 Errors name the key path, the problem and the allowed values, and suggest the nearest
 known key for a misspelling, before any job starts.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,7 +24,7 @@ class ConfigError(ValueError):
 # keys that were renamed or whose meaning changed: the unknown-key error says what replaces them
 RENAMED = {
     "selection.gap_frames": "selection.gap_fs (the gap is MD time in fs now: frames x aimd.print_every x "
-                            "aimd.timestep_fs)",
+    "aimd.timestep_fs)",
     "backends.deepmd.start_pref_e": "backends.deepmd.start_energy_weight (per-atom energy, as in every backend)",
     "backends.deepmd.limit_pref_e": "backends.deepmd.energy_weight (per-atom energy, as in every backend)",
     "backends.deepmd.start_pref_f": "backends.deepmd.start_forces_weight",
@@ -109,26 +110,37 @@ def validate(config: dict) -> dict:
         raise ConfigError("config error at backends: no backend is enabled")
     sel = config["selection"]
     if config["aimd"]["test_seed"] is None and sel["test_fraction"] + sel["valid_fraction"] >= 1:
-        raise ConfigError(f"config error at selection.valid_fraction: test_fraction {sel['test_fraction']} + "
-                          f"valid_fraction {sel['valid_fraction']} leave no time for the training pool")
+        raise ConfigError(
+            f"config error at selection.valid_fraction: test_fraction {sel['test_fraction']} + "
+            f"valid_fraction {sel['valid_fraction']} leave no time for the training pool"
+        )
     if config["aimd"]["test_seed"] == config["aimd"]["seed"]:
-        raise ConfigError(f"config error at aimd.test_seed: {config['aimd']['test_seed']} is aimd.seed; an "
-                          "independent test run needs another seed")
+        raise ConfigError(
+            f"config error at aimd.test_seed: {config['aimd']['test_seed']} is aimd.seed; an "
+            "independent test run needs another seed"
+        )
     low = [t for t in config["mlmd"]["stress_temperatures"] or [] if t <= max(config["aimd"]["temperatures"])]
     if low:
-        raise ConfigError(f"config error at mlmd.stress_temperatures: {low} not above the highest AIMD temperature "
-                          f"{max(config['aimd']['temperatures'])} K (AIMD temperatures get ML-MD anyway)")
+        raise ConfigError(
+            f"config error at mlmd.stress_temperatures: {low} not above the highest AIMD temperature "
+            f"{max(config['aimd']['temperatures'])} K (AIMD temperatures get ML-MD anyway)"
+        )
     al = config["active_learning"]
     if al["enabled"]:
         if al["backend"] not in enabled_backends(config):
-            raise ConfigError(f"config error at active_learning.backend: {al['backend']!r} is not enabled "
-                              f"(backends.{al['backend']}.enabled)")
+            raise ConfigError(
+                f"config error at active_learning.backend: {al['backend']!r} is not enabled "
+                f"(backends.{al['backend']}.enabled)"
+            )
         if not al["trust_lo"] < al["trust_hi"]:
-            raise ConfigError(f"config error at active_learning.trust_hi: {al['trust_hi']} must be above "
-                              f"trust_lo {al['trust_lo']}")
+            raise ConfigError(
+                f"config error at active_learning.trust_hi: {al['trust_hi']} must be above trust_lo {al['trust_lo']}"
+            )
         if al["explore_with"] != "none" and al["explore_with"] not in config["baselines"]:
-            raise ConfigError(f"config error at active_learning.explore_with: {al['explore_with']!r} is not in "
-                              f"baselines {config['baselines']} (the seed exploration uses that baseline's model)")
+            raise ConfigError(
+                f"config error at active_learning.explore_with: {al['explore_with']!r} is not in "
+                f"baselines {config['baselines']} (the seed exploration uses that baseline's model)"
+            )
     return config
 
 
@@ -200,5 +212,11 @@ def describe(schema: dict | None = None, prefix: str = "") -> list[tuple[str, st
             rows.append((path, "", sub.get("description", "")))
             rows.extend(describe(sub, path + "."))
         else:
-            rows.append((path, yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip(), sub.get("description", "")))
+            rows.append(
+                (
+                    path,
+                    yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip(),
+                    sub.get("description", ""),
+                )
+            )
     return rows

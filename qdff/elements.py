@@ -5,6 +5,7 @@ Names were checked against Debian's cp2k-data 2023.1 (BASIS_MOLOPT and GTH_POTEN
 so a missing basis or potential is an error naming the element and the file, not a
 CP2K abort after the queue wait.
 """
+
 from __future__ import annotations
 
 import os
@@ -84,7 +85,9 @@ def check_cp2k_data(symbols, data_dir: Path | None = None) -> None:
         if basis not in _names_in(data_dir / BASIS_FILE, sym):
             raise ElementError(f"basis set {basis} for element {sym} not found in {data_dir / BASIS_FILE}")
         if potential not in _names_in(data_dir / POTENTIAL_FILE, sym):
-            raise ElementError(f"pseudopotential {potential} for element {sym} not found in {data_dir / POTENTIAL_FILE}")
+            raise ElementError(
+                f"pseudopotential {potential} for element {sym} not found in {data_dir / POTENTIAL_FILE}"
+            )
 
 
 def valence_electrons(symbols, charge: int = 0) -> int:

@@ -3,6 +3,7 @@
 Every output is written to a temporary file in the same directory and renamed
 into place only when complete (``os.replace`` is atomic on POSIX file systems).
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -7,6 +7,7 @@ for people who install qdff into an environment of their own; envs/*.yaml (for
 ``snakemake --sdm conda``) carry the locked versions too. tests/test_envs.py checks all three
 agree.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -72,8 +73,10 @@ def write(freeze_text: str, path, envs_dir=ROOT / "envs") -> dict[str, str]:
         # a local label (torch's "+cpu") names the index the wheel came from; the plain
         # version matches it there and the same release elsewhere
         pins[name] = version.split("+", 1)[0]
-    stamp = (f"# Resolved {datetime.date.today().isoformat()} with Python {platform.python_version()} "
-             f"on {sys.platform} {platform.machine()}.\n")
+    stamp = (
+        f"# Resolved {datetime.date.today().isoformat()} with Python {platform.python_version()} "
+        f"on {sys.platform} {platform.machine()}.\n"
+    )
     text = HEADER + stamp + "".join(f"{n}=={v}\n" for n, v in sorted(pins.items()))
     tmp = Path(path).with_suffix(".tmp")
     tmp.write_text(text)
@@ -84,8 +87,10 @@ def write(freeze_text: str, path, envs_dir=ROOT / "envs") -> dict[str, str]:
 
 
 # a pip entry of an environment file: "      - name[extras]<spec>"
-_ENV_PIP_LINE = re.compile(r"^(?P<lead>\s{6,}- )(?P<name>[A-Za-z0-9][A-Za-z0-9._\-]*)(?P<extras>\[[^\]]*\])?"
-                           r"(?P<spec>\s*[<>=!~][^#]*?)?(?P<tail>\s*(#.*)?)$")
+_ENV_PIP_LINE = re.compile(
+    r"^(?P<lead>\s{6,}- )(?P<name>[A-Za-z0-9][A-Za-z0-9._\-]*)(?P<extras>\[[^\]]*\])?"
+    r"(?P<spec>\s*[<>=!~][^#]*?)?(?P<tail>\s*(#.*)?)$"
+)
 
 
 def pin_env_text(text: str, pins: dict[str, str]) -> str:

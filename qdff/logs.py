@@ -1,4 +1,5 @@
 """Logging set-up shared by the command line and the Snakemake scripts."""
+
 from __future__ import annotations
 
 import logging

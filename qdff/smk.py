@@ -5,6 +5,7 @@ The convention (tests/test_rules.py checks it for every rule): a rule's script i
 ``smk.run(snakemake, step, files...)``; the step gets the rule's ``params:`` as keyword-only
 arguments, and nothing else of the config. The config was validated (defaults filled) when
 the Snakefile loaded (rules/common.smk), so what a rule declares is what its step reads."""
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ forces in Hartree/Bohr and velocities in Bohr/atomic-time-unit; these factors ar
 the only place where that is converted, and they come from ``ase.units`` (CODATA)
 rather than being typed in by hand.
 """
+
 from ase import units
 
 #: 1 Hartree in eV

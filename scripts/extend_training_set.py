@@ -2,5 +2,9 @@ from qdff import smk
 from qdff.steps import active_learning
 
 smk.run(
-    snakemake, active_learning.extend_training_set, snakemake.input.previous, snakemake.input.labelled, snakemake.output[0]
+    snakemake,
+    active_learning.extend_training_set,
+    snakemake.input.previous,
+    snakemake.input.labelled,
+    snakemake.output[0],
 )

@@ -19,10 +19,7 @@ smk.run(
     al_summary=i.get("al_summary"),
     al_plot=i.get("al_plot"),
     al_calibration=i.get("al_calibration", []),
-    vibrations={
-        k: i.get(f"vib_{k}")
-        for k in ("cp2k", "spectra", "modes", "relax", "vdos", "vdos_plots")
-    }
+    vibrations={k: i.get(f"vib_{k}") for k in ("cp2k", "spectra", "modes", "relax", "vdos", "vdos_plots")}
     if i.get("vib_cp2k")
     else None,
 )

@@ -1,4 +1,5 @@
 """Shared fixtures. The slow ones run real CP2K and real DeePMD-kit once per session."""
+
 from __future__ import annotations
 
 import shutil
@@ -26,8 +27,18 @@ def jiggled(atoms, n: int, scale: float, seed: int = 0) -> list:
 
 
 def snakemake(workdir, *args, configfile=ROOT / "tests/configs/tiny.yaml", check=True, timeout=1800):
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(configfile), "--cores", "2", *args]
+    cmd = [
+        str(BIN / "snakemake"),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}")

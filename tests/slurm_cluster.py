@@ -11,6 +11,7 @@ is also written to Slurm's default path /etc/slurm/slurm.conf (only when none ex
 and removed afterwards); and without an accounting database ``sacct`` polling never
 sees the job finish, so the test profile polls with ``squeue``.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,9 @@ def _which(*names):
     for n in names:
         p = shutil.which(n) or (f"/usr/sbin/{n}" if Path(f"/usr/sbin/{n}").exists() else None)
         if not p:
-            raise SlurmUnavailable(f"{n} not installed (Debian packages slurm-wlm and munge; `make setup` installs them)")
+            raise SlurmUnavailable(
+                f"{n} not installed (Debian packages slurm-wlm and munge; `make setup` installs them)"
+            )
     return True
 
 
@@ -123,7 +126,9 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime=INFINITE State=UP
                 raise SlurmUnavailable("munged started but munge/unmunge do not work")
         subprocess.run(["/usr/sbin/slurmctld", "-f", str(self.conf)], check=True, env=self.env, timeout=60)
         self.started.append(("slurmctld", self.root / "run/slurmctld.pid"))
-        subprocess.run(["/usr/sbin/slurmd", "-f", str(self.conf), "-N", "localhost"], check=True, env=self.env, timeout=60)
+        subprocess.run(
+            ["/usr/sbin/slurmd", "-f", str(self.conf), "-N", "localhost"], check=True, env=self.env, timeout=60
+        )
         self.started.append(("slurmd", self.root / "run/slurmd.pid"))
         self.wait_idle()
 
@@ -135,14 +140,21 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime=INFINITE State=UP
             if p.returncode == 0 and states and states <= {"idle", "mixed"}:
                 return
             time.sleep(1)
-        log = (self.root / "log/slurmctld.log")
-        raise SlurmUnavailable(f"Slurm node not idle after {timeout} s: {p.stdout} {p.stderr}\n"
-                               + (log.read_text()[-2000:] if log.exists() else ""))
+        log = self.root / "log/slurmctld.log"
+        raise SlurmUnavailable(
+            f"Slurm node not idle after {timeout} s: {p.stdout} {p.stderr}\n"
+            + (log.read_text()[-2000:] if log.exists() else "")
+        )
 
     def jobs(self) -> list[dict]:
         """Finished jobs from Slurm's own job-completion records (``sacct -c``)."""
-        p = subprocess.run(["sacct", "-c", "-P", "-n", "--format=JobID,JobName,Partition,State,ExitCode"],
-                           capture_output=True, text=True, env=self.env, timeout=30)
+        p = subprocess.run(
+            ["sacct", "-c", "-P", "-n", "--format=JobID,JobName,Partition,State,ExitCode"],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=30,
+        )
         if p.returncode != 0:
             raise RuntimeError(f"sacct -c failed: {p.stderr}")
         rows = []
@@ -163,8 +175,14 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime=INFINITE State=UP
         for line in p.stdout.splitlines():
             fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
             if "JobId" in fields:
-                rows.append({"jobid": fields["JobId"], "partition": fields.get("Partition"),
-                             "state": fields.get("JobState"), "comment": fields.get("Comment", "")})
+                rows.append(
+                    {
+                        "jobid": fields["JobId"],
+                        "partition": fields.get("Partition"),
+                        "state": fields.get("JobState"),
+                        "comment": fields.get("Comment", ""),
+                    }
+                )
         return rows
 
     def stop(self) -> None:

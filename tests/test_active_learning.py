@@ -1,6 +1,7 @@
 """Active learning: model deviation, trust window, candidate choice, stop rule (unit tests);
 CP2K labelling that resumes after a kill; and a real 2-iteration loop (real CP2K xTB, real
 DeePMD-kit committee of 2) that grows the training set and writes the report section."""
+
 import json
 import logging
 import os
@@ -54,8 +55,14 @@ def test_stop_rule_needs_the_accurate_fraction_and_stable_trajectories():
 
 
 def test_exploration_temperatures_add_the_stress_temperature():
-    cfg = config.validate({"name": "t", "structure": {"n_pairs": 6}, "aimd": {"temperatures": [300, 600]},
-                           "active_learning": {"enabled": True}})
+    cfg = config.validate(
+        {
+            "name": "t",
+            "structure": {"n_pairs": 6},
+            "aimd": {"temperatures": [300, 600]},
+            "active_learning": {"enabled": True},
+        }
+    )
     assert loop.exploration_temperatures(cfg) == [300.0, 600.0, 900.0]
     cfg["active_learning"]["extra_temperatures"] = [450]
     assert loop.exploration_temperatures(cfg) == [300.0, 450.0, 600.0]
@@ -64,8 +71,13 @@ def test_exploration_temperatures_add_the_stress_temperature():
 def test_config_refuses_a_disabled_committee_backend_and_an_empty_trust_window():
     base = {"name": "t", "structure": {"n_pairs": 6}}
     with pytest.raises(config.ConfigError, match="active_learning.backend: 'nequip' is not enabled"):
-        config.validate({**base, "backends": {"nequip": {"enabled": False}},
-                         "active_learning": {"enabled": True, "backend": "nequip"}})
+        config.validate(
+            {
+                **base,
+                "backends": {"nequip": {"enabled": False}},
+                "active_learning": {"enabled": True, "backend": "nequip"},
+            }
+        )
     with pytest.raises(config.ConfigError, match="active_learning.trust_hi"):
         config.validate({**base, "active_learning": {"enabled": True, "trust_lo": 0.5, "trust_hi": 0.2}})
 
@@ -97,7 +109,9 @@ def test_killed_labelling_resumes_without_relabelling_finished_frames(cp2k_avail
 
     t = threading.Thread(target=kill_after, args=(3,), daemon=True)
     t.start()
-    with pytest.raises(Exception, match=r"CP2K labelling failed \(killed by SIGKILL: probably out of memory.*\) after \d of 8 frames"):
+    with pytest.raises(
+        Exception, match=r"CP2K labelling failed \(killed by SIGKILL: probably out of memory.*\) after \d of 8 frames"
+    ):
         label.label_frames(frames, cfg, work, tmp_path / "labelled.extxyz", tmp_path / "labels.json")
     t.join()
     assert state.get("killed")
@@ -124,9 +138,13 @@ def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tm
     """tests/configs/tiny-al.yaml on the upstream results of the tiny pipeline: a seed
     exploration with SevenNet-0, then the committee loop."""
     src, work = tiny_pipeline["workdir"], tmp_path / "w"
-    shutil.copytree(src / "results/tiny", work / "results/tiny",
-                    ignore=shutil.ignore_patterns("models", "training", "evaluation", "mlmd", "validation",
-                                                  "report*", "benchmarks", "learning_curve"))
+    shutil.copytree(
+        src / "results/tiny",
+        work / "results/tiny",
+        ignore=shutil.ignore_patterns(
+            "models", "training", "evaluation", "mlmd", "validation", "report*", "benchmarks", "learning_curve"
+        ),
+    )
     shutil.copytree(src / ".snakemake/metadata", work / ".snakemake/metadata")
     cfg = ROOT / "tests/configs/tiny-al.yaml"
     proc = snakemake(work, "--profile", str(ROOT / "profiles/local"), configfile=cfg)
@@ -144,8 +162,9 @@ def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tm
     # the seed exploration with SevenNet-0 (explore_with) labelled frames for iteration 0
     seed = summary["seed"]
     assert seed["explore_with"] == "sevennet0" and 0 < seed["labels_requested"] <= 5 and seed["labels_added"] > 0
-    assert summary["cp2k_evaluations_total"] == (summary["aimd_steps"] + seed["labels_requested"]
-                                                 + sum(r["labels_requested"] for r in its))
+    assert summary["cp2k_evaluations_total"] == (
+        summary["aimd_steps"] + seed["labels_requested"] + sum(r["labels_requested"] for r in its)
+    )
     # 2 runs of 400 steps, 80 selected frames (tests/configs/tiny-al.yaml), and the seed's labels
     assert n0 == 80 + seed["labels_added"] and summary["aimd_steps"] == 800
     assert its[0]["cp2k_evaluations_before"] == 800 + seed["labels_requested"]
@@ -185,8 +204,15 @@ def test_seed_exploration_with_one_model_picks_distinct_frames_by_fps(tmp_path):
         a.info.update(temperature=300.0 if k < 6 else 600.0, run=f"aimd{k // 6}", step=k)
         frames.append(a)
     dataset.write_frames(tmp_path / "train.extxyz", frames)
-    out = loop.explore_with_baseline(cfg, None, tmp_path / "train.extxyz", tmp_path / "frames.csv",
-                                     tmp_path / "candidates.extxyz", tmp_path / "explore.json", calc=lj)
+    out = loop.explore_with_baseline(
+        cfg,
+        None,
+        tmp_path / "train.extxyz",
+        tmp_path / "frames.csv",
+        tmp_path / "candidates.extxyz",
+        tmp_path / "explore.json",
+        calc=lj,
+    )
     per_t = out["per_temperature"]
     assert set(per_t) == {"300", "600", "900"}  # the AIMD temperatures and tiny-al's stress temperature
     assert out["frames_explored"] == sum(s["frames"] for s in per_t.values()) > 4
@@ -230,11 +256,20 @@ def test_exploration_in_lammps_runs_each_trajectory_in_its_own_folder(tmp_path, 
         return mlmd.run(lj, start, reference, **kw)
 
     monkeypatch.setattr(mlmd, "run_lammps", fake_run_lammps)
-    explored, per_t, _ = loop._explore_trajectories(None, aimd, cfg, seed_offset=0, al_iteration=0, run_prefix="al0",
-                                                    model_dir=tmp_path / "m0", workdir=tmp_path / "lmp")
+    explored, per_t, _ = loop._explore_trajectories(
+        None,
+        aimd,
+        cfg,
+        seed_offset=0,
+        al_iteration=0,
+        run_prefix="al0",
+        model_dir=tmp_path / "m0",
+        workdir=tmp_path / "lmp",
+    )
     temps = loop.exploration_temperatures(cfg)
     assert len(calls) == 2 * len(temps) and {c[0] for c in calls} == {tmp_path / "m0"}
     assert sorted(str(c[1].relative_to(tmp_path / "lmp")) for c in calls) == sorted(
-        f"{T:g}K-{j}" for T in temps for j in range(2))
+        f"{T:g}K-{j}" for T in temps for j in range(2)
+    )
     assert explored and all(a.info["run"].startswith("al0-") for a in explored)
     assert mlmd.engine_for(cfg, cfg["active_learning"]["backend"]) == "lammps"  # tiny-al's committee is DeePMD

@@ -2,6 +2,7 @@
 (GFN1-xTB) MD of Cd6Se6, exported, reloaded through qdff.training.models.load_calculator (slow).
 And, without training: the loss of every backend's generated config weighs the energy
 per atom alike, and the production presets render to configs the packages accept."""
+
 from __future__ import annotations
 
 import json
@@ -28,12 +29,33 @@ DATA = ROOT / "tests/data"
 
 # the smallest models that still learn something in a few epochs on 2 cores
 TINY = {
-    "schnetpack": {"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "epochs": 15, "batch_size": 4, "lr": 0.005,
-                   "threads": 1},
-    "nequip": {"num_layers": 1, "num_features": 8, "radial_mlp_width": 16, "epochs": 10, "batch_size": 4, "lr": 0.02,
-               "threads": 1},
-    "allegro": {"num_layers": 1, "num_scalar_features": 8, "num_tensor_features": 4, "epochs": 10, "batch_size": 4,
-                "lr": 0.02, "threads": 1},
+    "schnetpack": {
+        "n_atom_basis": 16,
+        "n_interactions": 2,
+        "n_rbf": 10,
+        "epochs": 15,
+        "batch_size": 4,
+        "lr": 0.005,
+        "threads": 1,
+    },
+    "nequip": {
+        "num_layers": 1,
+        "num_features": 8,
+        "radial_mlp_width": 16,
+        "epochs": 10,
+        "batch_size": 4,
+        "lr": 0.02,
+        "threads": 1,
+    },
+    "allegro": {
+        "num_layers": 1,
+        "num_scalar_features": 8,
+        "num_tensor_features": 4,
+        "epochs": 10,
+        "batch_size": 4,
+        "lr": 0.02,
+        "threads": 1,
+    },
 }
 
 
@@ -45,9 +67,14 @@ GATE = {"max_force_rmse_ratio": 1.0, "max_energy_rmse_ratio": 50.0}
 
 
 def _cfg(**backends):
-    return config.validate({"name": "bk", "structure": {"n_pairs": 6, "vacuum": 6.0},
-                            "aimd": {"temperatures": [300], "steps": 60, "print_every": 1},
-                            "backends": backends})
+    return config.validate(
+        {
+            "name": "bk",
+            "structure": {"n_pairs": 6, "vacuum": 6.0},
+            "aimd": {"temperatures": [300], "steps": 60, "print_every": 1},
+            "backends": backends,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +106,9 @@ def trained(frames, tmp_path_factory):
         work = tmp_path_factory.mktemp(name)
         params = _cfg(**{name: tiny})["backends"][name]
         t0 = time.time()
-        meta = get(name).train(frames["train"], frames["valid"], frames["refs"], params, work / "train", work / "model",
-                               gate=GATE)
+        meta = get(name).train(
+            frames["train"], frames["valid"], frames["refs"], params, work / "train", work / "model", gate=GATE
+        )
         print(f"{name}: tiny training and export took {time.time() - t0:.0f} s")
         out[name] = meta
     return out
@@ -123,8 +151,9 @@ def test_tiny_training_exports_a_model_that_beats_zero_forces(name, frames, trai
 def test_absurd_learning_rate_is_reported_as_divergence(frames, tmp_path):
     params = _cfg(schnetpack={**TINY["schnetpack"], "epochs": 2, "lr": 1.0e4})["backends"]["schnetpack"]
     with pytest.raises(TrainingError, match="SchNetPack training diverged"):
-        get("schnetpack").train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w",
-                                tmp_path / "model")
+        get("schnetpack").train(
+            frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "model"
+        )
     assert not (tmp_path / "model" / "model.json").exists()
 
 
@@ -141,8 +170,9 @@ def test_sevenn_fine_tunes_sevennet0_and_resumes_after_a_kill(frames, tmp_path, 
     params = _cfg(sevenn={"enabled": True, "epochs": 2, "checkpoint_every": 1})["backends"]["sevenn"]
     backend = get("sevenn")
     t0 = time.time()
-    meta_path = backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m",
-                              gate=GATE)
+    meta_path = backend.train(
+        frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m", gate=GATE
+    )
     print(f"sevenn: 2 epochs and export took {time.time() - t0:.0f} s")
     meta = read_json(meta_path)
     assert meta["epochs_done"] == 2 and meta["provenance"]["mode"] == "fine-tuned"
@@ -164,8 +194,9 @@ def test_sevenn_fine_tunes_sevennet0_and_resumes_after_a_kill(frames, tmp_path, 
     meta_path.unlink()
     (tmp_path / "w/checkpoint_2.pth").unlink()
     with caplog.at_level(logging.INFO, logger="qdff"):
-        meta_path = backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w",
-                                  tmp_path / "m", gate=GATE)
+        meta_path = backend.train(
+            frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m", gate=GATE
+        )
     assert "resuming SevenNet training from" in caplog.text and "checkpoint_1.pth" in caplog.text
     assert "SevenNet epoch 2/2" in caplog.text and "SevenNet epoch 1/2" not in caplog.text
     from qdff.training.backends.sevenn import read_curve
@@ -183,8 +214,9 @@ def test_mace_trains_then_fine_tunes_its_own_model(frames, tmp_path):
     tiny = {"enabled": True, "num_channels": 8, "max_L": 1, "correlation": 2, "epochs": 15, "batch_size": 4, "lr": 0.01}
     params = _cfg(mace=tiny)["backends"]["mace"]
     t0 = time.time()
-    meta_path = get("mace").train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m",
-                                  gate=GATE)
+    meta_path = get("mace").train(
+        frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m", gate=GATE
+    )
     print(f"mace: 15 epochs and export took {time.time() - t0:.0f} s")
     meta = read_json(meta_path)
     assert meta["epochs_done"] == 15 and meta["reference_energies"] == frames["refs"]
@@ -197,8 +229,17 @@ def test_mace_trains_then_fine_tunes_its_own_model(frames, tmp_path):
 
     foundation = meta_path.parent / meta["model_file"]
     ft = _cfg(mace={**tiny, "epochs": 2, "foundation_model": str(foundation)})["backends"]["mace"]
-    meta2 = read_json(get("mace").train(frames["train"], frames["valid"], frames["refs"], ft, tmp_path / "w2",
-                                        tmp_path / "m2", gate={**GATE, "max_force_rmse_ratio": 3.0}))
+    meta2 = read_json(
+        get("mace").train(
+            frames["train"],
+            frames["valid"],
+            frames["refs"],
+            ft,
+            tmp_path / "w2",
+            tmp_path / "m2",
+            gate={**GATE, "max_force_rmse_ratio": 3.0},
+        )
+    )
     assert meta2["provenance"]["mode"] == "fine-tuned (naive)"
     assert meta2["provenance"]["foundation_sha256"] == file_sha256(foundation)
     # the shift against the foundation's own energies: that model already fits them, so small
@@ -212,9 +253,21 @@ def test_all_backends_are_wired_into_the_workflow(tmp_path):
     assert BACKENDS == ("deepmd", "schnetpack", "nequip", "allegro", "mace", "sevenn")
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"name": "dry", "structure": {"n_pairs": 6}}))
-    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d",
-                           str(tmp_path), "--configfile", str(cfg), "-n"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(cfg),
+            "-n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for backend in ("deepmd", "schnetpack", "nequip", "allegro", "sevennet0"):
         assert f"results/dry/models/{backend}/model.json" in proc.stdout
@@ -222,9 +275,21 @@ def test_all_backends_are_wired_into_the_workflow(tmp_path):
     assert "results/dry/models/sevenn/" not in proc.stdout
     # switched on, sevenn goes through the same rules, in its own environment
     cfg.write_text(json.dumps({"name": "dry", "structure": {"n_pairs": 6}, "backends": {"sevenn": {"enabled": True}}}))
-    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d",
-                           str(tmp_path), "--configfile", str(cfg), "-n"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(cfg),
+            "-n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "results/dry/models/sevenn/model.json" in proc.stdout and "results/dry/mlmd/sevenn/300K" in proc.stdout
 
@@ -238,17 +303,28 @@ def test_interrupted_schnetpack_training_resumes_from_its_last_checkpoint(frames
 
     params = _cfg(schnetpack={**TINY["schnetpack"], "epochs": 2})["backends"]["schnetpack"]
     backend = get("schnetpack")
-    meta = backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m", gate=GATE)
+    meta = backend.train(
+        frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m", gate=GATE
+    )
     meta.unlink()
     with caplog.at_level(logging.INFO, logger="qdff"):
-        backend.train(frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m", gate=GATE)
+        backend.train(
+            frames["train"], frames["valid"], frames["refs"], params, tmp_path / "w", tmp_path / "m", gate=GATE
+        )
     assert "resuming SchNetPack training" in caplog.text
     assert [r["epoch"] for r in map(json.loads, (tmp_path / "w/progress.jsonl").read_text().splitlines())] == [1, 2]
     assert meta.is_file()
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="qdff"):
-        backend.train(frames["train"], frames["valid"], frames["refs"], {**params, "lr": 0.002}, tmp_path / "w",
-                      tmp_path / "m", gate=GATE)
+        backend.train(
+            frames["train"],
+            frames["valid"],
+            frames["refs"],
+            {**params, "lr": 0.002},
+            tmp_path / "w",
+            tmp_path / "m",
+            gate=GATE,
+        )
     assert "resuming" not in caplog.text
 
 
@@ -282,8 +358,9 @@ def _deepmd_losses(p, n):
         pred = {"energy": zero_e + de * n, "force": zero_f + df}
         label = {"energy": zero_e, "force": zero_f, "find_energy": 1.0, "find_force": 1.0}
         # atype: the per-frame path of real trainings; a vanishing learning rate: the final weights
-        _, value, _ = loss({"atype": torch.zeros(nf, n, dtype=torch.long)}, lambda **kw: dict(pred), label, n,
-                           learning_rate=1e-30)
+        _, value, _ = loss(
+            {"atype": torch.zeros(nf, n, dtype=torch.long)}, lambda **kw: dict(pred), label, n, learning_rate=1e-30
+        )
         return float(value)
 
     return one(DE, 0.0), one(0.0, DF)
@@ -304,8 +381,11 @@ def _schnetpack_losses(p, n):
         target = {"energy": zero_e, "forces": zero_f}
 
         def one(de, df):
-            return float(task.loss_fn({"energy": zero_e + de * n, "forces": zero_f + df,
-                                       "_n_atoms": torch.full((nf,), n)}, target))
+            return float(
+                task.loss_fn(
+                    {"energy": zero_e + de * n, "forces": zero_f + df, "_n_atoms": torch.full((nf,), n)}, target
+                )
+            )
 
         return one(DE, 0.0), one(0.0, DF)
 
@@ -322,7 +402,11 @@ def _nequip_losses(name, p, n):
     def one(de, df):
         loss = instantiate(cfg["training_module"]["loss"])  # fresh: metrics accumulate
         n_atoms = torch.full((nf,), n)
-        pred = {"total_energy": torch.full((nf, 1), de * n), "forces": torch.full((nf * n, 3), df), "num_atoms": n_atoms}
+        pred = {
+            "total_energy": torch.full((nf, 1), de * n),
+            "forces": torch.full((nf * n, 3), df),
+            "num_atoms": n_atoms,
+        }
         target = {"total_energy": torch.zeros(nf, 1), "forces": torch.zeros(nf * n, 3), "num_atoms": n_atoms}
         return float(loss(pred, target)["weighted_sum"])
 
@@ -343,8 +427,13 @@ def _sevenn_losses(p, n):
     def total(de, df):
         e_ref = torch.zeros(1, dtype=torch.float64)
         f_ref = torch.zeros(n, 3, dtype=torch.float64)
-        batch = {KEY.NUM_ATOMS: torch.tensor([n]), KEY.ENERGY: e_ref, KEY.PRED_TOTAL_ENERGY: e_ref + de * n,
-                 KEY.FORCE: f_ref, KEY.PRED_FORCE: f_ref + df}
+        batch = {
+            KEY.NUM_ATOMS: torch.tensor([n]),
+            KEY.ENERGY: e_ref,
+            KEY.PRED_TOTAL_ENERGY: e_ref + de * n,
+            KEY.FORCE: f_ref,
+            KEY.PRED_FORCE: f_ref + df,
+        }
         return sum(w * float(fn.get_loss(batch)) for fn, w in losses)
 
     return total(DE, 0.0), total(0.0, DF)
@@ -357,9 +446,15 @@ def _mace_losses(p, n):
 
     from qdff.training.backends.mace import command
 
-    args = dict(a[2:].split("=", 1) for a in command(p, Path("/w"), ["Cd", "Se"], "cpu", None) if a.startswith("--") and "=" in a)
+    args = dict(
+        a[2:].split("=", 1)
+        for a in command(p, Path("/w"), ["Cd", "Se"], "cpu", None)
+        if a.startswith("--") and "=" in a
+    )
     assert args["loss"] == "weighted"
-    loss = WeightedEnergyForcesLoss(energy_weight=float(args["energy_weight"]), forces_weight=float(args["forces_weight"]))
+    loss = WeightedEnergyForcesLoss(
+        energy_weight=float(args["energy_weight"]), forces_weight=float(args["forces_weight"])
+    )
 
     class Ref(dict):
         pass
@@ -374,9 +469,14 @@ def _mace_losses(p, n):
     return total(DE, 0.0), total(0.0, DF)
 
 
-LOSSES = {"deepmd": _deepmd_losses, "mace": _mace_losses, "schnetpack": _schnetpack_losses,
-          "nequip": lambda p, n: _nequip_losses("nequip", p, n), "allegro": lambda p, n: _nequip_losses("allegro", p, n),
-          "sevenn": _sevenn_losses}
+LOSSES = {
+    "deepmd": _deepmd_losses,
+    "mace": _mace_losses,
+    "schnetpack": _schnetpack_losses,
+    "nequip": lambda p, n: _nequip_losses("nequip", p, n),
+    "allegro": lambda p, n: _nequip_losses("allegro", p, n),
+    "sevenn": _sevenn_losses,
+}
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -464,5 +564,7 @@ def test_production_nequip_configs_build_their_models(name, tmp_path):
     assert sum(x.numel() for x in model.parameters()) > 10000
     stops = [instantiate(c) for c in cfg["trainer"]["callbacks"] if c["_target_"].endswith("EarlyStopping")]
     assert len(stops) == 1 and stops[0].patience == 20
-    assert not any(c["_target_"].endswith("EarlyStopping")
-                   for c in get("nequip").config(_params(name), ["Cd", "Se"], tmp_path, flavour)["trainer"]["callbacks"])
+    assert not any(
+        c["_target_"].endswith("EarlyStopping")
+        for c in get("nequip").config(_params(name), ["Cd", "Se"], tmp_path, flavour)["trainer"]["callbacks"]
+    )

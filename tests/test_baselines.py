@@ -1,4 +1,5 @@
 """Zero-shot baselines (qdff.training.backends.universal): the energy shift, element coverage, config."""
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -17,7 +18,9 @@ def _labelled(atoms, energy, forces):
 
 def test_fit_shift_recovers_a_constant_reference_per_atom():
     rng = np.random.default_rng(0)
-    base = Atoms("Cu4Au2", positions=[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0], [2.5, 2.5, 0], [1.2, 1.2, 2.0], [1.3, 1.2, -2.0]])
+    base = Atoms(
+        "Cu4Au2", positions=[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0], [2.5, 2.5, 0], [1.2, 1.2, 2.0], [1.3, 1.2, -2.0]]
+    )
     frames = []
     for _ in range(4):
         a = base.copy()
@@ -73,8 +76,14 @@ def test_sevennet0_runs_offline_on_a_free_cluster(tmp_path, monkeypatch):
 
 def test_active_learning_accepts_the_new_backends():
     for backend in ("mace", "sevenn"):
-        cfg = qconfig.validate({"name": "x", "structure": {}, "backends": {backend: {"enabled": True}},
-                                "active_learning": {"enabled": True, "backend": backend}})
+        cfg = qconfig.validate(
+            {
+                "name": "x",
+                "structure": {},
+                "backends": {backend: {"enabled": True}},
+                "active_learning": {"enabled": True, "backend": backend},
+            }
+        )
         assert cfg["active_learning"]["backend"] == backend
 
 

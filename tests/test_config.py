@@ -78,7 +78,11 @@ def test_load_names_the_file(tmp_path):
 
 def test_validate_does_not_accept_disabled_everything():
     off = {"enabled": False}
-    cfg = {"name": "x", "structure": {}, "backends": {b: dict(off) for b in ("deepmd", "schnetpack", "nequip", "allegro")}}
+    cfg = {
+        "name": "x",
+        "structure": {},
+        "backends": {b: dict(off) for b in ("deepmd", "schnetpack", "nequip", "allegro")},
+    }
     assert "no backend" in _err(copy.deepcopy(cfg))
     # one backend left on is enough
     cfg["backends"]["allegro"]["enabled"] = True

@@ -1,4 +1,5 @@
 """Every example config dry-runs through Snakemake, and each material's builds as described."""
+
 import os
 import subprocess
 import sys
@@ -25,9 +26,22 @@ def test_every_config_dry_runs(tmp_path):
         work = tmp_path / path.stem
         work.mkdir()
         procs[path] = subprocess.Popen(
-            [str(BIN / "snakemake"), "-n", "-s", str(ROOT / "Snakefile"), "-d", str(work),
-             "--configfile", str(path), "--cores", "1"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            [
+                str(BIN / "snakemake"),
+                "-n",
+                "-s",
+                str(ROOT / "Snakefile"),
+                "-d",
+                str(work),
+                "--configfile",
+                str(path),
+                "--cores",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
     failed = []
     for path, proc in procs.items():

@@ -1,4 +1,5 @@
 """The CP2K parser on files that a real CP2K run in this test session wrote."""
+
 import shutil
 import subprocess
 import sys
@@ -117,15 +118,21 @@ def test_repeated_steps_from_a_resume_keep_the_later_copy(md_run_dir, tmp_path, 
 
 def test_cli_convert_detects_project(md_run_dir, tmp_path):
     out = tmp_path / "cli.extxyz"
-    proc = subprocess.run([str(Path(sys.executable).parent / "qdff"), "convert", str(md_run_dir), "-o", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "qdff"), "convert", str(md_run_dir), "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "401 frames (project md, T=300.0 K)" in proc.stdout
     assert len(read(out, ":")) == 401
 
 
 def test_cli_convert_error_on_empty_dir(tmp_path):
-    proc = subprocess.run([str(Path(sys.executable).parent / "qdff"), "convert", str(tmp_path), "-o", str(tmp_path / "o.extxyz")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "qdff"), "convert", str(tmp_path), "-o", str(tmp_path / "o.extxyz")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert "no CP2K trajectory" in proc.stderr

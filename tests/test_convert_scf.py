@@ -1,5 +1,6 @@
 """Frames whose SCF did not converge: flagged from CP2K's log on conversion, dropped before the
 split, counted in the report. Fast: a real 6-step CP2K run kept in tests/data."""
+
 import shutil
 from pathlib import Path
 
@@ -56,9 +57,25 @@ def test_resumed_log_keeps_the_last_record_of_each_step(tmp_path):
     step = " MD| Step number                                                               {}\n"
     start = "  **** **** ******  **  PROGRAM STARTED AT               2026-12-02 04:26:30.367\n"
     init = " MD_INI| MD initialization\n"
-    text = (start + ok + init + ok + step.format(1) + ok + step.format(2) + ok + step.format(3)
-            # resumed from the restart file of step 2: step 2 re-evaluated (fails), step 3 again (fails)
-            + start + fail + init + fail + step.format(3) + ok + step.format(4))
+    text = (
+        start
+        + ok
+        + init
+        + ok
+        + step.format(1)
+        + ok
+        + step.format(2)
+        + ok
+        + step.format(3)
+        # resumed from the restart file of step 2: step 2 re-evaluated (fails), step 3 again (fails)
+        + start
+        + fail
+        + init
+        + fail
+        + step.format(3)
+        + ok
+        + step.format(4)
+    )
     (tmp_path / "md.log").write_text(text)
     assert cp2k_output.scf_convergence(tmp_path / "md.log") == {0: True, 1: True, 2: True, 3: False, 4: True}
     # a fresh run stopped after its initial evaluation
@@ -67,8 +84,13 @@ def test_resumed_log_keeps_the_last_record_of_each_step(tmp_path):
 
 
 def _cfg(drop: bool) -> dict:
-    cfg = config.validate({"name": "scf", "structure": {}, "selection": {"method": "random", "n_train": 2,
-                                                                          "n_valid": 1, "dedupe_tolerance": 0}})
+    cfg = config.validate(
+        {
+            "name": "scf",
+            "structure": {},
+            "selection": {"method": "random", "n_train": 2, "n_valid": 1, "dedupe_tolerance": 0},
+        }
+    )
     sel = cfg["selection"]
     sel["drop_unconverged_scf"] = drop
     # blocks small enough for 7 frames of 1 fs
@@ -116,9 +138,16 @@ def _render(tmp_path, selection_summary) -> str:
     fig.savefig(tmp_path / "aimd.png")
     plt.close(fig)
     out = tmp_path / "report.html"
-    report.render_report(config.validate({"name": "scf", "structure": {}}), aimd_plot=tmp_path / "aimd.png",
-                         aimd_summaries=[], selection=selection_summary, metrics=[], parity_plots={}, models={},
-                         out_path=out)
+    report.render_report(
+        config.validate({"name": "scf", "structure": {}}),
+        aimd_plot=tmp_path / "aimd.png",
+        aimd_summaries=[],
+        selection=selection_summary,
+        metrics=[],
+        parity_plots={},
+        models={},
+        out_path=out,
+    )
     return out.read_text()
 
 

@@ -20,8 +20,9 @@ def parse(text):
 
 @pytest.mark.parametrize("preset", ci.PRESETS)
 def test_presets_render_and_parse_back(cluster, preset):
-    tree = ci.build_input(cluster, preset=preset, run_type="MD", project="md", temperature=450.0,
-                          steps=7, timestep_fs=0.5, print_every=3)
+    tree = ci.build_input(
+        cluster, preset=preset, run_type="MD", project="md", temperature=450.0, steps=7, timestep_fs=0.5, print_every=3
+    )
     parsed = parse(ci.render(tree))
     md = parsed["motion"]["md"]
     assert md["ensemble"].upper() == "NVT" and md["steps"] == 7 and md["timestep"] == 0.5
@@ -48,8 +49,14 @@ def test_presets_render_and_parse_back(cluster, preset):
 
 
 def test_overrides_replace_preset_values(cluster):
-    tree = ci.build_input(cluster, preset="pbe", run_type="MD", project="md", temperature=300,
-                          overrides={"force_eval": {"dft": {"mgrid": {"cutoff": 550}}}, "global": {"print_level": "medium"}})
+    tree = ci.build_input(
+        cluster,
+        preset="pbe",
+        run_type="MD",
+        project="md",
+        temperature=300,
+        overrides={"force_eval": {"dft": {"mgrid": {"cutoff": 550}}}, "global": {"print_level": "medium"}},
+    )
     parsed = parse(ci.render(tree))
     assert parsed["force_eval"]["dft"]["mgrid"]["cutoff"] == 550
     assert parsed["force_eval"]["dft"]["mgrid"]["rel_cutoff"] == 50  # untouched
@@ -62,7 +69,9 @@ def test_unknown_override_keyword_names_its_path():
 
 
 def test_restart_file_adds_ext_restart(cluster):
-    tree = ci.build_input(cluster, preset="xtb", run_type="MD", project="md", temperature=300, restart_file="md-1.restart")
+    tree = ci.build_input(
+        cluster, preset="xtb", run_type="MD", project="md", temperature=300, restart_file="md-1.restart"
+    )
     assert parse(ci.render(tree))["ext_restart"]["restart_file_name"] == "md-1.restart"
 
 

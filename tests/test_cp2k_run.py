@@ -1,4 +1,5 @@
 """Real CP2K runs: the DFT path (pbe-fast) and resuming a killed MD run."""
+
 import os
 import signal
 import subprocess
@@ -22,11 +23,14 @@ QDFF = str(Path(sys.executable).parent / "qdff")
 
 def test_pbe_fast_md_runs_real_dft(tmp_path, cp2k_available):
     """Two MD steps of PBE-D3/DZVP on Cd2Se2 (about 75 s on 2 cores): the DFT path works."""
-    cfg = config.validate({
-        "name": "dft", "structure": {"n_pairs": 2, "vacuum": 5.0},
-        "cp2k": {"preset": "pbe-fast", "threads": 2},
-        "aimd": {"temperatures": [300], "steps": 2},
-    })
+    cfg = config.validate(
+        {
+            "name": "dft",
+            "structure": {"n_pairs": 2, "vacuum": 5.0},
+            "cp2k": {"preset": "pbe-fast", "threads": 2},
+            "aimd": {"temperatures": [300], "steps": 2},
+        }
+    )
     atoms = put_in_box(cut_cluster("CdSe", "zincblende", 2), 5.0)
     summary = cp2k_run.run_md(atoms, cfg, 300.0, tmp_path, tmp_path / "run.json")
     assert summary["steps_done"] == 2
@@ -54,10 +58,15 @@ def _wait_for_steps(ener, n, timeout):
 def test_killed_md_resumes_without_lost_or_duplicated_frames(tiny_pipeline, tmp_path):
     relaxed = tiny_pipeline["workdir"] / "results/tiny/relax/relaxed.extxyz"
     cfg_path = tmp_path / "c.yaml"
-    cfg_path.write_text(yaml.safe_dump({
-        "name": "kill", "structure": {"n_pairs": 6},
-        "aimd": {"temperatures": [500], "steps": 400, "print_every": 1},
-    }))
+    cfg_path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "kill",
+                "structure": {"n_pairs": 6},
+                "aimd": {"temperatures": [500], "steps": 400, "print_every": 1},
+            }
+        )
+    )
     work = tmp_path / "run"
     cmd = [QDFF, "aimd", str(cfg_path), str(relaxed), "-t", "500", "-w", str(work)]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -115,9 +124,13 @@ def test_a_run_that_cannot_fit_in_cp2k_mem_mb_stops_before_cp2k_starts(tmp_path,
     from qdff.cp2k import run as cp2k_run
     from qdff.structure import build as structures
 
-    atoms = structures.put_in_box(read(next(Path(structures.__file__).parent.parent.glob("data/structures/Cd68Se55Cl26*.xyz"))), 6.0)
+    atoms = structures.put_in_box(
+        read(next(Path(structures.__file__).parent.parent.glob("data/structures/Cd68Se55Cl26*.xyz"))), 6.0
+    )
     cfg = config.validate({"name": "big", "structure": {"source": "file", "file": "x.xyz"}, "cp2k": {"preset": "pbe"}})
-    with pytest.raises(cp2k_run.CP2KError, match=r"cp2k.mem_mb: CP2K needs about \d+ MB .* more than cp2k.mem_mb = 2000 MB"):
+    with pytest.raises(
+        cp2k_run.CP2KError, match=r"cp2k.mem_mb: CP2K needs about \d+ MB .* more than cp2k.mem_mb = 2000 MB"
+    ):
         cp2k_run.run_md(atoms, cfg, 300.0, tmp_path / "run", tmp_path / "run.json")
     assert not (tmp_path / "run" / "md.inp").exists()  # nothing was started
     cfg["cp2k"]["mem_mb"] = 64000

@@ -1,5 +1,6 @@
 """Same config, same versions, same numbers: the seeds of CP2K's thermostat, the selection and
 the training are used, and a rerun reproduces the results exactly on CPU."""
+
 import json
 
 import numpy as np
@@ -18,8 +19,13 @@ pytestmark = pytest.mark.slow
 def _md(tiny_pipeline, tmp_path, name, seed):
     atoms = read(tiny_pipeline["workdir"] / "results/tiny/relax/relaxed.extxyz")
     atoms.set_pbc(False)
-    cfg = config.validate({"name": "det", "structure": {"n_pairs": 6},
-                           "aimd": {"temperatures": [300], "steps": 8, "print_every": 1, "seed": seed}})
+    cfg = config.validate(
+        {
+            "name": "det",
+            "structure": {"n_pairs": 6},
+            "aimd": {"temperatures": [300], "steps": 8, "print_every": 1, "seed": seed},
+        }
+    )
     summary = cp2k_run.run_md(atoms, cfg, 300.0, tmp_path / name, tmp_path / f"{name}.json")
     assert summary["seed"] == seed
     e = cp2k_output.read_ener(tmp_path / name / "md-1.ener")
@@ -52,8 +58,13 @@ def test_a_deepmd_training_run_twice_gives_the_same_errors(tiny_pipeline, tmp_pa
     cfg["backends"]["deepmd"].update(steps=200, disp_freq=50, threads=1)
     runs = []
     for name in ("one", "two"):
-        meta = train.train_model("deepmd", **train.train_params(cfg, "deepmd"), workdir=tmp_path / name / "work", split_dir=split,
-                                 model_dir=tmp_path / name / "model")
+        meta = train.train_model(
+            "deepmd",
+            **train.train_params(cfg, "deepmd"),
+            workdir=tmp_path / name / "work",
+            split_dir=split,
+            model_dir=tmp_path / name / "model",
+        )
         runs.append(json.loads(meta.read_text()))
         assert runs[-1]["provenance"]["config"]["seed"] == cfg["backends"]["deepmd"]["seed"]
     assert runs[0]["validation_check"] == runs[1]["validation_check"]

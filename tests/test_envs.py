@@ -1,6 +1,7 @@
 """envs/*.yaml (for --sdm conda), pyproject.toml and the lock (envs/requirements.lock) agree:
 the lock pins every requirement at a version pyproject's range admits, and the environment
 files pin the lock's versions."""
+
 import re
 import tomllib
 from pathlib import Path
@@ -48,7 +49,11 @@ def test_make_setup_installs_every_extra_but_the_unlocked_ones():
 def test_lock_pins_every_requirement_of_pyproject_and_its_extras_within_their_ranges():
     lock = lockfile.read(LOCK)
     problems = []
-    skipped = {lockfile.requirement_name(r) for e in NOT_LOCKED_EXTRAS for r in PYPROJECT["project"]["optional-dependencies"][e]}
+    skipped = {
+        lockfile.requirement_name(r)
+        for e in NOT_LOCKED_EXTRAS
+        for r in PYPROJECT["project"]["optional-dependencies"][e]
+    }
     for raw in lockfile.pyproject_requirements():
         if lockfile.requirement_name(raw) in skipped:
             continue
@@ -64,7 +69,11 @@ def test_lock_pins_every_requirement_of_pyproject_and_its_extras_within_their_ra
             from importlib.metadata import requires
 
             for sub in map(Requirement, requires(req.name) or []):
-                if sub.marker is not None and sub.marker.evaluate({"extra": extra}) and not sub.marker.evaluate({"extra": ""}):
+                if (
+                    sub.marker is not None
+                    and sub.marker.evaluate({"extra": extra})
+                    and not sub.marker.evaluate({"extra": ""})
+                ):
                     if lockfile.canonical(sub.name) not in lock:
                         problems.append(f"{raw}: {sub.name} (of extra {extra!r}) not in {LOCK.name}")
     assert not problems, "\n".join(problems) + "\nregenerate with `make lock` (see README)"
@@ -83,7 +92,9 @@ def test_env_pins_are_the_locked_versions_within_pyproject(env_file):
     for req in _pip_reqs(env_file):
         assert _name(req) in pins, f"{env_file.name}: {req} is not in pyproject.toml"
         r = Requirement(req)
-        assert str(r.specifier) == f"=={lock[_name(req)]}", f"{env_file.name}: {req} is not the locked {lock[_name(req)]}"
+        assert str(r.specifier) == f"=={lock[_name(req)]}", (
+            f"{env_file.name}: {req} is not the locked {lock[_name(req)]}"
+        )
         assert Requirement(pins[_name(req)]).extras == r.extras, f"{env_file.name}: {req} extras differ from pyproject"
 
 
@@ -95,19 +106,32 @@ def test_the_running_venv_is_the_lock():
 
 def test_lock_writer_strips_local_labels_and_pins_env_files(tmp_path):
     (tmp_path / "envs").mkdir()
-    (tmp_path / "envs/x.yaml").write_text("dependencies:\n  - python=3.11\n  - pip:\n      - torch==2.13.0\n"
-                                           "      - vesin[torch]  # comment\n      - ase>=3.23\n")
-    pins = lockfile.write("torch==2.13.0+cpu\nvesin==0.4.2\nase==3.29.0\nqdff==0.1.0\n", tmp_path / "lock",
-                          envs_dir=tmp_path / "envs")
+    (tmp_path / "envs/x.yaml").write_text(
+        "dependencies:\n  - python=3.11\n  - pip:\n      - torch==2.13.0\n"
+        "      - vesin[torch]  # comment\n      - ase>=3.23\n"
+    )
+    pins = lockfile.write(
+        "torch==2.13.0+cpu\nvesin==0.4.2\nase==3.29.0\nqdff==0.1.0\n", tmp_path / "lock", envs_dir=tmp_path / "envs"
+    )
     assert pins == {"torch": "2.13.0", "vesin": "0.4.2", "ase": "3.29.0"}
     assert lockfile.read(tmp_path / "lock") == pins
-    assert (tmp_path / "envs/x.yaml").read_text() == ("dependencies:\n  - python=3.11\n  - pip:\n      - torch==2.13.0\n"
-                                                      "      - vesin[torch]==0.4.2  # comment\n      - ase==3.29.0\n")
+    assert (tmp_path / "envs/x.yaml").read_text() == (
+        "dependencies:\n  - python=3.11\n  - pip:\n      - torch==2.13.0\n"
+        "      - vesin[torch]==0.4.2  # comment\n      - ase==3.29.0\n"
+    )
 
 
 # the pyproject extra each backend's environment installs (allegro shares nequip's)
-BACKEND_EXTRA = {"deepmd": "deepmd", "schnetpack": "schnetpack", "nequip": "nequip", "allegro": "nequip",
-                 "mace": "mace", "sevenn": "universal", "sevennet0": "universal", "chgnet": "chgnet"}
+BACKEND_EXTRA = {
+    "deepmd": "deepmd",
+    "schnetpack": "schnetpack",
+    "nequip": "nequip",
+    "allegro": "nequip",
+    "mace": "mace",
+    "sevenn": "universal",
+    "sevennet0": "universal",
+    "chgnet": "chgnet",
+}
 
 
 def test_every_backend_has_an_env_with_its_extra():
@@ -141,6 +165,9 @@ def test_every_rule_conda_env_exists():
     BACKENDS = BACKENDS + BASELINES
     for smk in (ROOT / "rules").glob("*.smk"):
         for env in re.findall(r'"\.\./(envs/[^"]+)"', smk.read_text()):
-            for path in {env.replace("{backend}", b).replace("{AL_BACKEND}", b).replace("{AL_EXPLORE_ENV}", x)
-                         for b in BACKENDS for x in (*BASELINES, "analysis")}:
+            for path in {
+                env.replace("{backend}", b).replace("{AL_BACKEND}", b).replace("{AL_EXPLORE_ENV}", x)
+                for b in BACKENDS
+                for x in (*BASELINES, "analysis")
+            }:
                 assert (ROOT / path).is_file(), f"{smk.name} names missing {path}"

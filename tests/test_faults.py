@@ -1,4 +1,5 @@
 """Faults injected into real runs: each ends in a clear error or a clean continuation."""
+
 import os
 import shutil
 import signal
@@ -60,13 +61,21 @@ def _parent_pid(pid: int) -> int | None:
 def test_crashed_cp2k_fails_clearly_or_keeps_frames(tiny_pipeline, tmp_path, policy):
     atoms = read(tiny_pipeline["workdir"] / "results/tiny/relax/relaxed.extxyz")
     atoms.set_pbc(False)
-    cfg = config.validate({"name": "crash", "structure": {"n_pairs": 6},
-                           "cp2k": {"on_failure": policy},
-                           "aimd": {"temperatures": [400], "steps": 1000}})
+    cfg = config.validate(
+        {
+            "name": "crash",
+            "structure": {"n_pairs": 6},
+            "cp2k": {"on_failure": policy},
+            "aimd": {"temperatures": [400], "steps": 1000},
+        }
+    )
     work = tmp_path / "run"
     watcher, killed = _kill_cp2k_after(work, 40)
     if policy == "fail":
-        with pytest.raises(cp2k_run.CP2KError, match=r"CP2K MD at 400 K failed \(killed by SIGKILL: probably out of memory .*peak memory seen \d+ MB; cp2k.mem_mb is \d+ MB.*\) after step \d+ of 1000; frames so far are kept"):
+        with pytest.raises(
+            cp2k_run.CP2KError,
+            match=r"CP2K MD at 400 K failed \(killed by SIGKILL: probably out of memory .*peak memory seen \d+ MB; cp2k.mem_mb is \d+ MB.*\) after step \d+ of 1000; frames so far are kept",
+        ):
             cp2k_run.run_md(atoms, cfg, 400.0, work, work / "run.json")
         assert not (work / "run.json").exists()
     else:
@@ -124,8 +133,13 @@ def test_diverging_training_fails_and_exports_nothing(tiny_pipeline, tmp_path):
     split = tiny_pipeline["workdir"] / "results/tiny/split"
     cfg = _tiny_cfg(steps=200, disp_freq=50, threads=1, **OVERFLOWING_LR)
     with pytest.raises(TrainingError, match="DeePMD training diverged: non-finite"):
-        train.train_model("deepmd", **train.train_params(cfg, "deepmd"), workdir=tmp_path / "work", split_dir=split,
-                          model_dir=tmp_path / "model")
+        train.train_model(
+            "deepmd",
+            **train.train_params(cfg, "deepmd"),
+            workdir=tmp_path / "work",
+            split_dir=split,
+            model_dir=tmp_path / "model",
+        )
     assert not (tmp_path / "model" / "model.json").exists()
 
 
@@ -138,11 +152,19 @@ def test_useless_model_fails_the_gate_naming_both_numbers_and_exports_nothing(ti
     split = tiny_pipeline["workdir"] / "results/tiny/split"
     cfg = _tiny_cfg(steps=100, disp_freq=50, threads=1)
     cfg["training"]["max_force_rmse_ratio"] = 0.05
-    with pytest.raises(TrainingError, match=r"DeePMD model is not useful: force RMSE [\d.]+ meV/A on the 20 validation "
-                                            r"frames against [\d.]+ meV/A for predicting zero force \(ratio 0\.\d\d > "
-                                            r"training\.max_force_rmse_ratio 0\.05\)"):
-        train.train_model("deepmd", **train.train_params(cfg, "deepmd"), workdir=tmp_path / "work", split_dir=split,
-                          model_dir=tmp_path / "model")
+    with pytest.raises(
+        TrainingError,
+        match=r"DeePMD model is not useful: force RMSE [\d.]+ meV/A on the 20 validation "
+        r"frames against [\d.]+ meV/A for predicting zero force \(ratio 0\.\d\d > "
+        r"training\.max_force_rmse_ratio 0\.05\)",
+    ):
+        train.train_model(
+            "deepmd",
+            **train.train_params(cfg, "deepmd"),
+            workdir=tmp_path / "work",
+            split_dir=split,
+            model_dir=tmp_path / "model",
+        )
     assert not (tmp_path / "model" / "model.json").exists() and not (tmp_path / "model" / "model.pth").exists()
 
 
@@ -152,14 +174,25 @@ def test_diverging_backend_fails_alone_and_other_backends_finish(tiny_pipeline, 
     src, work = tiny_pipeline["workdir"], tmp_path / "w"
     # the finished upstream stages with their timestamps and Snakemake's records, so that
     # only training and what follows it runs here
-    shutil.copytree(src / "results/tiny", work / "results/tiny",
-                    ignore=shutil.ignore_patterns("models", "training", "evaluation", "mlmd", "validation",
-                                                  "report*", "benchmarks"))
+    shutil.copytree(
+        src / "results/tiny",
+        work / "results/tiny",
+        ignore=shutil.ignore_patterns(
+            "models", "training", "evaluation", "mlmd", "validation", "report*", "benchmarks"
+        ),
+    )
     shutil.copytree(src / ".snakemake/metadata", work / ".snakemake/metadata")
     raw = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
     raw["backends"]["deepmd"].update(steps=200, disp_freq=50, **OVERFLOWING_LR)
-    raw["backends"]["schnetpack"] = {"enabled": True, "n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10,
-                                     "epochs": 5, "batch_size": 8, "lr": 0.005}
+    raw["backends"]["schnetpack"] = {
+        "enabled": True,
+        "n_atom_basis": 16,
+        "n_interactions": 2,
+        "n_rbf": 10,
+        "epochs": 5,
+        "batch_size": 8,
+        "lr": 0.005,
+    }
     cfg_file = tmp_path / "two.yaml"
     cfg_file.write_text(yaml.safe_dump(raw))
     targets = [f"results/tiny/evaluation/{b}/metrics.json" for b in ("deepmd", "schnetpack")]
@@ -182,11 +215,21 @@ def test_killed_training_resumes_from_checkpoint(tiny_pipeline, tmp_path):
     raw["backends"]["deepmd"].update(steps=600, disp_freq=60, threads=1)
     cfg_file.write_text(yaml.safe_dump(raw))
     work, model = tmp_path / "work", tmp_path / "model"
-    cmd = [str(Path(sys.executable).parent / "qdff"), "train", str(cfg_file), "--split", str(split),
-           "-w", str(work), "-o", str(model)]
+    cmd = [
+        str(Path(sys.executable).parent / "qdff"),
+        "train",
+        str(cfg_file),
+        "--split",
+        str(split),
+        "-w",
+        str(work),
+        "-o",
+        str(model),
+    ]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         t0 = time.time()
+
         # cap: 3x the worst time to this checkpoint measured with the other core busy
         # DeePMD writes model.ckpt-N.pt, then points the model.ckpt.pt link at it: the link,
         # not the file, says checkpoint N is complete (a kill between the two resumes from the
@@ -208,7 +251,9 @@ def test_killed_training_resumes_from_checkpoint(tiny_pipeline, tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=RESUME_S)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming DeePMD training from" in done.stderr
-    steps = [int(l.split()[0]) for l in (work / "lcurve.out").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    steps = [
+        int(l.split()[0]) for l in (work / "lcurve.out").read_text().splitlines() if l.strip() and not l.startswith("#")
+    ]
     restarts = [b for a, b in zip(steps, steps[1:]) if b <= a]  # where the second run began
     assert restarts and all(r >= 120 for r in restarts), steps  # from the checkpoint, not step 1
     assert steps.count(1) + steps.count(0) == 1 and steps[-1] == 600, steps
@@ -227,19 +272,37 @@ def test_exploding_mlmd_is_recorded_unstable_and_report_builds(tiny_pipeline, tm
     res = tiny_pipeline["workdir"] / "results/tiny"
     test_frames = dataset.read_frames(res / "split/test.extxyz")
     broken = FlippedForces(load_calculator(res / "models/deepmd"))  # the real model, forces flipped
-    summary = mlmd.run(broken, test_frames[0], test_frames, temperature=300.0, steps=3000, timestep_fs=1.0,
-                       friction_per_fs=0.01, bond_factor=1.5, seed=1)
+    summary = mlmd.run(
+        broken,
+        test_frames[0],
+        test_frames,
+        temperature=300.0,
+        steps=3000,
+        timestep_fs=1.0,
+        friction_per_fs=0.01,
+        bond_factor=1.5,
+        seed=1,
+    )
     assert not summary["stable"] and summary["reason"]
     summary["backend"] = "deepmd"
     write_json(tmp_path / "mlmd.json", summary)
-    evaluate.collect_metrics([res / "evaluation/deepmd/metrics.json"], tmp_path / "metrics.json", tmp_path / "metrics.csv",
-                           mlmd_files=[tmp_path / "mlmd.json"])
+    evaluate.collect_metrics(
+        [res / "evaluation/deepmd/metrics.json"],
+        tmp_path / "metrics.json",
+        tmp_path / "metrics.csv",
+        mlmd_files=[tmp_path / "mlmd.json"],
+    )
     cfg = config.load(ROOT / "tests/configs/tiny.yaml")
     report.write_report(
-        cfg, aimd_dirs=[res / "aimd/300K"], aimd_summaries=[res / "aimd/300K/run.json"],
-        selection_file=res / "split/selection.json", metrics_file=tmp_path / "metrics.json",
-        parity_plots={"deepmd": res / "evaluation/deepmd/parity.png"}, model_dirs={"deepmd": res / "models/deepmd"},
-        aimd_plot=tmp_path / "aimd.png", out=tmp_path / "report.html",
+        cfg,
+        aimd_dirs=[res / "aimd/300K"],
+        aimd_summaries=[res / "aimd/300K/run.json"],
+        selection_file=res / "split/selection.json",
+        metrics_file=tmp_path / "metrics.json",
+        parity_plots={"deepmd": res / "evaluation/deepmd/parity.png"},
+        model_dirs={"deepmd": res / "models/deepmd"},
+        aimd_plot=tmp_path / "aimd.png",
+        out=tmp_path / "report.html",
     )
     html = (tmp_path / "report.html").read_text()
     assert "UNSTABLE" in html and "300 K" in html

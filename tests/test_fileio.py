@@ -1,4 +1,5 @@
 """Atomic outputs (qdff.fileio): finished files only, with the permissions open() would give."""
+
 import os
 import stat
 

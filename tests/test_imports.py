@@ -9,6 +9,7 @@ Two rules: no import cycle (a strongly connected component of more than one modu
 module takes an underscore-prefixed name (``_device``, ``_compat``) from a module of another
 qdff package, neither by ``from m import _name`` nor as ``m._name`` on an imported module.
 """
+
 from __future__ import annotations
 
 import ast
@@ -75,8 +76,13 @@ def imports(name: str, path: Path, known) -> list[tuple[str, str | None, int]]:
                     out.append((_known(base, known), a.name, node.lineno))
     # m._name on a module bound by an import
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                and node.attr.startswith("_") and not node.attr.startswith("__")):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             out.append((aliases[node.value.id], node.attr, node.lineno))
     return out
 
@@ -147,7 +153,12 @@ def test_no_private_name_is_imported_from_another_package():
     bad = []
     for name, path in known.items():
         for target, taken, line in imports(name, path, known):
-            if (taken and taken.startswith("_") and not taken.startswith("__") and target
-                    and package_of(target, known[target]) != package_of(name, path)):
+            if (
+                taken
+                and taken.startswith("_")
+                and not taken.startswith("__")
+                and target
+                and package_of(target, known[target]) != package_of(name, path)
+            ):
                 bad.append(f"{path.relative_to(ROOT)}:{line}: {target}.{taken}")
     assert bad == []

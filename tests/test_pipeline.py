@@ -1,4 +1,5 @@
 """End to end: the real pipeline (real CP2K xTB, real DeePMD-kit) on tests/configs/tiny.yaml."""
+
 import json
 import re
 
@@ -45,8 +46,19 @@ def test_every_declared_output_exists(tiny_pipeline):
     missing = [p for p in DECLARED if not (work / p).is_file() or (work / p).stat().st_size == 0]
     assert not missing
     # every rule left a log and a benchmark
-    for rule in ("build_structure", "relax_structure", "run_aimd", "convert_trajectory", "select_frames",
-                 "train_model", "evaluate_model", "run_mlmd", "compare_rdfs", "collect_metrics", "render_report"):
+    for rule in (
+        "build_structure",
+        "relax_structure",
+        "run_aimd",
+        "convert_trajectory",
+        "select_frames",
+        "train_model",
+        "evaluate_model",
+        "run_mlmd",
+        "compare_rdfs",
+        "collect_metrics",
+        "render_report",
+    ):
         assert list((work / "logs" / rule).glob("*.log")), rule
         assert list((work / "results/benchmarks" / rule).glob("*.tsv")), rule
 
@@ -85,8 +97,14 @@ def test_validation_metrics_rdf_sites_speed(tiny_pipeline):
     # ML-MD of a 12-atom cluster is faster than CP2K xTB steps of the same cluster
     assert row["speedup_vs_cp2k"] > 1.0
     html = (work / "results/tiny/report.html").read_text()
-    for section in ('id="breakdown"', 'id="speed"', 'id="mlmd"', "pair-distance overlap",
-                    'alt="pair-distance distributions deepmd 600K"', "ML-MD against CP2K GFN1-xTB"):
+    for section in (
+        'id="breakdown"',
+        'id="speed"',
+        'id="mlmd"',
+        "pair-distance overlap",
+        'alt="pair-distance distributions deepmd 600K"',
+        "ML-MD against CP2K GFN1-xTB",
+    ):
         assert section in html
 
 
@@ -105,13 +123,16 @@ def test_vibrations_section(tiny_pipeline):
     assert set(vdos["overlap"]) == {"all", "Cd", "Se"} and set(vdos["aimd_self_overlap"]) == set(vdos["overlap"])
     assert all(0.0 <= x <= 1.0 for x in [*vdos["overlap"].values(), *vdos["aimd_self_overlap"].values()])
     html = (tiny_pipeline["workdir"] / "results/tiny/report.html").read_text()
-    table = html[html.index('id="vib-modes"'):]
-    table = table[:table.index("</table>")]
+    table = html[html.index('id="vib-modes"') :]
+    table = table[: table.index("</table>")]
     assert f"<td>{c['frequency_mae_cm1']:.1f}</td>" in table
-    relax_table = html[html.index('id="vib-relax"'):]
-    assert f"<td>{relax['rmsd_A']:.3f}</td>" in relax_table[:relax_table.index("</table>")]
-    vdos_table = html[html.index('id="vib-vdos"'):]
-    assert f"all {vdos['overlap']['all']:.2f} ({vdos['aimd_self_overlap']['all']:.2f})" in vdos_table[:vdos_table.index("</table>")]
+    relax_table = html[html.index('id="vib-relax"') :]
+    assert f"<td>{relax['rmsd_A']:.3f}</td>" in relax_table[: relax_table.index("</table>")]
+    vdos_table = html[html.index('id="vib-vdos"') :]
+    assert (
+        f"all {vdos['overlap']['all']:.2f} ({vdos['aimd_self_overlap']['all']:.2f})"
+        in vdos_table[: vdos_table.index("</table>")]
+    )
     assert 'alt="normal-mode spectra, CP2K and each model"' in html and 'alt="VDOS deepmd 600K"' in html
     # tiny.yaml's 200 ML steps give a lag of 50 fs, a 333 cm^-1 resolution: the report warns
     assert vdos["aimd"]["resolution_cm1"] > 300 and 'id="vdos-coarse"' in html
@@ -128,7 +149,9 @@ def test_zero_shot_baseline_is_evaluated_like_the_models(tiny_pipeline):
     assert meta["provenance"]["checkpoint_sha256"] == file_sha256(work / "results/tiny/models/sevennet0/checkpoint.pth")
     rows = {r["backend"]: r for r in json.loads((work / "results/tiny/evaluation/metrics.json").read_text())}
     assert rows["sevennet0"]["n_frames"] == rows["deepmd"]["n_frames"]
-    assert rows["sevennet0"]["baseline_zero_force_rmse_meV_per_A"] == rows["deepmd"]["baseline_zero_force_rmse_meV_per_A"]
+    assert (
+        rows["sevennet0"]["baseline_zero_force_rmse_meV_per_A"] == rows["deepmd"]["baseline_zero_force_rmse_meV_per_A"]
+    )
     assert rows["sevennet0"]["force_rmse_meV_per_A"] > 0
     html = (work / "results/tiny/report.html").read_text()
     assert 'id="zero-shot-note"' in html and "the data are not PBE" in html
@@ -161,7 +184,7 @@ def test_aimd_progress_is_logged(tiny_pipeline):
 def test_report_says_level_of_theory_and_has_metrics(tiny_pipeline):
     html = (tiny_pipeline["workdir"] / "results/tiny/report.html").read_text()
     assert "GFN1-xTB" in html
-    assert 'id="metrics"' in html and "<th class=\"backend\">deepmd</th>" in html
+    assert 'id="metrics"' in html and '<th class="backend">deepmd</th>' in html
     assert html.count("data:image/png;base64,") >= 2
     # self-contained: nothing loaded from the network (an SVG namespace URI is not a fetch); the
     # markup is checked without the embedded plotly.js, whose strings name plotly's web pages

@@ -1,4 +1,5 @@
 """The report's context lines and figure grids (qdff.report.render, qdff.validation.evaluate, qdff.report.plotgrid)."""
+
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -26,10 +27,18 @@ def test_held_out_frames_beyond_the_training_range_are_counted():
 
 
 def test_offset_note_only_when_the_error_is_mostly_a_constant():
-    offset = {"backend": "a", "energy_mean_signed_error_meV_per_atom": 5.8, "energy_rmse_meV_per_atom": 6.0,
-              "energy_mae_meV_per_atom": 5.9}
-    spread = {"backend": "b", "energy_mean_signed_error_meV_per_atom": 0.5, "energy_rmse_meV_per_atom": 6.0,
-              "energy_mae_meV_per_atom": 4.0}
+    offset = {
+        "backend": "a",
+        "energy_mean_signed_error_meV_per_atom": 5.8,
+        "energy_rmse_meV_per_atom": 6.0,
+        "energy_mae_meV_per_atom": 5.9,
+    }
+    spread = {
+        "backend": "b",
+        "energy_mean_signed_error_meV_per_atom": 0.5,
+        "energy_rmse_meV_per_atom": 6.0,
+        "energy_mae_meV_per_atom": 4.0,
+    }
     notes = report.metric_notes([offset, spread])
     assert len(notes) == 1 and notes[0].startswith("a: the energy error is mostly one constant offset")
     ahead = {**spread, "test_energy_outside_training_fraction": 0.5, "test_energy_above_training_meV_per_atom": 6.0}
@@ -51,12 +60,21 @@ def test_grid_wraps_at_three_panels_per_row():
 
 def test_the_model_row_says_trained_fine_tuned_or_zero_shot():
     assert report.model_kind({"backend": "deepmd", "provenance": {}}) == "trained on this data set"
-    assert report.model_kind({"backend": "sevenn", "provenance": {"mode": "fine-tuned", "foundation": "7net-0"}}) == \
-        "fine-tuned on this data set from 7net-0"
-    assert report.model_kind({"backend": "mace", "provenance": {"foundation_model": "/data/mace-mp-0-medium.model"}}) == \
-        "fine-tuned on this data set from mace-mp-0-medium.model"
-    assert report.model_kind({"backend": "sevenn", "provenance": {"mode": "from scratch", "foundation": None}}) == \
-        "trained on this data set"
-    assert report.model_kind({"backend": "chgnet", "kind": "zero-shot", "label": "CHGNet 0.3.0",
-                              "trained_on": "PBE/PBE+U (MPtrj)"}) == \
-        "zero-shot: CHGNet 0.3.0, trained on PBE/PBE+U (MPtrj); not trained here"
+    assert (
+        report.model_kind({"backend": "sevenn", "provenance": {"mode": "fine-tuned", "foundation": "7net-0"}})
+        == "fine-tuned on this data set from 7net-0"
+    )
+    assert (
+        report.model_kind({"backend": "mace", "provenance": {"foundation_model": "/data/mace-mp-0-medium.model"}})
+        == "fine-tuned on this data set from mace-mp-0-medium.model"
+    )
+    assert (
+        report.model_kind({"backend": "sevenn", "provenance": {"mode": "from scratch", "foundation": None}})
+        == "trained on this data set"
+    )
+    assert (
+        report.model_kind(
+            {"backend": "chgnet", "kind": "zero-shot", "label": "CHGNet 0.3.0", "trained_on": "PBE/PBE+U (MPtrj)"}
+        )
+        == "zero-shot: CHGNet 0.3.0, trained on PBE/PBE+U (MPtrj); not trained here"
+    )

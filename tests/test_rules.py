@@ -5,6 +5,7 @@ smk.run passes the rule's ``params:`` as keyword arguments, and a step receives 
 the config. So a key a step reads but the rule does not declare fails the job, and a key the
 rule declares but the step does not take fails it too; this test finds either before a run,
 for every rule, from the rule files and the scripts' source."""
+
 import ast
 import importlib
 import inspect
@@ -38,8 +39,15 @@ def _step_call(script: Path):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("qdff"):
             for alias in node.names:
                 modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-             and n.func.attr == "run" and isinstance(n.func.value, ast.Name) and n.func.value.id == "smk"]
+    calls = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "run"
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "smk"
+    ]
     assert len(calls) == 1, f"{script}: one smk.run(snakemake, step, ...) call expected"
     step = calls[0].args[1]
     assert isinstance(step, ast.Attribute) and isinstance(step.value, ast.Name), f"{script}: step must be module.name"

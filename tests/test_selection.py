@@ -38,8 +38,12 @@ def test_blocks_are_contiguous_in_time_with_gaps():
         # 5 fs dropped, then 10 fs of validation, 5 fs dropped, the rest is the pool
         assert _times(frames, split["valid"], run) == [float(t) for t in range(65, 75)]
         assert _times(frames, split["pool"], run) == [float(t) for t in range(0, 60)]
-        assert split["blocks"][run] == {"role": "train", "pool_fs": [0.0, 59.0], "valid_fs": [65.0, 74.0],
-                                        "test_fs": [80.0, 99.0]}
+        assert split["blocks"][run] == {
+            "role": "train",
+            "pool_fs": [0.0, 59.0],
+            "valid_fs": [65.0, 74.0],
+            "test_fs": [80.0, 99.0],
+        }
 
 
 def test_gap_is_time_not_frames():
@@ -59,8 +63,17 @@ def test_gap_is_time_not_frames():
 def test_no_frame_within_gap_of_another_block(method):
     gap = 7.0
     frames = make_frames(n=120, dt_fs=0.5)
-    sel = _sel(method=method, n_train=30, n_valid=10, test_fraction=0.25, valid_fraction=0.1, gap_fs=gap,
-               equilibration_fs=5.0, seed=1, descriptor={"kind": "distances"})
+    sel = _sel(
+        method=method,
+        n_train=30,
+        n_valid=10,
+        test_fraction=0.25,
+        valid_fraction=0.1,
+        gap_fs=gap,
+        equilibration_fs=5.0,
+        seed=1,
+        descriptor={"kind": "distances"},
+    )
     idx = selection.split_and_select(frames, sel)
     assert len(idx["train"]) == 30 and len(set(idx["train"])) == 30
     assert len(idx["valid"]) == 10
@@ -156,10 +169,17 @@ def test_learning_curve_point_is_judged_on_validation_frames_never_test(tmp_path
     monkeypatch.setattr(select, "train_on_split", lambda backend, params, split_dir, *a, **k: trained.append(backend))
     monkeypatch.setattr(models, "load_calculator", lambda model_dir: Zero())
     cfg = config.validate({"name": "x", "structure": {}})
-    m = select.train_learning_curve_point("fps", 5, tmp_path / "m.json", threads=1,
-                                          deepmd=config.hyperparameters(learning_curve.deepmd_params(cfg)),
-                                          evaluation=cfg["evaluation"], workdir=tmp_path / "w", split_dir=split,
-                                          model_dir=tmp_path / "m")
+    m = select.train_learning_curve_point(
+        "fps",
+        5,
+        tmp_path / "m.json",
+        threads=1,
+        deepmd=config.hyperparameters(learning_curve.deepmd_params(cfg)),
+        evaluation=cfg["evaluation"],
+        workdir=tmp_path / "w",
+        split_dir=split,
+        model_dir=tmp_path / "m",
+    )
     assert trained == ["deepmd"] and m["n_valid_frames"] == 7
     rms = np.sqrt(np.mean(np.concatenate([a.get_forces() for a in valid]) ** 2)) * 1000
     assert m["force_rmse_meV_per_A"] == pytest.approx(rms)  # zero forces against the validation labels
@@ -176,11 +196,24 @@ def test_test_seed_runs_an_independent_aimd_that_only_the_test_set_reads(tmp_pat
 
     root = Path(__file__).resolve().parents[1]
     cfg_file = tmp_path / "c.json"
-    cfg_file.write_text(json.dumps({"name": "dry", "structure": {"n_pairs": 6},
-                                    "aimd": {"temperatures": [300, 600], "test_seed": 7}}))
-    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(root / "Snakefile"), "-d",
-                           str(tmp_path), "--configfile", str(cfg_file), "-n"], capture_output=True, text=True,
-                          timeout=300)
+    cfg_file.write_text(
+        json.dumps({"name": "dry", "structure": {"n_pairs": 6}, "aimd": {"temperatures": [300, 600], "test_seed": 7}})
+    )
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "-s",
+            str(root / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(cfg_file),
+            "-n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for t in ("300K", "600K"):
         assert f"results/dry/aimd_test/{t}/run.json" in proc.stdout
@@ -196,8 +229,14 @@ def test_test_seed_runs_an_independent_aimd_that_only_the_test_set_reads(tmp_pat
     # the split of such a data set: every test frame from the independent run
     data = tmp_path / "frames.extxyz"
     dataset.write_frames(data, make_frames(runs=("300K", "300K-test"), n=120))
-    cfg = config.validate({"name": "x", "structure": {}, "aimd": {"temperatures": [300], "test_seed": 7},
-                           "selection": {"method": "random", "n_train": 20, "n_valid": 5, "gap_fs": 10}})
+    cfg = config.validate(
+        {
+            "name": "x",
+            "structure": {},
+            "aimd": {"temperatures": [300], "test_seed": 7},
+            "selection": {"method": "random", "n_train": 20, "n_valid": 5, "gap_fs": 10},
+        }
+    )
     s = select.select_frames(data, tmp_path / "split", **select.select_params(cfg))
     assert {run for run, _ in s["test_steps"]} == {"300K-test"}
     assert {run for run, _ in s["train_steps"] + s["valid_steps"]} == {"300K"}

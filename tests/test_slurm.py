@@ -1,4 +1,5 @@
 """The cluster profile against a real Slurm: CP2K jobs in `cpu`, training in `gpu`."""
+
 import re
 import subprocess
 import sys
@@ -43,8 +44,17 @@ def test_profile_routes_jobs_by_partition(tmp_path):
         (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
         work = tmp_path / "work"
         work.mkdir()
-        cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(work),
-               "--profile", str(tmp_path / "profile"), "--configfile", str(ROOT / "tests/configs/slurm.yaml")]
+        cmd = [
+            str(Path(sys.executable).parent / "snakemake"),
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(work),
+            "--profile",
+            str(tmp_path / "profile"),
+            "--configfile",
+            str(ROOT / "tests/configs/slurm.yaml"),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=cluster.env, timeout=1500)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
         assert (work / "results/slurm/report.html").is_file()
@@ -65,4 +75,3 @@ def test_profile_routes_jobs_by_partition(tmp_path):
         assert by_rule.get("train_model") == ["gpu"], by_rule
     finally:
         cluster.stop()
-

@@ -1,5 +1,6 @@
 """Descriptors, FPS/k-means/DBSCAN selection, the configuration map and the learning-curve
 summary, on small synthetic clusters (no CP2K, no training)."""
+
 import json
 import os
 import subprocess
@@ -17,8 +18,11 @@ from qdff.selection import confmap, descriptors, learning_curve
 from qdff.selection import frames as selection
 from qdff.steps import select
 
-SOAP = {"kind": "soap", "soap": {"r_cut": 4.0, "n_max": 2, "l_max": 2, "sigma": 0.5},
-        "distances": {"r_max": 6.0, "bins": 8}}
+SOAP = {
+    "kind": "soap",
+    "soap": {"r_cut": 4.0, "n_max": 2, "l_max": 2, "sigma": 0.5},
+    "distances": {"r_max": 6.0, "bins": 8},
+}
 DIST = dict(SOAP, kind="distances")
 
 
@@ -119,8 +123,9 @@ def test_kmeans_gives_distinct_frames_even_with_copies():
 @pytest.mark.parametrize("method", selection.METHODS)
 def test_every_method_returns_n_distinct_pool_frames(method):
     frames = cluster_frames()
-    sel = sel_config(method=method, n_train=20, n_valid=5, test_fraction=0.25, gap_fs=3, descriptor=DIST,
-                     dedupe_tolerance=0.0)
+    sel = sel_config(
+        method=method, n_train=20, n_valid=5, test_fraction=0.25, gap_fs=3, descriptor=DIST, dedupe_tolerance=0.0
+    )
     X = descriptors.compute(frames, sel["descriptor"])
     idx = selection.split_and_select(frames, sel, descriptors=X)
     train = idx["train"]
@@ -138,9 +143,12 @@ def test_fps_covers_the_hot_run_more_than_random():
     frames = cluster_frames()
     X = descriptors.compute(frames, SOAP)
     hot = {i for i, a in enumerate(frames) if a.info["run"] == "600K"}
-    picks = {m: selection.split_and_select(frames, sel_config(method=m, n_train=10, n_valid=5, descriptor=SOAP,
-                                                               gap_fs=2), X)["train"]
-             for m in ("fps", "random")}
+    picks = {
+        m: selection.split_and_select(
+            frames, sel_config(method=m, n_train=10, n_valid=5, descriptor=SOAP, gap_fs=2), X
+        )["train"]
+        for m in ("fps", "random")
+    }
     # the hot run spreads far wider in configuration space: FPS draws nearly all from it
     assert len(hot & set(picks["fps"])) >= 8
     assert len(hot & set(picks["fps"])) > len(hot & set(picks["random"]))
@@ -203,8 +211,9 @@ def test_select_frames_uses_the_cache(tmp_path):
     frames = cluster_frames(n=30)
     data = tmp_path / "frames.extxyz"
     dataset.write_frames(data, frames + frames[:2])  # two exact duplicates
-    cfg = config.validate({"name": "t", "structure": {}, "selection": {
-        "n_train": 12, "n_valid": 4, "gap_fs": 2, "descriptor": SOAP}})
+    cfg = config.validate(
+        {"name": "t", "structure": {}, "selection": {"n_train": 12, "n_valid": 4, "gap_fs": 2, "descriptor": SOAP}}
+    )
     select.compute_descriptors(data, tmp_path / "d.npy", descriptor=cfg["selection"]["descriptor"])
     s = select.select_frames(data, tmp_path / "split", tmp_path / "d.npy", **select.select_params(cfg))
     assert s["method"] == "fps" and s["n_train"] == 12 and s["duplicates_dropped"] == 2
@@ -293,7 +302,9 @@ def test_fps_selection_is_not_moved_by_noise_in_the_tails():
     noisy = X.copy()
     noisy[:, tails] += 1e-6 * np.sqrt(var.max()) * np.random.default_rng(5).normal(size=(len(X), tails.sum()))
     sel = sel_config(method="fps", n_train=10, n_valid=5, gap_fs=2, descriptor=params, dedupe_tolerance=0)
-    assert selection.split_and_select(frames, sel, noisy)["train"] == selection.split_and_select(frames, sel, X)["train"]
+    assert (
+        selection.split_and_select(frames, sel, noisy)["train"] == selection.split_and_select(frames, sel, X)["train"]
+    )
 
 
 # --- map ------------------------------------------------------------------------------------
@@ -304,13 +315,29 @@ def test_map_files_on_small_data(tmp_path, method):
     frames = cluster_frames(n=25)
     data = tmp_path / "frames.extxyz"
     dataset.write_frames(data, frames)
-    cfg = config.validate({"name": "t", "structure": {}, "selection": {
-        "n_train": 8, "n_valid": 4, "gap_fs": 2, "descriptor": DIST,
-        "map": {"method": method, "max_points": 30}}})
+    cfg = config.validate(
+        {
+            "name": "t",
+            "structure": {},
+            "selection": {
+                "n_train": 8,
+                "n_valid": 4,
+                "gap_fs": 2,
+                "descriptor": DIST,
+                "map": {"method": method, "max_points": 30},
+            },
+        }
+    )
     select.compute_descriptors(data, tmp_path / "d.npy", descriptor=cfg["selection"]["descriptor"])
     select.select_frames(data, tmp_path / "split", tmp_path / "d.npy", **select.select_params(cfg))
-    info = select.map_configurations(tmp_path / "d.npy", tmp_path / "split/selection.json", tmp_path / "map.png",
-                                     tmp_path / "map.html", tmp_path / "map.json", selection=cfg["selection"])
+    info = select.map_configurations(
+        tmp_path / "d.npy",
+        tmp_path / "split/selection.json",
+        tmp_path / "map.png",
+        tmp_path / "map.html",
+        tmp_path / "map.json",
+        selection=cfg["selection"],
+    )
     assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (tmp_path / "map.html").read_text()
     assert 30 <= info["n_plotted"] <= 38  # 30 evenly spread, plus training frames not among them
@@ -321,8 +348,13 @@ def test_map_files_on_small_data(tmp_path, method):
         from qdff.report import render as report
         from qdff.selection import report as selection_report
 
-        ctx = selection_report.context(tmp_path / "split/selection.json", tmp_path / "map.png", tmp_path / "map.html",
-                                       tmp_path / "map.json", lc_csv=tmp_path / "absent.csv")
+        ctx = selection_report.context(
+            tmp_path / "split/selection.json",
+            tmp_path / "map.png",
+            tmp_path / "map.html",
+            tmp_path / "map.json",
+            lc_csv=tmp_path / "absent.csv",
+        )
         page = report._env().get_template("selection_section.html.j2").render(**ctx)
         assert ctx["sel_lc_rows"] is None and "Learning curves" not in page
         # the interactive (plotly) map with every plotted frame, the PNG for print; no SVG twice
@@ -334,8 +366,10 @@ def test_map_files_on_small_data(tmp_path, method):
 
 
 def test_roles_from_selection_summary():
-    r = confmap.roles([("a", 1), ("a", 2), ("b", 1), ("b", 9)],
-                      {"train_steps": [["a", 1]], "valid_steps": [["b", 1]], "test_steps": [["b", 9]]})
+    r = confmap.roles(
+        [("a", 1), ("a", 2), ("b", 1), ("b", 9)],
+        {"train_steps": [["a", 1]], "valid_steps": [["b", 1]], "test_steps": [["b", 9]]},
+    )
     assert list(r) == ["train", "pool", "valid", "test"]
 
 
@@ -359,10 +393,20 @@ def test_learning_curve_summary_and_files(tmp_path):
     for method, errs in (("random", [100, 80, 64, 51.2]), ("fps", [90, 64, 50, 40]), ("kmeans", [99, 98, 97, 96])):
         for n, e in zip([25, 50, 100, 200], errs):
             f = tmp_path / f"{method}_{n}.json"
-            f.write_text(json.dumps({"method": method, "n_train": n, "force_rmse_meV_per_A": e,
-                                     "energy_rmse_meV_per_atom": e / 10, "force_max_error_meV_per_A": 5 * e,
-                                     "force_mae_meV_per_A": e / 2, "energy_mae_meV_per_atom": e / 20,
-                                     "n_valid_frames": 20}))
+            f.write_text(
+                json.dumps(
+                    {
+                        "method": method,
+                        "n_train": n,
+                        "force_rmse_meV_per_A": e,
+                        "energy_rmse_meV_per_atom": e / 10,
+                        "force_max_error_meV_per_A": 5 * e,
+                        "force_mae_meV_per_A": e / 2,
+                        "energy_mae_meV_per_atom": e / 20,
+                        "n_valid_frames": 20,
+                    }
+                )
+            )
             rows.append(f)
     s = learning_curve.collect(rows, tmp_path / "lc.csv", tmp_path / "lc.png", tmp_path / "summary.json")
     assert s["target_n"] == 200 and s["target_error"] == 51.2
@@ -375,8 +419,9 @@ def test_learning_curve_summary_and_files(tmp_path):
     from qdff.report import render as report
     from qdff.selection import report as selection_report
 
-    ctx = selection_report.context(lc_csv=tmp_path / "lc.csv", lc_png=tmp_path / "lc.png",
-                                   lc_summary=tmp_path / "summary.json")
+    ctx = selection_report.context(
+        lc_csv=tmp_path / "lc.csv", lc_png=tmp_path / "lc.png", lc_summary=tmp_path / "summary.json"
+    )
     page = report._env().get_template("selection_section.html.j2").render(**ctx)
     assert "<td>fps</td><td>94</td><td>0.47</td>" in page and "not reached" in page
     assert page.count("<tr>") == 1 + 3 + 1 + 12  # two headers, 3 summary rows, 12 curve rows
@@ -414,14 +459,33 @@ def test_learning_curve_rules_dry_run(tmp_path):
     f = tmp_path / "lc.yaml"
     f.write_text(yaml.safe_dump(cfg))
     proc = subprocess.run(
-        [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--configfile", str(f),
-         "--cores", "2", "-n", "--quiet", "rules"],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        [
+            str(BIN / "snakemake"),
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(f),
+            "--cores",
+            "2",
+            "-n",
+            "--quiet",
+            "rules",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    counts = {rule: int(n) for rule, n in
-              (line.split()[:2] for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())}
+    counts = {
+        rule: int(n)
+        for rule, n in (
+            line.split()[:2] for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()
+        )
+    }
     assert counts["train_learning_curve_point"] == 4 and counts["select_learning_curve_frames"] == 4
     assert counts["plot_learning_curve"] == 1 and counts["map_configurations"] == 1
     assert counts["compute_descriptors"] == 1

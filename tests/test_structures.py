@@ -51,13 +51,24 @@ def test_missing_file_is_named(tmp_path):
 def test_imported_structure_gets_the_same_summary_as_the_built_one(tmp_path):
     """Old behaviour: an imported file's summary had no surface count ('None surface atoms')."""
     built = {}
-    cfg = config.validate({"name": "x", "structure": {"material": "InP", "builder": "zincblende-cut", "diameter": 10,
-                                                      "centre": "anion", "passivate": "Cl"}})
+    cfg = config.validate(
+        {
+            "name": "x",
+            "structure": {
+                "material": "InP",
+                "builder": "zincblende-cut",
+                "diameter": 10,
+                "centre": "anion",
+                "passivate": "Cl",
+            },
+        }
+    )
     write(tmp_path / "in.xyz", structures.build_structure(cfg, built))
     imported = {}
     # structure.material left at its default (CdSe): the file's elements say InP
-    structures.build_structure(config.validate({"name": "x", "structure": {"source": "file", "file": str(tmp_path / "in.xyz")}}),
-                               imported)
+    structures.build_structure(
+        config.validate({"name": "x", "structure": {"source": "file", "file": str(tmp_path / "in.xyz")}}), imported
+    )
     assert imported["site_material"] == built["site_material"] == "InP"
     for key in ("n_surface", "n_core", "n_ligand", "passivants", "net_formal_charge", "bulk_coordination"):
         assert imported[key] == built[key], key
@@ -77,7 +88,9 @@ def test_report_structure_table_and_metrics_agree_on_surface_atoms():
 
     path = ROOT / "qdff/data/structures/Pb79Se44Cl70_PBE_14ang_OPT.xyz"
     summary = {}
-    structures.build_structure(config.validate({"name": "x", "structure": {"source": "file", "file": str(path)}}), summary)
+    structures.build_structure(
+        config.validate({"name": "x", "structure": {"source": "file", "file": str(path)}}), summary
+    )
     frame = read(path)
     frame.calc = SinglePointCalculator(frame, energy=-1.0, forces=np.zeros((len(frame), 3)))
     metrics = evaluate.breakdown([frame], [-1.0], [np.zeros((len(frame), 3))], "CdSe")  # the config's default material

@@ -1,5 +1,6 @@
 """The usefulness gate every trained model passes before export, on hand-made models whose
 errors are known: one that reproduces the labels, one that knows nothing, one that blows up."""
+
 import math
 
 import numpy as np
@@ -65,9 +66,12 @@ def test_a_model_of_other_frames_is_not_useful_and_the_message_names_both_number
     # the zero-force baseline, between the usefulness limit (1x) and divergence (3x)
     useless = Table(frames, pick=lambda i: i + 7)
     f_base, _ = _baselines(frames)
-    with pytest.raises(TrainingError, match=r"Table model is not useful: force RMSE [\d.]+ meV/A on the 20 validation "
-                                            r"frames against [\d.]+ meV/A for predicting zero force \(ratio 1\.\d\d > "
-                                            r"training\.max_force_rmse_ratio 1\)") as err:
+    with pytest.raises(
+        TrainingError,
+        match=r"Table model is not useful: force RMSE [\d.]+ meV/A on the 20 validation "
+        r"frames against [\d.]+ meV/A for predicting zero force \(ratio 1\.\d\d > "
+        r"training\.max_force_rmse_ratio 1\)",
+    ) as err:
         check_useful("Table", useless, frames, hint="train longer")
     assert f"{f_base:.1f} meV/A" in str(err.value) and str(err.value).endswith("train longer")
     # a looser gate lets the same model through
@@ -80,9 +84,12 @@ def test_an_energy_offset_is_judged_against_the_spread_of_per_atom_energies(fram
     # an offset of 2x the spread per atom passes the default 10x, fails a 1.5x gate (no floor)
     shifted = Table(frames, e_shift=2 * e_base * 1e-3 * n)
     assert check_useful("Table", shifted, frames)["energy_rmse_meV_per_atom"] == pytest.approx(2 * e_base)
-    with pytest.raises(TrainingError, match=r"energy RMSE [\d.]+ meV/atom .* for predicting the mean energy per atom "
-                                            r"\(floor training\.energy_floor_meV_per_atom 0; ratio 2\.00 > "
-                                            r"training\.max_energy_rmse_ratio 1\.5\)"):
+    with pytest.raises(
+        TrainingError,
+        match=r"energy RMSE [\d.]+ meV/atom .* for predicting the mean energy per atom "
+        r"\(floor training\.energy_floor_meV_per_atom 0; ratio 2\.00 > "
+        r"training\.max_energy_rmse_ratio 1\.5\)",
+    ):
         check_useful("Table", shifted, frames, {"max_energy_rmse_ratio": 1.5, "energy_floor_meV_per_atom": 0.0})
     # a floor above the spread: the same offset is judged against the floor instead
     floor = 4 * e_base
@@ -94,8 +101,11 @@ def test_an_energy_offset_is_judged_against_the_spread_of_per_atom_energies(fram
 def test_non_finite_or_exploded_predictions_are_a_divergence_whatever_the_gate(frames, model):
     calc = Table(frames, nan=True) if model == "nan" else Table(frames, f_scale=-5.0)
     loose = {"max_force_rmse_ratio": math.inf, "max_energy_rmse_ratio": math.inf}
-    with pytest.raises(TrainingError, match="Table training diverged: " + (
-            "non-finite predictions" if model == "nan" else r"force RMSE [\d.]+ meV/A, more than 3x the zero-force")):
+    with pytest.raises(
+        TrainingError,
+        match="Table training diverged: "
+        + ("non-finite predictions" if model == "nan" else r"force RMSE [\d.]+ meV/A, more than 3x the zero-force"),
+    ):
         check_useful("Table", calc, frames, loose)
 
 
@@ -105,8 +115,10 @@ def test_a_timing_only_gate_skips_the_checks_and_says_so(frames, caplog):
     from qdff.training.backends.common import TIMING_ONLY
 
     out = check_useful("Table", Table(frames, f_scale=-5.0), frames, TIMING_ONLY)
-    assert out == {"skipped": "timing only: trained for a moment to measure its cost, not a useful model",
-                   "n_frames": len(frames)}
+    assert out == {
+        "skipped": "timing only: trained for a moment to measure its cost, not a useful model",
+        "n_frames": len(frames),
+    }
     assert "timing only" in caplog.text
 
 

@@ -1,4 +1,5 @@
 """Validation metrics: pair-distance overlap, surface/core classification, errors by site and temperature."""
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -143,8 +144,7 @@ def test_breakdown_by_site_and_temperature(cluster):
     assert out["force_rmse_meV_per_A_site_core"] == pytest.approx(0.0)
     assert out["force_rmse_meV_per_A_site_surface"] == pytest.approx(1000.0)
     assert out["atom_fraction_site_surface"] == pytest.approx(np.mean(cls == "surface"), abs=0.05)
-    assert {"force_rmse_meV_per_A_T_300K", "force_rmse_meV_per_A_T_600K",
-            "energy_rmse_meV_per_atom_T_600K"} <= set(out)
+    assert {"force_rmse_meV_per_A_T_300K", "force_rmse_meV_per_A_T_600K", "energy_rmse_meV_per_atom_T_600K"} <= set(out)
 
 
 CP2K_LOG_HEAD = """\
@@ -174,14 +174,38 @@ def _speed_case(tmp_path, hardware: dict):
         fh.write("# Step Nr. Time[fs] Kin.[a.u.] Temp[K] Pot.[a.u.] Cons Qty[a.u.] UsedTime[s]\n")
         for k, (ti, c) in enumerate(zip(t, conserved)):
             fh.write(f"{k} {ti} 0.01 300.0 {c - 0.01} {c} 0.08\n")
-    write_json(run / "run.json", {"temperature": 300.0, "seconds_per_step_median": 0.08, "n_atoms": 12, "project": "md",
-                                  "threads": 2, "preset": "xtb", **parallel_setup(run / "md.log")})
+    write_json(
+        run / "run.json",
+        {
+            "temperature": 300.0,
+            "seconds_per_step_median": 0.08,
+            "n_atoms": 12,
+            "project": "md",
+            "threads": 2,
+            "preset": "xtb",
+            **parallel_setup(run / "md.log"),
+        },
+    )
     write_json(tmp_path / "metrics_deepmd.json", {"backend": "deepmd", "force_rmse_meV_per_A": 100.0})
-    write_json(tmp_path / "mlmd.json", {"backend": "deepmd", "temperature": 300.0, "stable": True, "reason": "",
-                                        "seconds_per_step": 0.01, "nve_drift_meV_per_atom_per_ps": 0.5,
-                                        "hardware": hardware})
-    rows = evaluate.collect_metrics([tmp_path / "metrics_deepmd.json"], tmp_path / "metrics.json", tmp_path / "m.csv",
-                                  mlmd_files=[tmp_path / "mlmd.json"], aimd_files=[run / "run.json"])
+    write_json(
+        tmp_path / "mlmd.json",
+        {
+            "backend": "deepmd",
+            "temperature": 300.0,
+            "stable": True,
+            "reason": "",
+            "seconds_per_step": 0.01,
+            "nve_drift_meV_per_atom_per_ps": 0.5,
+            "hardware": hardware,
+        },
+    )
+    rows = evaluate.collect_metrics(
+        [tmp_path / "metrics_deepmd.json"],
+        tmp_path / "metrics.json",
+        tmp_path / "m.csv",
+        mlmd_files=[tmp_path / "mlmd.json"],
+        aimd_files=[run / "run.json"],
+    )
     return rows[0], run
 
 
@@ -192,27 +216,40 @@ def _render(tmp_path, row, run):
 
     cfg = config.validate({"name": "x", "structure": {}})
     report.aimd_overview_plot({"300K": run / "md-1.ener"}, tmp_path / "aimd.png")
-    report.render_report(cfg, aimd_plot=tmp_path / "aimd.png", aimd_summaries=[read_json(run / "run.json")],
-                         selection={"method": "fps", "test_fraction": 0.2}, metrics=[row], parity_plots={}, models={},
-                         out_path=tmp_path / "report.html")
+    report.render_report(
+        cfg,
+        aimd_plot=tmp_path / "aimd.png",
+        aimd_summaries=[read_json(run / "run.json")],
+        selection={"method": "fps", "test_fraction": 0.2},
+        metrics=[row],
+        parity_plots={},
+        models={},
+        out_path=tmp_path / "report.html",
+    )
     html = (tmp_path / "report.html").read_text()
-    return html[html.index("<h2 id=\"speed-section\">Speed"):html.index("<h2 id=\"per-backend\">Per backend")]
+    return html[html.index('<h2 id="speed-section">Speed') : html.index('<h2 id="per-backend">Per backend')]
 
 
 def test_parallel_setup_is_read_from_the_cp2k_log(tmp_path):
     from qdff.cp2k.run import parallel_setup
 
     (tmp_path / "md.log").write_text(CP2K_LOG_HEAD + CP2K_LOG_HEAD.replace("node07", "node08"))  # a resumed run
-    assert parallel_setup(tmp_path / "md.log") == {"host": "node08", "mpi_ranks": 2, "threads_per_rank": 2,
-                                                   "cpu_model": "AMD EPYC"}
+    assert parallel_setup(tmp_path / "md.log") == {
+        "host": "node08",
+        "mpi_ranks": 2,
+        "threads_per_rank": 2,
+        "cpu_model": "AMD EPYC",
+    }
     assert parallel_setup(tmp_path / "missing.log") == {}
 
 
 def test_speed_per_core_second_with_hardware_and_level_of_theory(tmp_path):
     """Old behaviour: one wall-clock ratio, 'Speed against DFT' (for xTB too) and 'on this
     machine' whatever the hardware."""
-    row, run = _speed_case(tmp_path, {"host": "node07", "device": "cpu", "torch_threads": 1, "cpu_model": "AMD EPYC",
-                                      "device_name": "AMD EPYC"})
+    row, run = _speed_case(
+        tmp_path,
+        {"host": "node07", "device": "cpu", "torch_threads": 1, "cpu_model": "AMD EPYC", "device_name": "AMD EPYC"},
+    )
     assert row["speedup_vs_cp2k"] == pytest.approx(8.0)
     assert row["cp2k_cores"] == 4 and row["mlmd_cores"] == 1
     assert row["speedup_per_core_vs_cp2k"] == pytest.approx(32.0)  # 0.08 s x 4 cores against 0.01 s x 1 core
@@ -224,8 +261,16 @@ def test_speed_per_core_second_with_hardware_and_level_of_theory(tmp_path):
 
 
 def test_speed_on_a_gpu_says_the_hardware_differs(tmp_path):
-    row, run = _speed_case(tmp_path, {"host": "gpu01", "device": "cuda", "device_name": "NVIDIA H200",
-                                      "torch_threads": 4, "cpu_model": "Intel Xeon"})
+    row, run = _speed_case(
+        tmp_path,
+        {
+            "host": "gpu01",
+            "device": "cuda",
+            "device_name": "NVIDIA H200",
+            "torch_threads": 4,
+            "cpu_model": "Intel Xeon",
+        },
+    )
     assert row["speedup_vs_cp2k"] == pytest.approx(8.0) and not row["same_hardware"]
     assert "speedup_per_core_vs_cp2k" not in row and row["mlmd_cores"] is None
     speed = _render(tmp_path, row, run)

@@ -1,5 +1,6 @@
 """Normal modes, VDOS and relaxation (qdff.validation.vibrations) on analytic potentials; CP2K's
 vibrational analysis with real CP2K xTB on a small cluster."""
+
 from __future__ import annotations
 
 import time
@@ -183,8 +184,14 @@ def test_cp2k_vibrational_analysis_of_cd6se6(tmp_path, cp2k_available):
     from qdff import config
     from qdff.cp2k import run as cp2k_run
 
-    cfg = config.validate({"name": "vib", "structure": {"n_pairs": 6}, "cp2k": {"preset": "xtb", "threads": 1},
-                           "aimd": {"temperatures": [300]}})
+    cfg = config.validate(
+        {
+            "name": "vib",
+            "structure": {"n_pairs": 6},
+            "cp2k": {"preset": "xtb", "threads": 1},
+            "aimd": {"temperatures": [300]},
+        }
+    )
     start = read(DATA / "Cd6Se6_xtb_relaxed.extxyz")
     t0 = time.perf_counter()
     res = cp2k_run.vibrational_analysis(start, cfg, tmp_path, max_force=1e-5)
@@ -210,8 +217,10 @@ def test_cp2k_vibrational_analysis_of_cd6se6(tmp_path, cp2k_available):
     # Cd-Se stretches of a small cluster: a few hundred cm^-1 at most (bulk LO phonon 210 cm^-1)
     assert 150 < printed.max() < 400
     assert res["relax_converged"]
-    print(f"Cd6Se6 xTB: {printed.min():.1f}..{printed.max():.1f} cm^-1, asymmetry {asym:.1e}, "
-          f"rigid |f| <= {max(abs(f) for f in modes['rigid_cm1']):.1f} cm^-1, {res['seconds']}, wall {wall:.1f} s")
+    print(
+        f"Cd6Se6 xTB: {printed.min():.1f}..{printed.max():.1f} cm^-1, asymmetry {asym:.1e}, "
+        f"rigid |f| <= {max(abs(f) for f in modes['rigid_cm1']):.1f} cm^-1, {res['seconds']}, wall {wall:.1f} s"
+    )
     # a rerun finds complete outputs: skipped
     t0 = time.perf_counter()
     again = cp2k_run.vibrational_analysis(start, cfg, tmp_path, max_force=1e-5)
@@ -225,8 +234,9 @@ def test_vibrational_analysis_input_is_valid_cp2k():
     from qdff.cp2k import input as cp2k_input
 
     a = read(DATA / "Cd6Se6_xtb_relaxed.extxyz")
-    text = cp2k_input.render(cp2k_input.build_input(a, preset="xtb", run_type="VIBRATIONAL_ANALYSIS",
-                                                    project="vib", vib_dx_bohr=0.02))
+    text = cp2k_input.render(
+        cp2k_input.build_input(a, preset="xtb", run_type="VIBRATIONAL_ANALYSIS", project="vib", vib_dx_bohr=0.02)
+    )
     assert "RUN_TYPE VIBRATIONAL_ANALYSIS" in text and "DX 0.02" in text
     assert "FULLY_PERIODIC .FALSE." in text and "&HESSIAN ON" in text
     geo = cp2k_input.render(cp2k_input.build_input(a, preset="xtb", run_type="GEO_OPT", project="r", max_force=1e-5))

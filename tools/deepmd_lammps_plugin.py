@@ -11,6 +11,7 @@ that library, so the plugin is taken from the wheel of the same deepmd-kit versi
 PyPI) with the libgomp it links, and put beside it. The wheel's own PyTorch libraries are not
 used: they target another torch.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -23,23 +24,44 @@ PLUGIN = "deepmd/lib/libdeepmd_lmpplugin.so"
 
 
 def main(python: str) -> int:
-    info = subprocess.run([python, "-c", "import deepmd, sys; print(deepmd.__version__); print(deepmd.__file__)"],
-                          capture_output=True, text=True, check=True).stdout.split()
+    info = subprocess.run(
+        [python, "-c", "import deepmd, sys; print(deepmd.__version__); print(deepmd.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     version, pkg = info[0], Path(info[1]).parent
     site = pkg.parent
     if not (pkg / "lib" / "libdeepmd_c.so").is_file():
-        sys.exit(f"{pkg / 'lib'} has no libdeepmd_c.so: deepmd-kit was built without its C interface "
-                 "(DP_ENABLE_IPI=1); rerun make setup")
+        sys.exit(
+            f"{pkg / 'lib'} has no libdeepmd_c.so: deepmd-kit was built without its C interface "
+            "(DP_ENABLE_IPI=1); rerun make setup"
+        )
     if (site / PLUGIN).is_file() and any((site / "deepmd_kit.libs").glob("libgomp*")):
         print(f"[setup] DeePMD LAMMPS plugin present: {site / PLUGIN}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([python, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
-                        f"deepmd-kit=={version}", "-d", tmp], check=True)
+        subprocess.run(
+            [
+                python,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                f"deepmd-kit=={version}",
+                "-d",
+                tmp,
+            ],
+            check=True,
+        )
         wheel = next(Path(tmp).glob("deepmd_kit-*.whl"))
         with zipfile.ZipFile(wheel) as z:
-            names = [n for n in z.namelist()
-                     if (n == PLUGIN or n.startswith("deepmd_kit.libs/")) and not n.endswith("/")]
+            names = [
+                n for n in z.namelist() if (n == PLUGIN or n.startswith("deepmd_kit.libs/")) and not n.endswith("/")
+            ]
             if PLUGIN not in names:
                 sys.exit(f"{wheel.name} holds no {PLUGIN}")
             for n in names:

@@ -1,4 +1,5 @@
 """Print the requirement for PACKAGE exactly as pinned in pyproject.toml (used by the Makefile)."""
+
 import re
 import sys
 import tomllib

@@ -1,4 +1,5 @@
 """Committee model deviation (DP-GEN's ``model_devi``), trust levels and candidate choice."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,6 +9,7 @@ Resuming: a killed job leaves ``part-1/`` with the frames finished so far. The r
 them and starts ``part-2/`` at the next frame (REFTRAJ's FIRST_SNAPSHOT), so no finished
 frame is computed twice. Frames whose SCF did not converge are dropped and counted.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,16 +46,28 @@ def write_reftraj(frames, path) -> None:
 def reftraj_input(first: Atoms, cfg, first_snapshot: int, last_snapshot: int) -> dict:
     s, c = cfg["structure"], cfg["cp2k"]
     tree = cp2k_input.build_input(
-        first, preset=c["preset"], run_type="MD", project=PROJECT, charge=s["charge"],
-        multiplicity=s["multiplicity"], temperature=300.0, steps=last_snapshot - first_snapshot + 1,
-        seed=cfg["aimd"]["seed"], overrides=c["overrides"],
+        first,
+        preset=c["preset"],
+        run_type="MD",
+        project=PROJECT,
+        charge=s["charge"],
+        multiplicity=s["multiplicity"],
+        temperature=300.0,
+        steps=last_snapshot - first_snapshot + 1,
+        seed=cfg["aimd"]["seed"],
+        overrides=c["overrides"],
     )
     md = tree["motion"]["md"]
     for key in ("thermostat", "temperature", "angvel_zero"):
         md.pop(key, None)
     md["ensemble"] = "REFTRAJ"
-    md["reftraj"] = {"traj_file_name": "../frames.xyz", "eval_energy_forces": True, "eval_forces": True,
-                     "first_snapshot": first_snapshot, "last_snapshot": last_snapshot}
+    md["reftraj"] = {
+        "traj_file_name": "../frames.xyz",
+        "eval_energy_forces": True,
+        "eval_forces": True,
+        "first_snapshot": first_snapshot,
+        "last_snapshot": last_snapshot,
+    }
     tree["motion"]["print"].pop("velocities", None)
     return tree
 
@@ -95,8 +108,13 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
             flags = scf_converged(part / f"{PROJECT}.log")
             results += [(e, f, flags[k] if k < len(flags) else True) for k, (e, f) in enumerate(done)]
         if results:
-            log.info("resuming labelling at frame %d of %d: %d frame(s) already labelled in %s",
-                     len(results) + 1, n, len(results), ", ".join(p.name for p in parts))
+            log.info(
+                "resuming labelling at frame %d of %d: %d frame(s) already labelled in %s",
+                len(results) + 1,
+                n,
+                len(results),
+                ", ".join(p.name for p in parts),
+            )
         while len(results) < n:
             k = len(parts) + 1
             part = workdir / f"part-{k}"
@@ -114,7 +132,8 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
                 raise cp2k_run.CP2KError(
                     f"CP2K labelling failed ({cp2k_run.explain_exit(res, cfg['cp2k']['mem_mb'])}) after {len(results)} of {n} frames; they are kept in "
                     f"{workdir} and a rerun continues from frame {len(results) + 1}. From {part / (PROJECT + '.log')}:\n"
-                    + cp2k_run.error_lines(part / f"{PROJECT}.log"))
+                    + cp2k_run.error_lines(part / f"{PROJECT}.log")
+                )
         results = results[:n]
     labelled, dropped = [], []
     for i, (a, (energy, forces, ok)) in enumerate(zip(frames, results)):
@@ -128,12 +147,19 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
     if dropped:
         log.warning("dropped %d labelled frame(s) whose SCF did not converge: %s", len(dropped), dropped)
     dataset.write_frames(out, labelled)
-    summary = {"frames": n, "labelled": len(labelled), "scf_not_converged": len(dropped),
-               "dropped_frames": dropped, "wall_s": round(time.time() - t0, 1),
-               "preset": cfg["cp2k"]["preset"], "level_of_theory": cp2k_input.LEVEL_OF_THEORY[cfg["cp2k"]["preset"]]}
+    summary = {
+        "frames": n,
+        "labelled": len(labelled),
+        "scf_not_converged": len(dropped),
+        "dropped_frames": dropped,
+        "wall_s": round(time.time() - t0, 1),
+        "preset": cfg["cp2k"]["preset"],
+        "level_of_theory": cp2k_input.LEVEL_OF_THEORY[cfg["cp2k"]["preset"]],
+    }
     if temperatures is not None:
-        summary["per_temperature"] = {str(t): int(sum(1 for b in labelled if b.info.get("temperature") == t))
-                                      for t in sorted(set(temperatures))}
+        summary["per_temperature"] = {
+            str(t): int(sum(1 for b in labelled if b.info.get("temperature") == t)) for t in sorted(set(temperatures))
+        }
     write_json(summary_out, summary)
     log.info("labelled %d of %d frame(s) with CP2K in %.0f s", len(labelled), n, time.time() - t0)
     return summary

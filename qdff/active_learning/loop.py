@@ -7,6 +7,7 @@ label them with CP2K, and append them to the training set of i+1. The validation
 (for the usefulness gate) and the held-out test frames (time-separated AIMD blocks) stay
 those of the common split in every iteration: never labelled into training.
 """
+
 from __future__ import annotations
 
 import csv
@@ -50,10 +51,23 @@ def train_member(cfg: dict, member: int, train_file, split_dir, workdir, model_d
     valid = dataset.read_frames(split_dir / "valid.extxyz")
     refs = read_json(split_dir / "selection.json")["reference_energies"]
     backend = cfg["active_learning"]["backend"]
-    log.info("committee member %d (%s): %d training frames, seed %d", member, backend, len(train),
-             member_params(cfg, member)["seed"])
-    return backends.get(backend).train(train, valid, refs, member_params(cfg, member), workdir, model_dir,
-                                       data_files=[train_file, split_dir / "valid.extxyz"], gate=cfg["training"])
+    log.info(
+        "committee member %d (%s): %d training frames, seed %d",
+        member,
+        backend,
+        len(train),
+        member_params(cfg, member)["seed"],
+    )
+    return backends.get(backend).train(
+        train,
+        valid,
+        refs,
+        member_params(cfg, member),
+        workdir,
+        model_dir,
+        data_files=[train_file, split_dir / "valid.extxyz"],
+        gate=cfg["training"],
+    )
 
 
 def _calculators(member_dirs):
@@ -71,8 +85,17 @@ def _start_frames(frames, temperature: float, n: int) -> list:
     return [pool[i] for i in idx]
 
 
-def _explore_trajectories(calc, aimd, cfg: dict, seed_offset: int, al_iteration, run_prefix: str,
-                          drop_failed_frame: bool = False, model_dir=None, workdir=None):
+def _explore_trajectories(
+    calc,
+    aimd,
+    cfg: dict,
+    seed_offset: int,
+    al_iteration,
+    run_prefix: str,
+    drop_failed_frame: bool = False,
+    model_dir=None,
+    workdir=None,
+):
     """Langevin ML-MD with ``calc`` from ``trajectories_per_temperature`` AIMD frames at every
     exploration temperature: ``(frames recorded, statistics per temperature, all stable)``.
     Stability is judged as the report's ML-MD judges it: the bond graph against the AIMD's at
@@ -94,14 +117,31 @@ def _explore_trajectories(calc, aimd, cfg: dict, seed_offset: int, al_iteration,
         stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": [], "frames": 0}
         for j, start in enumerate(starts):
             traj: list = []
-            kw = dict(temperature=T, steps=al["explore_steps"], timestep_fs=p["timestep_fs"],
-                      friction_per_fs=p["friction_per_fs"], bond_factor=p["bond_factor"],
-                      seed=p["seed"] + seed_offset + 101 * j + int(T), record_every=al["record_every"],
-                      trajectory=traj, bond_check=judge_bonds, monitor_bonds=True,
-                      bond_cutoff_factor=p["bond_cutoff_factor"], bond_persist=p["bond_persist"])
+            kw = dict(
+                temperature=T,
+                steps=al["explore_steps"],
+                timestep_fs=p["timestep_fs"],
+                friction_per_fs=p["friction_per_fs"],
+                bond_factor=p["bond_factor"],
+                seed=p["seed"] + seed_offset + 101 * j + int(T),
+                record_every=al["record_every"],
+                trajectory=traj,
+                bond_check=judge_bonds,
+                monitor_bonds=True,
+                bond_cutoff_factor=p["bond_cutoff_factor"],
+                bond_persist=p["bond_persist"],
+            )
             if model_dir is not None:
-                summary = mlmd.run_model(p["engine"], al["backend"], model_dir, start, reference, calc=calc,
-                                         workdir=Path(workdir) / f"{T:g}K-{j}", **kw)
+                summary = mlmd.run_model(
+                    p["engine"],
+                    al["backend"],
+                    model_dir,
+                    start,
+                    reference,
+                    calc=calc,
+                    workdir=Path(workdir) / f"{T:g}K-{j}",
+                    **kw,
+                )
             else:
                 summary = mlmd.run(calc, start, reference, **kw)
             stats["stable_trajectories"] += int(summary["stable"])
@@ -129,8 +169,15 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
     aimd = [a for a in train if a.info.get("labelled_by") != "cp2k"] or train
     # member 0 explores, with the engine validation's ML-MD uses (mlmd.engine)
     explored, per_t, stable_all = _explore_trajectories(
-        calcs[0], aimd, cfg, seed_offset=7919 * iteration, al_iteration=iteration, run_prefix=f"al{iteration}",
-        model_dir=member_dirs[0], workdir=Path(out_summary).parent / "lammps")
+        calcs[0],
+        aimd,
+        cfg,
+        seed_offset=7919 * iteration,
+        al_iteration=iteration,
+        run_prefix=f"al{iteration}",
+        model_dir=member_dirs[0],
+        workdir=Path(out_summary).parent / "lammps",
+    )
     if explored:
         energies, forces = deviation.committee_predictions(calcs, explored)
         devi = deviation.model_deviation(energies, forces, len(explored[0]))
@@ -155,12 +202,23 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
     picked_set = set(picked)
     with atomic_open(out_table, newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["iteration", "temperature", "trajectory", "step", "max_devi_f", "avg_devi_f", "devi_e", "class",
-                    "picked"])
+        w.writerow(
+            ["iteration", "temperature", "trajectory", "step", "max_devi_f", "avg_devi_f", "devi_e", "class", "picked"]
+        )
         for i, a in enumerate(explored):
-            w.writerow([iteration, a.info["temperature"], a.info["trajectory"], a.info["step"],
-                        f"{devi['max_devi_f'][i]:.6f}", f"{devi['avg_devi_f'][i]:.6f}", f"{devi['devi_e'][i]:.6g}",
-                        classes[i], int(i in picked_set)])
+            w.writerow(
+                [
+                    iteration,
+                    a.info["temperature"],
+                    a.info["trajectory"],
+                    a.info["step"],
+                    f"{devi['max_devi_f'][i]:.6f}",
+                    f"{devi['avg_devi_f'][i]:.6f}",
+                    f"{devi['devi_e'][i]:.6g}",
+                    classes[i],
+                    int(i in picked_set),
+                ]
+            )
     cands = []
     for i in picked:
         a = explored[i].copy()
@@ -168,18 +226,31 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
         cands.append(a)
     dataset.write_frames(out_candidates, cands)
     summary = {
-        "iteration": iteration, "members": len(calcs), "frames_explored": len(explored),
+        "iteration": iteration,
+        "members": len(calcs),
+        "frames_explored": len(explored),
         "accurate_fraction": accurate,
         "candidate_fraction": float(np.mean(classes == "candidate")) if len(classes) else 0.0,
         "failed_fraction": float(np.mean(classes == "failed")) if len(classes) else 0.0,
-        "candidates": len(cand_rows), "picked": len(picked), "all_stable": stable_all, "converged": done,
-        "last_iteration": last, "trust_lo": al["trust_lo"], "trust_hi": al["trust_hi"],
+        "candidates": len(cand_rows),
+        "picked": len(picked),
+        "all_stable": stable_all,
+        "converged": done,
+        "last_iteration": last,
+        "trust_lo": al["trust_lo"],
+        "trust_hi": al["trust_hi"],
         "per_temperature": per_t,
     }
     write_json(out_summary, summary)
-    log.info("iteration %d: %d frames explored, %.1f%% accurate, %d candidates, %d picked for CP2K; %s",
-             iteration, len(explored), 100 * accurate, len(cand_rows), len(picked),
-             "converged" if done else ("last iteration" if last else "going on"))
+    log.info(
+        "iteration %d: %d frames explored, %.1f%% accurate, %d candidates, %d picked for CP2K; %s",
+        iteration,
+        len(explored),
+        100 * accurate,
+        len(cand_rows),
+        len(picked),
+        "converged" if done else ("last iteration" if last else "going on"),
+    )
     return summary
 
 
@@ -198,8 +269,9 @@ def label(cfg: dict, candidates_file, workdir, out, summary_out) -> dict:
     from .label import label_frames
 
     frames = read_xyz_frames(candidates_file, labelled=False)
-    return label_frames(frames, cfg, workdir, out, summary_out,
-                        temperatures=[a.info.get("temperature") for a in frames])
+    return label_frames(
+        frames, cfg, workdir, out, summary_out, temperatures=[a.info.get("temperature") for a in frames]
+    )
 
 
 def extend_training_set(previous_train, labelled_file, out) -> int:
@@ -209,8 +281,7 @@ def extend_training_set(previous_train, labelled_file, out) -> int:
     return len(frames)
 
 
-def explore_with_baseline(cfg: dict, model_dir, train_file, out_table, out_candidates, out_summary,
-                          calc=None) -> dict:
+def explore_with_baseline(cfg: dict, model_dir, train_file, out_table, out_candidates, out_summary, calc=None) -> dict:
     """The seed exploration (``active_learning.explore_with``): ML-MD with one universal
     potential at every exploration temperature, from AIMD training frames, and
     ``max_labels`` of its recorded frames picked by farthest point sampling in descriptor
@@ -225,8 +296,9 @@ def explore_with_baseline(cfg: dict, model_dir, train_file, out_table, out_candi
     calc = calc if calc is not None else load_calculator(model_dir)
     aimd = dataset.read_frames(train_file)
     # the recorded frame that ended an unstable trajectory failed the check: never a candidate
-    explored, per_t, stable_all = _explore_trajectories(calc, aimd, cfg, seed_offset=0, al_iteration="seed",
-                                                        run_prefix="seed", drop_failed_frame=True)
+    explored, per_t, stable_all = _explore_trajectories(
+        calc, aimd, cfg, seed_offset=0, al_iteration="seed", run_prefix="seed", drop_failed_frame=True
+    )
     picked: list[int] = []
     if explored:
         X = descriptors.compute(explored, cfg["selection"]["descriptor"])
@@ -238,13 +310,21 @@ def explore_with_baseline(cfg: dict, model_dir, train_file, out_table, out_candi
         for i, a in enumerate(explored):
             w.writerow([a.info["temperature"], a.info["trajectory"], a.info["step"], int(i in picked_set)])
     dataset.write_frames(out_candidates, [explored[i] for i in picked])
-    out = {"explore_with": al["explore_with"], "frames_explored": len(explored), "picked": len(picked),
-           "all_stable": stable_all,
-           "per_temperature": per_t}
+    out = {
+        "explore_with": al["explore_with"],
+        "frames_explored": len(explored),
+        "picked": len(picked),
+        "all_stable": stable_all,
+        "per_temperature": per_t,
+    }
     write_json(out_summary, out)
-    log.info("seed exploration with %s: %d frames explored, %d picked for CP2K by farthest point sampling%s",
-             al["explore_with"], len(explored), len(picked),
-             "" if out["all_stable"] else " (some trajectories unstable: see explore.json)")
+    log.info(
+        "seed exploration with %s: %d frames explored, %d picked for CP2K by farthest point sampling%s",
+        al["explore_with"],
+        len(explored),
+        len(picked),
+        "" if out["all_stable"] else " (some trajectories unstable: see explore.json)",
+    )
     return out
 
 
@@ -269,8 +349,14 @@ def evaluate_iteration(cfg: dict, iteration: int, member_dirs, test_file, out_js
     f_ref = np.array([a.get_forces() for a in test])
     true_max = np.linalg.norm(forces[0] - f_ref, axis=-1).max(axis=1)
     rho = float(spearmanr(devi["max_devi_f"], true_max).statistic) if len(test) > 2 else float("nan")
-    out = {"iteration": iteration, "members": len(calcs), **m, "spearman_devi_vs_error": rho,
-           "max_devi_f_mean": float(np.mean(devi["max_devi_f"])), "true_max_error_mean": float(np.mean(true_max))}
+    out = {
+        "iteration": iteration,
+        "members": len(calcs),
+        **m,
+        "spearman_devi_vs_error": rho,
+        "max_devi_f_mean": float(np.mean(devi["max_devi_f"])),
+        "true_max_error_mean": float(np.mean(true_max)),
+    }
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
     ax.scatter(devi["max_devi_f"], true_max, s=8, alpha=0.6)
     lim = float(max(devi["max_devi_f"].max(), true_max.max())) * 1.05
@@ -289,8 +375,18 @@ def evaluate_iteration(cfg: dict, iteration: int, member_dirs, test_file, out_js
     return out
 
 
-def summarize(cfg: dict, explore_files, label_files, eval_files, train_files, aimd_summaries, out_json,
-              out_png, seed_explore=None, seed_labels=None) -> dict:
+def summarize(
+    cfg: dict,
+    explore_files,
+    label_files,
+    eval_files,
+    train_files,
+    aimd_summaries,
+    out_json,
+    out_png,
+    seed_explore=None,
+    seed_labels=None,
+) -> dict:
     """One row per iteration: training frames, CP2K labels, cumulative CP2K evaluations (every
     AIMD step and every labelled frame counts one), explored fractions, held-out errors.
     ``seed_*``: the seed exploration's explore.json and labels.json (explore_with), whose
@@ -306,35 +402,57 @@ def summarize(cfg: dict, explore_files, label_files, eval_files, train_files, ai
     seed = None
     if seed_explore and seed_labels:
         e, lab = read_json(seed_explore), read_json(seed_labels)
-        seed = {"explore_with": e["explore_with"], "frames_explored": e["frames_explored"],
-                "labels_requested": lab["frames"], "labels_added": lab["labelled"],
-                "labels_scf_failed": lab["scf_not_converged"], "all_stable": e["all_stable"],
-                "per_temperature": e["per_temperature"]}
+        seed = {
+            "explore_with": e["explore_with"],
+            "frames_explored": e["frames_explored"],
+            "labels_requested": lab["frames"],
+            "labels_added": lab["labelled"],
+            "labels_scf_failed": lab["scf_not_converged"],
+            "all_stable": e["all_stable"],
+            "per_temperature": e["per_temperature"],
+        }
         cumulative += lab["frames"]
     for k, (ef, vf, tf) in enumerate(zip(explore_files, eval_files, train_files)):
         e, v = read_json(ef), read_json(vf)
         lab = labels[k] if k < len(labels) else {"frames": 0, "labelled": 0, "scf_not_converged": 0}
-        row = {"iteration": k, "train_frames": len(read_xyz_frames(tf)),
-               "cp2k_evaluations_before": cumulative,
-               "labels_requested": lab["frames"], "labels_added": lab["labelled"],
-               "labels_scf_failed": lab["scf_not_converged"],
-               "accurate_fraction": e["accurate_fraction"], "candidate_fraction": e["candidate_fraction"],
-               "failed_fraction": e["failed_fraction"], "all_stable": e["all_stable"], "converged": e["converged"],
-               "per_temperature": e["per_temperature"],
-               "force_rmse_meV_per_A": v["force_rmse_meV_per_A"], "energy_rmse_meV_per_atom": v["energy_rmse_meV_per_atom"],
-               "baseline_zero_force_rmse_meV_per_A": v["baseline_zero_force_rmse_meV_per_A"],
-               "spearman_devi_vs_error": v["spearman_devi_vs_error"],
-               "force_rmse_by_T": {k2[len("force_rmse_meV_per_A_T_"):]: val for k2, val in v.items()
-                                   if k2.startswith("force_rmse_meV_per_A_T_")}}
+        row = {
+            "iteration": k,
+            "train_frames": len(read_xyz_frames(tf)),
+            "cp2k_evaluations_before": cumulative,
+            "labels_requested": lab["frames"],
+            "labels_added": lab["labelled"],
+            "labels_scf_failed": lab["scf_not_converged"],
+            "accurate_fraction": e["accurate_fraction"],
+            "candidate_fraction": e["candidate_fraction"],
+            "failed_fraction": e["failed_fraction"],
+            "all_stable": e["all_stable"],
+            "converged": e["converged"],
+            "per_temperature": e["per_temperature"],
+            "force_rmse_meV_per_A": v["force_rmse_meV_per_A"],
+            "energy_rmse_meV_per_atom": v["energy_rmse_meV_per_atom"],
+            "baseline_zero_force_rmse_meV_per_A": v["baseline_zero_force_rmse_meV_per_A"],
+            "spearman_devi_vs_error": v["spearman_devi_vs_error"],
+            "force_rmse_by_T": {
+                k2[len("force_rmse_meV_per_A_T_") :]: val
+                for k2, val in v.items()
+                if k2.startswith("force_rmse_meV_per_A_T_")
+            },
+        }
         cumulative += lab["frames"]
         rows.append(row)
     final = rows[-1] if rows else None
-    out = {"backend": cfg["active_learning"]["backend"], "members": cfg["active_learning"]["committee"],
-           "aimd_steps": aimd_steps, "cp2k_evaluations_total": cumulative, "iterations": rows,
-           "final_iteration": final["iteration"] if final else None,
-           "converged": bool(final and final["converged"]),
-           "trust_lo": cfg["active_learning"]["trust_lo"], "trust_hi": cfg["active_learning"]["trust_hi"],
-           "seed": seed}
+    out = {
+        "backend": cfg["active_learning"]["backend"],
+        "members": cfg["active_learning"]["committee"],
+        "aimd_steps": aimd_steps,
+        "cp2k_evaluations_total": cumulative,
+        "iterations": rows,
+        "final_iteration": final["iteration"] if final else None,
+        "converged": bool(final and final["converged"]),
+        "trust_lo": cfg["active_learning"]["trust_lo"],
+        "trust_hi": cfg["active_learning"]["trust_hi"],
+        "seed": seed,
+    }
     write_json(out_json, out)
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4))
     x = [r["cp2k_evaluations_before"] for r in rows]

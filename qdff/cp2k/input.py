@@ -4,6 +4,7 @@ The input is built as a nested dict in cp2k-input-tools' simplified form and
 rendered by its :class:`CP2KInputGenerator`, which checks every section and
 keyword against CP2K's input specification; no string templates.
 """
+
 from __future__ import annotations
 
 import copy
@@ -244,7 +245,9 @@ def check_tree(tree: dict, generator: CP2KInputGenerator | None = None, prefix: 
                 try:
                     gen._get_keyword(name, xml)
                 except KeywordNotFoundError:
-                    raise CP2KInputError(f"{'.'.join(path + [key])}: CP2K has no section or keyword {name} here") from None
+                    raise CP2KInputError(
+                        f"{'.'.join(path + [key])}: CP2K has no section or keyword {name} here"
+                    ) from None
                 continue
             items = value if isinstance(value, list) else [value]
             for item in items:

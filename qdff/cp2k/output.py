@@ -12,6 +12,7 @@ faster (benchmarks/convert.py measures both on the same trajectory) and because 
 checks that the two files agree frame by frame; tests/test_convert.py cross-checks its
 numbers against dpdata on a real CP2K run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,7 +62,9 @@ def iter_xyz_frames(path, allow_truncated: bool = False) -> Iterator[Frame]:
             try:
                 natoms = int(header)
             except ValueError:
-                raise TrajectoryError(f"{path}: frame {index}: expected an atom count, got {header.strip()[:60]!r}") from None
+                raise TrajectoryError(
+                    f"{path}: frame {index}: expected an atom count, got {header.strip()[:60]!r}"
+                ) from None
             comment = fh.readline()
             m = _COMMENT.search(comment)
             lines = [fh.readline() for _ in range(natoms)]
@@ -278,8 +281,15 @@ def run_temperature(run_dir, project: str):
     return None
 
 
-def convert_run(run_dir, out_fh, *, run: str | None = None, temperature: float | None = None,
-                project: str | None = None, allow_truncated: bool = True) -> dict:
+def convert_run(
+    run_dir,
+    out_fh,
+    *,
+    run: str | None = None,
+    temperature: float | None = None,
+    project: str | None = None,
+    allow_truncated: bool = True,
+) -> dict:
     """Write one run's frames as extxyz to the open file ``out_fh``; return a summary."""
     run_dir = Path(run_dir)
     project = project or find_project(run_dir)
@@ -306,8 +316,12 @@ def convert_run(run_dir, out_fh, *, run: str | None = None, temperature: float |
         if not (np.isfinite(energy) and np.all(np.isfinite(frc)) and np.all(np.isfinite(pos))):
             raise TrajectoryError(f"{run_dir}: non-finite value at step {step}")
         c = cell if cell is not None else np.zeros((3, 3))
-        info = {"run": run, "temperature": float(temperature) if temperature is not None else -1.0,
-                "step": int(step), "time": float(time)}
+        info = {
+            "run": run,
+            "temperature": float(temperature) if temperature is not None else -1.0,
+            "step": int(step),
+            "time": float(time),
+        }
         # unflagged when the log says nothing of this step: unknown is not "not converged"
         if step in scf:
             info["scf_converged"] = scf[step]
@@ -321,16 +335,33 @@ def convert_run(run_dir, out_fh, *, run: str | None = None, temperature: float |
     if dropped:
         log.warning("%s: %d frame(s) written twice (resumed run); kept the later copy of each", run_dir, dropped)
     if n_unconverged:
-        log.warning("%s: %d of %d frames have an SCF that did not converge (%s); flagged scf_converged=F, "
-                    "dropped before the split unless selection.drop_unconverged_scf is false",
-                    run_dir, n_unconverged, n, log_path)
+        log.warning(
+            "%s: %d of %d frames have an SCF that did not converge (%s); flagged scf_converged=F, "
+            "dropped before the split unless selection.drop_unconverged_scf is false",
+            run_dir,
+            n_unconverged,
+            n,
+            log_path,
+        )
     if n_unknown:
-        log.warning("%s: SCF convergence of %d of %d frames unknown (%s); they are not flagged", run_dir,
-                    n_unknown, n, f"no record of their steps in {log_path}" if log_path else "no CP2K log found")
+        log.warning(
+            "%s: SCF convergence of %d of %d frames unknown (%s); they are not flagged",
+            run_dir,
+            n_unknown,
+            n,
+            f"no record of their steps in {log_path}" if log_path else "no CP2K log found",
+        )
     log.info("%s: %d frames, steps %s..%s, T=%s K", run_dir, n, first_step, last_step, temperature)
-    return {"run": run, "frames": n, "duplicates_dropped": dropped, "temperature": temperature, "project": project,
-            "scf_not_converged_frames": n_unconverged, "scf_unknown_frames": n_unknown,
-            "log": str(log_path) if log_path else None}
+    return {
+        "run": run,
+        "frames": n,
+        "duplicates_dropped": dropped,
+        "temperature": temperature,
+        "project": project,
+        "scf_not_converged_frames": n_unconverged,
+        "scf_unknown_frames": n_unknown,
+        "log": str(log_path) if log_path else None,
+    }
 
 
 def _superseded(run_dir, project) -> set[int]:
@@ -355,7 +386,8 @@ def convert_runs(run_dirs, out_path, *, runs=None, temperatures=None, allow_trun
         for i, run_dir in enumerate(run_dirs):
             summaries.append(
                 convert_run(
-                    run_dir, fh,
+                    run_dir,
+                    fh,
                     run=runs[i] if runs else None,
                     temperature=temperatures[i] if temperatures else None,
                     allow_truncated=allow_truncated,
@@ -383,6 +415,9 @@ def read_velocities(run_dir, equilibration_fs: float = 0.0):
         symbols = f.symbols
     keep = [i for i, t in enumerate(times) if t - times[0] >= equilibration_fs]
     dt = float(np.median(np.diff(times))) if len(times) > 1 else float("nan")
-    return {"symbols": symbols, "velocities": np.array([vels[i] for i in keep]),
-            "positions": [pos[steps[i]].values if steps[i] in pos else None for i in keep],
-            "timestep_fs": dt}
+    return {
+        "symbols": symbols,
+        "velocities": np.array([vels[i] for i in keep]),
+        "positions": [pos[steps[i]].values if steps[i] in pos else None for i in keep],
+        "timestep_fs": dt,
+    }

@@ -4,6 +4,7 @@ A run directory holds CP2K's own files. If ``PROJECT-1.restart`` is there (a kil
 failed earlier attempt), the run continues from it for the remaining steps, and CP2K
 appends to the existing trajectory; nothing already computed is thrown away.
 """
+
 from __future__ import annotations
 
 import logging
@@ -147,10 +148,12 @@ def explain_exit(result: RunResult, mem_mb: int | None = None) -> str:
     if sig in (signal.SIGKILL, signal.SIGTERM):
         peak = f"{result.peak_mb:.0f} MB" if result.peak_mb is not None else "not measured"
         limit = f"; cp2k.mem_mb is {mem_mb} MB" if mem_mb else ""
-        text += (f": probably out of memory (the kernel's OOM killer, or the batch system's memory "
-                 f"limit, sends {name} without a message); peak memory seen {peak}{limit}. Raise "
-                 "cp2k.mem_mb and run on a node with more memory or more MPI ranks, or lower the "
-                 "cutoff or the vacuum (structure.vacuum)")
+        text += (
+            f": probably out of memory (the kernel's OOM killer, or the batch system's memory "
+            f"limit, sends {name} without a message); peak memory seen {peak}{limit}. Raise "
+            "cp2k.mem_mb and run on a node with more memory or more MPI ranks, or lower the "
+            "cutoff or the vacuum (structure.vacuum)"
+        )
     return text
 
 
@@ -159,7 +162,9 @@ def check_cp2k_available(cfg) -> None:
     import shutil
 
     if not any(shutil.which(part) for part in exe):
-        raise CP2KError(f"cp2k.command: none of {exe} is on PATH; install CP2K (apt-get install cp2k) or set cp2k.command")
+        raise CP2KError(
+            f"cp2k.command: none of {exe} is on PATH; install CP2K (apt-get install cp2k) or set cp2k.command"
+        )
 
 
 def preflight(atoms: Atoms, cfg) -> None:
@@ -200,47 +205,76 @@ def check_memory(atoms: Atoms, cfg) -> dict:
     :func:`qdff.cp2k.input.estimate_memory_mb` (within 5% of the measured peaks of three runs), with a 15% margin.
     """
     c = cfg["cp2k"]
-    tree = cp2k_input.build_input(atoms, preset=c["preset"], run_type="ENERGY_FORCE", project="estimate",
-                                  charge=cfg["structure"]["charge"], multiplicity=cfg["structure"]["multiplicity"],
-                                  overrides=c["overrides"])
+    tree = cp2k_input.build_input(
+        atoms,
+        preset=c["preset"],
+        run_type="ENERGY_FORCE",
+        project="estimate",
+        charge=cfg["structure"]["charge"],
+        multiplicity=cfg["structure"]["multiplicity"],
+        overrides=c["overrides"],
+    )
     ranks = mpi_ranks(c["command"])
     est = cp2k_input.estimate_memory_mb(atoms, tree, ranks=ranks)
     need = est["mem_mb"] * cp2k_input.MEMORY_MARGIN
     grid = "x".join(map(str, est["grid"])) if est["grid"] else "none (xTB)"
-    log.info("CP2K memory estimate: %.0f MB (finest grid %s, box %s A, %d MPI rank(s)); cp2k.mem_mb is %d MB",
-             est["mem_mb"], grid, " x ".join(f"{x:.1f}" for x in atoms.cell.lengths()), ranks, c["mem_mb"])
+    log.info(
+        "CP2K memory estimate: %.0f MB (finest grid %s, box %s A, %d MPI rank(s)); cp2k.mem_mb is %d MB",
+        est["mem_mb"],
+        grid,
+        " x ".join(f"{x:.1f}" for x in atoms.cell.lengths()),
+        ranks,
+        c["mem_mb"],
+    )
     if ranks > 1 and est["grid"]:
         # the per-rank term is fitted on one-process runs; a second rank cost far more on a big grid
-        log.warning("CP2K memory estimate for %d MPI ranks is a lower bound: measured with 2 ranks, the 149-atom "
-                    "Cd68Se55Cl26 at pbe (375^3 grid) took 9257 MiB per process, 19.4 GB in all, against an "
-                    "estimate of 14.7 GB (README, CP2K memory and time at pbe)", ranks)
+        log.warning(
+            "CP2K memory estimate for %d MPI ranks is a lower bound: measured with 2 ranks, the 149-atom "
+            "Cd68Se55Cl26 at pbe (375^3 grid) took 9257 MiB per process, 19.4 GB in all, against an "
+            "estimate of 14.7 GB (README, CP2K memory and time at pbe)",
+            ranks,
+        )
     if c["check_memory"] and need > c["mem_mb"]:
         raise CP2KError(
             f"cp2k.mem_mb: CP2K needs about {need:.0f} MB for this run (estimate {est['mem_mb']:.0f} MB + "
             f"{cp2k_input.MEMORY_MARGIN - 1:.0%}: finest grid {grid} points "
             f"for a {atoms.cell.lengths()[0]:.1f} A box at preset {c['preset']}, {ranks} MPI rank(s)), more than cp2k.mem_mb = "
             f"{c['mem_mb']} MB; a job above its memory limit is killed. Raise cp2k.mem_mb (and use a node "
-            "that has it), or lower structure.vacuum or the cutoff; cp2k.check_memory: false skips this check")
+            "that has it), or lower structure.vacuum or the cutoff; cp2k.check_memory: false skips this check"
+        )
     return est
 
 
-def _geo_opt(atoms: Atoms, cfg, workdir, project: str, *, max_force: float | None = None, what: str,
-             reuse: bool = False) -> tuple[Atoms, bool, float | None]:
+def _geo_opt(
+    atoms: Atoms, cfg, workdir, project: str, *, max_force: float | None = None, what: str, reuse: bool = False
+) -> tuple[Atoms, bool, float | None]:
     """One CP2K GEO_OPT of ``atoms`` in ``workdir`` under ``project`` (MAX_FORCE ``max_force``
     Hartree/Bohr, CP2K's default when None). ``reuse``: skip the run when its input is
     unchanged and its log complete. Returns the last geometry, whether CP2K reported
     convergence, and the seconds it ran (None when reused). ``what`` names it in errors."""
     s, c = cfg["structure"], cfg["cp2k"]
     tree = cp2k_input.build_input(
-        atoms, preset=c["preset"], run_type="GEO_OPT", project=project,
-        charge=s["charge"], multiplicity=s["multiplicity"], max_iter=c["relax_max_iter"],
-        overrides=c["overrides"], max_force=max_force,
+        atoms,
+        preset=c["preset"],
+        run_type="GEO_OPT",
+        project=project,
+        charge=s["charge"],
+        multiplicity=s["multiplicity"],
+        max_iter=c["relax_max_iter"],
+        overrides=c["overrides"],
+        max_force=max_force,
     )
     text = cp2k_input.render(tree)
     inp, out, traj = (workdir / f"{project}{x}" for x in (".inp", ".log", "-pos-1.xyz"))
     seconds = None
-    done = (reuse and inp.is_file() and inp.read_text() == text and out.is_file() and traj.is_file()
-            and "PROGRAM ENDED AT" in out.read_text(errors="replace"))
+    done = (
+        reuse
+        and inp.is_file()
+        and inp.read_text() == text
+        and out.is_file()
+        and traj.is_file()
+        and "PROGRAM ENDED AT" in out.read_text(errors="replace")
+    )
     if not done:
         traj.unlink(missing_ok=True)  # a GEO_OPT is cheap: start it afresh
         with atomic_open(inp) as fh:
@@ -249,8 +283,9 @@ def _geo_opt(atoms: Atoms, cfg, workdir, project: str, *, max_force: float | Non
         res = run_cp2k(command(cfg), workdir, project, c["threads"])
         seconds = time.time() - t0
         if res.returncode != 0:
-            raise CP2KError(f"CP2K {what} failed ({explain_exit(res, c['mem_mb'])}) in {workdir}; "
-                            f"from {out}:\n{error_lines(out)}")
+            raise CP2KError(
+                f"CP2K {what} failed ({explain_exit(res, c['mem_mb'])}) in {workdir}; from {out}:\n{error_lines(out)}"
+            )
     converged = "GEOMETRY OPTIMIZATION COMPLETED" in out.read_text(errors="replace")
     return read(traj, index=-1), converged, seconds
 
@@ -267,8 +302,9 @@ def relax(atoms: Atoms, cfg, workdir, out_path) -> Atoms:
     relaxed.info = dict(atoms.info)
     relaxed.info.update(relaxed=True, relax_converged=converged)
     if not converged:
-        log.warning("geometry optimisation did not converge in %d steps; using its last geometry",
-                    cfg["cp2k"]["relax_max_iter"])
+        log.warning(
+            "geometry optimisation did not converge in %d steps; using its last geometry", cfg["cp2k"]["relax_max_iter"]
+        )
     log.info("relaxation took %.1f s", seconds)
     with atomic_path(out_path, suffix=".extxyz") as tmp:
         write(tmp, relaxed, format="extxyz")
@@ -329,7 +365,9 @@ class _Progress:
         step = int(e["step"][-1])
         per_step = float(e["seconds"][-5:].mean())
         eta = per_step * max(self.total - step, 0)
-        log.info("MD step %d/%d, %.2f s/step, T=%.0f K, ETA %.0f s", step, self.total, per_step, e["temperature"][-1], eta)
+        log.info(
+            "MD step %d/%d, %.2f s/step, T=%.0f K, ETA %.0f s", step, self.total, per_step, e["temperature"][-1], eta
+        )
         self.last_log = now
 
 
@@ -351,24 +389,36 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
             restart = restart_file(workdir)[0].name
             log.info("resuming from %s at step %d of %d", workdir / restart, done, total)
         tree = cp2k_input.build_input(
-            atoms, preset=c["preset"], run_type="MD", project=MD_PROJECT,
-            charge=s["charge"], multiplicity=s["multiplicity"], temperature=temperature,
-            steps=total - done, timestep_fs=md["timestep_fs"], print_every=md["print_every"],
-            thermostat_timecon_fs=md["thermostat_timecon_fs"], seed=md["seed"],
-            overrides=c["overrides"], restart_file=restart,
+            atoms,
+            preset=c["preset"],
+            run_type="MD",
+            project=MD_PROJECT,
+            charge=s["charge"],
+            multiplicity=s["multiplicity"],
+            temperature=temperature,
+            steps=total - done,
+            timestep_fs=md["timestep_fs"],
+            print_every=md["print_every"],
+            thermostat_timecon_fs=md["thermostat_timecon_fs"],
+            seed=md["seed"],
+            overrides=c["overrides"],
+            restart_file=restart,
         )
         cp2k_input.write_input(workdir / f"{MD_PROJECT}.inp", tree)
         t0 = time.time()
-        res = run_cp2k(command(cfg), workdir, MD_PROJECT, c["threads"],
-                       _Progress(workdir / f"{MD_PROJECT}-1.ener", total))
+        res = run_cp2k(
+            command(cfg), workdir, MD_PROJECT, c["threads"], _Progress(workdir / f"{MD_PROJECT}-1.ener", total)
+        )
         peak_mb = res.peak_mb
         out = workdir / f"{MD_PROJECT}.log"
         # the frames on disk count, even when the kill truncated the restart file
         now_done = max(completed_steps(workdir), _steps_written(workdir))
         if res.returncode != 0:
-            msg = (f"CP2K MD at {temperature:g} K failed ({explain_exit(res, c['mem_mb'])}) after step "
-                   f"{now_done} of {total}; "
-                   f"frames so far are kept in {workdir}. From {out}:\n{error_lines(out)}")
+            msg = (
+                f"CP2K MD at {temperature:g} K failed ({explain_exit(res, c['mem_mb'])}) after step "
+                f"{now_done} of {total}; "
+                f"frames so far are kept in {workdir}. From {out}:\n{error_lines(out)}"
+            )
             if c["on_failure"] == "keep" and now_done > 0:
                 log.error(msg)
                 log.warning("cp2k.on_failure=keep: going on with the %d steps written", now_done)
@@ -379,11 +429,17 @@ def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict
     # CP2K goes on after an SCF that hit its iteration limit; such forces are unreliable
     # (steps, from the parser the converter uses: with an OUTER_SCF one step can print the
     # failure more than once)
-    unconverged = sum(not ok for ok in scf_convergence(workdir / "md.log").values()) if (workdir / "md.log").is_file() else 0
+    unconverged = (
+        sum(not ok for ok in scf_convergence(workdir / "md.log").values()) if (workdir / "md.log").is_file() else 0
+    )
     if unconverged:
-        log.warning("MD at %g K: %d steps whose SCF did NOT converge (see %s); their forces are unreliable: "
-                    "relax first, or raise cp2k.overrides force_eval.dft.scf.max_scf", temperature, unconverged,
-                    workdir / "md.log")
+        log.warning(
+            "MD at %g K: %d steps whose SCF did NOT converge (see %s); their forces are unreliable: "
+            "relax first, or raise cp2k.overrides force_eval.dft.scf.max_scf",
+            temperature,
+            unconverged,
+            workdir / "md.log",
+        )
     # CP2K's step 0 reports 0 s; step 1 carries the start-up (SCF from scratch)
     first = float(ener["seconds"][1]) if len(ener["seconds"]) > 1 else None
     later = ener["seconds"][2:] if len(ener["seconds"]) > 2 else ener["seconds"][1:]
@@ -483,9 +539,9 @@ def read_hessian(path, atoms: Atoms):
     data = Path(path).read_bytes()
     rows, off = [], 0
     while off < len(data):
-        (n,) = struct.unpack("<i", data[off:off + 4])
-        rows.append(np.frombuffer(data[off + 4:off + 4 + n], dtype="<f8"))
-        (n2,) = struct.unpack("<i", data[off + 4 + n:off + 8 + n])
+        (n,) = struct.unpack("<i", data[off : off + 4])
+        rows.append(np.frombuffer(data[off + 4 : off + 4 + n], dtype="<f8"))
+        (n2,) = struct.unpack("<i", data[off + 4 + n : off + 8 + n])
         if n != n2:
             raise CP2KError(f"{path}: not a Fortran unformatted file (record markers {n} and {n2})")
         off += n + 8
@@ -506,8 +562,7 @@ def _vib_complete(workdir: Path) -> bool:
     return "PROGRAM ENDED AT" in text and "VIB|Frequency" in text
 
 
-def vibrational_analysis(atoms: Atoms, cfg, workdir, *, max_force: float | None = 1e-5,
-                         dx_bohr: float = 0.01) -> dict:
+def vibrational_analysis(atoms: Atoms, cfg, workdir, *, max_force: float | None = 1e-5, dx_bohr: float = 0.01) -> dict:
     """CP2K's normal modes of ``atoms`` at the configured level of theory, in ``workdir``.
 
     First a GEO_OPT to ``max_force`` Hartree/Bohr from ``atoms`` (the pipeline's relaxation
@@ -527,17 +582,34 @@ def vibrational_analysis(atoms: Atoms, cfg, workdir, *, max_force: float | None 
     minimum = atoms.copy()
     relax_converged = None
     if max_force is not None:
-        last, relax_converged, seconds = _geo_opt(atoms, cfg, workdir, VIB_RELAX_PROJECT, max_force=max_force, reuse=True,
-                                                  what="geometry optimisation before the vibrational analysis")
+        last, relax_converged, seconds = _geo_opt(
+            atoms,
+            cfg,
+            workdir,
+            VIB_RELAX_PROJECT,
+            max_force=max_force,
+            reuse=True,
+            what="geometry optimisation before the vibrational analysis",
+        )
         if seconds is not None:
             timings["relax_s"] = seconds
         if not relax_converged:
-            log.warning("GEO_OPT to MAX_FORCE %g did not converge in %d steps: normal modes of its last geometry",
-                        max_force, c["relax_max_iter"])
+            log.warning(
+                "GEO_OPT to MAX_FORCE %g did not converge in %d steps: normal modes of its last geometry",
+                max_force,
+                c["relax_max_iter"],
+            )
         minimum.positions = last.positions
-    tree = cp2k_input.build_input(minimum, preset=c["preset"], run_type="VIBRATIONAL_ANALYSIS", project=VIB_PROJECT,
-                                  charge=s["charge"], multiplicity=s["multiplicity"], overrides=c["overrides"],
-                                  vib_dx_bohr=dx_bohr)
+    tree = cp2k_input.build_input(
+        minimum,
+        preset=c["preset"],
+        run_type="VIBRATIONAL_ANALYSIS",
+        project=VIB_PROJECT,
+        charge=s["charge"],
+        multiplicity=s["multiplicity"],
+        overrides=c["overrides"],
+        vib_dx_bohr=dx_bohr,
+    )
     text = cp2k_input.render(tree)
     inp = workdir / f"{VIB_PROJECT}.inp"
     if inp.is_file() and inp.read_text() == text and _vib_complete(workdir):
@@ -551,10 +623,16 @@ def vibrational_analysis(atoms: Atoms, cfg, workdir, *, max_force: float | None 
         timings["vibrational_analysis_s"] = time.time() - t0
         out = workdir / f"{VIB_PROJECT}.log"
         if res.returncode != 0 or not _vib_complete(workdir):
-            raise CP2KError(f"CP2K vibrational analysis failed ({explain_exit(res, c['mem_mb'])}) in {workdir}; "
-                            f"from {out}:\n{error_lines(out)}")
-        log.info("vibrational analysis of %d atoms (%d force evaluations) took %.1f s", len(minimum),
-                 6 * len(minimum), timings["vibrational_analysis_s"])
+            raise CP2KError(
+                f"CP2K vibrational analysis failed ({explain_exit(res, c['mem_mb'])}) in {workdir}; "
+                f"from {out}:\n{error_lines(out)}"
+            )
+        log.info(
+            "vibrational analysis of %d atoms (%d force evaluations) took %.1f s",
+            len(minimum),
+            6 * len(minimum),
+            timings["vibrational_analysis_s"],
+        )
     minimum.info.update(relaxed=True, relax_converged=relax_converged if relax_converged is not None else True)
     return {
         "minimum": minimum,

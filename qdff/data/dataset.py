@@ -5,6 +5,7 @@ Each frame carries ``energy`` (total, eV), ``forces`` (eV/Angstrom) and info key
 log tells (False: the SCF stopped at its iteration limit, so energy and forces are not
 those of the ground state; :func:`drop_unconverged_scf` takes such frames out).
 """
+
 from __future__ import annotations
 
 import logging

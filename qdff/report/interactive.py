@@ -5,6 +5,7 @@ embeds once (from the plotly wheel: no network when the page opens). The PNGs st
 
 Point clouds are thinned to a fixed number of points (seeded), so that a 150-atom system with
 five backends keeps the page to a few MB; the figure says how many it shows."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,9 +41,13 @@ def predictions(frames, e_pred, f_pred) -> dict:
     f_ref = np.concatenate([a.get_forces().ravel() for a in frames])
     f_hat = np.concatenate([np.asarray(f).ravel() for f in f_pred])
     idx = _thin(len(f_ref), MAX_FORCE_POINTS)
-    return {"energy_ref_eV_per_atom": _r(e_ref, 7), "energy_pred_eV_per_atom": _r(np.asarray(e_pred) / n, 7),
-            "force_ref_eV_per_A": _r(f_ref[idx]), "force_pred_eV_per_A": _r(f_hat[idx]),
-            "force_components_total": int(len(f_ref))}
+    return {
+        "energy_ref_eV_per_atom": _r(e_ref, 7),
+        "energy_pred_eV_per_atom": _r(np.asarray(e_pred) / n, 7),
+        "force_ref_eV_per_A": _r(f_ref[idx]),
+        "force_pred_eV_per_A": _r(f_hat[idx]),
+        "force_components_total": int(len(f_ref)),
+    }
 
 
 def parity_figure(pred: dict, backend: str, train_range: dict | None = None) -> dict:
@@ -55,36 +60,99 @@ def parity_figure(pred: dict, backend: str, train_range: dict | None = None) -> 
     elo, ehi = float(min(e_ref.min(), e_hat.min())), float(max(e_ref.max(), e_hat.max()))
     flo, fhi = float(min(f_ref.min(), f_hat.min())), float(max(f_ref.max(), f_hat.max()))
     data = [
-        {"type": "scattergl", "mode": "markers", "x": _r(e_ref, 3), "y": _r(e_hat, 3), "name": "energy",
-         "marker": {"size": 5, "opacity": 0.7}, "xaxis": "x", "yaxis": "y",
-         "hovertemplate": "reference %{x:.2f}<br>predicted %{y:.2f} meV/atom<extra></extra>"},
-        {"type": "scatter", "mode": "lines", "x": [elo, ehi], "y": [elo, ehi], "line": {"dash": "dash", "color": "black", "width": 1},
-         "showlegend": False, "hoverinfo": "skip", "xaxis": "x", "yaxis": "y"},
-        {"type": "scattergl", "mode": "markers", "x": _r(f_ref, 4), "y": _r(f_hat, 4), "name": "force components",
-         "marker": {"size": 3, "opacity": 0.4}, "xaxis": "x2", "yaxis": "y2",
-         "hovertemplate": "reference %{x:.3f}<br>predicted %{y:.3f} eV/Å<extra></extra>"},
-        {"type": "scatter", "mode": "lines", "x": [flo, fhi], "y": [flo, fhi], "line": {"dash": "dash", "color": "black", "width": 1},
-         "showlegend": False, "hoverinfo": "skip", "xaxis": "x2", "yaxis": "y2"},
+        {
+            "type": "scattergl",
+            "mode": "markers",
+            "x": _r(e_ref, 3),
+            "y": _r(e_hat, 3),
+            "name": "energy",
+            "marker": {"size": 5, "opacity": 0.7},
+            "xaxis": "x",
+            "yaxis": "y",
+            "hovertemplate": "reference %{x:.2f}<br>predicted %{y:.2f} meV/atom<extra></extra>",
+        },
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "x": [elo, ehi],
+            "y": [elo, ehi],
+            "line": {"dash": "dash", "color": "black", "width": 1},
+            "showlegend": False,
+            "hoverinfo": "skip",
+            "xaxis": "x",
+            "yaxis": "y",
+        },
+        {
+            "type": "scattergl",
+            "mode": "markers",
+            "x": _r(f_ref, 4),
+            "y": _r(f_hat, 4),
+            "name": "force components",
+            "marker": {"size": 3, "opacity": 0.4},
+            "xaxis": "x2",
+            "yaxis": "y2",
+            "hovertemplate": "reference %{x:.3f}<br>predicted %{y:.3f} eV/Å<extra></extra>",
+        },
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "x": [flo, fhi],
+            "y": [flo, fhi],
+            "line": {"dash": "dash", "color": "black", "width": 1},
+            "showlegend": False,
+            "hoverinfo": "skip",
+            "xaxis": "x2",
+            "yaxis": "y2",
+        },
     ]
     shapes = []
     if train_range:
         lo, hi = (1e3 * (x - offset) for x in train_range["energy_per_atom_eV"])
-        shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": lo, "x1": hi, "y0": 0, "y1": 1,
-                       "fillcolor": "green", "opacity": 0.1, "line": {"width": 0}})
-        shapes.append({"type": "rect", "xref": "x2", "yref": "paper", "x0": train_range["force_eV_per_A"][0],
-                       "x1": train_range["force_eV_per_A"][1], "y0": 0, "y1": 1, "fillcolor": "green", "opacity": 0.1,
-                       "line": {"width": 0}})
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": lo,
+                "x1": hi,
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": "green",
+                "opacity": 0.1,
+                "line": {"width": 0},
+            }
+        )
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x2",
+                "yref": "paper",
+                "x0": train_range["force_eV_per_A"][0],
+                "x1": train_range["force_eV_per_A"][1],
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": "green",
+                "opacity": 0.1,
+                "line": {"width": 0},
+            }
+        )
     shown = len(f_ref)
     total = pred.get("force_components_total", shown)
     layout = {
-        "title": {"text": f"{backend}: held-out frames ({len(e_ref)}; {shown} of {total} force components shown)"
-                          + ("; shaded: training range" if train_range else ""), "font": {"size": 13}},
+        "title": {
+            "text": f"{backend}: held-out frames ({len(e_ref)}; {shown} of {total} force components shown)"
+            + ("; shaded: training range" if train_range else ""),
+            "font": {"size": 13},
+        },
         "grid": {"rows": 1, "columns": 2, "pattern": "independent"},
         "xaxis": {"title": {"text": f"reference E/atom − {offset:.3f} eV [meV]"}},
         "yaxis": {"title": {"text": "predicted [meV]"}},
         "xaxis2": {"title": {"text": "reference force component [eV/Å]"}},
         "yaxis2": {"title": {"text": "predicted [eV/Å]"}},
-        "shapes": shapes, "height": 420, "margin": {"t": 50, "l": 60, "r": 20, "b": 50}, "showlegend": False,
+        "shapes": shapes,
+        "height": 420,
+        "margin": {"t": 50, "l": 60, "r": 20, "b": 50},
+        "showlegend": False,
     }
     return {"data": data, "layout": layout}
 
@@ -102,24 +170,74 @@ def pair_distance_figure(result: dict, title: str, curve: str) -> dict:
         ax = "" if k == 0 else str(k + 1)
         band = result.get("reference_band", {}).get(p)
         if band:
-            data.append({"type": "scatter", "x": r + r[::-1], "y": _r(band[1], 4) + _r(band[0], 4)[::-1], "fill": "toself",
-                         "fillcolor": "rgba(0,0,0,0.12)", "line": {"width": 0}, "name": "AIMD blocks interval",
-                         "showlegend": k == 0, "legendgroup": "band", "hoverinfo": "skip",
-                         "xaxis": f"x{ax}", "yaxis": f"y{ax}"})
-        data.append({"type": "scatter", "mode": "lines", "x": r, "y": _r(result["reference"][p], 4), "name": "AIMD",
-                     "line": {"color": "black", "width": 1.5}, "showlegend": k == 0, "legendgroup": "aimd",
-                     "xaxis": f"x{ax}", "yaxis": f"y{ax}"})
-        data.append({"type": "scatter", "mode": "lines", "x": r, "y": _r(result["model"][p], 4), "name": "ML-MD",
-                     "line": {"color": "#ff7f0e", "width": 1.5, "dash": "dash"}, "showlegend": k == 0,
-                     "legendgroup": "ml", "xaxis": f"x{ax}", "yaxis": f"y{ax}"})
-        text = p + (f": ML {result['overlap'][p]:.2f}, AIMD {result['reference_overlap'][p]:.2f}"
-                    if p in result.get("overlap", {}) else "")
-        annotations.append({"text": text, "xref": f"x{ax} domain", "yref": f"y{ax} domain", "x": 0.5, "y": 1.12,
-                            "showarrow": False, "font": {"size": 11}})
-    layout = {"title": {"text": title, "font": {"size": 13}},
-              "grid": {"rows": rows, "columns": cols, "pattern": "independent", "ygap": 0.35},
-              "annotations": annotations, "height": 260 * rows + 80, "margin": {"t": 70, "l": 50, "r": 20, "b": 40},
-              "legend": {"orientation": "h", "y": -0.08}}
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": r + r[::-1],
+                    "y": _r(band[1], 4) + _r(band[0], 4)[::-1],
+                    "fill": "toself",
+                    "fillcolor": "rgba(0,0,0,0.12)",
+                    "line": {"width": 0},
+                    "name": "AIMD blocks interval",
+                    "showlegend": k == 0,
+                    "legendgroup": "band",
+                    "hoverinfo": "skip",
+                    "xaxis": f"x{ax}",
+                    "yaxis": f"y{ax}",
+                }
+            )
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": r,
+                "y": _r(result["reference"][p], 4),
+                "name": "AIMD",
+                "line": {"color": "black", "width": 1.5},
+                "showlegend": k == 0,
+                "legendgroup": "aimd",
+                "xaxis": f"x{ax}",
+                "yaxis": f"y{ax}",
+            }
+        )
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": r,
+                "y": _r(result["model"][p], 4),
+                "name": "ML-MD",
+                "line": {"color": "#ff7f0e", "width": 1.5, "dash": "dash"},
+                "showlegend": k == 0,
+                "legendgroup": "ml",
+                "xaxis": f"x{ax}",
+                "yaxis": f"y{ax}",
+            }
+        )
+        text = p + (
+            f": ML {result['overlap'][p]:.2f}, AIMD {result['reference_overlap'][p]:.2f}"
+            if p in result.get("overlap", {})
+            else ""
+        )
+        annotations.append(
+            {
+                "text": text,
+                "xref": f"x{ax} domain",
+                "yref": f"y{ax} domain",
+                "x": 0.5,
+                "y": 1.12,
+                "showarrow": False,
+                "font": {"size": 11},
+            }
+        )
+    layout = {
+        "title": {"text": title, "font": {"size": 13}},
+        "grid": {"rows": rows, "columns": cols, "pattern": "independent", "ygap": 0.35},
+        "annotations": annotations,
+        "height": 260 * rows + 80,
+        "margin": {"t": 70, "l": 50, "r": 20, "b": 40},
+        "legend": {"orientation": "h", "y": -0.08},
+    }
     for k in range(len(pairs)):
         ax = "" if k == 0 else str(k + 1)
         layout[f"xaxis{ax}"] = {"title": {"text": "r [Å]"}, "matches": "x"}
@@ -135,16 +253,44 @@ def time_series_figure(series: dict, title: str) -> dict:
         idx = np.unique(np.linspace(0, len(e["time"]) - 1, min(len(e["time"]), MAX_SERIES_POINTS)).astype(int))
         t = _r(np.asarray(e["time"])[idx], 2)
         color = f"hsl({(k * 67) % 360},65%,42%)"
-        data.append({"type": "scatter", "mode": "lines", "x": t, "y": _r(np.asarray(e["temperature"])[idx], 2),
-                     "name": label, "legendgroup": label, "line": {"width": 1, "color": color}, "xaxis": "x", "yaxis": "y"})
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": t,
+                "y": _r(np.asarray(e["temperature"])[idx], 2),
+                "name": label,
+                "legendgroup": label,
+                "line": {"width": 1, "color": color},
+                "xaxis": "x",
+                "yaxis": "y",
+            }
+        )
         pot = np.asarray(e["potential"])
-        data.append({"type": "scatter", "mode": "lines", "x": t, "y": _r((pot - pot[0])[idx], 4), "name": label,
-                     "legendgroup": label, "showlegend": False, "line": {"width": 1, "color": color},
-                     "xaxis": "x2", "yaxis": "y2"})
-    layout = {"title": {"text": title, "font": {"size": 13}}, "grid": {"rows": 1, "columns": 2, "pattern": "independent"},
-              "xaxis": {"title": {"text": "time [fs]"}}, "yaxis": {"title": {"text": "temperature [K]"}},
-              "xaxis2": {"title": {"text": "time [fs]"}, "matches": "x"}, "yaxis2": {"title": {"text": "E_pot − E_pot(0) [eV]"}},
-              "height": 380, "margin": {"t": 50, "l": 60, "r": 20, "b": 50}}
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": t,
+                "y": _r((pot - pot[0])[idx], 4),
+                "name": label,
+                "legendgroup": label,
+                "showlegend": False,
+                "line": {"width": 1, "color": color},
+                "xaxis": "x2",
+                "yaxis": "y2",
+            }
+        )
+    layout = {
+        "title": {"text": title, "font": {"size": 13}},
+        "grid": {"rows": 1, "columns": 2, "pattern": "independent"},
+        "xaxis": {"title": {"text": "time [fs]"}},
+        "yaxis": {"title": {"text": "temperature [K]"}},
+        "xaxis2": {"title": {"text": "time [fs]"}, "matches": "x"},
+        "yaxis2": {"title": {"text": "E_pot − E_pot(0) [eV]"}},
+        "height": 380,
+        "margin": {"t": 50, "l": 60, "r": 20, "b": 50},
+    }
     return {"data": data, "layout": layout}
 
 
@@ -154,28 +300,71 @@ def learning_curve_figure(rows: list[dict], summary: dict | None = None) -> dict
     data = []
     methods = sorted({r["method"] for r in rows})
     for k, method in enumerate(methods):
-        pts = sorted((int(float(r["n_train"])), float(r["force_rmse_meV_per_A"]), float(r["energy_rmse_meV_per_atom"]))
-                     for r in rows if r["method"] == method)
+        pts = sorted(
+            (int(float(r["n_train"])), float(r["force_rmse_meV_per_A"]), float(r["energy_rmse_meV_per_atom"]))
+            for r in rows
+            if r["method"] == method
+        )
         n, f, e = (list(x) for x in zip(*pts))
         color = f"hsl({(k * 97) % 360},65%,42%)"
-        data.append({"type": "scatter", "mode": "lines+markers", "x": n, "y": _r(f, 2), "name": method,
-                     "legendgroup": method, "line": {"color": color}, "xaxis": "x", "yaxis": "y",
-                     "hovertemplate": "%{x} frames: %{y:.1f} meV/Å<extra>" + method + "</extra>"})
-        data.append({"type": "scatter", "mode": "lines+markers", "x": n, "y": _r(e, 3), "name": method,
-                     "legendgroup": method, "showlegend": False, "line": {"color": color}, "xaxis": "x2", "yaxis": "y2",
-                     "hovertemplate": "%{x} frames: %{y:.2f} meV/atom<extra>" + method + "</extra>"})
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": n,
+                "y": _r(f, 2),
+                "name": method,
+                "legendgroup": method,
+                "line": {"color": color},
+                "xaxis": "x",
+                "yaxis": "y",
+                "hovertemplate": "%{x} frames: %{y:.1f} meV/Å<extra>" + method + "</extra>",
+            }
+        )
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": n,
+                "y": _r(e, 3),
+                "name": method,
+                "legendgroup": method,
+                "showlegend": False,
+                "line": {"color": color},
+                "xaxis": "x2",
+                "yaxis": "y2",
+                "hovertemplate": "%{x} frames: %{y:.2f} meV/atom<extra>" + method + "</extra>",
+            }
+        )
     shapes = []
     if summary and "target_error" in summary:
-        shapes.append({"type": "line", "xref": "x domain", "yref": "y", "x0": 0, "x1": 1, "y0": summary["target_error"],
-                       "y1": summary["target_error"], "line": {"dash": "dot", "color": "grey", "width": 1}})
-    layout = {"title": {"text": "learning curves on the validation frames (same model, same steps)"
-                        + (f"; dotted: random at N={summary['target_n']}" if shapes else ""), "font": {"size": 13}},
-              "grid": {"rows": 1, "columns": 2, "pattern": "independent"},
-              "xaxis": {"type": "log", "title": {"text": "training frames"}},
-              "yaxis": {"type": "log", "title": {"text": "force RMSE [meV/Å]"}},
-              "xaxis2": {"type": "log", "title": {"text": "training frames"}, "matches": "x"},
-              "yaxis2": {"type": "log", "title": {"text": "energy RMSE [meV/atom]"}},
-              "shapes": shapes, "height": 400, "margin": {"t": 50, "l": 60, "r": 20, "b": 50}}
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "x domain",
+                "yref": "y",
+                "x0": 0,
+                "x1": 1,
+                "y0": summary["target_error"],
+                "y1": summary["target_error"],
+                "line": {"dash": "dot", "color": "grey", "width": 1},
+            }
+        )
+    layout = {
+        "title": {
+            "text": "learning curves on the validation frames (same model, same steps)"
+            + (f"; dotted: random at N={summary['target_n']}" if shapes else ""),
+            "font": {"size": 13},
+        },
+        "grid": {"rows": 1, "columns": 2, "pattern": "independent"},
+        "xaxis": {"type": "log", "title": {"text": "training frames"}},
+        "yaxis": {"type": "log", "title": {"text": "force RMSE [meV/Å]"}},
+        "xaxis2": {"type": "log", "title": {"text": "training frames"}, "matches": "x"},
+        "yaxis2": {"type": "log", "title": {"text": "energy RMSE [meV/atom]"}},
+        "shapes": shapes,
+        "height": 400,
+        "margin": {"t": 50, "l": 60, "r": 20, "b": 50},
+    }
     return {"data": data, "layout": layout}
 
 
@@ -193,23 +382,48 @@ def map_figure(Y, values, label: str, role, basins, keys, temps, title: str) -> 
         idx = [i for i in range(len(role)) if role[i] == r]
         if not idx:
             continue
-        text = [f"run {keys[i][0]}, step {keys[i][1]}" + (f", {temps[i]:g} K" if temps[i] is not None else "")
-                + f", {r}, " + ("noise" if basins[i] < 0 else f"basin {basins[i]}") for i in idx]
-        marker = {"symbol": MAP_SYMBOLS[r], "size": 8 if r == "train" else 7 if r == "test" else 5,
-                  "color": _r(values[idx], 3), "colorscale": "RdBu",  # blue = low, as the PNG's coolwarm
-                  "cmin": lo,
-                  "cmax": hi if hi > lo else lo + 1, "opacity": 0.9 if r == "train" else 0.6,
-                  "line": {"width": 1 if r == "train" else 0, "color": "black"}}
+        text = [
+            f"run {keys[i][0]}, step {keys[i][1]}"
+            + (f", {temps[i]:g} K" if temps[i] is not None else "")
+            + f", {r}, "
+            + ("noise" if basins[i] < 0 else f"basin {basins[i]}")
+            for i in idx
+        ]
+        marker = {
+            "symbol": MAP_SYMBOLS[r],
+            "size": 8 if r == "train" else 7 if r == "test" else 5,
+            "color": _r(values[idx], 3),
+            "colorscale": "RdBu",  # blue = low, as the PNG's coolwarm
+            "cmin": lo,
+            "cmax": hi if hi > lo else lo + 1,
+            "opacity": 0.9 if r == "train" else 0.6,
+            "line": {"width": 1 if r == "train" else 0, "color": "black"},
+        }
         if k == 0 or r == "train":
             marker["colorbar"] = {"title": {"text": label}, "thickness": 12}
             marker["showscale"] = r == "train" or not any(x == "train" for x in role)
-        data.append({"type": "scattergl", "mode": "markers", "x": _r(Y[idx, 0], 3), "y": _r(Y[idx, 1], 3),
-                     "name": {"pool": "other frames", "valid": "validation", "test": "held-out (test)",
-                              "train": "training"}[r],
-                     "text": text, "hoverinfo": "text", "marker": marker})
-    layout = {"title": {"text": title, "font": {"size": 13}}, "height": 480,
-              "xaxis": {"showticklabels": False, "zeroline": False}, "yaxis": {"showticklabels": False, "zeroline": False},
-              "legend": {"orientation": "h", "y": -0.05}, "margin": {"t": 50, "l": 20, "r": 20, "b": 40}}
+        data.append(
+            {
+                "type": "scattergl",
+                "mode": "markers",
+                "x": _r(Y[idx, 0], 3),
+                "y": _r(Y[idx, 1], 3),
+                "name": {"pool": "other frames", "valid": "validation", "test": "held-out (test)", "train": "training"}[
+                    r
+                ],
+                "text": text,
+                "hoverinfo": "text",
+                "marker": marker,
+            }
+        )
+    layout = {
+        "title": {"text": title, "font": {"size": 13}},
+        "height": 480,
+        "xaxis": {"showticklabels": False, "zeroline": False},
+        "yaxis": {"showticklabels": False, "zeroline": False},
+        "legend": {"orientation": "h", "y": -0.05},
+        "margin": {"t": 50, "l": 20, "r": 20, "b": 40},
+    }
     return {"data": data, "layout": layout}
 
 
@@ -221,8 +435,11 @@ def mlmd_series(summaries: dict) -> dict:
         for run in s.get("runs", []):
             ser = run.get("series")
             if ser and ser["time_fs"]:
-                out[f"{t}, seed {run['seed']}"] = {"time": ser["time_fs"], "temperature": ser["temperature_K"],
-                                                    "potential": ser["epot_eV"]}
+                out[f"{t}, seed {run['seed']}"] = {
+                    "time": ser["time_fs"],
+                    "temperature": ser["temperature_K"],
+                    "potential": ser["epot_eV"],
+                }
     return out
 
 
@@ -234,9 +451,13 @@ def report_figures(ener: dict, parity_plots: dict, rdf_plots, mlmd_summaries=())
     from ..fileio import read_json
     from ..validation.rdf import CURVE
 
-    figs: dict = {"aimd": time_series_figure({k: read_ener(f) for k, f in ener.items()},
-                                                         "AIMD: temperature and potential energy"),
-                  "parity": {}, "rdf": {}}
+    figs: dict = {
+        "aimd": time_series_figure(
+            {k: read_ener(f) for k, f in ener.items()}, "AIMD: temperature and potential energy"
+        ),
+        "parity": {},
+        "rdf": {},
+    }
     for backend, png in parity_plots.items():
         pred = Path(png).with_name("predictions.json")
         if pred.is_file():
@@ -246,7 +467,8 @@ def report_figures(ener: dict, parity_plots: dict, rdf_plots, mlmd_summaries=())
         res = Path(png).with_name("rdf.json")
         if res.is_file():
             figs["rdf"].setdefault(backend, {})[label] = pair_distance_figure(
-                read_json(res), f"{backend}, {label}: pair-distance distributions, ML-MD against AIMD", f"{CURVE} [1/Å]")
+                read_json(res), f"{backend}, {label}: pair-distance distributions, ML-MD against AIMD", f"{CURVE} [1/Å]"
+            )
     by_backend: dict = {}
     for backend, label, path in mlmd_summaries:
         if Path(path).is_file():
@@ -256,5 +478,6 @@ def report_figures(ener: dict, parity_plots: dict, rdf_plots, mlmd_summaries=())
         series = mlmd_series(summaries)
         if series:
             figs["mlmd"][backend] = time_series_figure(
-                series, f"{backend}: ML-MD (Langevin) temperature and potential energy, every run")
+                series, f"{backend}: ML-MD (Langevin) temperature and potential energy, every run"
+            )
     return figs

@@ -1,5 +1,6 @@
 """Panel grids for the report's figures: at most three panels per row, so that a system with
 six element pairs still reads at 1280 px (one row of six was unreadable)."""
+
 from __future__ import annotations
 
 MAX_PER_ROW = 3

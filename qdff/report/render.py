@@ -1,4 +1,5 @@
 """Self-contained HTML report per system (Jinja2, images embedded), and an index."""
+
 from __future__ import annotations
 
 import base64
@@ -49,12 +50,20 @@ def breakdown_table(metrics: list) -> tuple[list, list]:
     """Columns and rows of force RMSE by element, site class and temperature, with the
     zero-force baseline of each group (the first row)."""
     prefix = "force_rmse_meV_per_A_"
-    keys = sorted({k[len(prefix):] for m in metrics for k in m if k.startswith(prefix)},
-                  key=lambda k: (k.startswith("T_"), k.startswith("site_"), k))
+    keys = sorted(
+        {k[len(prefix) :] for m in metrics for k in m if k.startswith(prefix)},
+        key=lambda k: (k.startswith("T_"), k.startswith("site_"), k),
+    )
+
     def label(k):
         return k[5:] if k.startswith("site_") else k[2:].replace("K", " K") if k.startswith("T_") else k
-    base = ["zero-force baseline"] + [_fmt("", "{:.1f}", metrics[0].get(f"baseline_zero_force_rmse_meV_per_A_{k}"))
-                                      for k in keys] if metrics else []
+
+    base = (
+        ["zero-force baseline"]
+        + [_fmt("", "{:.1f}", metrics[0].get(f"baseline_zero_force_rmse_meV_per_A_{k}")) for k in keys]
+        if metrics
+        else []
+    )
     rows = [base] + [[m["backend"]] + [_fmt("", "{:.1f}", m.get(prefix + k)) for k in keys] for m in metrics]
     return ["force RMSE [meV/Å]"] + [label(k) for k in keys], rows
 
@@ -98,11 +107,24 @@ def _fmt(key, fmt, value):
         return str(value)
 
 
-def render_report(cfg: dict, *, aimd_plot, aimd_summaries: list, selection: dict, metrics: list,
-                  parity_plots: dict, models: dict, out_path, error_plots: dict | None = None,
-                  rdf_plots: dict | None = None, selection_context: dict | None = None,
-                  structure: dict | None = None, active_learning: dict | None = None,
-                  vibrations: dict | None = None, interactive: dict | None = None) -> None:
+def render_report(
+    cfg: dict,
+    *,
+    aimd_plot,
+    aimd_summaries: list,
+    selection: dict,
+    metrics: list,
+    parity_plots: dict,
+    models: dict,
+    out_path,
+    error_plots: dict | None = None,
+    rdf_plots: dict | None = None,
+    selection_context: dict | None = None,
+    structure: dict | None = None,
+    active_learning: dict | None = None,
+    vibrations: dict | None = None,
+    interactive: dict | None = None,
+) -> None:
     """``active_learning``: {"summary": al/summary.json's content, "plot": png, "calibration": [png]};
     ``vibrations``: the keyword arguments of :func:`vibrations_context`."""
     rows = []
@@ -175,10 +197,13 @@ def metric_notes(metrics: list) -> list[str]:
             f"{first.get('test_energy_above_training_meV_per_atom', 0):.1f} meV/atom above it and "
             f"{first.get('test_energy_below_training_meV_per_atom', 0):.1f} below): every model extrapolates there "
             "(the training range is shaded in the parity plots). The held-out frames are the last time block of each run: "
-            "in a short AIMD that block can lie above or below the earlier ones while the cluster equilibrates.")
+            "in a short AIMD that block can lie above or below the earlier ones while the cluster equilibrates."
+        )
     ffrac = first.get("test_force_outside_training_fraction")
     if ffrac and ffrac >= 1e-3:
-        notes.append(f"{100 * ffrac:.1f}% of the held-out force components lie beyond the training range of force components.")
+        notes.append(
+            f"{100 * ffrac:.1f}% of the held-out force components lie beyond the training range of force components."
+        )
     for m in metrics:
         mse, rmse = m.get("energy_mean_signed_error_meV_per_atom"), m.get("energy_rmse_meV_per_atom")
         if mse is not None and rmse and abs(mse) > 0.8 * rmse:
@@ -186,7 +211,8 @@ def metric_notes(metrics: list) -> list[str]:
                 f"{m['backend']}: the energy error is mostly one constant offset (mean signed error {mse:+.2f} meV/atom of an "
                 f"RMSE of {rmse:.2f}; MAE {m.get('energy_mae_meV_per_atom', float('nan')):.2f}). A constant energy per atom "
                 "does not change forces or MD; it comes from the reference energies or from held-out frames at other "
-                "energies than the training frames.")
+                "energies than the training frames."
+            )
     return notes
 
 
@@ -211,13 +237,23 @@ def structure_site_rows(structure: dict | None, metrics: list) -> list:
     rows = []
     if structure and structure.get("n_surface") is not None:
         n = structure["n_atoms"]
-        rows.append(["surface / core / ligand atoms (structure as built or imported)",
-                     f"{structure['n_surface']} / {structure.get('n_core', '–')} / {structure.get('n_ligand', '–')} "
-                     f"of {n} ({100 * structure['n_surface'] / n:.0f}% surface)"])
+        rows.append(
+            [
+                "surface / core / ligand atoms (structure as built or imported)",
+                f"{structure['n_surface']} / {structure.get('n_core', '–')} / {structure.get('n_ligand', '–')} "
+                f"of {n} ({100 * structure['n_surface'] / n:.0f}% surface)",
+            ]
+        )
     first = metrics[0] if metrics else {}
     if any(f"atom_fraction_site_{c}" in first for c in ("surface", "core", "ligand")):
-        rows.append(["surface / core / ligand atoms (held-out frames, as in the metrics)",
-                     " / ".join(f"{100 * first.get(f'atom_fraction_site_{c}', 0.0):.0f}%" for c in ("surface", "core", "ligand"))])
+        rows.append(
+            [
+                "surface / core / ligand atoms (held-out frames, as in the metrics)",
+                " / ".join(
+                    f"{100 * first.get(f'atom_fraction_site_{c}', 0.0):.0f}%" for c in ("surface", "core", "ligand")
+                ),
+            ]
+        )
     return rows
 
 
@@ -235,14 +271,30 @@ def speed_rows(aimd_summaries: list, metrics: list) -> list:
     cp2k = [s for s in aimd_summaries if s.get("seconds_per_step_median")]
     s_cp2k = sum(s["seconds_per_step_median"] for s in cp2k) / len(cp2k) if cp2k else None
     cores = cp2k[0].get("mpi_ranks", 0) * cp2k[0].get("threads_per_rank", 0) if cp2k else 0
-    rows = [["CP2K (AIMD)", _fmt("", "{:.3g}", s_cp2k), cp2k_hardware(cp2k[0]) if cp2k else "–",
-             str(cores) if cores else "–", "1×", "1×"]]
+    rows = [
+        [
+            "CP2K (AIMD)",
+            _fmt("", "{:.3g}", s_cp2k),
+            cp2k_hardware(cp2k[0]) if cp2k else "–",
+            str(cores) if cores else "–",
+            "1×",
+            "1×",
+        ]
+    ]
     for m in metrics:
         if m.get("mlmd_seconds_per_step"):
             hw = m.get("mlmd_hardware", "not recorded")
             cores = str(m["mlmd_cores"]) if m.get("mlmd_cores") else "– (GPU)" if "cuda" in hw else "–"
-            rows.append([f"{m['backend']} (ML-MD)", f"{m['mlmd_seconds_per_step']:.3g}", hw, cores,
-                         _fmt("", "{:.0f}×", m.get("speedup_vs_cp2k")), _fmt("", "{:.0f}×", m.get("speedup_per_core_vs_cp2k"))])
+            rows.append(
+                [
+                    f"{m['backend']} (ML-MD)",
+                    f"{m['mlmd_seconds_per_step']:.3g}",
+                    hw,
+                    cores,
+                    _fmt("", "{:.0f}×", m.get("speedup_vs_cp2k")),
+                    _fmt("", "{:.0f}×", m.get("speedup_per_core_vs_cp2k")),
+                ]
+            )
     return rows
 
 
@@ -253,13 +305,16 @@ def speed_note(metrics: list) -> str:
         return "No speed comparison: no CP2K and ML-MD runs at the same temperature."
     if all(m.get("same_hardware") for m in timed):
         return "CP2K and ML-MD ran on the same host and CPU; the per-core-second ratio also removes the difference in cores used."
-    return ("CP2K and ML-MD ran on different hardware (see the hardware column): the wall-clock ratio compares "
-            "machines as well as methods; the per-core-second ratio is given for CPU runs only.")
+    return (
+        "CP2K and ML-MD ran on different hardware (see the hardware column): the wall-clock ratio compares "
+        "machines as well as methods; the per-core-second ratio is given for CPU runs only."
+    )
 
 
 def mlmd_rows(metrics: list) -> list:
     """One row per backend and ML-MD temperature: verdict, bond changes against the AIMD's,
     coordination numbers, NVE statistics beside CP2K's conserved-quantity statistics."""
+
     def f(v, fmt="{:.2f}"):
         return _fmt("", fmt, v)
 
@@ -268,37 +323,68 @@ def mlmd_rows(metrics: list) -> list:
         for t in m.get("mlmd_per_temperature", []):
             cn = t.get("coordination") or {}
             acn = t.get("aimd_coordination") or {}
-            cn_text = "; ".join(f"{el} {f(v)} ({f(acn[el][0])} ± {f(acn[el][1])})" if el in acn else f"{el} {f(v)}"
-                                for el, v in cn.items()) or "–"
-            bonds = (f"{t['bonds_broken_max']} / {t['bonds_formed_max']} ({t['aimd_bonds_broken_max']} / "
-                     f"{t['aimd_bonds_formed_max']})" if t.get("bonds_broken_max") is not None else "–")
-            rows.append([
-                m["backend"], f"{t['temperature']:g} K" + (f" (stress; AIMD of {t['reference_temperature']:g} K)" if t.get("stress") else ""),
-                "stable" if t["stable"] else f"UNSTABLE: {t['reason']}", str(len(t.get("seeds") or [1])), bonds, cn_text,
-                f(t.get("nve_temperature_mean"), "{:.0f}"), f(t.get("nve_drift_meV_per_atom_per_ps"), "{:.3f}"),
-                f(t.get("nve_energy_std_meV_per_atom"), "{:.3f}"),
-                "–" if t.get("stress") else f(t.get("cp2k_conserved_drift_meV_per_atom_per_ps"), "{:.3f}"),
-                "–" if t.get("stress") else f(t.get("cp2k_conserved_std_meV_per_atom"), "{:.3f}"),
-            ])
+            cn_text = (
+                "; ".join(
+                    f"{el} {f(v)} ({f(acn[el][0])} ± {f(acn[el][1])})" if el in acn else f"{el} {f(v)}"
+                    for el, v in cn.items()
+                )
+                or "–"
+            )
+            bonds = (
+                f"{t['bonds_broken_max']} / {t['bonds_formed_max']} ({t['aimd_bonds_broken_max']} / "
+                f"{t['aimd_bonds_formed_max']})"
+                if t.get("bonds_broken_max") is not None
+                else "–"
+            )
+            rows.append(
+                [
+                    m["backend"],
+                    f"{t['temperature']:g} K"
+                    + (f" (stress; AIMD of {t['reference_temperature']:g} K)" if t.get("stress") else ""),
+                    "stable" if t["stable"] else f"UNSTABLE: {t['reason']}",
+                    str(len(t.get("seeds") or [1])),
+                    bonds,
+                    cn_text,
+                    f(t.get("nve_temperature_mean"), "{:.0f}"),
+                    f(t.get("nve_drift_meV_per_atom_per_ps"), "{:.3f}"),
+                    f(t.get("nve_energy_std_meV_per_atom"), "{:.3f}"),
+                    "–" if t.get("stress") else f(t.get("cp2k_conserved_drift_meV_per_atom_per_ps"), "{:.3f}"),
+                    "–" if t.get("stress") else f(t.get("cp2k_conserved_std_meV_per_atom"), "{:.3f}"),
+                ]
+            )
     return rows
 
 
 def peak_rows(metrics: list) -> list:
     """First peak of each pair-distance distribution: position and FWHM, AIMD against ML-MD."""
+
     def f(v):
         return _fmt("", "{:.2f}", v)
 
-    return [[m["backend"], f"{p['temperature']:g} K", p["pair"], f(p["aimd_position_A"]), f(p["mlmd_position_A"]),
-             f(p["aimd_fwhm_A"]), f(p["mlmd_fwhm_A"])]
-            for m in metrics for p in m.get("pair_distance_first_peaks", [])]
+    return [
+        [
+            m["backend"],
+            f"{p['temperature']:g} K",
+            p["pair"],
+            f(p["aimd_position_A"]),
+            f(p["mlmd_position_A"]),
+            f(p["aimd_fwhm_A"]),
+            f(p["mlmd_fwhm_A"]),
+        ]
+        for m in metrics
+        for p in m.get("pair_distance_first_peaks", [])
+    ]
 
 
 def index_row(system_dir: Path) -> dict:
     """One system of ``results/index.html``: composition, level of theory, the best trained
     backend per metric, the zero-shot baseline beside it, ML-MD verdicts, the report's size."""
     rep = system_dir / "report.html"
-    row = {"name": system_dir.name, "href": f"{html.escape(system_dir.name)}/report.html",
-           "report_MB": rep.stat().st_size / 1e6}
+    row = {
+        "name": system_dir.name,
+        "href": f"{html.escape(system_dir.name)}/report.html",
+        "report_MB": rep.stat().st_size / 1e6,
+    }
     structure = system_dir / "structure.json"
     if structure.is_file():
         st = read_json(structure)
@@ -306,12 +392,18 @@ def index_row(system_dir: Path) -> dict:
     runs = sorted((system_dir / "aimd").glob("*/run.json"))
     if runs:
         r = read_json(runs[0])
-        row.update(preset=r.get("preset"), level_of_theory=r.get("level_of_theory"),
-                   temperatures=", ".join(f"{read_json(f)['temperature']:g} K" for f in runs))
+        row.update(
+            preset=r.get("preset"),
+            level_of_theory=r.get("level_of_theory"),
+            temperatures=", ".join(f"{read_json(f)['temperature']:g} K" for f in runs),
+        )
     metrics_file = system_dir / "evaluation" / "metrics.json"
     ms = read_json(metrics_file) if metrics_file.is_file() else []
-    models = {m["backend"]: read_json(system_dir / "models" / m["backend"] / "model.json")
-              for m in ms if (system_dir / "models" / m["backend"] / "model.json").is_file()}
+    models = {
+        m["backend"]: read_json(system_dir / "models" / m["backend"] / "model.json")
+        for m in ms
+        if (system_dir / "models" / m["backend"] / "model.json").is_file()
+    }
     trained = [m for m in ms if models.get(m["backend"], {}).get("kind") != "zero-shot"]
     zero = [m for m in ms if models.get(m["backend"], {}).get("kind") == "zero-shot"]
     best = {}
@@ -328,8 +420,10 @@ def index_row(system_dir: Path) -> dict:
         per_t = m.get("mlmd_per_temperature") or []
         if per_t:
             bad = [f"{t['temperature']:g} K" for t in per_t if not t["stable"]]
-            verdicts.append(f"{m['backend']}: " + ("stable at all " + str(len(per_t)) + " temperatures" if not bad
-                                                   else "UNSTABLE at " + ", ".join(bad)))
+            verdicts.append(
+                f"{m['backend']}: "
+                + ("stable at all " + str(len(per_t)) + " temperatures" if not bad else "UNSTABLE at " + ", ".join(bad))
+            )
     row["stability"] = verdicts
     return row
 
@@ -338,8 +432,11 @@ def render_index(results_dir, out_path) -> None:
     """``results/index.html``: every system that has a report, side by side."""
     results_dir = Path(results_dir)
     systems = [index_row(rep.parent) for rep in sorted(results_dir.glob("*/report.html"))]
-    text = _env().get_template("index.html.j2").render(systems=systems, version=__version__,
-                                                       generated=datetime.datetime.now().isoformat(timespec="seconds"))
+    text = (
+        _env()
+        .get_template("index.html.j2")
+        .render(systems=systems, version=__version__, generated=datetime.datetime.now().isoformat(timespec="seconds"))
+    )
     with atomic_open(out_path) as fh:
         fh.write(text)
 
@@ -347,6 +444,7 @@ def render_index(results_dir, out_path) -> None:
 def vibrations_context(cp2k: dict, modes: dict, relax: dict, vdos: dict, spectra_png, vdos_plots: dict) -> dict:
     """The vibrations section (rules/vibrations.smk): ``cp2k`` CP2K's modes.json, ``modes``
     and ``relax`` per backend, ``vdos`` and ``vdos_plots`` per (backend, temperature label)."""
+
     def f(v, fmt="{:.1f}"):
         return _fmt("", fmt, v)
 
@@ -358,18 +456,28 @@ def vibrations_context(cp2k: dict, modes: dict, relax: dict, vdos: dict, spectra
         "max_force": f(cp2k.get("max_force_Ha_per_bohr"), "{:.1e}"),
         "dx_bohr": f(cp2k.get("dx_bohr"), "{:g}"),
         "relax_converged": cp2k.get("relax_converged"),
-        "seconds": " + ".join(f"{v:.0f} s ({k.removesuffix('_s').replace('_', ' ')})"
-                              for k, v in (cp2k.get("cp2k_seconds") or {}).items()) or "–",
+        "seconds": " + ".join(
+            f"{v:.0f} s ({k.removesuffix('_s').replace('_', ' ')})" for k, v in (cp2k.get("cp2k_seconds") or {}).items()
+        )
+        or "–",
         "n_imaginary": next((m["comparison"]["n_imaginary_reference"] for m in modes.values()), None),
         "imaginary_tol": next((m["comparison"]["imaginary_tol_cm1"] for m in modes.values()), None),
     }
     mode_rows = []
     for b, m in modes.items():
         c = m["comparison"]
-        mode_rows.append([b, str(c["n_modes"]), f(c["frequency_mae_cm1"]), f(c["frequency_max_error_cm1"]),
-                          f(c["frequency_mean_signed_error_cm1"]), f"{c['n_imaginary_model']} ({c['n_imaginary_reference']})",
-                          f"{f(c['highest_model_cm1'])} ({f(c['highest_reference_cm1'])})",
-                          f(1000 * m["max_force_at_cp2k_minimum_eV_per_A"], "{:.0f}")])
+        mode_rows.append(
+            [
+                b,
+                str(c["n_modes"]),
+                f(c["frequency_mae_cm1"]),
+                f(c["frequency_max_error_cm1"]),
+                f(c["frequency_mean_signed_error_cm1"]),
+                f"{c['n_imaginary_model']} ({c['n_imaginary_reference']})",
+                f"{f(c['highest_model_cm1'])} ({f(c['highest_reference_cm1'])})",
+                f(1000 * m["max_force_at_cp2k_minimum_eV_per_A"], "{:.0f}"),
+            ]
+        )
     relax_rows = []
     for b, r in relax.items():
         worst = {}
@@ -378,27 +486,47 @@ def vibrations_context(cp2k: dict, modes: dict, relax: dict, vdos: dict, spectra
                 worst[pair] = max(worst.get(pair, 0.0), d["mean_abs_change_A"])
         pair = max(worst, key=worst.get) if worst else None
         n_diff = sum(run["different_minimum"] for run in r["runs"])
-        relax_rows.append([b, f(r["rmsd_A"], "{:.3f}"), f(r["energy_difference_meV_per_atom"], "{:.2f}"),
-                           f(r["rmsd_max_A"], "{:.3f}"), f"{sum(run['converged'] for run in r['runs'])} / {len(r['runs'])}",
-                           f"{n_diff} of {len(r['runs'])}" + (" (DIFFERENT MINIMUM)" if n_diff else ""),
-                           f"{pair} {worst[pair]:.3f}" if pair else "–",
-                           f(1000 * r["reference_max_force_eV_per_A"], "{:.0f}")])
+        relax_rows.append(
+            [
+                b,
+                f(r["rmsd_A"], "{:.3f}"),
+                f(r["energy_difference_meV_per_atom"], "{:.2f}"),
+                f(r["rmsd_max_A"], "{:.3f}"),
+                f"{sum(run['converged'] for run in r['runs'])} / {len(r['runs'])}",
+                f"{n_diff} of {len(r['runs'])}" + (" (DIFFERENT MINIMUM)" if n_diff else ""),
+                f"{pair} {worst[pair]:.3f}" if pair else "–",
+                f(1000 * r["reference_max_force_eV_per_A"], "{:.0f}"),
+            ]
+        )
     vdos_rows = []
     for (b, t), v in vdos.items():
         selfo = v.get("aimd_self_overlap") or {}
         keys = ["all"] + sorted(k for k in v["overlap"] if k != "all")
-        vdos_rows.append([b, t] + ["; ".join(f"{k} {v['overlap'][k]:.2f}" + (f" ({selfo[k]:.2f})" if k in selfo else "")
-                                             for k in keys)]
-                         + [f(v["aimd_peak_cm1"], "{:.0f}"), f(v["model_peak_cm1"], "{:.0f}"),
-                            f(v["aimd"]["resolution_cm1"], "{:.0f}"), f(v["model"]["frames"] * v["model"]["timestep_fs"], "{:.0f}"),
-                            f(v.get("model_nve_temperature_K"), "{:.0f}")])
+        vdos_rows.append(
+            [b, t]
+            + ["; ".join(f"{k} {v['overlap'][k]:.2f}" + (f" ({selfo[k]:.2f})" if k in selfo else "") for k in keys)]
+            + [
+                f(v["aimd_peak_cm1"], "{:.0f}"),
+                f(v["model_peak_cm1"], "{:.0f}"),
+                f(v["aimd"]["resolution_cm1"], "{:.0f}"),
+                f(v["model"]["frames"] * v["model"]["timestep_fs"], "{:.0f}"),
+                f(v.get("model_nve_temperature_K"), "{:.0f}"),
+            ]
+        )
     # a VDOS coarser than a fifth of the spectrum's extent cannot tell peaks apart: say so
     # rather than let an overlap near 1 pass for agreement
     top = freqs[-1] if freqs else None
-    coarse = sorted({v["aimd"]["resolution_cm1"] for v in vdos.values()
-                     if top and v["aimd"]["resolution_cm1"] > 0.2 * top})
-    return {"ref": ref, "mode_rows": mode_rows,
-            "vdos_coarse": f"{coarse[-1]:.0f}" if coarse else None, "highest_mode": f(top, "{:.0f}"), "relax_rows": relax_rows, "vdos_rows": vdos_rows,
-            "rmsd_tol": next((r["rmsd_tol_A"] for r in relax.values()), None),
-            "spectra": png_data_uri(spectra_png) if spectra_png else None,
-            "vdos_plots": [(b, t, png_data_uri(p)) for (b, t), p in vdos_plots.items()]}
+    coarse = sorted(
+        {v["aimd"]["resolution_cm1"] for v in vdos.values() if top and v["aimd"]["resolution_cm1"] > 0.2 * top}
+    )
+    return {
+        "ref": ref,
+        "mode_rows": mode_rows,
+        "vdos_coarse": f"{coarse[-1]:.0f}" if coarse else None,
+        "highest_mode": f(top, "{:.0f}"),
+        "relax_rows": relax_rows,
+        "vdos_rows": vdos_rows,
+        "rmsd_tol": next((r["rmsd_tol_A"] for r in relax.values()), None),
+        "spectra": png_data_uri(spectra_png) if spectra_png else None,
+        "vdos_plots": [(b, t, png_data_uri(p)) for (b, t), p in vdos_plots.items()],
+    }

@@ -7,6 +7,7 @@ t-SNE/DBSCAN study of nanocluster MD this follows (Calderan et al.). Written as 
 as a self-contained HTML fragment (inline SVG; hovering a point shows run, step,
 temperature, role and basin; no script, no network).
 """
+
 from __future__ import annotations
 
 import html
@@ -81,13 +82,27 @@ def plot_png(Y, values, norm, label, role, basins, path, title="") -> None:
     cmap = plt.get_cmap("coolwarm")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     ax = axes[0]
-    for r, marker, size, edge in (("pool", "o", 8, "none"), ("valid", "o", 8, "none"),
-                                  ("test", "^", 18, "none"), ("train", "o", 26, "black")):
+    for r, marker, size, edge in (
+        ("pool", "o", 8, "none"),
+        ("valid", "o", 8, "none"),
+        ("test", "^", 18, "none"),
+        ("train", "o", 26, "black"),
+    ):
         m = role == r
         if m.any():
-            ax.scatter(Y[m, 0], Y[m, 1], c=values[m], cmap=cmap, norm=norm, s=size, marker=marker,
-                       edgecolors=edge, linewidths=0.6, alpha=0.85 if r == "train" else 0.6,
-                       label={"pool": "pool", "valid": "validation", "test": "held out", "train": "selected (train)"}[r])
+            ax.scatter(
+                Y[m, 0],
+                Y[m, 1],
+                c=values[m],
+                cmap=cmap,
+                norm=norm,
+                s=size,
+                marker=marker,
+                edgecolors=edge,
+                linewidths=0.6,
+                alpha=0.85 if r == "train" else 0.6,
+                label={"pool": "pool", "valid": "validation", "test": "held out", "train": "selected (train)"}[r],
+            )
     sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label=label)
     ax.legend(fontsize=8, loc="best")
@@ -128,18 +143,28 @@ def html_fragment(Y, values, norm, label, role, basins, keys, temps, width=640, 
         colour = matplotlib.colors.to_hex(cmap(norm(values[i])))
         run, step = keys[i]
         t = temps[i]
-        tip = html.escape(f"run {run}, step {step}" + (f", {t:g} K" if t is not None else "")
-                          + f", {role[i]}, " + ("noise" if basins[i] < 0 else f"basin {basins[i]}"))
+        tip = html.escape(
+            f"run {run}, step {step}"
+            + (f", {t:g} K" if t is not None else "")
+            + f", {role[i]}, "
+            + ("noise" if basins[i] < 0 else f"basin {basins[i]}")
+        )
         x, y = px[i], py[i]
         if role[i] == "test":
-            parts.append(f'<path d="M{x:.1f},{y - 4:.1f}L{x + 3.5:.1f},{y + 2.5:.1f}L{x - 3.5:.1f},{y + 2.5:.1f}Z" '
-                         f'fill="{colour}" fill-opacity="0.7"><title>{tip}</title></path>')
+            parts.append(
+                f'<path d="M{x:.1f},{y - 4:.1f}L{x + 3.5:.1f},{y + 2.5:.1f}L{x - 3.5:.1f},{y + 2.5:.1f}Z" '
+                f'fill="{colour}" fill-opacity="0.7"><title>{tip}</title></path>'
+            )
         elif role[i] == "train":
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}" stroke="#000" stroke-width="0.8">'
-                         f'<title>{tip}</title></circle>')
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}" stroke="#000" stroke-width="0.8">'
+                f"<title>{tip}</title></circle>"
+            )
         else:
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}" fill-opacity="0.6">'
-                         f'<title>{tip}</title></circle>')
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}" fill-opacity="0.6">'
+                f"<title>{tip}</title></circle>"
+            )
     parts.append("</svg>")
     parts.append(
         "<figcaption>Configuration-space map: colour = "
@@ -172,10 +197,17 @@ def write_map(descriptors_npy, selection_json, out_png, out_html, sel: dict) -> 
     plot_png(Y, values, norm, label, role, basins, out_png, title=title)
     with atomic_open(out_html) as fh:
         fh.write(html_fragment(Y, values, norm, label, role, basins, keys_r, temps))
-    info = {"n_frames": len(keys), "n_plotted": int(len(rows)), "method": p["method"], "n_basins": n_basins,
-            "dbscan_eps": eps, "noise_fraction": float(np.mean(basins < 0)) if len(basins) else 0.0,
-            # the report's interactive map (plotly; zoom, hover)
-            "figure": map_figure(Y, values, label, role, basins, keys_r, temps,
-                                 title + "; hover a point for its run, step and DBSCAN basin")}
+    info = {
+        "n_frames": len(keys),
+        "n_plotted": int(len(rows)),
+        "method": p["method"],
+        "n_basins": n_basins,
+        "dbscan_eps": eps,
+        "noise_fraction": float(np.mean(basins < 0)) if len(basins) else 0.0,
+        # the report's interactive map (plotly; zoom, hover)
+        "figure": map_figure(
+            Y, values, label, role, basins, keys_r, temps, title + "; hover a point for its run, step and DBSCAN basin"
+        ),
+    }
     log.info("map: %d of %d frames, %d DBSCAN basin(s) -> %s, %s", len(rows), len(keys), n_basins, out_png, out_html)
     return info

@@ -14,6 +14,7 @@ frames' descriptors (qdff.selection.descriptors), standardized over the pool blo
 (:func:`qdff.selection.descriptors.standardize`). Near-duplicates in
 that space can be dropped from the pool first (``dedupe_tolerance``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,14 @@ def _block_error(run, what: str, span: float, p: dict) -> SelectionError:
     )
 
 
-def split_blocks(frames, test_fraction: float = 0.2, valid_fraction: float = 0.1, gap_fs: float = 500.0,
-                 equilibration_fs: float = 0.0, test_runs=()) -> dict:
+def split_blocks(
+    frames,
+    test_fraction: float = 0.2,
+    valid_fraction: float = 0.1,
+    gap_fs: float = 500.0,
+    equilibration_fs: float = 0.0,
+    test_runs=(),
+) -> dict:
     """Per run, contiguous time blocks: training pool | gap | validation | gap | test.
 
     All lengths are MD time (``info['time']``, fs), so the split does not depend on the time
@@ -65,19 +72,26 @@ def split_blocks(frames, test_fraction: float = 0.2, valid_fraction: float = 0.1
     Returns indices ``pool``, ``valid`` (the whole validation blocks), ``test``, and per run
     the time range [first, last] of each block (``blocks``).
     """
-    p = {"test_fraction": test_fraction, "valid_fraction": valid_fraction, "gap_fs": gap_fs,
-         "equilibration_fs": equilibration_fs}
+    p = {
+        "test_fraction": test_fraction,
+        "valid_fraction": valid_fraction,
+        "gap_fs": gap_fs,
+        "equilibration_fs": equilibration_fs,
+    }
     by_run = defaultdict(list)
     for i, a in enumerate(frames):
         by_run[str(a.info.get("run", "run"))].append(i)
     test_runs = {str(r) for r in test_runs}
     missing = sorted(test_runs - set(by_run))
     if missing:
-        raise SelectionError(f"config error at aimd.test_seed: the data set has no frames of the independent "
-                             f"test run(s) {', '.join(missing)}")
+        raise SelectionError(
+            f"config error at aimd.test_seed: the data set has no frames of the independent "
+            f"test run(s) {', '.join(missing)}"
+        )
     if test_runs and not set(by_run) - test_runs:
-        raise SelectionError("config error at aimd.test_seed: every run of the data set is a test run; "
-                             "nothing is left to train on")
+        raise SelectionError(
+            "config error at aimd.test_seed: every run of the data set is a test run; nothing is left to train on"
+        )
     eps = 1e-6  # fs: times are sums of float time steps
     pool, valid, test, blocks = [], [], [], {}
     for run, idx in by_run.items():
@@ -88,8 +102,10 @@ def split_blocks(frames, test_fraction: float = 0.2, valid_fraction: float = 0.1
         idx = [i for i in idx if times[i] - t0 >= start - eps]
         if not idx:
             what = "test frame of the independent run" if run in test_runs else "frame"
-            raise SelectionError(f"config error at selection.equilibration_fs: run {run} has no {what} after "
-                                 f"{start:g} fs (equilibration{' + gap_fs' if run in test_runs else ''})")
+            raise SelectionError(
+                f"config error at selection.equilibration_fs: run {run} has no {what} after "
+                f"{start:g} fs (equilibration{' + gap_fs' if run in test_runs else ''})"
+            )
         t = np.array([times[i] for i in idx])
         dt = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
         span = float(t[-1] - t[0] + dt)  # n frames stand for n spacings of time
@@ -116,8 +132,11 @@ def split_blocks(frames, test_fraction: float = 0.2, valid_fraction: float = 0.1
         pool += [i for i, k in zip(idx, is_pool) if k]
         valid += [i for i, k in zip(idx, is_valid) if k]
         test += [i for i, k in zip(idx, is_test) if k]
-        blocks[run] = {"role": "train", "pool_fs": [float(t[is_pool][0]), float(t[is_pool][-1])],
-                       "valid_fs": [float(t[is_valid][0]), float(t[is_valid][-1])]}
+        blocks[run] = {
+            "role": "train",
+            "pool_fs": [float(t[is_pool][0]), float(t[is_pool][-1])],
+            "valid_fs": [float(t[is_valid][0]), float(t[is_valid][-1])],
+        }
         if is_test.any():
             blocks[run]["test_fs"] = [float(t[is_test][0]), float(t[is_test][-1])]
     # valid stays in run and time order: validation frames are picked evenly along it
@@ -254,8 +273,11 @@ def kmeans_select(X, n: int, seed: int = 0) -> list[int]:
     if n >= len(X):
         return list(range(len(X)))
     # full k-means is O(N n) per iteration: mini-batches beyond 2*10^4 frames
-    km = (KMeans(n_clusters=n, n_init=1, random_state=seed) if len(X) <= 20000
-          else MiniBatchKMeans(n_clusters=n, n_init=3, batch_size=4096, random_state=seed))
+    km = (
+        KMeans(n_clusters=n, n_init=1, random_state=seed)
+        if len(X) <= 20000
+        else MiniBatchKMeans(n_clusters=n, n_init=3, batch_size=4096, random_state=seed)
+    )
     labels = km.fit_predict(X)
     chosen = []
     for c, centre in enumerate(km.cluster_centers_):
@@ -371,8 +393,9 @@ def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
     ``test_runs``: labels of independent AIMD runs that form the test set (see
     :func:`split_blocks`).
     """
-    split = split_blocks(frames, sel["test_fraction"], sel["valid_fraction"], sel["gap_fs"], sel["equilibration_fs"],
-                         test_runs)
+    split = split_blocks(
+        frames, sel["test_fraction"], sel["valid_fraction"], sel["gap_fs"], sel["equilibration_fs"], test_runs
+    )
     pool, test, block = split["pool"], split["test"], split["valid"]
     X = None
     n_near = 0
@@ -382,7 +405,9 @@ def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
 
             descriptors = qdesc.compute(frames, sel["descriptor"])
         if len(descriptors) != len(frames):
-            raise SelectionError(f"{len(descriptors)} descriptor rows for {len(frames)} frames; recompute the descriptors")
+            raise SelectionError(
+                f"{len(descriptors)} descriptor rows for {len(frames)} frames; recompute the descriptors"
+            )
         from .descriptors import feature_blocks, frame_species, standardize
 
         X = standardize(np.asarray(descriptors)[pool], feature_blocks(frame_species(frames), sel["descriptor"]))
@@ -394,12 +419,16 @@ def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
             X = X[keep]
     n_train, n_valid = sel["n_train"], sel["n_valid"]
     if n_train > len(pool):
-        log.warning("selection: the training pool has %d frames, fewer than n_train=%d; using all of them",
-                    len(pool), n_train)
+        log.warning(
+            "selection: the training pool has %d frames, fewer than n_train=%d; using all of them", len(pool), n_train
+        )
         n_train = len(pool)
     if n_valid > len(block):
-        log.warning("selection: the validation blocks have %d frames, fewer than n_valid=%d; using all of them",
-                    len(block), n_valid)
+        log.warning(
+            "selection: the validation blocks have %d frames, fewer than n_valid=%d; using all of them",
+            len(block),
+            n_valid,
+        )
         n_valid = len(block)
     weights = None
     if sel["method"] == "fps" and sel.get("fps_force_weight", 0) > 0:
@@ -408,5 +437,12 @@ def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
     # evenly along the blocks (in run and time order): every run and all of each block
     valid = sorted(select(block, n_valid, "stride"))
     assert not (set(train) & set(test)) and not (set(valid) & set(test)) and not (set(train) & set(valid))
-    return {"pool": pool, "train": train, "valid": valid, "test": test, "near_duplicates": n_near,
-            "valid_block": block, "blocks": split["blocks"]}
+    return {
+        "pool": pool,
+        "train": train,
+        "valid": valid,
+        "test": test,
+        "near_duplicates": n_near,
+        "valid_block": block,
+        "blocks": split["blocks"],
+    }

@@ -7,6 +7,7 @@ error would make the test set part of the model choice. The summary states how m
 each method needs to reach the force error that random selection reaches at the largest N,
 interpolated on the curve.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,8 +25,16 @@ from ..fileio import atomic_path, read_json, write_json  # noqa: E402
 log = logging.getLogger(__name__)
 
 METRIC = "force_rmse_meV_per_A"  # the figure of merit of the summary
-COLUMNS = ["method", "n_train", "force_rmse_meV_per_A", "energy_rmse_meV_per_atom", "force_max_error_meV_per_A",
-           "force_mae_meV_per_A", "energy_mae_meV_per_atom", "n_valid_frames"]
+COLUMNS = [
+    "method",
+    "n_train",
+    "force_rmse_meV_per_A",
+    "energy_rmse_meV_per_atom",
+    "force_max_error_meV_per_A",
+    "force_mae_meV_per_A",
+    "energy_mae_meV_per_atom",
+    "n_valid_frames",
+]
 
 
 def point_config(cfg: dict, method: str, n: int) -> dict:
@@ -87,7 +96,8 @@ def summarize(rows: list[dict], baseline: str = "random") -> dict:
         sizes, errs = zip(*sorted(pts))
         need = frames_needed(sizes, errs, target)
         out["methods"][method] = {
-            "sizes": list(sizes), "errors": list(errs),
+            "sizes": list(sizes),
+            "errors": list(errs),
             "frames_needed": need if need is not None else "not reached",
             "fraction_of_baseline": (need / n_max) if need is not None else None,
         }
@@ -134,7 +144,10 @@ def collect(metric_files, out_csv, out_png, out_summary) -> dict:
     write_json(out_summary, summary)
     plot(rows, out_png, summary)
     for m, s in summary["methods"].items():
-        log.info("learning curve: %s needs %s frames for random's %.1f meV/A", m, s["frames_needed"],
-                 summary.get("target_error", float("nan")))
+        log.info(
+            "learning curve: %s needs %s frames for random's %.1f meV/A",
+            m,
+            s["frames_needed"],
+            summary.get("target_error", float("nan")),
+        )
     return summary
-

@@ -1,6 +1,7 @@
 """Variables of the report's selection section (report/templates/selection_section.html.j2) from
 the files the selection rules write. A file that does not exist gives None, and the
 section leaves that part out (the map and the learning curve can be switched off)."""
+
 from __future__ import annotations
 
 import csv
@@ -27,8 +28,9 @@ def _fmt(v: str) -> str:
     return f"{x:.0f}" if x == int(x) else f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}"
 
 
-def context(selection_json=None, map_png=None, map_html=None, map_json=None,
-            lc_csv=None, lc_png=None, lc_summary=None) -> dict:
+def context(
+    selection_json=None, map_png=None, map_html=None, map_json=None, lc_csv=None, lc_png=None, lc_summary=None
+) -> dict:
     """Template variables (see the top of selection_section.html.j2)."""
     columns, rows, lc_fig = None, None, None
     lc_summary_data = read_json(lc_summary) if _exists(lc_summary) else None

@@ -1,5 +1,6 @@
 """Steps of rules/active_learning.smk: each rule's params put into the config shape of
 :mod:`qdff.active_learning.loop` (the loop's science), and the loop's function called."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,41 +9,94 @@ from ..active_learning import loop
 from ..cp2k import run as cp2k_run
 
 
-def train_committee_member(member: int, train_file, *, threads: int, backend: str, backend_config: dict, gate: dict,
-                           workdir, split_dir, model_dir) -> Path:
+def train_committee_member(
+    member: int,
+    train_file,
+    *,
+    threads: int,
+    backend: str,
+    backend_config: dict,
+    gate: dict,
+    workdir,
+    split_dir,
+    model_dir,
+) -> Path:
     """Committee member ``member``: ``backend`` with its hyperparameters (``backend_config``) and
     the member's own seed, on ``threads``; ``gate``: the usefulness thresholds (config training)."""
-    cfg = {"active_learning": {"backend": backend}, "backends": {backend: {**backend_config, "threads": threads}},
-           "training": gate}
+    cfg = {
+        "active_learning": {"backend": backend},
+        "backends": {backend: {**backend_config, "threads": threads}},
+        "training": gate,
+    }
     return loop.train_member(cfg, member, train_file, split_dir, workdir, model_dir)
 
 
 def _explore_config(active_learning: dict, mlmd: dict, descriptor: dict, aimd_temperatures: list) -> dict:
-    return {"active_learning": active_learning, "mlmd": mlmd, "selection": {"descriptor": descriptor},
-            "aimd": {"temperatures": aimd_temperatures}}
+    return {
+        "active_learning": active_learning,
+        "mlmd": mlmd,
+        "selection": {"descriptor": descriptor},
+        "aimd": {"temperatures": aimd_temperatures},
+    }
 
 
-def explore_committee(iteration: int, member_dirs, train_file, out_table, out_candidates, out_summary, *,
-                      active_learning: dict, mlmd: dict, descriptor: dict, aimd_temperatures: list) -> dict:
+def explore_committee(
+    iteration: int,
+    member_dirs,
+    train_file,
+    out_table,
+    out_candidates,
+    out_summary,
+    *,
+    active_learning: dict,
+    mlmd: dict,
+    descriptor: dict,
+    aimd_temperatures: list,
+) -> dict:
     """ML-MD with member 0 at every exploration temperature, the committee's deviation of every
     recorded frame, and the candidates to label (:func:`qdff.active_learning.loop.explore`)."""
-    return loop.explore(_explore_config(active_learning, mlmd, descriptor, aimd_temperatures), iteration, member_dirs,
-                        train_file, out_table, out_candidates, out_summary)
+    return loop.explore(
+        _explore_config(active_learning, mlmd, descriptor, aimd_temperatures),
+        iteration,
+        member_dirs,
+        train_file,
+        out_table,
+        out_candidates,
+        out_summary,
+    )
 
 
-def explore_with_baseline(model_dir, train_file, out_table, out_candidates, out_summary, *, active_learning: dict,
-                          mlmd: dict, descriptor: dict, aimd_temperatures: list) -> dict:
+def explore_with_baseline(
+    model_dir,
+    train_file,
+    out_table,
+    out_candidates,
+    out_summary,
+    *,
+    active_learning: dict,
+    mlmd: dict,
+    descriptor: dict,
+    aimd_temperatures: list,
+) -> dict:
     """The seed exploration with a zero-shot universal potential (active_learning.explore_with)."""
-    return loop.explore_with_baseline(_explore_config(active_learning, mlmd, descriptor, aimd_temperatures), model_dir,
-                                      train_file, out_table, out_candidates, out_summary)
+    return loop.explore_with_baseline(
+        _explore_config(active_learning, mlmd, descriptor, aimd_temperatures),
+        model_dir,
+        train_file,
+        out_table,
+        out_candidates,
+        out_summary,
+    )
 
 
-def label_candidates(candidates_file, out, summary_out, *, workdir, structure: dict, cp2k: dict, launch,
-                     seed: int) -> dict:
+def label_candidates(
+    candidates_file, out, summary_out, *, workdir, structure: dict, cp2k: dict, launch, seed: int
+) -> dict:
     """CP2K energies and forces of the picked candidates (one restartable REFTRAJ job);
     ``seed``: CP2K's GLOBAL%SEED, as in the AIMD."""
-    return loop.label(cp2k_run.settings(structure, cp2k, launch, {"seed": seed}), candidates_file, workdir, out,
-                      summary_out)
+    return loop.label(
+        cp2k_run.settings(structure, cp2k, launch, {"seed": seed}), candidates_file, workdir, out, summary_out
+    )
 
 
 def extend_training_set(previous_train, labelled_file, out) -> int:
@@ -53,16 +107,38 @@ def extend_training_set(previous_train, labelled_file, out) -> int:
 def evaluate_committee(iteration: int, member_dirs, test_file, out_json, out_png, *, max_frames: int) -> dict:
     """Member 0 on (at most ``max_frames`` of) the held-out frames, and how the committee's
     deviation ranks its errors."""
-    return loop.evaluate_iteration({"evaluation": {"max_frames": max_frames}}, iteration, member_dirs, test_file,
-                                   out_json, out_png)
+    return loop.evaluate_iteration(
+        {"evaluation": {"max_frames": max_frames}}, iteration, member_dirs, test_file, out_json, out_png
+    )
 
 
-def summarize_active_learning(explore_files, label_files, eval_files, train_files, aimd_summaries, out_json, out_png,
-                              seed_explore=None, seed_labels=None, *, active_learning: dict) -> dict:
+def summarize_active_learning(
+    explore_files,
+    label_files,
+    eval_files,
+    train_files,
+    aimd_summaries,
+    out_json,
+    out_png,
+    seed_explore=None,
+    seed_labels=None,
+    *,
+    active_learning: dict,
+) -> dict:
     """One row per iteration, and the progress plot (``active_learning``: the committee's backend,
     size and trust levels, which the summary states)."""
-    return loop.summarize({"active_learning": active_learning}, explore_files, label_files, eval_files, train_files,
-                          aimd_summaries, out_json, out_png, seed_explore=seed_explore, seed_labels=seed_labels)
+    return loop.summarize(
+        {"active_learning": active_learning},
+        explore_files,
+        label_files,
+        eval_files,
+        train_files,
+        aimd_summaries,
+        out_json,
+        out_png,
+        seed_explore=seed_explore,
+        seed_labels=seed_labels,
+    )
 
 
 def export_active_learning_model(member_dir, model_dir) -> Path:

@@ -1,4 +1,5 @@
 """Step of rules/dataset.smk: CP2K MD runs -> the canonical data set (eV, Angstrom)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,9 @@ from ..cp2k import output as cp2k_output
 from ..fileio import write_json
 
 
-def convert_trajectory(run_dirs, out, summary=None, *, temperatures: list | None, runs: list | None = None) -> list[dict]:
+def convert_trajectory(
+    run_dirs, out, summary=None, *, temperatures: list | None, runs: list | None = None
+) -> list[dict]:
     """Every CP2K MD run directory of ``run_dirs`` into one extxyz data set ``out``;
     ``temperatures`` and ``runs``: the temperature and run label of each directory (default
     label: the temperature's)."""

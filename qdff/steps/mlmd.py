@@ -1,5 +1,6 @@
 """Steps of rules/mlmd.smk: ML-MD with a model at one temperature, and its pair-distance
 distributions against the AIMD's."""
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,19 @@ from ..fileio import read_json, write_json
 log = logging.getLogger(__name__)
 
 
-def run_mlmd(backend: str, model_dir, test_file, traj_out, summary_out, data=None, *, temperature: float,
-             aimd_temperatures: list, mlmd: dict, equilibration_fs: float) -> dict:
+def run_mlmd(
+    backend: str,
+    model_dir,
+    test_file,
+    traj_out,
+    summary_out,
+    data=None,
+    *,
+    temperature: float,
+    aimd_temperatures: list,
+    mlmd: dict,
+    equilibration_fs: float,
+) -> dict:
     """ML-MD at ``temperature``, ``mlmd.seeds`` runs, from the first held-out frame of the AIMD
     run at that temperature (at a stress temperature, one above ``aimd_temperatures``: of the
     hottest AIMD run). ``data``: the whole AIMD data set, whose frames at that temperature
@@ -30,19 +42,42 @@ def run_mlmd(backend: str, model_dir, test_file, traj_out, summary_out, data=Non
         raise ValueError(f"{test_file}: no held-out frame at {aimd_t:g} K to start ML-MD from")
     reference = frames
     if data:
-        reference = dataset.equilibrated(dataset.at_temperature(dataset.read_frames(data), aimd_t),
-                                         equilibration_fs) or frames
+        reference = (
+            dataset.equilibrated(dataset.at_temperature(dataset.read_frames(data), aimd_t), equilibration_fs) or frames
+        )
     p = mlmd
     traj: list = []
-    common = dict(temperature=temperature, steps=p["steps"], timestep_fs=p["timestep_fs"],
-                  friction_per_fs=p["friction_per_fs"], bond_factor=p["bond_factor"], record_every=p["record_every"],
-                  trajectory=traj, nve_steps=p["nve_steps"], bond_check=p["bond_check"] and not stress,
-                  monitor_bonds=True, bond_cutoff_factor=p["bond_cutoff_factor"], bond_persist=p["bond_persist"])
+    common = dict(
+        temperature=temperature,
+        steps=p["steps"],
+        timestep_fs=p["timestep_fs"],
+        friction_per_fs=p["friction_per_fs"],
+        bond_factor=p["bond_factor"],
+        record_every=p["record_every"],
+        trajectory=traj,
+        nve_steps=p["nve_steps"],
+        bond_check=p["bond_check"] and not stress,
+        monitor_bonds=True,
+        bond_cutoff_factor=p["bond_cutoff_factor"],
+        bond_persist=p["bond_persist"],
+    )
     # a LAMMPS run's input and log stay beside the summary: a starting point for production runs
     work = Path(summary_out).parent / "lammps"
     calc = None if md.engine(p["engine"], backend) == "lammps" else load_calculator(model_dir)
-    runs = [md.run_model(p["engine"], backend, model_dir, frames[0], reference, workdir=work / f"seed{p['seed'] + k}",
-                         calc=calc, seed=p["seed"] + k, **common) for k in range(p["seeds"])]
+    runs = [
+        md.run_model(
+            p["engine"],
+            backend,
+            model_dir,
+            frames[0],
+            reference,
+            workdir=work / f"seed{p['seed'] + k}",
+            calc=calc,
+            seed=p["seed"] + k,
+            **common,
+        )
+        for k in range(p["seeds"])
+    ]
     summary = md.combine(runs)
     summary.update(backend=backend, stress=stress, reference_temperature=aimd_t, hardware=md.hardware())
     dataset.write_frames(traj_out, traj) if traj else Path(traj_out).write_text("")
@@ -50,8 +85,19 @@ def run_mlmd(backend: str, model_dir, test_file, traj_out, summary_out, data=Non
     return summary
 
 
-def compare_rdfs(backend: str, data, trajectory, mlmd_summary, out_json, out_png, *, temperature: float,
-                 evaluation: dict, seed: int, equilibration_fs: float) -> dict:
+def compare_rdfs(
+    backend: str,
+    data,
+    trajectory,
+    mlmd_summary,
+    out_json,
+    out_png,
+    *,
+    temperature: float,
+    evaluation: dict,
+    seed: int,
+    equilibration_fs: float,
+) -> dict:
     """Pair-distance distributions of the ML-MD runs against the AIMD frames at the same
     temperature (after ``equilibration_fs``), compared in blocks of equal frame count
     (qdff.validation.rdf; ``evaluation``: its rdf_* settings, ``seed``: of the resampling)."""
@@ -65,23 +111,36 @@ def compare_rdfs(backend: str, data, trajectory, mlmd_summary, out_json, out_png
     p = evaluation
     result = None
     if len(ml) >= 3 and aimd:
-        result = rdf.compare(aimd, ml, p["rdf_r_max"], p["rdf_bins"], block_fs=p["rdf_block_fs"],
-                             resamples=p["rdf_resamples"], seed=seed)
+        result = rdf.compare(
+            aimd, ml, p["rdf_r_max"], p["rdf_bins"], block_fs=p["rdf_block_fs"], resamples=p["rdf_resamples"], seed=seed
+        )
         if not result["overlap"]:
             result["note"] = f"too few AIMD frames for two blocks of {len(ml)} ML-MD frames"
     if result is None:
-        result = {"overlap": {}, "overlap_min": float("nan"), "n_model_frames": len(ml),
-                  "n_reference_frames": len(aimd), "note": "too few ML-MD frames for pair-distance distributions"}
+        result = {
+            "overlap": {},
+            "overlap_min": float("nan"),
+            "n_model_frames": len(ml),
+            "n_reference_frames": len(aimd),
+            "note": "too few ML-MD frames for pair-distance distributions",
+        }
     if result["overlap"]:
-        rdf.plot(result, f"{backend}, {temperature:g} K: pair-distance distributions (unit area), ML-MD against "
-                         f"AIMD in blocks of {result['frames_per_block']} frames ({result['block_fs']:.0f} fs)", out_png)
-        log.info("%s at %g K: pair-distance overlap %s (AIMD self-agreement %s)", backend, temperature,
-                 ", ".join(f"{k} {v:.3f}" for k, v in result["overlap"].items()),
-                 ", ".join(f"{k} {v:.3f}" for k, v in result["reference_overlap"].items()))
+        rdf.plot(
+            result,
+            f"{backend}, {temperature:g} K: pair-distance distributions (unit area), ML-MD against "
+            f"AIMD in blocks of {result['frames_per_block']} frames ({result['block_fs']:.0f} fs)",
+            out_png,
+        )
+        log.info(
+            "%s at %g K: pair-distance overlap %s (AIMD self-agreement %s)",
+            backend,
+            temperature,
+            ", ".join(f"{k} {v:.3f}" for k, v in result["overlap"].items()),
+            ", ".join(f"{k} {v:.3f}" for k, v in result["reference_overlap"].items()),
+        )
     else:
         log.warning("%s at %g K: %s", backend, temperature, result["note"])
         rdf.plot_message(f"{backend}, {temperature:g} K: {result['note']}", out_png)
     result.update(backend=backend, temperature=temperature, stable=run["stable"])
     write_json(out_json, result)
     return result
-

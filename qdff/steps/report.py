@@ -1,4 +1,5 @@
 """Steps of rules/report.smk: the HTML report of a system, and the index of all systems."""
+
 from __future__ import annotations
 
 import logging
@@ -11,10 +12,28 @@ from ..fileio import read_json
 log = logging.getLogger(__name__)
 
 
-def render_report(aimd_summaries, selection_file, structure_file, metrics_file, parity_plots, error_plots,
-                  rdf_plots, mlmd_summaries, model_files, out, aimd_plot, *, al_summary=None, al_plot=None,
-                  al_calibration=(), vibrations: dict | None = None, config: dict, backends: list, rdf_keys: list,
-                  vib_keys: list) -> None:
+def render_report(
+    aimd_summaries,
+    selection_file,
+    structure_file,
+    metrics_file,
+    parity_plots,
+    error_plots,
+    rdf_plots,
+    mlmd_summaries,
+    model_files,
+    out,
+    aimd_plot,
+    *,
+    al_summary=None,
+    al_plot=None,
+    al_calibration=(),
+    vibrations: dict | None = None,
+    config: dict,
+    backends: list,
+    rdf_keys: list,
+    vib_keys: list,
+) -> None:
     """The system's report from the rule's flat file lists: ``parity_plots``, ``error_plots`` and
     ``model_files`` in the order of ``backends``; ``rdf_plots`` and ``mlmd_summaries`` in the
     order of ``rdf_keys`` ([backend, temperature label]); ``vibrations``: the vibrations rules'
@@ -23,24 +42,55 @@ def render_report(aimd_summaries, selection_file, structure_file, metrics_file, 
     the config (name, description, cp2k.preset, mlmd.bond_cutoff_factor, the vibrations settings)."""
     vib = None
     if vibrations:
-        vib = {"cp2k": vibrations["cp2k"], "spectra": vibrations["spectra"],
-               "modes": dict(zip(backends, vibrations["modes"])), "relax": dict(zip(backends, vibrations["relax"])),
-               "vdos": [(b, t, p) for (b, t), p in zip(vib_keys, vibrations["vdos"])],
-               "vdos_plots": [(b, t, p) for (b, t), p in zip(vib_keys, vibrations["vdos_plots"])]}
+        vib = {
+            "cp2k": vibrations["cp2k"],
+            "spectra": vibrations["spectra"],
+            "modes": dict(zip(backends, vibrations["modes"])),
+            "relax": dict(zip(backends, vibrations["relax"])),
+            "vdos": [(b, t, p) for (b, t), p in zip(vib_keys, vibrations["vdos"])],
+            "vdos_plots": [(b, t, p) for (b, t), p in zip(vib_keys, vibrations["vdos_plots"])],
+        }
     write_report(
-        config, aimd_dirs=[Path(s).parent for s in aimd_summaries], aimd_summaries=aimd_summaries,
-        selection_file=selection_file, structure_file=structure_file, metrics_file=metrics_file,
-        parity_plots=dict(zip(backends, parity_plots)), error_plots=dict(zip(backends, error_plots)),
+        config,
+        aimd_dirs=[Path(s).parent for s in aimd_summaries],
+        aimd_summaries=aimd_summaries,
+        selection_file=selection_file,
+        structure_file=structure_file,
+        metrics_file=metrics_file,
+        parity_plots=dict(zip(backends, parity_plots)),
+        error_plots=dict(zip(backends, error_plots)),
         rdf_plots=[(b, t, p) for (b, t), p in zip(rdf_keys, rdf_plots)],
         mlmd_summaries=[(b, t, p) for (b, t), p in zip(rdf_keys, mlmd_summaries)],
-        model_dirs={b: Path(m).parent for b, m in zip(backends, model_files)}, aimd_plot=aimd_plot,
-        al_summary=al_summary, al_plot=al_plot, al_calibration=al_calibration, vibrations=vib, out=out)
+        model_dirs={b: Path(m).parent for b, m in zip(backends, model_files)},
+        aimd_plot=aimd_plot,
+        al_summary=al_summary,
+        al_plot=al_plot,
+        al_calibration=al_calibration,
+        vibrations=vib,
+        out=out,
+    )
 
 
-def write_report(config: dict, *, aimd_dirs, aimd_summaries, selection_file, metrics_file, parity_plots: dict,
-                  model_dirs: dict, aimd_plot, out, error_plots: dict | None = None, rdf_plots=(),
-                  structure_file=None, al_summary=None, al_plot=None, al_calibration=(),
-                  vibrations: dict | None = None, mlmd_summaries=()) -> None:
+def write_report(
+    config: dict,
+    *,
+    aimd_dirs,
+    aimd_summaries,
+    selection_file,
+    metrics_file,
+    parity_plots: dict,
+    model_dirs: dict,
+    aimd_plot,
+    out,
+    error_plots: dict | None = None,
+    rdf_plots=(),
+    structure_file=None,
+    al_summary=None,
+    al_plot=None,
+    al_calibration=(),
+    vibrations: dict | None = None,
+    mlmd_summaries=(),
+) -> None:
     """``rdf_plots``, ``mlmd_summaries``: (backend, temperature label, path) triples; ``al_*``: the active
     learning summary, progress plot and calibration plots, when the loop ran; ``vibrations``:
     the vibrations rules' files, when they ran: {"cp2k": modes.json, "spectra": png, "modes"
@@ -48,8 +98,10 @@ def write_report(config: dict, *, aimd_dirs, aimd_summaries, selection_file, met
     from ..report import interactive
     from ..report import render as report
 
-    ener = {qconfig.temperature_label(read_json(s)["temperature"]): Path(d) / f"{cp2k_run.MD_PROJECT}-1.ener"
-            for d, s in zip(aimd_dirs, aimd_summaries)}
+    ener = {
+        qconfig.temperature_label(read_json(s)["temperature"]): Path(d) / f"{cp2k_run.MD_PROJECT}-1.ener"
+        for d, s in zip(aimd_dirs, aimd_summaries)
+    }
     report.aimd_overview_plot(ener, aimd_plot)
     report.render_report(
         config,
@@ -66,18 +118,22 @@ def write_report(config: dict, *, aimd_dirs, aimd_summaries, selection_file, met
         structure=read_json(structure_file) if structure_file else None,
         selection_context=_selection_context(selection_file),
         active_learning={"summary": read_json(al_summary), "plot": al_plot, "calibration": list(al_calibration)}
-        if al_summary else None,
+        if al_summary
+        else None,
         vibrations=_vibrations_context_args(vibrations) if vibrations else None,
     )
     log.info("report written to %s", out)
 
 
 def _vibrations_context_args(files: dict) -> dict:
-    return {"cp2k": read_json(files["cp2k"]), "spectra_png": files["spectra"],
-            "modes": {b: read_json(p) for b, p in files["modes"].items()},
-            "relax": {b: read_json(p) for b, p in files["relax"].items()},
-            "vdos": {(b, t): read_json(p) for b, t, p in files["vdos"]},
-            "vdos_plots": {(b, t): p for b, t, p in files["vdos_plots"]}}
+    return {
+        "cp2k": read_json(files["cp2k"]),
+        "spectra_png": files["spectra"],
+        "modes": {b: read_json(p) for b, p in files["modes"].items()},
+        "relax": {b: read_json(p) for b, p in files["relax"].items()},
+        "vdos": {(b, t): read_json(p) for b, t, p in files["vdos"]},
+        "vdos_plots": {(b, t): p for b, t, p in files["vdos_plots"]},
+    }
 
 
 def _selection_context(selection_file) -> dict:
@@ -100,4 +156,3 @@ def render_index(out, results_dir="results") -> None:
     from ..report import render as report
 
     report.render_index(results_dir, out)
-

@@ -1,5 +1,6 @@
 """Steps of rules/select.smk: descriptors, the split and frame selection, the
 configuration-space map, and the learning-curve experiment."""
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,12 @@ log = logging.getLogger(__name__)
 def select_params(cfg: dict) -> dict:
     """:func:`select_frames`'s keyword arguments from a whole validated config (as
     rules/select.smk declares them): for callers without Snakemake (the ``qdff`` command, tests)."""
-    return {"selection": cfg["selection"], "reference_energies": cfg["reference_energies"],
-            "test_runs": qconfig.test_runs(cfg), "test_seed": cfg["aimd"]["test_seed"]}
+    return {
+        "selection": cfg["selection"],
+        "reference_energies": cfg["reference_energies"],
+        "test_runs": qconfig.test_runs(cfg),
+        "test_seed": cfg["aimd"]["test_seed"],
+    }
 
 
 def compute_descriptors(data, out, *, descriptor: dict) -> dict:
@@ -44,8 +49,9 @@ def _descriptor_rows(descriptors_npy, frames_all, frames) -> np.ndarray:
     return np.asarray(X[[i for i, a in enumerate(frames_all) if id(a) in kept]])
 
 
-def select_frames(data, out_dir, descriptors=None, *, selection: dict, reference_energies, test_runs: list,
-                  test_seed) -> dict:
+def select_frames(
+    data, out_dir, descriptors=None, *, selection: dict, reference_energies, test_runs: list, test_seed
+) -> dict:
     """Split and select by the ``selection`` block; ``descriptors``: the cached descriptors of
     ``data`` (computed here if the method needs them and none are given); ``test_runs``: the
     runs of the independent test AIMD (aimd.test_seed), held out whole."""
@@ -97,9 +103,15 @@ def select_frames(data, out_dir, descriptors=None, *, selection: dict, reference
         "test_steps": steps("test"),
     }
     write_json(out_dir / "selection.json", summary)
-    log.info("selected %d train (%s), %d valid; %d held out (of %d frames; %d near-duplicates dropped)",
-             summary["n_train"], sel["method"], summary["n_valid"], summary["n_test"], len(frames),
-             idx["near_duplicates"])
+    log.info(
+        "selected %d train (%s), %d valid; %d held out (of %d frames; %d near-duplicates dropped)",
+        summary["n_train"],
+        sel["method"],
+        summary["n_valid"],
+        summary["n_test"],
+        len(frames),
+        idx["near_duplicates"],
+    )
     return summary
 
 
@@ -113,12 +125,20 @@ def map_configurations(descriptors, selection_file, out_png, out_html, out_info=
     return info
 
 
-def select_learning_curve_frames(method: str, n: int, data, descriptors, out_dir, *, selection: dict,
-                                 reference_energies, test_runs: list, test_seed) -> dict:
+def select_learning_curve_frames(
+    method: str, n: int, data, descriptors, out_dir, *, selection: dict, reference_energies, test_runs: list, test_seed
+) -> dict:
     """The split of one learning-curve point: ``n`` training frames chosen by ``method``, the
     rest of ``selection`` as the pipeline's own split."""
-    summary = select_frames(data, out_dir, descriptors, selection={**selection, "method": method, "n_train": int(n)},
-                            reference_energies=reference_energies, test_runs=test_runs, test_seed=test_seed)
+    summary = select_frames(
+        data,
+        out_dir,
+        descriptors,
+        selection={**selection, "method": method, "n_train": int(n)},
+        reference_energies=reference_energies,
+        test_runs=test_runs,
+        test_seed=test_seed,
+    )
     if summary["n_train"] != int(n):
         raise frame_selection.SelectionError(
             f"config error at selection.learning_curve.sizes: {n} training frames do not fit the training pool "
@@ -127,8 +147,9 @@ def select_learning_curve_frames(method: str, n: int, data, descriptors, out_dir
     return summary
 
 
-def train_learning_curve_point(method: str, n: int, metrics_out, *, threads: int, deepmd: dict, evaluation: dict,
-                               workdir, split_dir, model_dir) -> dict:
+def train_learning_curve_point(
+    method: str, n: int, metrics_out, *, threads: int, deepmd: dict, evaluation: dict, workdir, split_dir, model_dir
+) -> dict:
     """Train the experiment's DeePMD model (``deepmd``: backends.deepmd with the experiment's
     step count, on ``threads``) on one point's split; errors on its validation frames.
 
@@ -140,8 +161,14 @@ def train_learning_curve_point(method: str, n: int, metrics_out, *, threads: int
     from ..validation import evaluate
 
     # a point's model may be poor (that is what the curve shows), so only a diverged one fails
-    train_on_split("deepmd", {**deepmd, "threads": threads}, split_dir, workdir, model_dir,
-                    gate={"max_force_rmse_ratio": float("inf"), "max_energy_rmse_ratio": float("inf")})
+    train_on_split(
+        "deepmd",
+        {**deepmd, "threads": threads},
+        split_dir,
+        workdir,
+        model_dir,
+        gate={"max_force_rmse_ratio": float("inf"), "max_energy_rmse_ratio": float("inf")},
+    )
     frames = evaluate.evenly(dataset.read_frames(Path(split_dir) / "valid.extxyz"), evaluation["max_frames"])
     metrics = {"method": method, "n_train": int(n)} | learning_curve.heldout_errors(load_calculator(model_dir), frames)
     write_json(metrics_out, metrics)
@@ -154,4 +181,3 @@ def plot_learning_curve(metric_files, out_csv, out_png, out_summary) -> dict:
     from ..selection import learning_curve
 
     return learning_curve.collect(metric_files, out_csv, out_png, out_summary)
-

@@ -1,4 +1,5 @@
 """Steps of rules/structure.smk: build the QD, relax it with CP2K."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Steps of rules/train.smk: train a backend on a split (or fit a zero-shot baseline's shift)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,4 +36,3 @@ def train_on_split(backend: str, params: dict, split_dir, workdir, model_dir, ga
     train, valid = (dataset.read_frames(f) for f in files)
     refs = read_json(split_dir / "selection.json")["reference_energies"]
     return backends.get(backend).train(train, valid, refs, params, workdir, model_dir, data_files=files, gate=gate)
-

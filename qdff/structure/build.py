@@ -10,6 +10,7 @@ cation-rich like the shipped DFT-optimised dots (:func:`cation_rich`) and the ha
 cations (:func:`add_passivants`). Output is an ASE Atoms object centred in a non-periodic box
 with the requested vacuum.
 """
+
 from __future__ import annotations
 
 import logging
@@ -304,8 +305,13 @@ def add_passivants(atoms: Atoms, n: int, x: str, lattice: Atoms, centre, materia
         v /= np.linalg.norm(v)
         w = np.cross(u, v)
         mid = 0.5 * (pos[i] + pos[j])
-        others = np.array([k for k in tree.query_ball_point(mid, 0.5 * dij + 2 * X_BOND_FACTOR * b_of[i] + MIN_X_SEPARATION)
-                           if k not in (i, j)])
+        others = np.array(
+            [
+                k
+                for k in tree.query_ball_point(mid, 0.5 * dij + 2 * X_BOND_FACTOR * b_of[i] + MIN_X_SEPARATION)
+                if k not in (i, j)
+            ]
+        )
         for f in stretch:
             bi, bj = f * b_of[i], f * b_of[j]
             if dij >= bi + bj:
@@ -313,17 +319,22 @@ def add_passivants(atoms: Atoms, n: int, x: str, lattice: Atoms, centre, materia
             t = (dij**2 + bi**2 - bj**2) / (2 * dij)
             h = np.sqrt(max(bi**2 - t**2, 0.0))
             ring = pos[i] + t * u + h * (np.outer(np.cos(angles), v) + np.outer(np.sin(angles), w))
-            clearance = (np.linalg.norm(ring[:, None, :] - pos[others][None, :, :], axis=2).min(axis=1)
-                         if len(others) else np.full(len(ring), np.inf))
+            clearance = (
+                np.linalg.norm(ring[:, None, :] - pos[others][None, :, :], axis=2).min(axis=1)
+                if len(others)
+                else np.full(len(ring), np.inf)
+            )
             # the most open point and every sixth next-most-open one (30 degrees apart)
-            cands += [(q, bonded, dev, False) for q, bonded, dev in keep(ring[np.argsort(-clearance, kind="stable")[::6]])]
+            cands += [
+                (q, bonded, dev, False) for q, bonded, dev in keep(ring[np.argsort(-clearance, kind="stable")[::6]])
+            ]
     if not cands:
         raise StructureError(f"no bridging site for a {x}- passivant; change structure.diameter or structure.centre")
     q_all = np.array([c[0] for c in cands])
     k_bond = np.array([len(c[1]) for c in cands])
     members = np.full((len(cands), k_bond.max()), -1)
     for k, c in enumerate(cands):
-        members[k, :len(c[1])] = c[1]
+        members[k, : len(c[1])] = c[1]
     dev = np.round([c[2] for c in cands], 2)
     off_lattice = np.array([not c[3] for c in cands])
     far = -np.round(np.linalg.norm(q_all - centre, axis=1), 6)
@@ -334,20 +345,22 @@ def add_passivants(atoms: Atoms, n: int, x: str, lattice: Atoms, centre, materia
             raise StructureError(
                 f"no bridging site left for {x}- passivant {placed + 1} of {n} (each must bridge two cations "
                 f"within {X_BOND_FACTOR} x the M-X bond length, {MIN_X_SEPARATION} A from other {x} and anions); "
-                "change structure.diameter or structure.centre")
+                "change structure.diameter or structure.centre"
+            )
         share = 1.0 / k_bond
         got = np.where(members >= 0, np.minimum(np.clip(deficit[members], 0, None), share[:, None]), 0.0).sum(axis=1)
         score = -np.round(got, 6)
         order = np.lexsort((np.arange(len(cands)), far, -k_bond, off_lattice, dev, score))
         best = order[alive[order]][0]
-        deficit[members[best, :k_bond[best]]] -= share[best]
+        deficit[members[best, : k_bond[best]]] -= share[best]
         out.append(Atom(x, q_all[best]))
         alive &= np.linalg.norm(q_all - q_all[best], axis=1) >= MIN_X_SEPARATION
     return out
 
 
-def neutralise(cluster: Atoms, lattice: Atoms, centre, material: str, crystal: str, charge: int = 0,
-               passivate: str = "none") -> tuple[Atoms, dict]:
+def neutralise(
+    cluster: Atoms, lattice: Atoms, centre, material: str, crystal: str, charge: int = 0, passivate: str = "none"
+) -> tuple[Atoms, dict]:
     """Make the net formal charge of ``cluster`` equal ``charge``.
 
     The rule (formal charges :data:`FORMAL_CHARGES`):
@@ -380,9 +393,13 @@ def neutralise(cluster: Atoms, lattice: Atoms, centre, material: str, crystal: s
     if passivate == "none":
         while excess() != 0:
             # species whose removal lowers |excess| without overshooting it
-            fits = [t for t in MATERIALS[material].species
-                    if FORMAL_CHARGES[t] * excess() > 0 and abs(FORMAL_CHARGES[t]) <= abs(excess())
-                    and t in atoms.get_chemical_symbols()]
+            fits = [
+                t
+                for t in MATERIALS[material].species
+                if FORMAL_CHARGES[t] * excess() > 0
+                and abs(FORMAL_CHARGES[t]) <= abs(excess())
+                and t in atoms.get_chemical_symbols()
+            ]
             if not fits:
                 raise StructureError(
                     f"net formal charge {excess() + charge:+d} cannot be brought to structure.charge={charge} by "
@@ -401,12 +418,15 @@ def neutralise(cluster: Atoms, lattice: Atoms, centre, material: str, crystal: s
         atoms = add_passivants(atoms, n_x, passivate, lattice, centre, material, crystal)
         added = {passivate: n_x} if n_x else {}
     if excess() != 0:
-        raise StructureError(f"charge balance failed: net formal charge {excess() + charge} != structure.charge {charge}")
+        raise StructureError(
+            f"charge balance failed: net formal charge {excess() + charge} != structure.charge {charge}"
+        )
     return atoms, {"removed": dict(removed), "passivants": added}
 
 
-def sphere_cluster(material: str, crystal: str, diameter: float, charge: int = 0,
-                   passivate: str = "none", centre: str = "auto") -> tuple[Atoms, dict]:
+def sphere_cluster(
+    material: str, crystal: str, diameter: float, charge: int = 0, passivate: str = "none", centre: str = "auto"
+) -> tuple[Atoms, dict]:
     """Every atom within ``diameter``/2 of the centre, then charge-balanced.
 
     With a passivant (Cl, Br) the cut is made cation-rich like the shipped dots
@@ -470,8 +490,13 @@ def perovskite_cube(material: str, diameter: float, charge: int = 0, passivate: 
     return cluster, info
 
 
-def summarise(atoms: Atoms, charge: int = 0, material: str | None = None, crystal: str | None = None,
-              passivants: dict | None = None) -> dict:
+def summarise(
+    atoms: Atoms,
+    charge: int = 0,
+    material: str | None = None,
+    crystal: str | None = None,
+    passivants: dict | None = None,
+) -> dict:
     """Composition, diameter, net formal charge, surface atoms and passivants of a cluster.
 
     Surface, core and ligand atoms are those of :func:`qdff.structure.sites.classify` (the metrics'
@@ -497,8 +522,13 @@ def summarise(atoms: Atoms, charge: int = 0, material: str | None = None, crysta
     }
     if material:
         n = sites.counts(atoms, material)
-        out.update(n_surface=n["surface"], n_core=n["core"], n_ligand=n["ligand"], site_material=material,
-                   bulk_coordination=dict(sites.BULK_COORDINATION[material]))
+        out.update(
+            n_surface=n["surface"],
+            n_core=n["core"],
+            n_ligand=n["ligand"],
+            site_material=material,
+            bulk_coordination=dict(sites.BULK_COORDINATION[material]),
+        )
     if material and crystal:
         out["bulk_nn_A"] = {k: round(v, 4) for k, v in nearest_neighbour_distances(material, crystal).items()}
     return out
@@ -557,7 +587,9 @@ def read_structure(path) -> Atoms:
     given = Path(path)
     path = resolve_structure_file(given)
     if not path.is_file():
-        where = "" if given.is_absolute() else f" (relative to {Path.cwd()} or to {Path(__file__).resolve().parents[2]})"
+        where = (
+            "" if given.is_absolute() else f" (relative to {Path.cwd()} or to {Path(__file__).resolve().parents[2]})"
+        )
         raise StructureError(f"structure.file: {given} does not exist{where}")
     try:
         return read(path, index=-1)
@@ -590,9 +622,17 @@ def build_structure(cfg: dict, summary: dict | None = None) -> Atoms:
         raise StructureError(f"structure has atoms {d.min():.2f} A apart; check the input")
     info["min_distance_A"] = round(float(d.min()), 3)
     info["valence_electrons"] = elements.valence_electrons(atoms.get_chemical_symbols(), s["charge"])
-    log.info("structure: %s, %d atoms, diameter %.1f A, net formal charge %s, %s surface atoms, passivants %s, "
-             "min distance %.2f A", info["formula"], info["n_atoms"], info["diameter_A"], info["net_formal_charge"],
-             info["n_surface"], info["passivants"] or "none", d.min())
+    log.info(
+        "structure: %s, %d atoms, diameter %.1f A, net formal charge %s, %s surface atoms, passivants %s, "
+        "min distance %.2f A",
+        info["formula"],
+        info["n_atoms"],
+        info["diameter_A"],
+        info["net_formal_charge"],
+        info["n_surface"],
+        info["passivants"] or "none",
+        d.min(),
+    )
     if summary is not None:
         summary.update(info)
     return atoms

@@ -4,6 +4,7 @@ The data and bulk-crystal functions both the builders (:mod:`qdff.structure.buil
 site classification (:mod:`qdff.structure.sites`) stand on; neither imports the other for them.
 :mod:`qdff.structure.build` re-exports every name here (``build.MATERIALS`` and so on).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,8 +66,12 @@ def bulk_crystal(material: str, crystal: str) -> Atoms:
         return bulk("".join(m.species), "rocksalt", a=p["a"], cubic=True)
     if crystal == "perovskite":  # ABX3, Pm-3m (221): B at the origin, X at 3d, A at the body centre
         cs, pb, br = m.species
-        return spacegroup_crystal([pb, br, cs], basis=[(0, 0, 0), (0.5, 0, 0), (0.5, 0.5, 0.5)],
-                                  spacegroup=221, cellpar=[p["a"]] * 3 + [90] * 3)
+        return spacegroup_crystal(
+            [pb, br, cs],
+            basis=[(0, 0, 0), (0.5, 0, 0), (0.5, 0.5, 0.5)],
+            spacegroup=221,
+            cellpar=[p["a"]] * 3 + [90] * 3,
+        )
     raise StructureError(f"unknown crystal {crystal!r}")
 
 
@@ -99,8 +104,11 @@ def bond_cutoffs(material: str, crystal: str, passivants=PASSIVANTS) -> dict[tup
 
 def nearest_neighbour_distances(material: str, crystal: str) -> dict[str, float]:
     """Bulk cation-anion nearest-neighbour distance per pair, e.g. {'Cd-Se': 2.62}."""
-    return {f"{a}-{b}": c / BOND_FACTOR for (a, b), c in bond_cutoffs(material, crystal, ()).items()
-            if FORMAL_CHARGES[a] > 0}
+    return {
+        f"{a}-{b}": c / BOND_FACTOR
+        for (a, b), c in bond_cutoffs(material, crystal, ()).items()
+        if FORMAL_CHARGES[a] > 0
+    }
 
 
 def coordination(atoms: Atoms, cutoffs: dict) -> np.ndarray:

@@ -16,6 +16,7 @@ margins wide: thermal motion and the long surface bonds of relaxed dots (Pb-Se u
 the shipped Pb79Se44Cl70, whose Pb a 1.2 x covalent-radii cutoff of 3.19 A called 78 of 79
 surface) do not move an atom out of its shell, and the second shell never counts.
 """
+
 from __future__ import annotations
 
 import functools
@@ -82,8 +83,12 @@ def resolve_material(symbols, material: str | None = None) -> str | None:
     found = [m for m, spec in crystals.MATERIALS.items() if set(spec.species) <= present]
     if len(found) == 1:
         if material:
-            log.info("structure.material is %s but the structure holds %s: classifying its sites as %s",
-                     material, ", ".join(sorted(present)), found[0])
+            log.info(
+                "structure.material is %s but the structure holds %s: classifying its sites as %s",
+                material,
+                ", ".join(sorted(present)),
+                found[0],
+            )
         return found[0]
     return None
 
@@ -114,8 +119,9 @@ def classify(atoms, material: str) -> np.ndarray:
     try:
         bulk = BULK_COORDINATION[material]
     except KeyError:
-        raise ValueError(f"no bulk coordination known for material {material!r}; "
-                         f"known: {', '.join(BULK_COORDINATION)}") from None
+        raise ValueError(
+            f"no bulk coordination known for material {material!r}; known: {', '.join(BULK_COORDINATION)}"
+        ) from None
     # a surface Cd bound to a Cl ligand is still undercoordinated in CdSe terms
     cn = hetero_coordination(atoms, material, among=set(bulk))
     out = np.empty(len(atoms), dtype=object)

@@ -1,4 +1,5 @@
 """The torch device a model runs on."""
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 The numbers the usefulness check of every training (:func:`qdff.training.backends.common.check_useful`),
 the zero-shot baselines and the validation stage (:mod:`qdff.validation.evaluate`) all report.
 """
+
 from __future__ import annotations
 
 import time

@@ -4,6 +4,7 @@ Backends are trained on energies minus per-element reference energies; the calcu
 returned here adds them back (:class:`~qdff.training.reference_shift.ReferenceShiftedCalculator`),
 so energies from every backend compare directly with the DFT data set.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

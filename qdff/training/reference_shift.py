@@ -6,6 +6,7 @@ compare directly with the DFT data set. It knows no backend: a backend's own exp
 wraps its calculator here (:func:`shifted_calculator`), and :mod:`qdff.training.models`
 finds the backend of a saved model.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

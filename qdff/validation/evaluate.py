@@ -1,4 +1,5 @@
 """Energy and force errors of a model on held-out frames, with parity plots."""
+
 from __future__ import annotations
 
 import logging
@@ -66,7 +67,7 @@ def errors_plot(metrics: dict, title: str, path) -> None:
     for key, value in metrics.items():
         if not key.startswith("force_rmse_meV_per_A_"):
             continue
-        rest = key[len("force_rmse_meV_per_A_"):]
+        rest = key[len("force_rmse_meV_per_A_") :]
         if rest.startswith("site_"):
             groups["site"].append((rest[5:], value, metrics.get(f"baseline_zero_force_rmse_meV_per_A_{rest}")))
         elif rest.startswith("T_"):
@@ -105,10 +106,12 @@ def outside_training_range(frames, train_range: dict) -> dict:
     e = np.array([a.get_potential_energy() / len(a) for a in frames])
     flo, fhi = train_range["force_eV_per_A"]
     f = np.concatenate([a.get_forces().ravel() for a in frames])
-    return {"test_energy_outside_training_fraction": float(np.mean((e < lo) | (e > hi))),
-            "test_energy_above_training_meV_per_atom": 1e3 * float(max(0.0, e.max() - hi)),
-            "test_energy_below_training_meV_per_atom": 1e3 * float(max(0.0, lo - e.min())),
-            "test_force_outside_training_fraction": float(np.mean((f < flo) | (f > fhi)))}
+    return {
+        "test_energy_outside_training_fraction": float(np.mean((e < lo) | (e > hi))),
+        "test_energy_above_training_meV_per_atom": 1e3 * float(max(0.0, e.max() - hi)),
+        "test_energy_below_training_meV_per_atom": 1e3 * float(max(0.0, lo - e.min())),
+        "test_force_outside_training_fraction": float(np.mean((f < flo) | (f > fhi))),
+    }
 
 
 def parity_plot(frames, e_pred, f_pred, title: str, path, train_range: dict | None = None) -> None:
@@ -149,8 +152,18 @@ def parity_plot(frames, e_pred, f_pred, title: str, path, train_range: dict | No
     plt.close(fig)
 
 
-def evaluate(calc, frames, *, backend: str, max_frames: int, parity_path, errors_path=None,
-             material: str | None = None, train_frames=None, predictions_path=None) -> dict:
+def evaluate(
+    calc,
+    frames,
+    *,
+    backend: str,
+    max_frames: int,
+    parity_path,
+    errors_path=None,
+    material: str | None = None,
+    train_frames=None,
+    predictions_path=None,
+) -> dict:
     """Errors of ``calc`` on ``frames`` (at most ``max_frames``, evenly spaced); with
     ``train_frames``, the training range is shaded in the parity plot and the held-out
     frames beyond it are counted."""
@@ -158,25 +171,34 @@ def evaluate(calc, frames, *, backend: str, max_frames: int, parity_path, errors
     e_pred, f_pred, s_per_atom = predict(calc, frames)
     if not (np.all(np.isfinite(e_pred)) and all(np.all(np.isfinite(f)) for f in f_pred)):
         raise ValueError(f"{backend}: model predicted non-finite energies or forces on held-out frames")
-    metrics = {"backend": backend, **error_metrics(frames, e_pred, f_pred), "inference_s_per_atom_step": s_per_atom,
-               **breakdown(frames, e_pred, f_pred, material)}
+    metrics = {
+        "backend": backend,
+        **error_metrics(frames, e_pred, f_pred),
+        "inference_s_per_atom_step": s_per_atom,
+        **breakdown(frames, e_pred, f_pred, material),
+    }
     train_range = training_range(train_frames) if train_frames else None
     if train_range:
-        metrics.update(outside_training_range(frames, train_range),
-                       training_energy_per_atom_min_eV=train_range["energy_per_atom_eV"][0],
-                       training_energy_per_atom_max_eV=train_range["energy_per_atom_eV"][1])
+        metrics.update(
+            outside_training_range(frames, train_range),
+            training_energy_per_atom_min_eV=train_range["energy_per_atom_eV"][0],
+            training_energy_per_atom_max_eV=train_range["energy_per_atom_eV"][1],
+        )
     parity_plot(frames, e_pred, f_pred, f"{backend}: held-out frames (n={len(frames)})", parity_path, train_range)
     if predictions_path:
         from ..fileio import write_json
         from ..report.interactive import predictions
 
-        write_json(predictions_path, {"backend": backend, **predictions(frames, e_pred, f_pred),
-                                      "training_range": train_range})
+        write_json(
+            predictions_path, {"backend": backend, **predictions(frames, e_pred, f_pred), "training_range": train_range}
+        )
     if errors_path:
         errors_plot(metrics, f"{backend}: force errors on held-out frames", errors_path)
     log.info(
         "%s: force RMSE %.1f meV/A (zero-force baseline %.1f), energy RMSE %.2f meV/atom",
-        backend, metrics["force_rmse_meV_per_A"], metrics["baseline_zero_force_rmse_meV_per_A"],
+        backend,
+        metrics["force_rmse_meV_per_A"],
+        metrics["baseline_zero_force_rmse_meV_per_A"],
         metrics["energy_rmse_meV_per_atom"],
     )
     return metrics

@@ -11,6 +11,7 @@ subtracted before training (a constant per composition); :func:`run` and :func:`
 back, so their energies mean what the ASE calculator's mean.
 Other backends: see README (LAMMPS deployment) for why they are not deployed here.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,10 +57,13 @@ def plugin_path() -> Path:
     lib, _ = deepmd_library_dirs()
     plugin = lib / PLUGIN
     if not plugin.is_file():
-        raise LammpsError(f"{plugin} missing: `make setup` installs DeePMD-kit's LAMMPS plugin "
-                          "(tools/deepmd_lammps_plugin.py)")
+        raise LammpsError(
+            f"{plugin} missing: `make setup` installs DeePMD-kit's LAMMPS plugin (tools/deepmd_lammps_plugin.py)"
+        )
     if not (lib / "libdeepmd_c.so").is_file():
-        raise LammpsError(f"{lib} has no libdeepmd_c.so: deepmd-kit was built without its C interface (DP_ENABLE_IPI=1)")
+        raise LammpsError(
+            f"{lib} has no libdeepmd_c.so: deepmd-kit was built without its C interface (DP_ENABLE_IPI=1)"
+        )
     return plugin
 
 
@@ -68,10 +72,15 @@ def environment(threads: int = 1) -> dict:
     built against them; another torch on the loader's path would be loaded silently)."""
     lib, torch_lib = deepmd_library_dirs()
     env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join([str(torch_lib), str(lib)] + ([env["LD_LIBRARY_PATH"]]
-                                                                            if env.get("LD_LIBRARY_PATH") else []))
-    env.update(OMP_NUM_THREADS=str(threads), DP_INTRA_OP_PARALLELISM_THREADS=str(threads),
-               DP_INTER_OP_PARALLELISM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        [str(torch_lib), str(lib)] + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else [])
+    )
+    env.update(
+        OMP_NUM_THREADS=str(threads),
+        DP_INTRA_OP_PARALLELISM_THREADS=str(threads),
+        DP_INTER_OP_PARALLELISM_THREADS="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
     return env
 
 
@@ -97,11 +106,13 @@ def _header(atoms, model_file, type_map, workdir: Path, padding: float) -> tuple
     if missing:
         raise LammpsError(f"the model's type map {type_map} lacks {missing}")
     a, shift = _place(atoms, padding)
-    write(workdir / "data.lammps", a, format="lammps-data", specorder=list(type_map), atom_style="atomic",
-          masses=True)
+    write(workdir / "data.lammps", a, format="lammps-data", specorder=list(type_map), atom_style="atomic", masses=True)
     lines = [
         "# qdff: a DeePMD-kit model in LAMMPS (pair_style deepmd, DeePMD-kit's plugin)",
-        "units metal", "atom_style atomic", "boundary p p p", "atom_modify map yes",
+        "units metal",
+        "atom_style atomic",
+        "boundary p p p",
+        "atom_modify map yes",
         "read_data data.lammps",
         f"plugin load {plugin_path()}",
         f"pair_style deepmd {Path(model_file).resolve()}",
@@ -111,8 +122,18 @@ def _header(atoms, model_file, type_map, workdir: Path, padding: float) -> tuple
     return lines, shift
 
 
-def write_inputs(atoms, model_file, type_map, workdir, *, steps: int, timestep_fs: float, temperature: float,
-                 seed: int, padding: float) -> Path:
+def write_inputs(
+    atoms,
+    model_file,
+    type_map,
+    workdir,
+    *,
+    steps: int,
+    timestep_fs: float,
+    temperature: float,
+    seed: int,
+    padding: float,
+) -> Path:
     """``data.lammps`` and ``in.lammps`` in ``workdir``: the cluster in a periodic box
     ``padding`` wider than its extent on every side (beyond the model's cutoff, so it is a free
     cluster), forces of the start frame dumped at full precision, then ``steps`` NVE steps
@@ -130,9 +151,13 @@ def write_inputs(atoms, model_file, type_map, workdir, *, steps: int, timestep_f
         "undump f0",
     ]
     if steps > 0:
-        lines += [f"velocity all create {temperature:g} {seed} mom yes rot yes dist gaussian",
-                  "fix nve all nve", f"timestep {timestep_fs / 1000:g}", f"thermo {max(1, steps // 10)}",
-                  f"run {steps}"]
+        lines += [
+            f"velocity all create {temperature:g} {seed} mom yes rot yes dist gaussian",
+            "fix nve all nve",
+            f"timestep {timestep_fs / 1000:g}",
+            f"thermo {max(1, steps // 10)}",
+            f"run {steps}",
+        ]
     (workdir / "in.lammps").write_text("\n".join(lines) + "\n")
     return workdir / "in.lammps"
 
@@ -147,9 +172,21 @@ def _lammps_seed(seed: int, k: int) -> int:
     return 1 + (seed * 7 + k) % 900_000_000
 
 
-def write_md_inputs(atoms, model_file, type_map, workdir, *, steps: int, nve_steps: int, timestep_fs: float,
-                    temperature: float, friction_per_fs: float, seed: int, record_every: int,
-                    padding: float) -> np.ndarray:
+def write_md_inputs(
+    atoms,
+    model_file,
+    type_map,
+    workdir,
+    *,
+    steps: int,
+    nve_steps: int,
+    timestep_fs: float,
+    temperature: float,
+    friction_per_fs: float,
+    seed: int,
+    record_every: int,
+    padding: float,
+) -> np.ndarray:
     """``in.lammps`` for qdff's ML-MD (qdff.validation.mlmd.run_lammps): Maxwell-Boltzmann
     velocities at ``temperature`` without net momentum or rotation, ``steps`` of Langevin
     (fix nve + fix langevin, damping time 1/``friction_per_fs``, random forces summing to zero so
@@ -190,7 +227,7 @@ def _read_dump_frames(path: Path, n: int) -> list[tuple[int, np.ndarray]]:
         if rows[k].startswith("ITEM: TIMESTEP") and k + 1 < len(rows):
             step = int(rows[k + 1])
             head = next((j for j in range(k, min(k + 10, len(rows))) if rows[j].startswith("ITEM: ATOMS")), None)
-            block = rows[head + 1:head + 1 + n] if head is not None else []
+            block = rows[head + 1 : head + 1 + n] if head is not None else []
             if len(block) < n:
                 break  # a frame cut short (lmp stopped while writing it)
             data = np.array([[float(x) for x in r.split()] for r in block])
@@ -203,8 +240,20 @@ def _read_dump_frames(path: Path, n: int) -> list[tuple[int, np.ndarray]]:
     return out
 
 
-def md(model_dir, atoms, workdir, *, temperature: float, steps: int, nve_steps: int, timestep_fs: float,
-       friction_per_fs: float, seed: int, record_every: int, threads: int = 1) -> dict:
+def md(
+    model_dir,
+    atoms,
+    workdir,
+    *,
+    temperature: float,
+    steps: int,
+    nve_steps: int,
+    timestep_fs: float,
+    friction_per_fs: float,
+    seed: int,
+    record_every: int,
+    threads: int = 1,
+) -> dict:
     """Langevin then NVE MD of a qdff DeePMD model in LAMMPS (see :func:`write_md_inputs`):
     ``frames`` [(step, positions in ``atoms``' frame)], ``thermo`` {step: pe (reference energies
     added back), ke, etotal, temp}, ``seconds_per_step`` of the Langevin run, ``error`` (why lmp
@@ -213,17 +262,34 @@ def md(model_dir, atoms, workdir, *, temperature: float, steps: int, nve_steps: 
     model_dir, workdir = Path(model_dir), Path(workdir)
     meta = read_json(model_dir / "model.json")
     if meta.get("backend") != "deepmd":
-        raise LammpsError(f"{model_dir}: LAMMPS deployment is for DeePMD-kit models; this one is {meta.get('backend')!r}")
+        raise LammpsError(
+            f"{model_dir}: LAMMPS deployment is for DeePMD-kit models; this one is {meta.get('backend')!r}"
+        )
     rcut = float(meta.get("provenance", {}).get("config", {}).get("rcut", 6.0))
     for stale in ("traj.dump", "log.lammps"):
         (workdir / stale).unlink(missing_ok=True)
-    shift = write_md_inputs(atoms, model_dir / meta["model_file"], meta["type_map"], workdir, steps=steps,
-                            nve_steps=nve_steps, timestep_fs=timestep_fs, temperature=temperature,
-                            friction_per_fs=friction_per_fs, seed=seed, record_every=record_every,
-                            padding=rcut + 4.0)
+    shift = write_md_inputs(
+        atoms,
+        model_dir / meta["model_file"],
+        meta["type_map"],
+        workdir,
+        steps=steps,
+        nve_steps=nve_steps,
+        timestep_fs=timestep_fs,
+        temperature=temperature,
+        friction_per_fs=friction_per_fs,
+        seed=seed,
+        record_every=record_every,
+        padding=rcut + 4.0,
+    )
     t0 = time.perf_counter()
-    proc = subprocess.run([lmp_executable(), "-in", "in.lammps", "-log", "log.lammps", "-screen", "none"],
-                          cwd=workdir, env=environment(threads), capture_output=True, text=True)
+    proc = subprocess.run(
+        [lmp_executable(), "-in", "in.lammps", "-log", "log.lammps", "-screen", "none"],
+        cwd=workdir,
+        env=environment(threads),
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     log_text = (workdir / "log.lammps").read_text() if (workdir / "log.lammps").is_file() else ""
     frames = [(s, p - shift) for s, p in _read_dump_frames(workdir / "traj.dump", len(atoms))]
@@ -232,22 +298,39 @@ def md(model_dir, atoms, workdir, *, temperature: float, steps: int, nve_steps: 
         err = [line for line in (log_text + proc.stdout + proc.stderr).splitlines() if "ERROR" in line]
         error = "; ".join(err[-2:]) if err else (proc.stderr or proc.stdout)[-500:].strip() or f"exit {proc.returncode}"
         if not any(s > 0 for s, _ in frames):
-            raise LammpsError(f"lmp failed in {workdir} (exit {proc.returncode}) before its first recorded step: {error}")
+            raise LammpsError(
+                f"lmp failed in {workdir} (exit {proc.returncode}) before its first recorded step: {error}"
+            )
     offset = sum(meta.get("reference_energies", {}).get(s, 0.0) for s in atoms.get_chemical_symbols())
     thermo = {int(r["step"]): dict(r, pe=r["pe"] + offset, etotal=r["etotal"] + offset) for r in _thermo(log_text)}
-    loops = [(float(t), int(n)) for t, n in re.findall(r"^Loop time of (\S+) on \d+ procs for (\d+) steps", log_text, re.M)]
+    loops = [
+        (float(t), int(n)) for t, n in re.findall(r"^Loop time of (\S+) on \d+ procs for (\d+) steps", log_text, re.M)
+    ]
     last = max((s for s, _ in frames), default=0)
     per_step = loops[0][0] / loops[0][1] if loops and loops[0][1] else wall / max(last, 1)
-    log.info("LAMMPS (%s): %d Langevin + %d NVE steps in %.1f s (%.4f s per step)%s", _version(log_text), steps,
-             nve_steps, wall, per_step, f"; stopped: {error}" if error else "")
-    return {"frames": frames, "thermo": thermo, "seconds_per_step": per_step, "error": error, "wall_s": wall,
-            "lammps_version": _version(log_text)}
+    log.info(
+        "LAMMPS (%s): %d Langevin + %d NVE steps in %.1f s (%.4f s per step)%s",
+        _version(log_text),
+        steps,
+        nve_steps,
+        wall,
+        per_step,
+        f"; stopped: {error}" if error else "",
+    )
+    return {
+        "frames": frames,
+        "thermo": thermo,
+        "seconds_per_step": per_step,
+        "error": error,
+        "wall_s": wall,
+        "lammps_version": _version(log_text),
+    }
 
 
 def _read_dump_forces(path: Path, n: int) -> np.ndarray:
     rows = path.read_text().splitlines()
     start = rows.index(next(r for r in rows if r.startswith("ITEM: ATOMS"))) + 1
-    data = np.array([[float(x) for x in r.split()] for r in rows[start:start + n]])
+    data = np.array([[float(x) for x in r.split()] for r in rows[start : start + n]])
     order = np.argsort(data[:, 0])
     return data[order, 2:5]
 
@@ -271,43 +354,83 @@ def _thermo(log_text: str) -> list[dict]:
     return out
 
 
-def run(model_dir, atoms, workdir, *, steps: int = 10, timestep_fs: float = 1.0, temperature: float = 300.0,
-        seed: int = 4928459, threads: int = 1) -> dict:
+def run(
+    model_dir,
+    atoms,
+    workdir,
+    *,
+    steps: int = 10,
+    timestep_fs: float = 1.0,
+    temperature: float = 300.0,
+    seed: int = 4928459,
+    threads: int = 1,
+) -> dict:
     """Run a qdff DeePMD model (``model_dir`` with model.json) on ``atoms`` in LAMMPS: the start
     frame's energy (with the reference energies added back) and forces, and ``steps`` NVE steps
     (total-energy drift, wall time per step)."""
     model_dir = Path(model_dir)
     meta = read_json(model_dir / "model.json")
     if meta.get("backend") != "deepmd":
-        raise LammpsError(f"{model_dir}: LAMMPS deployment is for DeePMD-kit models; this one is {meta.get('backend')!r}")
+        raise LammpsError(
+            f"{model_dir}: LAMMPS deployment is for DeePMD-kit models; this one is {meta.get('backend')!r}"
+        )
     rcut = float(meta.get("provenance", {}).get("config", {}).get("rcut", 6.0))
     workdir = Path(workdir)
-    write_inputs(atoms, model_dir / meta["model_file"], meta["type_map"], workdir, steps=steps,
-                 timestep_fs=timestep_fs, temperature=temperature, seed=seed, padding=rcut + 4.0)
+    write_inputs(
+        atoms,
+        model_dir / meta["model_file"],
+        meta["type_map"],
+        workdir,
+        steps=steps,
+        timestep_fs=timestep_fs,
+        temperature=temperature,
+        seed=seed,
+        padding=rcut + 4.0,
+    )
     t0 = time.perf_counter()
-    proc = subprocess.run([lmp_executable(), "-in", "in.lammps", "-log", "log.lammps", "-screen", "none"],
-                          cwd=workdir, env=environment(threads), capture_output=True, text=True)
+    proc = subprocess.run(
+        [lmp_executable(), "-in", "in.lammps", "-log", "log.lammps", "-screen", "none"],
+        cwd=workdir,
+        env=environment(threads),
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     log_text = (workdir / "log.lammps").read_text() if (workdir / "log.lammps").is_file() else ""
     if proc.returncode != 0:
         err = [line for line in (log_text + proc.stdout + proc.stderr).splitlines() if "ERROR" in line]
-        raise LammpsError(f"lmp failed in {workdir} (exit {proc.returncode}): "
-                          + ("; ".join(err[-3:]) if err else (proc.stderr or proc.stdout)[-1500:]))
+        raise LammpsError(
+            f"lmp failed in {workdir} (exit {proc.returncode}): "
+            + ("; ".join(err[-3:]) if err else (proc.stderr or proc.stdout)[-1500:])
+        )
     m = re.search(r"^QDFF_PE0 (\S+)", log_text, re.M)
     if not m:
         raise LammpsError(f"{workdir / 'log.lammps'}: no start-frame energy printed")
     shift = sum(meta.get("reference_energies", {}).get(s, 0.0) for s in atoms.get_chemical_symbols())
     rows = _thermo(log_text)
     md = [r for r in rows[1:]] if steps > 0 else []
-    out = {"energy_eV": float(m.group(1)) + shift, "model_energy_eV": float(m.group(1)),
-           "forces_eV_per_A": _read_dump_forces(workdir / "forces0.dump", len(atoms)),
-           "steps": steps, "wall_s": wall, "lammps_version": _version(log_text)}
+    out = {
+        "energy_eV": float(m.group(1)) + shift,
+        "model_energy_eV": float(m.group(1)),
+        "forces_eV_per_A": _read_dump_forces(workdir / "forces0.dump", len(atoms)),
+        "steps": steps,
+        "wall_s": wall,
+        "lammps_version": _version(log_text),
+    }
     if md:
         et = np.array([r["etotal"] for r in md])
-        out.update(total_energy_drift_eV=float(et[-1] - et[0]), temperature_last_K=md[-1]["temp"],
-                   finite=bool(np.all(np.isfinite(et))))
-    log.info("LAMMPS (%s): start-frame energy %.6f eV, %d NVE steps in %.1f s", out["lammps_version"],
-             out["energy_eV"], steps, wall)
+        out.update(
+            total_energy_drift_eV=float(et[-1] - et[0]),
+            temperature_last_K=md[-1]["temp"],
+            finite=bool(np.all(np.isfinite(et))),
+        )
+    log.info(
+        "LAMMPS (%s): start-frame energy %.6f eV, %d NVE steps in %.1f s",
+        out["lammps_version"],
+        out["energy_eV"],
+        steps,
+        wall,
+    )
     return out
 
 

@@ -1,6 +1,7 @@
 """The metrics table: one row per model with its held-out errors, ML-MD stability and NVE
 statistics beside CP2K's, pair-distance overlap against the AIMD's own agreement, and speed
 against CP2K, with the hardware of both sides named."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,8 +38,10 @@ def cp2k_runs(aimd_files) -> dict:
         if ener.is_file() and s.get("n_atoms"):
             e = read_ener(ener)
             stats = energy_stats(e["time"], e["conserved"], s["n_atoms"])
-            s.update(conserved_drift_meV_per_atom_per_ps=stats["drift_meV_per_atom_per_ps"],
-                     conserved_std_meV_per_atom=stats["std_meV_per_atom"])
+            s.update(
+                conserved_drift_meV_per_atom_per_ps=stats["drift_meV_per_atom_per_ps"],
+                conserved_std_meV_per_atom=stats["std_meV_per_atom"],
+            )
         out[float(s["temperature"])] = s
     return out
 
@@ -63,14 +66,21 @@ def _speed(row: dict, runs: list, cp2k: dict) -> None:
         return
     c = [cp2k[float(r["temperature"])] for r in same_t]
     row["cp2k_seconds_per_step"] = float(np.mean([s["seconds_per_step_median"] for s in c]))
-    row["speedup_vs_cp2k"] = float(np.mean([s["seconds_per_step_median"] / r["seconds_per_step"]
-                                            for s, r in zip(c, same_t)]))
+    row["speedup_vs_cp2k"] = float(
+        np.mean([s["seconds_per_step_median"] / r["seconds_per_step"] for s, r in zip(c, same_t)])
+    )
     hw = same_t[0].get("hardware") or {}
     cp2k_cores, ml_cores = _cores(c[0]), _mlmd_cores(hw)
     row["cp2k_cores"], row["mlmd_cores"] = cp2k_cores, ml_cores
     if cp2k_cores and ml_cores:
-        row["speedup_per_core_vs_cp2k"] = float(np.mean([
-            s["seconds_per_step_median"] * cp2k_cores / (r["seconds_per_step"] * ml_cores) for s, r in zip(c, same_t)]))
+        row["speedup_per_core_vs_cp2k"] = float(
+            np.mean(
+                [
+                    s["seconds_per_step_median"] * cp2k_cores / (r["seconds_per_step"] * ml_cores)
+                    for s, r in zip(c, same_t)
+                ]
+            )
+        )
     row["cp2k_hardware"] = cp2k_hardware(c[0])
     row["mlmd_hardware"] = mlmd_hardware(hw, same_t[0].get("engine", "ase"))
     row["same_hardware"] = bool(hw) and hw.get("host") == c[0].get("host") and ml_cores is not None
@@ -88,9 +98,11 @@ def mlmd_hardware(hw: dict, engine: str = "ase") -> str:
         return "not recorded"
     dev = str(hw.get("device", "cpu"))
     # DeePMD-kit in LAMMPS takes the GPU when its torch sees one, as the ASE calculator does
-    parts = ["LAMMPS (pair_style deepmd)" if engine == "lammps" else "ASE",
-             f"{dev} ({hw['device_name']})" if dev.startswith("cuda") else "CPU",
-             f"{hw.get('torch_threads', '?')} torch thread(s)"]
+    parts = [
+        "LAMMPS (pair_style deepmd)" if engine == "lammps" else "ASE",
+        f"{dev} ({hw['device_name']})" if dev.startswith("cuda") else "CPU",
+        f"{hw.get('torch_threads', '?')} torch thread(s)",
+    ]
     parts += [hw[k] for k in ("cpu_model", "host") if hw.get(k)]
     return ", ".join(parts)
 
@@ -102,7 +114,8 @@ def _mlmd_rows(row: dict, runs: list, cp2k: dict) -> None:
     row["mlmd_seconds_per_step"] = float(np.mean([r["seconds_per_step"] for r in timed]))
     row["mlmd_verdicts"] = "; ".join(
         f"{r['temperature']:g} K{' (stress)' if r.get('stress') else ''}: "
-        + ("stable" if r["stable"] else f"UNSTABLE ({r['reason']})") for r in runs
+        + ("stable" if r["stable"] else f"UNSTABLE ({r['reason']})")
+        for r in runs
     )
     drifts = [abs(r.get("nve_drift_meV_per_atom_per_ps", float("nan"))) for r in runs]
     drifts = [d for d in drifts if np.isfinite(d)]
@@ -110,22 +123,45 @@ def _mlmd_rows(row: dict, runs: list, cp2k: dict) -> None:
     per_t = []
     for r in runs:
         c = cp2k.get(float(r.get("reference_temperature", r["temperature"])), {})
-        t = {k: r.get(k) for k in ("temperature", "stress", "stable", "reason", "seeds", "unstable_seeds",
-                                   "bonds_start", "bonds_broken_max", "bonds_formed_max", "aimd_bonds_broken_max",
-                                   "aimd_bonds_formed_max", "coordination", "aimd_coordination", "bond_cutoffs",
-                                   "nve_temperature_mean", "nve_drift_meV_per_atom_per_ps",
-                                   "nve_energy_std_meV_per_atom", "reference_temperature")}
-        t.update(cp2k_conserved_drift_meV_per_atom_per_ps=c.get("conserved_drift_meV_per_atom_per_ps"),
-                 cp2k_conserved_std_meV_per_atom=c.get("conserved_std_meV_per_atom"),
-                 cp2k_temperature=c.get("temperature"))
+        t = {
+            k: r.get(k)
+            for k in (
+                "temperature",
+                "stress",
+                "stable",
+                "reason",
+                "seeds",
+                "unstable_seeds",
+                "bonds_start",
+                "bonds_broken_max",
+                "bonds_formed_max",
+                "aimd_bonds_broken_max",
+                "aimd_bonds_formed_max",
+                "coordination",
+                "aimd_coordination",
+                "bond_cutoffs",
+                "nve_temperature_mean",
+                "nve_drift_meV_per_atom_per_ps",
+                "nve_energy_std_meV_per_atom",
+                "reference_temperature",
+            )
+        }
+        t.update(
+            cp2k_conserved_drift_meV_per_atom_per_ps=c.get("conserved_drift_meV_per_atom_per_ps"),
+            cp2k_conserved_std_meV_per_atom=c.get("conserved_std_meV_per_atom"),
+            cp2k_temperature=c.get("temperature"),
+        )
         per_t.append(t)
         label = f"{r['temperature']:g}K"
         for k in ("bonds_broken_max", "bonds_formed_max", "nve_temperature_mean", "nve_energy_std_meV_per_atom"):
             if r.get(k) is not None:
                 row[f"mlmd_{k}_{label}"] = r[k]
     row["mlmd_per_temperature"] = per_t
-    conserved = [abs(t["cp2k_conserved_drift_meV_per_atom_per_ps"]) for t in per_t
-                 if t["cp2k_conserved_drift_meV_per_atom_per_ps"] is not None and not t["stress"]]
+    conserved = [
+        abs(t["cp2k_conserved_drift_meV_per_atom_per_ps"])
+        for t in per_t
+        if t["cp2k_conserved_drift_meV_per_atom_per_ps"] is not None and not t["stress"]
+    ]
     if conserved:
         row["cp2k_conserved_drift_meV_per_atom_per_ps"] = max(conserved)
 
@@ -144,9 +180,16 @@ def _pair_distance_rows(row: dict, mine: list) -> None:
         fp = r.get("first_peak", {})
         for pair, ref in fp.get("reference", {}).items():
             ml = fp.get("model", {}).get(pair, {})
-            peaks.append({"temperature": r["temperature"], "pair": pair, "aimd_position_A": ref["position_A"],
-                          "mlmd_position_A": ml.get("position_A"), "aimd_fwhm_A": ref["fwhm_A"],
-                          "mlmd_fwhm_A": ml.get("fwhm_A")})
+            peaks.append(
+                {
+                    "temperature": r["temperature"],
+                    "pair": pair,
+                    "aimd_position_A": ref["position_A"],
+                    "mlmd_position_A": ml.get("position_A"),
+                    "aimd_fwhm_A": ref["fwhm_A"],
+                    "mlmd_fwhm_A": ml.get("fwhm_A"),
+                }
+            )
     row["pair_distance_overlap_min"] = worst[0] if worst else float("nan")
     if worst:
         score, pair, r = worst
@@ -158,4 +201,3 @@ def _pair_distance_rows(row: dict, mine: list) -> None:
         row["pair_distance_frames_per_block"] = r.get("frames_per_block")
     row["pair_distance_below_aimd_interval"] = "; ".join(below) if below else "none"
     row["pair_distance_first_peaks"] = peaks
-

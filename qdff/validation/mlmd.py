@@ -26,6 +26,7 @@ what the AIMD baseline and ``bond_persist`` absorb.
 
 An unstable model is a result, not an error: the pipeline goes on and reports it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -73,8 +74,10 @@ def check_frame(atoms, energy: float, limits: dict, bond_factor: float) -> str |
     nn = nn_distances(atoms.positions)
     if nn.max() > bond_factor * limits["nn_max"]:
         i = int(nn.argmax())
-        return (f"atom {i} ({atoms[i].symbol}) is {nn.max():.2f} A from its nearest neighbour, more than "
-                f"{bond_factor} x the AIMD maximum {limits['nn_max']:.2f} A")
+        return (
+            f"atom {i} ({atoms[i].symbol}) is {nn.max():.2f} A from its nearest neighbour, more than "
+            f"{bond_factor} x the AIMD maximum {limits['nn_max']:.2f} A"
+        )
     if nn.min() < 0.5 * limits["pair_min"]:
         return f"two atoms {nn.min():.2f} A apart, less than half the AIMD minimum {limits['pair_min']:.2f} A"
     return None
@@ -157,14 +160,18 @@ class BondGraph:
         worst = ""
         if k is not None:
             i, j = self.i[k], self.j[k]
-            worst = (f"{self.symbols[i]} {i} - {self.symbols[j]} {j} {'broken' if broken.any() else 'formed'} "
-                     f"at {d[k]:.2f} A (cutoff {self.cut[k]:.2f} A)")
+            worst = (
+                f"{self.symbols[i]} {i} - {self.symbols[j]} {j} {'broken' if broken.any() else 'formed'} "
+                f"at {d[k]:.2f} A (cutoff {self.cut[k]:.2f} A)"
+            )
         return {"broken": int(broken.sum()), "formed": int(formed.sum()), "worst": worst}
 
     def coordination(self, positions) -> dict[str, float]:
         """Mean number of bonds per atom of each element."""
         now = self.bonded(positions)
-        cn = np.bincount(self.i[now], minlength=len(self.symbols)) + np.bincount(self.j[now], minlength=len(self.symbols))
+        cn = np.bincount(self.i[now], minlength=len(self.symbols)) + np.bincount(
+            self.j[now], minlength=len(self.symbols)
+        )
         return {el: float(cn[self.symbols == el].mean()) for el in self.elements}
 
     def baseline(self, frames) -> dict:
@@ -178,10 +185,13 @@ class BondGraph:
             formed.append(c["formed"])
             cns.append(self.coordination(a.positions))
         return {
-            "broken_max": int(max(broken)), "formed_max": int(max(formed)),
-            "broken_mean": float(np.mean(broken)), "formed_mean": float(np.mean(formed)),
-            "coordination": {el: [float(np.mean([c[el] for c in cns])), float(np.std([c[el] for c in cns]))]
-                             for el in self.elements},
+            "broken_max": int(max(broken)),
+            "formed_max": int(max(formed)),
+            "broken_mean": float(np.mean(broken)),
+            "formed_mean": float(np.mean(formed)),
+            "coordination": {
+                el: [float(np.mean([c[el] for c in cns])), float(np.std([c[el] for c in cns]))] for el in self.elements
+            },
             "frames": len(frames),
         }
 
@@ -210,10 +220,12 @@ class _Monitor:
         else:
             self.streak = 0
         if self.judge and self.streak >= self.persist:
-            return (f"bond graph changed beyond the AIMD's: {c['broken']} bonds broken and {c['formed']} formed "
-                    f"relative to the start frame (the AIMD at this temperature: at most {b['broken_max']} "
-                    f"broken, {b['formed_max']} formed), {self.persist} checks in a row"
-                    + (f"; e.g. {c['worst']}" if c["worst"] else ""))
+            return (
+                f"bond graph changed beyond the AIMD's: {c['broken']} bonds broken and {c['formed']} formed "
+                f"relative to the start frame (the AIMD at this temperature: at most {b['broken_max']} "
+                f"broken, {b['formed_max']} formed), {self.persist} checks in a row"
+                + (f"; e.g. {c['worst']}" if c["worst"] else "")
+            )
         return None
 
     def summary(self) -> dict:
@@ -249,8 +261,10 @@ def energy_stats(time_fs, energy_eV, n_atoms: int) -> dict:
         return {"drift_meV_per_atom_per_ps": float("nan"), "std_meV_per_atom": float("nan")}
     slope, intercept = np.polyfit(t, e, 1)
     resid = e - (slope * t + intercept)
-    return {"drift_meV_per_atom_per_ps": float(1e3 * slope / n_atoms),
-            "std_meV_per_atom": float(1e3 * np.std(resid) / n_atoms)}
+    return {
+        "drift_meV_per_atom_per_ps": float(1e3 * slope / n_atoms),
+        "std_meV_per_atom": float(1e3 * np.std(resid) / n_atoms),
+    }
 
 
 # backends whose models qdff runs in LAMMPS (qdff.validation.lammps; README, "Models in LAMMPS")
@@ -268,8 +282,11 @@ def engine(requested: str, backend: str) -> str:
     if requested == "lammps":
         if backend in LAMMPS_BACKENDS:
             return "lammps"
-        log.info("mlmd.engine is lammps, but qdff runs only %s models in LAMMPS: %s runs in ASE",
-                 ", ".join(LAMMPS_BACKENDS), backend)
+        log.info(
+            "mlmd.engine is lammps, but qdff runs only %s models in LAMMPS: %s runs in ASE",
+            ", ".join(LAMMPS_BACKENDS),
+            backend,
+        )
     return "ase"
 
 
@@ -277,9 +294,21 @@ class _Recorder:
     """What every engine does at a recorded frame: the stability checks, the temperature and
     energy series, and the trajectory snapshot; and, from them, the run's summary."""
 
-    def __init__(self, start, reference_frames, *, temperature: float, seed: int, timestep_fs: float,
-                 bond_factor: float, bond_check: bool, monitor_bonds: bool | None, bond_cutoff_factor: float,
-                 bond_persist: int, trajectory: list | None):
+    def __init__(
+        self,
+        start,
+        reference_frames,
+        *,
+        temperature: float,
+        seed: int,
+        timestep_fs: float,
+        bond_factor: float,
+        bond_check: bool,
+        monitor_bonds: bool | None,
+        bond_cutoff_factor: float,
+        bond_persist: int,
+        trajectory: list | None,
+    ):
         if monitor_bonds is None:
             monitor_bonds = bond_check
         self.temperature, self.seed, self.timestep_fs, self.bond_factor = temperature, seed, timestep_fs, bond_factor
@@ -287,8 +316,9 @@ class _Recorder:
         self.limits = reference_limits(reference_frames)
         self.graph = self.baseline = None
         if bond_check or monitor_bonds:
-            self.graph = BondGraph(start.get_chemical_symbols(), bond_cutoffs(reference_frames, bond_cutoff_factor),
-                                   start.positions)
+            self.graph = BondGraph(
+                start.get_chemical_symbols(), bond_cutoffs(reference_frames, bond_cutoff_factor), start.positions
+            )
             self.baseline = self.graph.baseline(reference_frames)
         self.monitor = _Monitor(self.graph, self.baseline, bond_check, bond_persist)
         self.trajectory = trajectory
@@ -319,17 +349,31 @@ class _Recorder:
         self.nve_temps.append(float(temperature_now))
         return None
 
-    def summary(self, *, steps: int, done: int, reason: str | None, seconds_per_step: float, nve_steps: int,
-                nve_reason: str | None = None, engine: str = "ase") -> dict:
+    def summary(
+        self,
+        *,
+        steps: int,
+        done: int,
+        reason: str | None,
+        seconds_per_step: float,
+        nve_steps: int,
+        nve_reason: str | None = None,
+        engine: str = "ase",
+    ) -> dict:
         """The run's summary; ``reason``: why the thermostatted run failed, ``nve_reason``: why
         the NVE segment after it did (None: it did not)."""
-        nve = {"nve_drift_meV_per_atom_per_ps": float("nan"), "nve_energy_std_meV_per_atom": float("nan"),
-               "nve_temperature_mean": float("nan")}
+        nve = {
+            "nve_drift_meV_per_atom_per_ps": float("nan"),
+            "nve_energy_std_meV_per_atom": float("nan"),
+            "nve_temperature_mean": float("nan"),
+        }
         if reason is None and nve_steps > 0 and nve_reason is None:
             stats = energy_stats(self.nve_times, self.nve_etot, self.n_atoms)
-            nve = {"nve_drift_meV_per_atom_per_ps": stats["drift_meV_per_atom_per_ps"],
-                   "nve_energy_std_meV_per_atom": stats["std_meV_per_atom"],
-                   "nve_temperature_mean": float(np.mean(self.nve_temps)) if self.nve_temps else float("nan")}
+            nve = {
+                "nve_drift_meV_per_atom_per_ps": stats["drift_meV_per_atom_per_ps"],
+                "nve_energy_std_meV_per_atom": stats["std_meV_per_atom"],
+                "nve_temperature_mean": float(np.mean(self.nve_temps)) if self.nve_temps else float("nan"),
+            }
         reason = reason or nve_reason
         summary = {
             "temperature": self.temperature,
@@ -352,16 +396,32 @@ class _Recorder:
             "series": series(self.times, self.temps, self.epots),
         }
         if np.isfinite(summary["nve_drift_meV_per_atom_per_ps"]):
-            log.info("NVE segment of %d steps: total-energy drift %.3f meV/atom/ps, std %.3f meV/atom, T %.0f K",
-                     nve_steps, summary["nve_drift_meV_per_atom_per_ps"], summary["nve_energy_std_meV_per_atom"],
-                     summary["nve_temperature_mean"])
+            log.info(
+                "NVE segment of %d steps: total-energy drift %.3f meV/atom/ps, std %.3f meV/atom, T %.0f K",
+                nve_steps,
+                summary["nve_drift_meV_per_atom_per_ps"],
+                summary["nve_energy_std_meV_per_atom"],
+                summary["nve_temperature_mean"],
+            )
         if self.graph is not None:
-            log.info("bonds relative to the start frame: at most %d broken, %d formed (AIMD: %d, %d)",
-                     summary["bonds_broken_max"], summary["bonds_formed_max"], self.baseline["broken_max"],
-                     self.baseline["formed_max"])
-        log.info("ML-MD (%s) at %g K (seed %d): %s after %d of %d steps (%.4f s/step)%s", engine, self.temperature,
-                 self.seed, "stable" if summary["stable"] else "UNSTABLE", done, steps, seconds_per_step,
-                 f": {reason}" if reason else "")
+            log.info(
+                "bonds relative to the start frame: at most %d broken, %d formed (AIMD: %d, %d)",
+                summary["bonds_broken_max"],
+                summary["bonds_formed_max"],
+                self.baseline["broken_max"],
+                self.baseline["formed_max"],
+            )
+        log.info(
+            "ML-MD (%s) at %g K (seed %d): %s after %d of %d steps (%.4f s/step)%s",
+            engine,
+            self.temperature,
+            self.seed,
+            "stable" if summary["stable"] else "UNSTABLE",
+            done,
+            steps,
+            seconds_per_step,
+            f": {reason}" if reason else "",
+        )
         return summary
 
 
@@ -383,10 +443,25 @@ def _nve(atoms, steps: int, timestep_fs: float, record_every: int, rec: _Recorde
     return None
 
 
-def run(calc, start, reference_frames, *, temperature: float, steps: int, timestep_fs: float,
-        friction_per_fs: float, bond_factor: float, seed: int, record_every: int = 10,
-        trajectory: list | None = None, nve_steps: int = 0, bond_check: bool = False,
-        bond_cutoff_factor: float = 1.25, bond_persist: int = 3, monitor_bonds: bool | None = None) -> dict:
+def run(
+    calc,
+    start,
+    reference_frames,
+    *,
+    temperature: float,
+    steps: int,
+    timestep_fs: float,
+    friction_per_fs: float,
+    bond_factor: float,
+    seed: int,
+    record_every: int = 10,
+    trajectory: list | None = None,
+    nve_steps: int = 0,
+    bond_check: bool = False,
+    bond_cutoff_factor: float = 1.25,
+    bond_persist: int = 3,
+    monitor_bonds: bool | None = None,
+) -> dict:
     """Langevin MD in ASE, then (if stable) ``nve_steps`` of NVE; returns a summary with
     ``stable`` and, if not, ``reason``.
 
@@ -395,9 +470,19 @@ def run(calc, start, reference_frames, *, temperature: float, steps: int, timest
     the bond graph too (see the module docstring); ``monitor_bonds`` (default: as
     ``bond_check``) records bond changes and coordination without judging them (stress
     temperatures, where no AIMD shows what to expect)."""
-    rec = _Recorder(start, reference_frames, temperature=temperature, seed=seed, timestep_fs=timestep_fs,
-                    bond_factor=bond_factor, bond_check=bond_check, monitor_bonds=monitor_bonds,
-                    bond_cutoff_factor=bond_cutoff_factor, bond_persist=bond_persist, trajectory=trajectory)
+    rec = _Recorder(
+        start,
+        reference_frames,
+        temperature=temperature,
+        seed=seed,
+        timestep_fs=timestep_fs,
+        bond_factor=bond_factor,
+        bond_check=bond_check,
+        monitor_bonds=monitor_bonds,
+        bond_cutoff_factor=bond_cutoff_factor,
+        bond_persist=bond_persist,
+        trajectory=trajectory,
+    )
     atoms = start.copy()
     atoms.calc = calc
     atoms.set_pbc(False)
@@ -406,8 +491,14 @@ def run(calc, start, reference_frames, *, temperature: float, steps: int, timest
     Stationary(atoms)
     ZeroRotation(atoms)
     atoms.set_constraint(FixCom())  # a free cluster: no centre-of-mass drift
-    dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature,
-                   friction=friction_per_fs / units.fs, fixcm=False, rng=rng)
+    dyn = Langevin(
+        atoms,
+        timestep_fs * units.fs,
+        temperature_K=temperature,
+        friction=friction_per_fs / units.fs,
+        fixcm=False,
+        rng=rng,
+    )
     reason, done = None, 0
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
@@ -426,15 +517,37 @@ def run(calc, start, reference_frames, *, temperature: float, steps: int, timest
     nve_reason = None
     if reason is None and nve_steps > 0:
         nve_reason = _nve(atoms, nve_steps, timestep_fs, record_every, rec)
-    return rec.summary(steps=steps, done=done, reason=reason, seconds_per_step=wall / max(done, 1),
-                       nve_steps=nve_steps, nve_reason=nve_reason)
+    return rec.summary(
+        steps=steps,
+        done=done,
+        reason=reason,
+        seconds_per_step=wall / max(done, 1),
+        nve_steps=nve_steps,
+        nve_reason=nve_reason,
+    )
 
 
-def run_lammps(model_dir, start, reference_frames, *, workdir, temperature: float, steps: int, timestep_fs: float,
-               friction_per_fs: float, bond_factor: float, seed: int, record_every: int = 10,
-               trajectory: list | None = None, nve_steps: int = 0, bond_check: bool = False,
-               bond_cutoff_factor: float = 1.25, bond_persist: int = 3, monitor_bonds: bool | None = None,
-               threads: int = 1) -> dict:
+def run_lammps(
+    model_dir,
+    start,
+    reference_frames,
+    *,
+    workdir,
+    temperature: float,
+    steps: int,
+    timestep_fs: float,
+    friction_per_fs: float,
+    bond_factor: float,
+    seed: int,
+    record_every: int = 10,
+    trajectory: list | None = None,
+    nve_steps: int = 0,
+    bond_check: bool = False,
+    bond_cutoff_factor: float = 1.25,
+    bond_persist: int = 3,
+    monitor_bonds: bool | None = None,
+    threads: int = 1,
+) -> dict:
     """The same run as :func:`run` with a DeePMD-kit model in LAMMPS (``mlmd.engine: lammps``):
     Langevin (fix nve + fix langevin, damping 1/``friction_per_fs``) and then NVE, in ``lmp``
     in ``workdir`` (its input and log stay there). LAMMPS runs every step; the same checks then
@@ -443,12 +556,32 @@ def run_lammps(model_dir, start, reference_frames, *, workdir, temperature: floa
     qdff.validation.lammps.HALT_FACTOR x the target (a model that blew up)."""
     from . import lammps
 
-    rec = _Recorder(start, reference_frames, temperature=temperature, seed=seed, timestep_fs=timestep_fs,
-                    bond_factor=bond_factor, bond_check=bond_check, monitor_bonds=monitor_bonds,
-                    bond_cutoff_factor=bond_cutoff_factor, bond_persist=bond_persist, trajectory=trajectory)
-    md = lammps.md(model_dir, start, workdir, temperature=temperature, steps=steps, nve_steps=nve_steps,
-                   timestep_fs=timestep_fs, friction_per_fs=friction_per_fs, seed=seed, record_every=record_every,
-                   threads=threads)
+    rec = _Recorder(
+        start,
+        reference_frames,
+        temperature=temperature,
+        seed=seed,
+        timestep_fs=timestep_fs,
+        bond_factor=bond_factor,
+        bond_check=bond_check,
+        monitor_bonds=monitor_bonds,
+        bond_cutoff_factor=bond_cutoff_factor,
+        bond_persist=bond_persist,
+        trajectory=trajectory,
+    )
+    md = lammps.md(
+        model_dir,
+        start,
+        workdir,
+        temperature=temperature,
+        steps=steps,
+        nve_steps=nve_steps,
+        timestep_fs=timestep_fs,
+        friction_per_fs=friction_per_fs,
+        seed=seed,
+        record_every=record_every,
+        threads=threads,
+    )
     atoms = start.copy()
     atoms.calc = None
     atoms.set_pbc(False)
@@ -484,8 +617,15 @@ def run_lammps(model_dir, start, reference_frames, *, workdir, temperature: floa
                 break
         if nve_reason is None and last < steps + nve_steps and md["error"]:
             nve_reason = f"NVE: LAMMPS stopped after step {last - steps}: {md['error']}"
-    out = rec.summary(steps=steps, done=done, reason=reason, seconds_per_step=md["seconds_per_step"],
-                      nve_steps=nve_steps, nve_reason=nve_reason, engine="lammps")
+    out = rec.summary(
+        steps=steps,
+        done=done,
+        reason=reason,
+        seconds_per_step=md["seconds_per_step"],
+        nve_steps=nve_steps,
+        nve_reason=nve_reason,
+        engine="lammps",
+    )
     out["lammps_version"] = md["lammps_version"]
     return out
 
@@ -497,9 +637,11 @@ def series(times, temps, epots, max_points: int = SERIES_POINTS) -> dict:
     """The thermostatted run's recorded temperature and potential energy against time, evenly
     thinned to at most ``max_points`` (the report's time-series figure), the last point kept."""
     idx = np.unique(np.linspace(0, len(times) - 1, min(len(times), max_points)).astype(int)) if times else []
-    return {"time_fs": [round(float(times[i]), 3) for i in idx],
-            "temperature_K": [round(float(temps[i]), 2) for i in idx],
-            "epot_eV": [float(epots[i]) for i in idx]}
+    return {
+        "time_fs": [round(float(times[i]), 3) for i in idx],
+        "temperature_K": [round(float(temps[i]), 2) for i in idx],
+        "epot_eV": [float(epots[i]) for i in idx],
+    }
 
 
 def combine(runs: list[dict]) -> dict:
@@ -535,12 +677,25 @@ def combine(runs: list[dict]) -> dict:
         "runs": runs,
     }
     if "bonds_start" in first:
-        out.update({k: first[k] for k in ("bond_cutoffs", "bonds_start", "aimd_bonds_broken_max",
-                                          "aimd_bonds_formed_max", "aimd_coordination", "aimd_baseline_frames",
-                                          "bond_check")})
-        out.update(bonds_broken_max=max(r["bonds_broken_max"] for r in runs),
-                   bonds_formed_max=max(r["bonds_formed_max"] for r in runs),
-                   bond_checks_beyond_aimd=sum(r["bond_checks_beyond_aimd"] for r in runs))
+        out.update(
+            {
+                k: first[k]
+                for k in (
+                    "bond_cutoffs",
+                    "bonds_start",
+                    "aimd_bonds_broken_max",
+                    "aimd_bonds_formed_max",
+                    "aimd_coordination",
+                    "aimd_baseline_frames",
+                    "bond_check",
+                )
+            }
+        )
+        out.update(
+            bonds_broken_max=max(r["bonds_broken_max"] for r in runs),
+            bonds_formed_max=max(r["bonds_formed_max"] for r in runs),
+            bond_checks_beyond_aimd=sum(r["bond_checks_beyond_aimd"] for r in runs),
+        )
         els = first["coordination"]
         out["coordination"] = {el: float(np.nanmean([r["coordination"][el] for r in runs])) for el in els}
     return out
@@ -577,8 +732,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_model(requested_engine: str, backend: str, model_dir, start, reference_frames, *, workdir, calc=None,
-              **protocol) -> dict:
+def run_model(
+    requested_engine: str, backend: str, model_dir, start, reference_frames, *, workdir, calc=None, **protocol
+) -> dict:
     """ML-MD of the model in ``model_dir`` with the engine :func:`engine` picks for
     ``requested_engine`` (mlmd.engine): the one entry
     point of validation (qdff.steps.mlmd) and active-learning exploration. ``protocol``: the
@@ -588,8 +744,9 @@ def run_model(requested_engine: str, backend: str, model_dir, start, reference_f
     if engine(requested_engine, backend) == "lammps":
         import torch
 
-        return run_lammps(model_dir, start, reference_frames, workdir=workdir, threads=torch.get_num_threads(),
-                          **protocol)
+        return run_lammps(
+            model_dir, start, reference_frames, workdir=workdir, threads=torch.get_num_threads(), **protocol
+        )
     if calc is None:
         from ..training.models import load_calculator
 

@@ -18,6 +18,7 @@ random sets of AIMD sub-blocks (``block_fs`` long, about the time over which pai
 decorrelate) of ``n`` frames each, their overlap's 5th to 95th percentile. Drawn without
 replacement, so that no frame is compared with itself.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -101,7 +102,9 @@ def first_peak(curve, edges, min_height: float = 0.25) -> dict:
     position = float(edges[0] + (k + 0.5 + shift) * dr)
     # half of the peak's height above zero (not of its prominence above the trough that
     # follows): the trough between shells of a hot cluster is not empty
-    width = peak_widths(g, [k], rel_height=0.5, prominence_data=(np.array([g[k]]), np.array([0]), np.array([len(g) - 1])))[0][0]
+    width = peak_widths(
+        g, [k], rel_height=0.5, prominence_data=(np.array([g[k]]), np.array([0]), np.array([len(g) - 1]))
+    )[0][0]
     return {"position_A": position, "fwhm_A": float(width * dr)}
 
 
@@ -148,8 +151,17 @@ def _blocks(trajs, n: int) -> list[list[int]]:
     return out
 
 
-def compare(reference_frames, test_frames, r_max: float, bins: int, *, block_fs: float = 100.0,
-            resamples: int = 200, seed: int = 0, level: float = 0.9) -> dict:
+def compare(
+    reference_frames,
+    test_frames,
+    r_max: float,
+    bins: int,
+    *,
+    block_fs: float = 100.0,
+    resamples: int = 200,
+    seed: int = 0,
+    level: float = 0.9,
+) -> dict:
     """Pair-distance distributions of both frame sets and the overlap scores per element pair
     (see the module docstring). Frames carry ``info["time"]`` (fs; else their index) and
     ``info["run"]`` (AIMD) or ``info["seed"]`` (ML-MD) to tell trajectories apart."""
@@ -165,14 +177,20 @@ def compare(reference_frames, test_frames, r_max: float, bins: int, *, block_fs:
     sub = max(1, int(round(block_fs / spacing)))
     n = _block_size([len(t) for t in test_trajs], [len(t) for t in ref_trajs], sub)
     out = {
-        "curve": CURVE, "edges": edges.tolist(),
+        "curve": CURVE,
+        "edges": edges.tolist(),
         "reference": {p: normalised(ref_counts[p].sum(axis=0), edges).tolist() for p in pairs},
         "model": {p: normalised(test_counts[p].sum(axis=0), edges).tolist() for p in pairs},
-        "n_reference_frames": len(ref), "n_model_frames": len(test), "spacing_fs": spacing,
-        "frames_per_block": n, "block_fs": n * spacing,
+        "n_reference_frames": len(ref),
+        "n_model_frames": len(test),
+        "spacing_fs": spacing,
+        "frames_per_block": n,
+        "block_fs": n * spacing,
     }
-    out["first_peak"] = {"reference": {p: first_peak(out["reference"][p], edges) for p in pairs},
-                         "model": {p: first_peak(out["model"][p], edges) for p in pairs}}
+    out["first_peak"] = {
+        "reference": {p: first_peak(out["reference"][p], edges) for p in pairs},
+        "model": {p: first_peak(out["model"][p], edges) for p in pairs},
+    }
     if n < 1:
         out.update(overlap={}, overlap_min=float("nan"), note="too few AIMD frames for two blocks")
         return out
@@ -192,10 +210,15 @@ def compare(reference_frames, test_frames, r_max: float, bins: int, *, block_fs:
         self_scores[p] = float(np.mean([overlap(curve(ref_counts[p], b), B, edges) for b in twins]))
     worst = min(scores, key=scores.get)
     out.update(
-        overlap=scores, overlap_min=scores[worst], overlap_worst_pair=worst,
-        reference_overlap=self_scores, reference_overlap_min=min(self_scores.values()),
-        model_blocks=len(test_blocks), reference_blocks=len(ref_blocks),
-        model_frames_compared=len(test_blocks) * n, reference_frames_compared=n,
+        overlap=scores,
+        overlap_min=scores[worst],
+        overlap_worst_pair=worst,
+        reference_overlap=self_scores,
+        reference_overlap_min=min(self_scores.values()),
+        model_blocks=len(test_blocks),
+        reference_blocks=len(ref_blocks),
+        model_frames_compared=len(test_blocks) * n,
+        reference_frames_compared=n,
     )
     out.update(_self_agreement_interval(ref_trajs, ref_counts, edges, n, sub, resamples, seed, level, spacing))
     if "reference_interval" in out:
@@ -203,8 +226,9 @@ def compare(reference_frames, test_frames, r_max: float, bins: int, *, block_fs:
     return out
 
 
-def _self_agreement_interval(ref_trajs, ref_counts, edges, n: int, sub: int, resamples: int, seed: int,
-                             level: float, spacing: float) -> dict:
+def _self_agreement_interval(
+    ref_trajs, ref_counts, edges, n: int, sub: int, resamples: int, seed: int, level: float, spacing: float
+) -> dict:
     """Percentile interval of the overlap of two disjoint random sets of AIMD sub-blocks of
     ``n`` frames each, and the pointwise band of such sets' curves."""
     sub = min(sub, max(1, n // 2))
@@ -226,8 +250,14 @@ def _self_agreement_interval(ref_trajs, ref_counts, edges, n: int, sub: int, res
             curves += [g1, g2]
         interval[p] = [float(np.percentile(vals, lo_q)), float(np.percentile(vals, hi_q))]
         band[p] = [np.percentile(curves, lo_q, axis=0).tolist(), np.percentile(curves, hi_q, axis=0).tolist()]
-    return {"reference_interval": interval, "reference_interval_level": level, "reference_band": band,
-            "sub_block_fs": sub * spacing, "sub_block_frames": sub, "resamples": resamples}
+    return {
+        "reference_interval": interval,
+        "reference_interval_level": level,
+        "reference_band": band,
+        "sub_block_fs": sub * spacing,
+        "sub_block_frames": sub,
+        "resamples": resamples,
+    }
 
 
 def _pyplot():
@@ -265,8 +295,14 @@ def plot(result: dict, title: str, path) -> None:
     for ax, p in zip(axes, pairs):
         band = result.get("reference_band", {}).get(p)
         if band:
-            ax.fill_between(r, band[0], band[1], color="0.85", lw=0,
-                            label=f"AIMD, {n}-frame blocks ({100 * result['reference_interval_level']:.0f}%)")
+            ax.fill_between(
+                r,
+                band[0],
+                band[1],
+                color="0.85",
+                lw=0,
+                label=f"AIMD, {n}-frame blocks ({100 * result['reference_interval_level']:.0f}%)",
+            )
         ax.plot(r, result["reference"][p], "k-", lw=1.2, label="AIMD")
         ax.plot(r, result["model"][p], "C1--", lw=1.2, label="ML-MD")
         text = p
@@ -301,5 +337,5 @@ def usable_mlmd_frames(frames, summary: dict) -> list:
         stable = runs[s]["stable"] if s in runs else summary["stable"]
         if not stable:
             fr = fr[:-1]
-        out += fr[len(fr) // 10:]
+        out += fr[len(fr) // 10 :]
     return out

@@ -1,5 +1,6 @@
 """The vibrations stage's figures: VDOS of a model against AIMD, and stick spectra of the
 normal-mode frequencies of CP2K and each model (PNG, written atomically)."""
+
 from __future__ import annotations
 
 import numpy as np

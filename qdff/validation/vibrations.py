@@ -23,6 +23,7 @@ module measures that, in eV, Angstrom and cm^-1 throughout:
 
 Imaginary frequencies are written as negative numbers (the convention of CP2K's output).
 """
+
 from __future__ import annotations
 
 import logging
@@ -96,7 +97,7 @@ def modes_from_hessian(atoms: Atoms, hessian) -> dict:
     rigid = _sqrt_signed(np.linalg.eigvalsh(R.T @ Hm @ R))
     # the vibrations: the Hessian in the orthogonal complement of the rigid-body motions
     q, _ = np.linalg.qr(np.hstack([R, np.eye(n3)]))
-    V = q[:, R.shape[1]:n3]
+    V = q[:, R.shape[1] : n3]
     lam, vec = np.linalg.eigh(V.T @ Hm @ V)
     modes = (V @ vec).T * inv_sq  # Cartesian displacement pattern of each mode (rows)
     modes /= np.linalg.norm(modes, axis=1, keepdims=True)
@@ -138,12 +139,18 @@ def normal_modes(atoms: Atoms, calc, *, delta: float = 0.01, cache_dir=None) -> 
     t0 = time.perf_counter()
     H = hessian_ase(atoms, calc, delta=delta, cache_dir=cache_dir)
     out = modes_from_hessian(atoms, H)
-    out.update(delta_A=delta, force_calls=6 * len(atoms) + 1, seconds=time.perf_counter() - t0,
-               hessian_eV_per_A2=H)
-    log.info("normal modes of %d atoms: %d vibrations %.1f..%.1f cm^-1, %d imaginary; rigid-body "
-             "curvature up to %.1f cm^-1 (%.1f s)", len(atoms), len(out["frequencies_cm1"]),
-             out["frequencies_cm1"][0], out["frequencies_cm1"][-1], out["n_imaginary"],
-             max(abs(f) for f in out["rigid_cm1"]), out["seconds"])
+    out.update(delta_A=delta, force_calls=6 * len(atoms) + 1, seconds=time.perf_counter() - t0, hessian_eV_per_A2=H)
+    log.info(
+        "normal modes of %d atoms: %d vibrations %.1f..%.1f cm^-1, %d imaginary; rigid-body "
+        "curvature up to %.1f cm^-1 (%.1f s)",
+        len(atoms),
+        len(out["frequencies_cm1"]),
+        out["frequencies_cm1"][0],
+        out["frequencies_cm1"][-1],
+        out["n_imaginary"],
+        max(abs(f) for f in out["rigid_cm1"]),
+        out["seconds"],
+    )
     return out
 
 
@@ -238,9 +245,15 @@ def vdos(velocities, symbols, masses, timestep_fs: float, *, max_lag_fs: float |
         area = np.trapezoid(s, freq_cm1) if hasattr(np, "trapezoid") else np.trapz(s, freq_cm1)
         return (s / area if area > 0 else s).tolist()
 
-    out = {"frequency_cm1": freq_cm1.tolist(), "timestep_fs": float(timestep_fs), "frames": int(nt),
-           "max_lag_fs": float(lag * timestep_fs), "resolution_cm1": float(freq_cm1[1]),
-           "elements": {}, "all": spectrum(np.ones(len(symbols), bool))}
+    out = {
+        "frequency_cm1": freq_cm1.tolist(),
+        "timestep_fs": float(timestep_fs),
+        "frames": int(nt),
+        "max_lag_fs": float(lag * timestep_fs),
+        "resolution_cm1": float(freq_cm1[1]),
+        "elements": {},
+        "all": spectrum(np.ones(len(symbols), bool)),
+    }
     for el in sorted(set(symbols.tolist())):
         out["elements"][el] = spectrum(symbols == el)
     return out
@@ -299,16 +312,25 @@ def compare_vdos(aimd: dict, calc, timestep_fs: float, steps: int, max_lag_fs: f
     # lag (each half shorter than the whole, so a conservative, lower bound on the AIMD's own
     # statistical agreement)
     half = len(aimd_vel) // 2
-    self_overlap = (vdos_overlap(
-        vdos(aimd_vel[:half], aimd["symbols"], masses, aimd["timestep_fs"], max_lag_fs=lag),
-        vdos(aimd_vel[half:2 * half], aimd["symbols"], masses, aimd["timestep_fs"], max_lag_fs=lag))
-        if half >= 8 else None)
-    return {"overlap": overlap, "aimd_self_overlap": self_overlap, "aimd": ref, "model": mod,
-            # above the resolution: the lowest bin holds what remains of slow, non-vibrational motion
-            "aimd_peak_cm1": peak_above(ref, 2 * ref["resolution_cm1"]),
-            "model_peak_cm1": peak_above(mod, 2 * mod["resolution_cm1"]),
-            "rigid_motion_removed": True,
-            "model_nve_temperature_K": float(atoms.get_temperature())}
+    self_overlap = (
+        vdos_overlap(
+            vdos(aimd_vel[:half], aimd["symbols"], masses, aimd["timestep_fs"], max_lag_fs=lag),
+            vdos(aimd_vel[half : 2 * half], aimd["symbols"], masses, aimd["timestep_fs"], max_lag_fs=lag),
+        )
+        if half >= 8
+        else None
+    )
+    return {
+        "overlap": overlap,
+        "aimd_self_overlap": self_overlap,
+        "aimd": ref,
+        "model": mod,
+        # above the resolution: the lowest bin holds what remains of slow, non-vibrational motion
+        "aimd_peak_cm1": peak_above(ref, 2 * ref["resolution_cm1"]),
+        "model_peak_cm1": peak_above(mod, 2 * mod["resolution_cm1"]),
+        "rigid_motion_removed": True,
+        "model_nve_temperature_K": float(atoms.get_temperature()),
+    }
 
 
 def peak_cm1(result: dict, element: str = "all") -> float:
@@ -368,16 +390,32 @@ def relax(atoms: Atoms, calc, *, fmax: float = 0.01, steps: int = 1000) -> tuple
     t0 = time.perf_counter()
     converged = bool(opt.run(fmax=fmax, steps=steps))
     f = float(np.linalg.norm(a.get_forces(), axis=1).max())
-    summary = {"optimizer": opt_cls.__name__, "fmax": fmax, "converged": converged, "steps": int(opt.nsteps),
-               "max_force_eV_per_A": f, "energy_start_eV": e0, "energy_eV": float(a.get_potential_energy()),
-               "seconds": time.perf_counter() - t0}
+    summary = {
+        "optimizer": opt_cls.__name__,
+        "fmax": fmax,
+        "converged": converged,
+        "steps": int(opt.nsteps),
+        "max_force_eV_per_A": f,
+        "energy_start_eV": e0,
+        "energy_eV": float(a.get_potential_energy()),
+        "seconds": time.perf_counter() - t0,
+    }
     out = a.copy()
     out.calc = None
     return out, summary
 
 
-def relaxation_report(reference: Atoms, calc, *, fmax: float = 0.01, steps: int = 1000, perturbations: int = 0,
-                      rattle_A: float = 0.05, seed: int = 0, rmsd_tol_A: float = 0.1) -> tuple[dict, list]:
+def relaxation_report(
+    reference: Atoms,
+    calc,
+    *,
+    fmax: float = 0.01,
+    steps: int = 1000,
+    perturbations: int = 0,
+    rattle_A: float = 0.05,
+    seed: int = 0,
+    rmsd_tol_A: float = 0.1,
+) -> tuple[dict, list]:
     """Relax with ``calc`` from the reference minimum and from ``perturbations`` starts
     rattled by ``rattle_A`` (Gaussian, A); per start: RMSD after alignment to the reference,
     energy difference under the model (E(relaxed) - E(reference)) per atom, bond-length
@@ -398,23 +436,39 @@ def relaxation_report(reference: Atoms, calc, *, fmax: float = 0.01, steps: int 
         relaxed, s = relax(start, calc, fmax=fmax, steps=steps)
         bonds = bond_lengths(relaxed)
         rmsd = aligned_rmsd(reference, relaxed)
-        changed = {p: len(bonds.get(p, [])) - len(v) for p, v in ref_bonds.items()
-                   if len(bonds.get(p, [])) != len(v)}
+        changed = {p: len(bonds.get(p, [])) - len(v) for p, v in ref_bonds.items() if len(bonds.get(p, [])) != len(v)}
         changed.update({p: len(v) for p, v in bonds.items() if p not in ref_bonds})
         pair = {}
         for p, v in ref_bonds.items():
             w = bonds.get(p, [])
             if len(w) == len(v) and v:
                 diff = np.asarray(w) - np.asarray(v)  # sorted lengths, pair by pair
-                pair[p] = {"reference_mean_A": float(np.mean(v)), "model_mean_A": float(np.mean(w)),
-                           "mean_abs_change_A": float(np.mean(np.abs(diff))), "max_abs_change_A": float(np.max(np.abs(diff)))}
-        runs.append({"start": "reference" if k == 0 else f"rattled {rattle_A:g} A #{k}", **s,
-                     "rmsd_A": rmsd, "energy_difference_meV_per_atom": 1000 * (s["energy_eV"] - e_ref) / len(reference),
-                     "bond_count_change": changed, "bonds": pair,
-                     "different_minimum": bool(rmsd > rmsd_tol_A or changed)})
+                pair[p] = {
+                    "reference_mean_A": float(np.mean(v)),
+                    "model_mean_A": float(np.mean(w)),
+                    "mean_abs_change_A": float(np.mean(np.abs(diff))),
+                    "max_abs_change_A": float(np.max(np.abs(diff))),
+                }
+        runs.append(
+            {
+                "start": "reference" if k == 0 else f"rattled {rattle_A:g} A #{k}",
+                **s,
+                "rmsd_A": rmsd,
+                "energy_difference_meV_per_atom": 1000 * (s["energy_eV"] - e_ref) / len(reference),
+                "bond_count_change": changed,
+                "bonds": pair,
+                "different_minimum": bool(rmsd > rmsd_tol_A or changed),
+            }
+        )
         structures.append(relaxed)
-    return {"n_atoms": len(reference), "reference_max_force_eV_per_A": f_ref, "reference_energy_eV": e_ref,
-            "rmsd_tol_A": rmsd_tol_A, "runs": runs,
-            "rmsd_A": runs[0]["rmsd_A"], "energy_difference_meV_per_atom": runs[0]["energy_difference_meV_per_atom"],
-            "different_minimum_any": any(r["different_minimum"] for r in runs),
-            "rmsd_max_A": max(r["rmsd_A"] for r in runs)}, structures
+    return {
+        "n_atoms": len(reference),
+        "reference_max_force_eV_per_A": f_ref,
+        "reference_energy_eV": e_ref,
+        "rmsd_tol_A": rmsd_tol_A,
+        "runs": runs,
+        "rmsd_A": runs[0]["rmsd_A"],
+        "energy_difference_meV_per_atom": runs[0]["energy_difference_meV_per_atom"],
+        "different_minimum_any": any(r["different_minimum"] for r in runs),
+        "rmsd_max_A": max(r["rmsd_A"] for r in runs),
+    }, structures

@@ -3,6 +3,7 @@ runs the backend's own trainer and exports a deployable model with a ``model.jso
 metadata file that :func:`qdff.training.models.load_calculator` understands. Zero-shot baselines
 (universal pretrained potentials, config ``baselines``) go through the same interface
 (:mod:`qdff.training.backends.universal`)."""
+
 import importlib
 from types import SimpleNamespace
 
@@ -16,9 +17,11 @@ def get(name: str):
         from . import universal
 
         return SimpleNamespace(
-            train=lambda train, valid, refs, params, workdir, model_dir, data_files=(), gate=None:
-            universal.train(name, train, valid, params, workdir, model_dir, data_files),
-            calculator=universal.calculator)
+            train=lambda train, valid, refs, params, workdir, model_dir, data_files=(), gate=None: universal.train(
+                name, train, valid, params, workdir, model_dir, data_files
+            ),
+            calculator=universal.calculator,
+        )
     if name not in BACKENDS:
         raise ValueError(f"backend {name!r} unknown; available: {', '.join(BACKENDS + BASELINES)}")
     # imported on demand: each backend's packages live in its own environment

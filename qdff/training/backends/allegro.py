@@ -1,5 +1,6 @@
 """Allegro (nequip-allegro 0.8+): the NequIP flow of :mod:`qdff.training.backends.nequip` with
 Allegro's strictly local model block (format of allegro's configs/tutorial.yaml)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,12 @@ def model_block(p: dict, type_map: list[str]) -> dict:
         "type_names": type_map,
         "r_max": p["cutoff"],
         # the key is `radial_chemical_embed` in 0.8, whatever older docstrings say
-        "radial_chemical_embed": {"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": p["num_bessels"],
-                                  "bessel_trainable": False, "polynomial_cutoff_p": 6},
+        "radial_chemical_embed": {
+            "_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
+            "num_bessels": p["num_bessels"],
+            "bessel_trainable": False,
+            "polynomial_cutoff_p": 6,
+        },
         "radial_chemical_embed_dim": n_scalar,
         "scalar_embed_mlp_hidden_layers_depth": 1,
         "scalar_embed_mlp_hidden_layers_width": n_scalar,

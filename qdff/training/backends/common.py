@@ -1,4 +1,5 @@
 """What all backends share: subprocess runs with streamed logs, data hashing, provenance."""
+
 from __future__ import annotations
 
 import contextlib
@@ -57,8 +58,9 @@ def publish_model(source: Path, dest: Path, missing: str) -> None:
         shutil.copyfile(source, tmp)
 
 
-def write_shifted_extxyz(frames, shift: dict, path: Path, energy_key: str | None = None,
-                         forces_key: str | None = None) -> None:
+def write_shifted_extxyz(
+    frames, shift: dict, path: Path, energy_key: str | None = None, forces_key: str | None = None
+) -> None:
     """The training frames as a trainer's extxyz: positions, the energy minus ``shift`` (eV per
     element) and the forces, nothing else. Without keys the labels are ASE's own energy and
     forces (sevenn reads those); MACE reads plain ``energy``/``forces`` keys as something
@@ -98,8 +100,15 @@ def epoch_logger(label: str, total: int, pattern, first_epoch: int = 1):
         state["first"] = state["first"] or epoch
         per = (time.time() - state["t0"]) / (epoch - state["first"] + 1)
         loss = m.groupdict().get("loss")
-        log.info("%s epoch %d/%d, %s%.1f s per epoch, ETA %.0f s", label, epoch, total,
-                 f"loss {loss}, " if loss is not None else "", per, per * (total - epoch))
+        log.info(
+            "%s epoch %d/%d, %s%.1f s per epoch, ETA %.0f s",
+            label,
+            epoch,
+            total,
+            f"loss {loss}, " if loss is not None else "",
+            per,
+            per * (total - epoch),
+        )
 
     return on_line
 
@@ -111,8 +120,9 @@ def zero_force_rms(frames) -> float:
     return float(np.sqrt(np.mean(np.concatenate([a.get_forces() for a in frames]) ** 2)))
 
 
-def check_curve(name: str, source, rows, unit: str = "step",
-                hint: str = "lower the learning rate or check the data") -> None:
+def check_curve(
+    name: str, source, rows, unit: str = "step", hint: str = "lower the learning rate or check the data"
+) -> None:
     """Fail on a diverged training: a non-finite loss in ``rows`` ((step, losses) pairs).
     Whether the finished model is any use is judged on all validation frames by
     :func:`check_useful`, against baselines of those frames."""
@@ -148,23 +158,34 @@ def check_useful(name: str, calc, valid_frames, gate: dict | None = None, hint: 
     g = {**DEFAULT_GATE, **(gate or {})}
     if g.get("timing_only"):
         log.warning("%s: timing only, the model is not checked for usefulness or divergence", name)
-        return {"skipped": "timing only: trained for a moment to measure its cost, not a useful model",
-                "n_frames": len(valid_frames)}
+        return {
+            "skipped": "timing only: trained for a moment to measure its cost, not a useful model",
+            "n_frames": len(valid_frames),
+        }
     e_pred, f_pred, _ = predict(calc, valid_frames)
     finite = bool(np.isfinite(e_pred).all() and all(np.isfinite(f).all() for f in f_pred))
     m = error_metrics(valid_frames, e_pred, f_pred) if finite else {}
     f_rmse, f_base = m.get("force_rmse_meV_per_A", math.nan), m.get("baseline_zero_force_rmse_meV_per_A", math.nan)
-    e_rmse, e_base = m.get("energy_rmse_meV_per_atom", math.nan), m.get("baseline_mean_energy_rmse_meV_per_atom", math.nan)
+    e_rmse, e_base = (
+        m.get("energy_rmse_meV_per_atom", math.nan),
+        m.get("baseline_mean_energy_rmse_meV_per_atom", math.nan),
+    )
     where = f"on the {len(valid_frames)} validation frames"
     if not finite or not f_rmse <= DIVERGED_FORCE_RATIO * f_base:
-        what = "non-finite predictions" if not finite else (
-            f"force RMSE {f_rmse:.1f} meV/A, more than {DIVERGED_FORCE_RATIO:g}x the zero-force baseline {f_base:.1f} meV/A")
+        what = (
+            "non-finite predictions"
+            if not finite
+            else (
+                f"force RMSE {f_rmse:.1f} meV/A, more than {DIVERGED_FORCE_RATIO:g}x the zero-force baseline {f_base:.1f} meV/A"
+            )
+        )
         raise TrainingError(f"{name} training diverged: {what} {where}; {hint}")
     if not f_rmse <= g["max_force_rmse_ratio"] * f_base:
         raise TrainingError(
             f"{name} model is not useful: force RMSE {f_rmse:.1f} meV/A {where} against {f_base:.1f} meV/A for "
             f"predicting zero force (ratio {f_rmse / f_base:.2f} > training.max_force_rmse_ratio "
-            f"{g['max_force_rmse_ratio']:g}); {hint}")
+            f"{g['max_force_rmse_ratio']:g}); {hint}"
+        )
     # a spread of per-atom energies below the floor (a short run at one temperature: 1.8-2.7
     # meV/atom measured) is the thermal noise of a few frames, not a bar a force field must clear
     e_bar = max(e_base, g["energy_floor_meV_per_atom"])
@@ -173,16 +194,32 @@ def check_useful(name: str, calc, valid_frames, gate: dict | None = None, hint: 
             f"{name} model is not useful: energy RMSE {e_rmse:.2f} meV/atom {where} against {e_base:.2f} meV/atom for "
             f"predicting the mean energy per atom (floor training.energy_floor_meV_per_atom "
             f"{g['energy_floor_meV_per_atom']:g}; ratio {e_rmse / e_bar:.2f} > training.max_energy_rmse_ratio "
-            f"{g['max_energy_rmse_ratio']:g}); {hint}")
-    out = {"n_frames": len(valid_frames), "force_rmse_meV_per_A": f_rmse, "baseline_zero_force_rmse_meV_per_A": f_base,
-           "energy_rmse_meV_per_atom": e_rmse, "baseline_mean_energy_rmse_meV_per_atom": e_base, **g}
-    log.info("%s on %d validation frames: force RMSE %.1f meV/A (zero-force %.1f), energy RMSE %.2f meV/atom "
-             "(mean energy %.2f): passes the usefulness gate", name, len(valid_frames), f_rmse, f_base, e_rmse, e_base)
+            f"{g['max_energy_rmse_ratio']:g}); {hint}"
+        )
+    out = {
+        "n_frames": len(valid_frames),
+        "force_rmse_meV_per_A": f_rmse,
+        "baseline_zero_force_rmse_meV_per_A": f_base,
+        "energy_rmse_meV_per_atom": e_rmse,
+        "baseline_mean_energy_rmse_meV_per_atom": e_base,
+        **g,
+    }
+    log.info(
+        "%s on %d validation frames: force RMSE %.1f meV/A (zero-force %.1f), energy RMSE %.2f meV/atom "
+        "(mean energy %.2f): passes the usefulness gate",
+        name,
+        len(valid_frames),
+        f_rmse,
+        f_base,
+        e_rmse,
+        e_base,
+    )
     return out
 
 
-def export_metadata(model_dir: Path, meta: dict, valid_frames, gate: dict | None, label: str, hint: str, *,
-                    calculator) -> Path:
+def export_metadata(
+    model_dir: Path, meta: dict, valid_frames, gate: dict | None, label: str, hint: str, *, calculator
+) -> Path:
     """Check the exported model on the validation frames (:func:`check_useful`), then write
     ``model.json`` (last: its presence marks a complete, checked export). A model that fails
     the check is removed and no model.json is written. ``calculator``: the backend's own
@@ -241,8 +278,13 @@ def file_sha256(*paths) -> str:
 
 def thread_env(threads: int) -> dict:
     t = str(threads)
-    return dict(os.environ, OMP_NUM_THREADS=t, MKL_NUM_THREADS=t,
-                DP_INTRA_OP_PARALLELISM_THREADS=t, DP_INTER_OP_PARALLELISM_THREADS="1")
+    return dict(
+        os.environ,
+        OMP_NUM_THREADS=t,
+        MKL_NUM_THREADS=t,
+        DP_INTRA_OP_PARALLELISM_THREADS=t,
+        DP_INTER_OP_PARALLELISM_THREADS="1",
+    )
 
 
 def run_streamed(cmd: list[str], cwd: Path, env: dict, what: str, on_line=None) -> None:
@@ -250,7 +292,9 @@ def run_streamed(cmd: list[str], cwd: Path, env: dict, what: str, on_line=None) 
     log.info("%s: %s (in %s)", what, " ".join(cmd), cwd)
     tail: list[str] = []
     t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
     try:
         for line in proc.stdout:
             line = line.rstrip()

@@ -4,6 +4,7 @@ Data go through dpdata's ``deepmd/npy`` writer with ``nopbc`` (the clusters are 
 periodic); labels are energies minus the per-element reference energies, in float64.
 The exported model is the frozen ``model.pth``, used through ``deepmd.calculator.DP``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -161,7 +162,9 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         run_streamed(cmd, workdir, env, "dp --pt train", on_line=watch)
     except TrainingError as exc:
         if nan_lines:
-            raise TrainingError(f"DeePMD training diverged: non-finite loss ({nan_lines[-1]}) in {workdir}; {HINT}") from exc
+            raise TrainingError(
+                f"DeePMD training diverged: non-finite loss ({nan_lines[-1]}) in {workdir}; {HINT}"
+            ) from exc
         raise
     check_lcurve(workdir / "lcurve.out")
     run_streamed([_dp(), "--pt", "freeze", "-o", MODEL_FILE], workdir, env, "dp --pt freeze")
@@ -190,5 +193,3 @@ def calculator(model_dir: Path, meta: dict, device: str):
     from deepmd.calculator import DP
 
     return DP(model=str(model_dir / meta["model_file"]))
-
-

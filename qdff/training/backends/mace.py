@@ -16,6 +16,7 @@ Loss: MACE's ``weighted`` loss, energy_weight x MSE of the energy per atom + for
 MSE of the force components: the meaning of the weights in every backend. The model is
 trained and evaluated in float64.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,21 +67,46 @@ def _version() -> str:
 def command(p: dict, workdir: Path, type_map: list[str], device: str, foundation: Path | None) -> list[str]:
     from ase.data import atomic_numbers
 
-    cmd = [_bin("mace_run_train"), f"--name={NAME}", f"--train_file={workdir / 'data/train.extxyz'}",
-           f"--valid_file={workdir / 'data/valid.extxyz'}", "--energy_key=REF_energy", "--forces_key=REF_forces",
-           "--loss=weighted", f"--energy_weight={p['energy_weight']}", f"--forces_weight={p['forces_weight']}",
-           f"--batch_size={p['batch_size']}", f"--valid_batch_size={p['batch_size']}",
-           f"--max_num_epochs={p['epochs']}", f"--lr={p['lr']}", f"--patience={p['patience']}", f"--seed={p['seed']}",
-           "--default_dtype=float64", f"--device={device}", "--eval_interval=1", "--restart_latest",
-           f"--checkpoints_dir={workdir / 'checkpoints'}", f"--model_dir={workdir}", f"--log_dir={workdir / 'logs'}",
-           f"--results_dir={workdir / 'results'}", "--num_workers=0"]
+    cmd = [
+        _bin("mace_run_train"),
+        f"--name={NAME}",
+        f"--train_file={workdir / 'data/train.extxyz'}",
+        f"--valid_file={workdir / 'data/valid.extxyz'}",
+        "--energy_key=REF_energy",
+        "--forces_key=REF_forces",
+        "--loss=weighted",
+        f"--energy_weight={p['energy_weight']}",
+        f"--forces_weight={p['forces_weight']}",
+        f"--batch_size={p['batch_size']}",
+        f"--valid_batch_size={p['batch_size']}",
+        f"--max_num_epochs={p['epochs']}",
+        f"--lr={p['lr']}",
+        f"--patience={p['patience']}",
+        f"--seed={p['seed']}",
+        "--default_dtype=float64",
+        f"--device={device}",
+        "--eval_interval=1",
+        "--restart_latest",
+        f"--checkpoints_dir={workdir / 'checkpoints'}",
+        f"--model_dir={workdir}",
+        f"--log_dir={workdir / 'logs'}",
+        f"--results_dir={workdir / 'results'}",
+        "--num_workers=0",
+    ]
     if foundation is not None:
         cmd += [f"--foundation_model={foundation}", "--multiheads_finetuning=False", "--E0s=foundation"]
     else:
         e0 = "{" + ", ".join(f"{atomic_numbers[s]}: 0.0" for s in type_map) + "}"
-        cmd += ["--model=MACE", f"--E0s={e0}", f"--r_max={p['r_max']}", f"--num_channels={p['num_channels']}",
-                f"--max_L={p['max_L']}", f"--correlation={p['correlation']}",
-                f"--num_interactions={p['num_interactions']}", "--scaling=rms_forces_scaling"]
+        cmd += [
+            "--model=MACE",
+            f"--E0s={e0}",
+            f"--r_max={p['r_max']}",
+            f"--num_channels={p['num_channels']}",
+            f"--max_L={p['max_L']}",
+            f"--correlation={p['correlation']}",
+            f"--num_interactions={p['num_interactions']}",
+            "--scaling=rms_forces_scaling",
+        ]
     return cmd
 
 
@@ -106,21 +132,31 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     type_map = sorted(refs)
     foundation = Path(p["foundation_model"]).resolve() if p["foundation_model"] else None
     if foundation is not None and not foundation.is_file():
-        raise TrainingError(f"backends.mace.foundation_model: {foundation} is not a file (download MACE-MP on a machine "
-                            "with internet and point this key at it; see README)")
+        raise TrainingError(
+            f"backends.mace.foundation_model: {foundation} is not a file (download MACE-MP on a machine "
+            "with internet and point this key at it; see README)"
+        )
     t0 = time.time()
     if foundation is not None:
         from mace.calculators import MACECalculator
 
-        shift = universal.fit_shift(MACECalculator(model_paths=str(foundation), device="cpu", default_dtype="float64"),
-                                    train_frames)
-        log.info("energy shift against the foundation model, fitted on %d training frames: %s", len(train_frames),
-                 ", ".join(f"{k} {v:.4f} eV" for k, v in shift.items()))
+        shift = universal.fit_shift(
+            MACECalculator(model_paths=str(foundation), device="cpu", default_dtype="float64"), train_frames
+        )
+        log.info(
+            "energy shift against the foundation model, fitted on %d training frames: %s",
+            len(train_frames),
+            ", ".join(f"{k} {v:.4f} eV" for k, v in shift.items()),
+        )
     else:
         shift = dict(refs)
     device = common.device()
-    fp = fingerprint(hyperparameters(p), shift,
-                     None if foundation is None else file_sha256(foundation), frames_digest(train_frames, valid_frames))
+    fp = fingerprint(
+        hyperparameters(p),
+        shift,
+        None if foundation is None else file_sha256(foundation),
+        frames_digest(train_frames, valid_frames),
+    )
     resume = same_run(workdir, fp) and any((workdir / "checkpoints").glob("*.pt"))
     if resume:
         log.info("resuming MACE training from the latest checkpoint in %s", workdir / "checkpoints")
@@ -135,21 +171,33 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     # MACE counts epochs from 0
     progress = epoch_logger("MACE", p["epochs"], _EPOCH, first_epoch=0)
 
-    run_streamed(command(p, workdir, type_map, device, foundation), workdir, thread_env(p["threads"]),
-                 "mace_run_train", on_line=progress)
+    run_streamed(
+        command(p, workdir, type_map, device, foundation),
+        workdir,
+        thread_env(p["threads"]),
+        "mace_run_train",
+        on_line=progress,
+    )
     curve = read_curve(workdir)
     if not curve:
         raise TrainingError(f"MACE recorded no epoch ({workdir / 'results'})")
     hint = "lower backends.mace.lr, train longer, or check the data"
-    check_curve("MACE", workdir / "results", [(r["epoch"], [r["loss"], r.get("rmse_f", 0.0)]) for r in curve],
-                unit="epoch", hint=hint)
+    check_curve(
+        "MACE",
+        workdir / "results",
+        [(r["epoch"], [r["loss"], r.get("rmse_f", 0.0)]) for r in curve],
+        unit="epoch",
+        hint=hint,
+    )
     model = workdir / f"{NAME}.model"
     publish_model(model, model_dir / MODEL_FILE, "MACE wrote no model")
     wall = time.time() - t0
     prov = provenance("mace", _version(), params, data_files, wall)
-    prov.update(mode="from scratch" if foundation is None else "fine-tuned (naive)",
-                foundation_model=None if foundation is None else str(foundation),
-                foundation_sha256=None if foundation is None else file_sha256(foundation))
+    prov.update(
+        mode="from scratch" if foundation is None else "fine-tuned (naive)",
+        foundation_model=None if foundation is None else str(foundation),
+        foundation_sha256=None if foundation is None else file_sha256(foundation),
+    )
     best = min(curve, key=lambda r: r["loss"])
     meta = {
         "backend": "mace",

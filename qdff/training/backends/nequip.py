@@ -9,6 +9,7 @@ is refused on torch >= 2.10, and AOTInductor needs a C compiler and minutes per 
 Allegro (:mod:`qdff.training.backends.allegro`) runs the same flow with another ``model`` block:
 everything but :func:`model_block` lives here, parametrised by a :class:`Flavour`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,8 +68,11 @@ def write_extxyz(frames, refs: dict, path: Path) -> None:
     out = []
     for a in frames:
         b = Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
-        b.calc = SinglePointCalculator(b, energy=float(a.get_potential_energy() - reference_energy(a, refs)),
-                                       forces=a.get_forces().astype("float64"))
+        b.calc = SinglePointCalculator(
+            b,
+            energy=float(a.get_potential_energy() - reference_energy(a, refs)),
+            forces=a.get_forces().astype("float64"),
+        )
         out.append(b)
     with atomic_path(path, suffix=".extxyz") as tmp:
         write(tmp, out, format="extxyz")
@@ -103,8 +107,9 @@ def _zbl(p: dict, type_map: list[str]) -> dict:
     # ZBL core repulsion as a prior: keeps atoms apart in ML-MD where data are missing
     if not p["zbl"]:
         return {}
-    return {"pair_potential": {"_target_": "nequip.nn.pair_potential.ZBL", "units": "metal",
-                               "chemical_species": type_map}}
+    return {
+        "pair_potential": {"_target_": "nequip.nn.pair_potential.ZBL", "units": "metal", "chemical_species": type_map}
+    }
 
 
 def config(p: dict, type_map: list[str], workdir: Path, flavour: Flavour) -> dict:
@@ -126,11 +131,18 @@ def config(p: dict, type_map: list[str], workdir: Path, flavour: Flavour) -> dic
                 {"_target_": "nequip.data.transforms.NeighborListTransform", "r_max": p["cutoff"]},
             ],
             # no worker processes: the data are small, and forked workers multiply memory
-            "train_dataloader": {"_target_": "torch.utils.data.DataLoader", "batch_size": p["batch_size"],
-                                 "num_workers": 0, "shuffle": True},
+            "train_dataloader": {
+                "_target_": "torch.utils.data.DataLoader",
+                "batch_size": p["batch_size"],
+                "num_workers": 0,
+                "shuffle": True,
+            },
             "val_dataloader": {"_target_": "torch.utils.data.DataLoader", "batch_size": 16, "num_workers": 0},
-            "stats_manager": {"_target_": "nequip.data.CommonDataStatisticsManager", "type_names": type_map,
-                              "dataloader_kwargs": {"batch_size": 16}},
+            "stats_manager": {
+                "_target_": "nequip.data.CommonDataStatisticsManager",
+                "type_names": type_map,
+                "dataloader_kwargs": {"batch_size": 16},
+            },
         },
         "trainer": {
             "_target_": "lightning.Trainer",
@@ -141,15 +153,38 @@ def config(p: dict, type_map: list[str], workdir: Path, flavour: Flavour) -> dic
             "enable_progress_bar": False,  # tqdm's carriage returns make an unreadable log
             "enable_model_summary": False,
             "log_every_n_steps": 1,
-            "logger": {"_target_": "lightning.pytorch.loggers.CSVLogger", "save_dir": str(workdir),
-                       "name": "lightning_logs", "version": 0},
+            "logger": {
+                "_target_": "lightning.pytorch.loggers.CSVLogger",
+                "save_dir": str(workdir),
+                "name": "lightning_logs",
+                "version": 0,
+            },
             "callbacks": [
-                {"_target_": "lightning.pytorch.callbacks.ModelCheckpoint", "monitor": MONITOR,
-                 "dirpath": str(workdir / "checkpoints"), "filename": "best", "save_last": True},
-                {"_target_": "qdff.training.backends.progress.epoch_progress", "path": str(workdir / PROGRESS),
-                 "max_epochs": p["epochs"], "package": "lightning", "echo": True},
-                *([{"_target_": "lightning.pytorch.callbacks.EarlyStopping", "monitor": MONITOR,
-                    "patience": p["early_stopping_patience"]}] if p["early_stopping_patience"] else []),
+                {
+                    "_target_": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "monitor": MONITOR,
+                    "dirpath": str(workdir / "checkpoints"),
+                    "filename": "best",
+                    "save_last": True,
+                },
+                {
+                    "_target_": "qdff.training.backends.progress.epoch_progress",
+                    "path": str(workdir / PROGRESS),
+                    "max_epochs": p["epochs"],
+                    "package": "lightning",
+                    "echo": True,
+                },
+                *(
+                    [
+                        {
+                            "_target_": "lightning.pytorch.callbacks.EarlyStopping",
+                            "monitor": MONITOR,
+                            "patience": p["early_stopping_patience"],
+                        }
+                    ]
+                    if p["early_stopping_patience"]
+                    else []
+                ),
             ],
         },
         "training_module": {
@@ -158,15 +193,24 @@ def config(p: dict, type_map: list[str], workdir: Path, flavour: Flavour) -> dic
             "_target_": "nequip.train.NequIPLightningModule",
             # MSE of E/N (per_atom_energy) and of the force components, coefficients normalised
             # to sum 1: energy_weight:forces_weight is the energy:force ratio of every backend
-            "loss": {"_target_": "nequip.train.EnergyForceLoss", "per_atom_energy": True,
-                     "coeffs": {"total_energy": p["energy_weight"], "forces": p["forces_weight"]}},
+            "loss": {
+                "_target_": "nequip.train.EnergyForceLoss",
+                "per_atom_energy": True,
+                "coeffs": {"total_energy": p["energy_weight"], "forces": p["forces_weight"]},
+            },
             "val_metrics": metrics,
             "train_metrics": metrics,
             "optimizer": {"_target_": "torch.optim.Adam", "lr": p["lr"]},
             "lr_scheduler": {
-                "scheduler": {"_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau", "factor": 0.5,
-                              "patience": p["lr_patience"], "min_lr": p["lr"] * 1e-3},
-                "monitor": MONITOR, "interval": "epoch", "frequency": 1,
+                "scheduler": {
+                    "_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau",
+                    "factor": 0.5,
+                    "patience": p["lr_patience"],
+                    "min_lr": p["lr"] * 1e-3,
+                },
+                "monitor": MONITOR,
+                "interval": "epoch",
+                "frequency": 1,
             },
             "model": flavour.model_block(p, type_map),
         },
@@ -174,8 +218,9 @@ def config(p: dict, type_map: list[str], workdir: Path, flavour: Flavour) -> dic
     }
 
 
-def train_flavour(flavour: Flavour, train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir,
-                  data_files=(), gate=None) -> Path:
+def train_flavour(
+    flavour: Flavour, train_frames, valid_frames, refs: dict, params: dict, workdir, model_dir, data_files=(), gate=None
+) -> Path:
     workdir, model_dir = Path(workdir).resolve(), Path(model_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     type_map = sorted(refs)
@@ -205,8 +250,13 @@ def train_flavour(flavour: Flavour, train_frames, valid_frames, refs: dict, para
         raise TrainingError(f"{flavour.label} recorded no epoch ({workdir / PROGRESS})")
     last = curve[-1]
     hint = f"lower backends.{flavour.name}.lr, train longer, or check the data"
-    check_curve(flavour.label, workdir / PROGRESS,
-                [(r["epoch"], [v for k, v in r.items() if "loss" in k]) for r in curve], unit="epoch", hint=hint)
+    check_curve(
+        flavour.label,
+        workdir / PROGRESS,
+        [(r["epoch"], [v for k, v in r.items() if "loss" in k]) for r in curve],
+        unit="epoch",
+        hint=hint,
+    )
     best = ckpt_dir / "best.ckpt"
     if not best.is_file():
         raise TrainingError(f"{flavour.label} saved no checkpoint ({best})")

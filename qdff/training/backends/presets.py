@@ -16,6 +16,7 @@ backends stay comparable on the same split:
 - the resources (threads, memory, wall time) other than a longer wall time, which depend on
   the machine.
 """
+
 from __future__ import annotations
 
 import copy

@@ -6,6 +6,7 @@ divergence check. A non-finite loss stops the training at the end of that epoch.
 SchNetPack builds on ``pytorch_lightning`` and NequIP on ``lightning``; each trainer only
 accepts callbacks of its own package, hence the factory taking the package name.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,10 +61,15 @@ def epoch_progress(path, max_epochs: int, package: str = "lightning", echo: bool
             with open(self.path, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
             # epoch-level losses and RMSEs (nequip also logs per-step values)
-            shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())
-                              if ("loss" in k or "rmse" in k.lower()) and "_step" not in k)
-            line = (f"epoch {epoch}/{max_epochs}: {shown}; {per_epoch:.2f} s/epoch, "
-                    f"ETA {per_epoch * max(max_epochs - epoch, 0):.0f} s")
+            shown = ", ".join(
+                f"{k}={v:.4g}"
+                for k, v in sorted(metrics.items())
+                if ("loss" in k or "rmse" in k.lower()) and "_step" not in k
+            )
+            line = (
+                f"epoch {epoch}/{max_epochs}: {shown}; {per_epoch:.2f} s/epoch, "
+                f"ETA {per_epoch * max(max_epochs - epoch, 0):.0f} s"
+            )
             if echo:
                 print(f"[qdff] {line}", flush=True)
             else:

@@ -10,6 +10,7 @@ The exported model is the whole ``torch.nn.Module`` saved by SchNetPack's
 schnetpack 2.1.1 predates torch 2.6; :func:`qdff.training.backends.spk_compat.apply` holds the
 shims we need (in our process only, nothing in site-packages is edited).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,8 +52,7 @@ def write_db(train_frames, valid_frames, refs: dict, path: Path, split_file: Pat
     for p in (path, split_file):
         if p.exists():
             p.unlink()
-    db = ASEAtomsData.create(str(path), distance_unit="Ang",
-                             property_unit_dict={"energy": "eV", "forces": "eV/Ang"})
+    db = ASEAtomsData.create(str(path), distance_unit="Ang", property_unit_dict={"energy": "eV", "forces": "eV/Ang"})
     frames = list(train_frames) + list(valid_frames)
     props = [
         {
@@ -63,8 +63,12 @@ def write_db(train_frames, valid_frames, refs: dict, path: Path, split_file: Pat
     ]
     db.add_systems(props, [a.copy() for a in frames])
     n_train = len(train_frames)
-    np.savez(split_file, train_idx=np.arange(n_train), val_idx=np.arange(n_train, len(frames)),
-             test_idx=np.array([], dtype=int))
+    np.savez(
+        split_file,
+        train_idx=np.arange(n_train),
+        val_idx=np.arange(n_train, len(frames)),
+        test_idx=np.array([], dtype=int),
+    )
 
 
 def _model(p: dict):
@@ -101,14 +105,18 @@ def _task(model, p: dict):
 
     def output(cls, name, weight):
         return cls(
-            name=name, loss_fn=torch.nn.MSELoss(), loss_weight=weight,
+            name=name,
+            loss_fn=torch.nn.MSELoss(),
+            loss_weight=weight,
             metrics={"MAE": torchmetrics.MeanAbsoluteError(), "RMSE": torchmetrics.MeanSquaredError(squared=False)},
         )
 
     return PerAtomTask(
         model=model,
-        outputs=[output(PerAtomOutput, "energy", p["energy_weight"]),
-                 output(spk.task.ModelOutput, "forces", p["forces_weight"])],
+        outputs=[
+            output(PerAtomOutput, "energy", p["energy_weight"]),
+            output(spk.task.ModelOutput, "forces", p["forces_weight"]),
+        ],
         optimizer_cls=torch.optim.AdamW,
         optimizer_args={"lr": p["lr"]},
         # torch's own scheduler: schnetpack's subclass passes the removed `verbose` argument
@@ -200,8 +208,12 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
                 log_every_n_steps=1,
                 callbacks=[
                     spk.train.ModelCheckpoint(
-                        model_path=str(best), dirpath=str(ckpt_dir), filename="best",
-                        save_top_k=1, save_last=True, monitor="val_loss",
+                        model_path=str(best),
+                        dirpath=str(ckpt_dir),
+                        filename="best",
+                        save_top_k=1,
+                        save_last=True,
+                        monitor="val_loss",
                     ),
                     epoch_progress(workdir / PROGRESS, p["epochs"], package="pytorch_lightning"),
                     *_early_stopping(p),
@@ -209,8 +221,11 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
             )
             # schnetpack's data module drops a "splitting.lock" in the working directory
             with contextlib.chdir(workdir):
-                trainer.fit(_task(_model(p), p), datamodule=_datamodule(db, split_file, p, len(train_frames),
-                                                                         len(valid_frames)), **fit_kwargs)
+                trainer.fit(
+                    _task(_model(p), p),
+                    datamodule=_datamodule(db, split_file, p, len(train_frames), len(valid_frames)),
+                    **fit_kwargs,
+                )
     finally:
         torch.set_num_threads(threads_before)
 
@@ -218,8 +233,13 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     if not curve:
         raise TrainingError(f"SchNetPack recorded no epoch ({workdir / PROGRESS})")
     last = curve[-1]
-    check_curve("SchNetPack", workdir / PROGRESS,
-                [(r["epoch"], [v for k, v in r.items() if "loss" in k]) for r in curve], unit="epoch", hint=HINT)
+    check_curve(
+        "SchNetPack",
+        workdir / PROGRESS,
+        [(r["epoch"], [v for k, v in r.items() if "loss" in k]) for r in curve],
+        unit="epoch",
+        hint=HINT,
+    )
     publish_model(best, model_dir / MODEL_FILE, "SchNetPack saved no model")
     wall = time.time() - t0
     shutil.copyfile(workdir / PROGRESS, model_dir / PROGRESS)
@@ -260,8 +280,11 @@ def calculator(model_dir: Path, meta: dict, device: str):
     return _Calculator(
         model_file=str(Path(model_dir) / meta["model_file"]),
         neighbor_list=trn.ASENeighborList(cutoff=meta["cutoff"]),
-        energy_key="energy", force_key="forces",
+        energy_key="energy",
+        force_key="forces",
         # SpkCalculator's default energy unit is kcal/mol
-        energy_unit="eV", position_unit="Ang",
-        device=device, dtype=torch.float64,
+        energy_unit="eV",
+        position_unit="Ang",
+        device=device,
+        dtype=torch.float64,
     )

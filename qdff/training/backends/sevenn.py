@@ -19,6 +19,7 @@ is not used, for that reason.
 SevenNet models compute in float32 (the package has no float64 mode); energies and forces
 are returned as float64 arrays.
 """
+
 from __future__ import annotations
 
 import csv
@@ -78,27 +79,43 @@ def foundation_path(name: str) -> Path:
     try:
         return Path(pretrained_name_to_path(name))
     except Exception as exc:  # sevenn raises a bare ValueError or tries a download
-        raise ValueError(f"backends.sevenn.foundation: {name!r} is neither a file nor a checkpoint shipped "
-                         f"with sevenn ({exc})") from None
+        raise ValueError(
+            f"backends.sevenn.foundation: {name!r} is neither a file nor a checkpoint shipped with sevenn ({exc})"
+        ) from None
 
 
 def input_yaml(p: dict, workdir: Path, foundation: Path | None, resume_from: Path | None) -> dict:
     """sevenn's input: its fine_tune preset's model block, our data, loss and schedule."""
     import subprocess
 
-    preset = yaml.safe_load(subprocess.run([_bin(), "preset", "fine_tune"], capture_output=True, text=True,
-                                           check=True).stdout)
+    preset = yaml.safe_load(
+        subprocess.run([_bin(), "preset", "fine_tune"], capture_output=True, text=True, check=True).stdout
+    )
     train = preset["train"]
-    train.update(random_seed=p["seed"], is_train_stress=False, epoch=p["epochs"], loss="mse", loss_param={},
-                 optimizer="adam", optim_param={"lr": p["lr"]}, scheduler="exponentiallr",
-                 scheduler_param={"gamma": p["lr_gamma"]}, force_loss_weight=p["forces_weight"] / p["energy_weight"],
-                 per_epoch=p["checkpoint_every"],
-                 error_record=[["Energy", "RMSE"], ["Force", "RMSE"], ["TotalLoss", "None"]])
+    train.update(
+        random_seed=p["seed"],
+        is_train_stress=False,
+        epoch=p["epochs"],
+        loss="mse",
+        loss_param={},
+        optimizer="adam",
+        optim_param={"lr": p["lr"]},
+        scheduler="exponentiallr",
+        scheduler_param={"gamma": p["lr_gamma"]},
+        force_loss_weight=p["forces_weight"] / p["energy_weight"],
+        per_epoch=p["checkpoint_every"],
+        error_record=[["Energy", "RMSE"], ["Force", "RMSE"], ["TotalLoss", "None"]],
+    )
     train.pop("stress_loss_weight", None)
     cont = {}
     if resume_from is not None:
         # a killed run: weights, optimiser, scheduler and epoch count of its last checkpoint
-        cont = {"checkpoint": str(resume_from), "reset_optimizer": False, "reset_scheduler": False, "reset_epoch": False}
+        cont = {
+            "checkpoint": str(resume_from),
+            "reset_optimizer": False,
+            "reset_scheduler": False,
+            "reset_epoch": False,
+        }
     elif foundation is not None:
         cont = {"checkpoint": str(foundation), "reset_optimizer": True, "reset_scheduler": True, "reset_epoch": True}
     if cont:
@@ -106,8 +123,11 @@ def input_yaml(p: dict, workdir: Path, foundation: Path | None, resume_from: Pat
     else:
         train.pop("continue", None)
     data = preset["data"]
-    data.update(batch_size=p["batch_size"], load_trainset_path=[str(workdir / "data" / "train.extxyz")],
-                load_validset_path=[str(workdir / "data" / "valid.extxyz")])
+    data.update(
+        batch_size=p["batch_size"],
+        load_trainset_path=[str(workdir / "data" / "train.extxyz")],
+        load_validset_path=[str(workdir / "data" / "valid.extxyz")],
+    )
     data.pop("load_testset_path", None)
     data.pop("data_divide_ratio", None)
     return {"model": preset["model"], "train": train, "data": data}
@@ -146,17 +166,24 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     t0 = time.time()
     if foundation is not None:
         shift = universal.fit_shift(universal.sevennet_calculator(foundation, "cpu"), train_frames)
-        log.info("energy shift against the foundation model, fitted on %d training frames: %s", len(train_frames),
-                 ", ".join(f"{k} {v:.4f} eV" for k, v in shift.items()))
+        log.info(
+            "energy shift against the foundation model, fitted on %d training frames: %s",
+            len(train_frames),
+            ", ".join(f"{k} {v:.4f} eV" for k, v in shift.items()),
+        )
     else:
         shift = dict(refs)
-    fp = fingerprint(hyperparameters(p), shift,
-                     str(foundation), frames_digest(train_frames, valid_frames))
+    fp = fingerprint(hyperparameters(p), shift, str(foundation), frames_digest(train_frames, valid_frames))
     latest = _latest_checkpoint(workdir)
     resume = same_run(workdir, fp) and latest is not None
     if not resume:
-        for old in [*workdir.glob("checkpoint_*.pth"), workdir / CURVE, workdir / BEFORE, workdir / "sevenn_data",
-                    workdir / "log.sevenn"]:
+        for old in [
+            *workdir.glob("checkpoint_*.pth"),
+            workdir / CURVE,
+            workdir / BEFORE,
+            workdir / "sevenn_data",
+            workdir / "log.sevenn",
+        ]:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
         for part, frames in (("train", train_frames), ("valid", valid_frames)):
             write_shifted_extxyz(frames, shift, workdir / "data" / f"{part}.extxyz")
@@ -172,23 +199,35 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
 
     progress = epoch_logger("SevenNet", p["epochs"], _EPOCH)
 
-    run_streamed([_bin(), "train", str(workdir / "input.yaml"), "-s"], workdir, thread_env(p["threads"]),
-                 "sevenn train", on_line=progress)
+    run_streamed(
+        [_bin(), "train", str(workdir / "input.yaml"), "-s"],
+        workdir,
+        thread_env(p["threads"]),
+        "sevenn train",
+        on_line=progress,
+    )
     curve = (read_curve(workdir / BEFORE) if resume else []) + read_curve(workdir / CURVE)
     if not curve:
         raise TrainingError(f"SevenNet recorded no epoch ({workdir / CURVE})")
     hint = "lower backends.sevenn.lr, train longer, or check the data"
-    check_curve("SevenNet", workdir / CURVE, [(int(r["epoch"]), [v for k, v in r.items() if k != "epoch"]) for r in curve],
-                unit="epoch", hint=hint)
+    check_curve(
+        "SevenNet",
+        workdir / CURVE,
+        [(int(r["epoch"]), [v for k, v in r.items() if k != "epoch"]) for r in curve],
+        unit="epoch",
+        hint=hint,
+    )
     best = workdir / MODEL_FILE
     publish_model(best, model_dir / MODEL_FILE, "SevenNet saved no best checkpoint")
     wall = time.time() - t0
     shutil.copyfile(workdir / "input.yaml", model_dir / "input.yaml")
     prov = provenance("sevenn", _version(), params, data_files, wall)
-    prov.update(mode="from scratch" if foundation is None else "fine-tuned",
-                foundation=None if foundation is None else p["foundation"],
-                foundation_sha256=None if foundation is None else file_sha256(foundation),
-                float_precision="float32 (sevenn computes in single precision)")
+    prov.update(
+        mode="from scratch" if foundation is None else "fine-tuned",
+        foundation=None if foundation is None else p["foundation"],
+        foundation_sha256=None if foundation is None else file_sha256(foundation),
+        float_precision="float32 (sevenn computes in single precision)",
+    )
     meta = {
         "backend": "sevenn",
         "model_file": MODEL_FILE,

@@ -2,6 +2,7 @@
 today's torch (in our process only, nothing in site-packages is edited). Used by
 :mod:`qdff.training.backends.schnetpack` and, before it imports schnetpack,
 :mod:`qdff.training.backends.spk_task`."""
+
 from __future__ import annotations
 
 

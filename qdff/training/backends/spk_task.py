@@ -7,6 +7,7 @@ the MSE of the energy per atom as in every backend. At module level, so that Lig
 pickle them into its checkpoints; the exported model (``task.save_model``) is SchNetPack's
 own ``NeuralNetworkPotential`` and needs neither.
 """
+
 from __future__ import annotations
 
 from . import spk_compat

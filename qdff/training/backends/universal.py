@@ -11,6 +11,7 @@ SevenNet-0 (sevenn 0.13.0, MIT licence) and CHGNet 0.3.0 (chgnet 0.4.2, modified
 Measured in development against CP2K PBE on Cd16Se13Cl6: zero-shot force RMSE 129 meV/A
 (SevenNet-0) and 256 meV/A (CHGNet) against a zero-force 780 meV/A.
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,10 +61,14 @@ def _checkpoint_path(name: str) -> Path:
     if UNIVERSAL[name]["package"] == "chgnet":
         import chgnet
 
-        shipped = sorted((Path(chgnet.__file__).parent / "pretrained" / UNIVERSAL[name]["checkpoint"]).glob("*.pth.tar"))
+        shipped = sorted(
+            (Path(chgnet.__file__).parent / "pretrained" / UNIVERSAL[name]["checkpoint"]).glob("*.pth.tar")
+        )
         if len(shipped) != 1:
-            raise FileNotFoundError(f"chgnet {_version('chgnet')}: expected one shipped {UNIVERSAL[name]['checkpoint']} "
-                                    f"checkpoint, found {[str(p) for p in shipped]}")
+            raise FileNotFoundError(
+                f"chgnet {_version('chgnet')}: expected one shipped {UNIVERSAL[name]['checkpoint']} "
+                f"checkpoint, found {[str(p) for p in shipped]}"
+            )
         return shipped[0]
     from sevenn.util import pretrained_name_to_path
 
@@ -82,8 +87,10 @@ def check_elements(name: str, symbols) -> None:
 
     missing = sorted({s for s in symbols if atomic_numbers[s] not in UNIVERSAL[name]["elements"]})
     if missing:
-        raise ValueError(f"baselines: {name} ({UNIVERSAL[name]['label']}) was not trained on {', '.join(missing)}; "
-                         f"remove it from baselines for this system")
+        raise ValueError(
+            f"baselines: {name} ({UNIVERSAL[name]['label']}) was not trained on {', '.join(missing)}; "
+            f"remove it from baselines for this system"
+        )
 
 
 def fit_shift(calc, frames) -> dict[str, float]:
@@ -116,26 +123,50 @@ def train(name: str, train_frames, valid_frames, params: dict, workdir, model_di
     t0 = time.time()
     src = _checkpoint_path(name)
     shutil.copyfile(src, model_dir / spec["model_file"])
-    meta = {"backend": name, "kind": "zero-shot", "label": spec["label"], "trained_on": spec["trained_on"],
-            "model_file": spec["model_file"], "reference_energies": {}}
+    meta = {
+        "backend": name,
+        "kind": "zero-shot",
+        "label": spec["label"],
+        "trained_on": spec["trained_on"],
+        "model_file": spec["model_file"],
+        "reference_energies": {},
+    }
     inner = shifted_calculator(calculator, model_dir, meta)
     fit_frames = train_frames
     meta["reference_energies"] = fit_shift(inner.inner, fit_frames)
-    log.info("%s: reference shift fitted on %d training frames: %s", spec["label"], len(fit_frames),
-             ", ".join(f"{k} {v:.4f} eV" for k, v in meta["reference_energies"].items()))
+    log.info(
+        "%s: reference shift fitted on %d training frames: %s",
+        spec["label"],
+        len(fit_frames),
+        ", ".join(f"{k} {v:.4f} eV" for k, v in meta["reference_energies"].items()),
+    )
     calc = shifted_calculator(calculator, model_dir, meta)
     e, f, _ = predict(calc, valid_frames)
     m = error_metrics(valid_frames, e, f)
-    log.info("%s zero-shot on the %d validation frames: force RMSE %.1f meV/A (zero-force %.1f), energy RMSE %.2f meV/atom",
-             spec["label"], len(valid_frames), m["force_rmse_meV_per_A"], m["baseline_zero_force_rmse_meV_per_A"],
-             m["energy_rmse_meV_per_atom"])
-    meta["validation_check"] = {k: m[k] for k in ("force_rmse_meV_per_A", "baseline_zero_force_rmse_meV_per_A",
-                                                  "energy_rmse_meV_per_atom") if k in m}
-    prov = common.provenance(name, _version(spec["package"]), {"checkpoint": spec["checkpoint"], **params},
-                             data_files, time.time() - t0)
-    prov.update(kind="zero-shot", checkpoint_sha256=common.file_sha256(model_dir / spec["model_file"]),
-                checkpoint_shipped_as=str(src.relative_to(src.parents[2])), licence=spec["licence"],
-                trained_on=spec["trained_on"], shift_frames=len(fit_frames))
+    log.info(
+        "%s zero-shot on the %d validation frames: force RMSE %.1f meV/A (zero-force %.1f), energy RMSE %.2f meV/atom",
+        spec["label"],
+        len(valid_frames),
+        m["force_rmse_meV_per_A"],
+        m["baseline_zero_force_rmse_meV_per_A"],
+        m["energy_rmse_meV_per_atom"],
+    )
+    meta["validation_check"] = {
+        k: m[k]
+        for k in ("force_rmse_meV_per_A", "baseline_zero_force_rmse_meV_per_A", "energy_rmse_meV_per_atom")
+        if k in m
+    }
+    prov = common.provenance(
+        name, _version(spec["package"]), {"checkpoint": spec["checkpoint"], **params}, data_files, time.time() - t0
+    )
+    prov.update(
+        kind="zero-shot",
+        checkpoint_sha256=common.file_sha256(model_dir / spec["model_file"]),
+        checkpoint_shipped_as=str(src.relative_to(src.parents[2])),
+        licence=spec["licence"],
+        trained_on=spec["trained_on"],
+        shift_frames=len(fit_frames),
+    )
     meta["provenance"] = prov
     write_json(model_dir / "model.json", meta)
     return model_dir / "model.json"
@@ -172,8 +203,10 @@ def chgnet_calculator(checkpoint, device: str = "cpu", version: str = "0.3.0"):
         def calculate(self, atoms=None, properties=None, system_changes=None):
             atoms = atoms if atoms is not None else self.atoms
             if atoms.pbc.any():
-                raise ValueError("CHGNet baseline: qdff puts free clusters (pbc=False) in a box; "
-                                 f"this structure is periodic along {atoms.pbc.tolist()}")
+                raise ValueError(
+                    "CHGNet baseline: qdff puts free clusters (pbc=False) in a box; "
+                    f"this structure is periodic along {atoms.pbc.tolist()}"
+                )
             boxed = atoms.copy()
             boxed.calc = None
             extent = boxed.positions.max(axis=0) - boxed.positions.min(axis=0)
@@ -184,8 +217,11 @@ def chgnet_calculator(checkpoint, device: str = "cpu", version: str = "0.3.0"):
                 super().calculate(boxed, properties, system_changes, task="ef")
             # ASE compares the next call's atoms with these: the caller's, not the boxed copy
             self.atoms = atoms.copy()
-            self.results = {k: np.asarray(v, dtype=np.float64) if k == "forces" else float(v)
-                            for k, v in self.results.items() if k in ("energy", "free_energy", "forces")}
+            self.results = {
+                k: np.asarray(v, dtype=np.float64) if k == "forces" else float(v)
+                for k, v in self.results.items()
+                if k in ("energy", "free_energy", "forces")
+            }
 
     with common.torch_default_dtype(torch.float32):
         # mlp_out_bias False as CHGNet.load sets it for 0.3.0 (True only for 0.2.0)

@@ -46,9 +46,9 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         f"results/{SYSTEM}/report.html",
         "results/index.html",
         selection_targets(SYSTEM),
         vibration_targets(SYSTEM) if config["vibrations"]["enabled"] else [],
-    default_target: True

@@ -3,78 +3,7 @@
 # Iteration i+1 depends on iteration i's files, so the loop is a plain DAG: resumable after a
 # kill at any point, labelling on CPU partitions and committee trainings on GPU partitions.
 # Whether to go on is known only after an exploration: a checkpoint.
-
-AL = config["active_learning"]
-AL_BACKEND = AL["backend"]
-
-
-wildcard_constraints:
-    i=r"[0-9]+",
-    k=r"[0-9]+",
-
-
-AL_SEED = AL["explore_with"] != "none"
-# the environment of the seed exploration: the baseline's (unused when there is none)
-AL_EXPLORE_ENV = AL["explore_with"] if AL_SEED else "analysis"
-
-
-def al_train_file(system, i):
-    """Iteration 0 trains on the selected AIMD frames of the common split (and, with
-    explore_with, the seed exploration's CP2K labels)."""
-    if int(i) == 0 and not AL_SEED:
-        return f"results/{system}/split/train.extxyz"
-    return f"results/{system}/al/iter{i}/train.extxyz"
-
-
-def al_previous_train(wildcards):
-    if int(wildcards.i) == 0:
-        return f"results/{wildcards.system}/split/train.extxyz"
-    return al_train_file(wildcards.system, int(wildcards.i) - 1)
-
-
-def al_previous_labels(wildcards):
-    if int(wildcards.i) == 0:
-        return f"results/{wildcards.system}/al/seed/labels/labelled.extxyz"
-    return f"results/{wildcards.system}/al/iter{int(wildcards.i) - 1}/labels/labelled.extxyz"
-
-
-def al_train_set(wildcards):
-    return al_train_file(wildcards.system, wildcards.i)
-
-
-def al_members(wildcards):
-    return [f"results/{wildcards.system}/al/iter{wildcards.i}/committee/m{k}/model.json" for k in range(AL["committee"])]
-
-
-def al_final_iteration(system):
-    """The first iteration that converged, or the last one: each exploration's verdict is
-    read once its checkpoint has run."""
-    import json
-
-    for i in range(AL["max_iterations"] + 1):
-        summary = checkpoints.explore_committee.get(system=system, i=i).output.summary
-        with open(summary) as fh:
-            s = json.load(fh)
-        if s["converged"] or s["last_iteration"]:
-            return i
-    return AL["max_iterations"]
-
-
-def al_iteration_files(pattern):
-    def files(wildcards):
-        last = al_final_iteration(wildcards.system)
-        return [pattern.format(system=wildcards.system, i=i) for i in range(last + 1)]
-
-    return files
-
-
-def al_train_files(wildcards):
-    return [al_train_file(wildcards.system, i) for i in range(al_final_iteration(wildcards.system) + 1)]
-
-
-def al_label_files(wildcards):
-    last = al_final_iteration(wildcards.system)
-    return [f"results/{wildcards.system}/al/iter{i}/labels/labels.json" for i in range(last)]
+# (its helpers, AL and al_*, are in rules/common.smk)
 
 
 rule train_committee_member:
@@ -85,6 +14,17 @@ rule train_committee_member:
         summary="results/{system}/split/selection.json",
     output:
         "results/{system}/al/iter{i}/committee/m{k}/model.json",
+    log:
+        "logs/train_committee_member/{system}_iter{i}_m{k}.log",
+    benchmark:
+        "results/benchmarks/train_committee_member/{system}_iter{i}_m{k}.tsv"
+    conda:
+        f"../envs/{AL_BACKEND}.yaml"
+    threads: config["backends"][AL_BACKEND]["threads"]
+    resources:
+        mem_mb=config["backends"][AL_BACKEND]["mem_mb"],
+        runtime=config["backends"][AL_BACKEND]["runtime_min"],
+        gpu=1,
     params:
         backend=AL_BACKEND,
         backend_config=canonical(qconfig.hyperparameters(config["backends"][AL_BACKEND])),
@@ -92,17 +32,6 @@ rule train_committee_member:
         workdir=lambda w: f"results/{w.system}/al/iter{w.i}/training/m{w.k}",
         split_dir=subpath(input.summary, parent=True),
         model_dir=subpath(output[0], parent=True),
-    log:
-        "logs/train_committee_member/{system}_iter{i}_m{k}.log",
-    benchmark:
-        "results/benchmarks/train_committee_member/{system}_iter{i}_m{k}.tsv"
-    threads: config["backends"][AL_BACKEND]["threads"]
-    resources:
-        mem_mb=config["backends"][AL_BACKEND]["mem_mb"],
-        runtime=config["backends"][AL_BACKEND]["runtime_min"],
-        gpu=1,
-    conda:
-        f"../envs/{AL_BACKEND}.yaml"
     script:
         "../scripts/train_committee_member.py"
 
@@ -117,20 +46,20 @@ checkpoint explore_committee:
         table="results/{system}/al/iter{i}/explore/deviations.csv",
         candidates="results/{system}/al/iter{i}/explore/candidates.extxyz",
         summary="results/{system}/al/iter{i}/explore/explore.json",
+    log:
+        "logs/explore_committee/{system}_iter{i}.log",
+    benchmark:
+        "results/benchmarks/explore_committee/{system}_iter{i}.tsv"
+    conda:
+        f"../envs/{AL_BACKEND}.yaml"
+    threads: 1
+    resources:
+        runtime=120,
     params:
         active_learning=canonical(AL),
         mlmd=canonical(config["mlmd"]),
         descriptor=canonical(config["selection"]["descriptor"]),
         aimd_temperatures=config["aimd"]["temperatures"],
-    log:
-        "logs/explore_committee/{system}_iter{i}.log",
-    benchmark:
-        "results/benchmarks/explore_committee/{system}_iter{i}.tsv"
-    threads: 1
-    resources:
-        runtime=120,
-    conda:
-        f"../envs/{AL_BACKEND}.yaml"
     script:
         "../scripts/explore_committee.py"
 
@@ -145,20 +74,20 @@ rule explore_with_baseline:
         table="results/{system}/al/seed/explore/frames.csv",
         candidates="results/{system}/al/seed/explore/candidates.extxyz",
         summary="results/{system}/al/seed/explore/explore.json",
+    log:
+        "logs/explore_with_baseline/{system}.log",
+    benchmark:
+        "results/benchmarks/explore_with_baseline/{system}.tsv"
+    conda:
+        f"../envs/{AL_EXPLORE_ENV}.yaml"
+    threads: 1
+    resources:
+        runtime=120,
     params:
         active_learning=canonical(AL),
         mlmd=canonical(config["mlmd"]),
         descriptor=canonical(config["selection"]["descriptor"]),
         aimd_temperatures=config["aimd"]["temperatures"],
-    log:
-        "logs/explore_with_baseline/{system}.log",
-    benchmark:
-        "results/benchmarks/explore_with_baseline/{system}.tsv"
-    threads: 1
-    resources:
-        runtime=120,
-    conda:
-        f"../envs/{AL_EXPLORE_ENV}.yaml"
     script:
         "../scripts/explore_with_baseline.py"
 
@@ -170,22 +99,22 @@ rule label_seed_candidates:
     output:
         frames="results/{system}/al/seed/labels/labelled.extxyz",
         summary="results/{system}/al/seed/labels/labels.json",
+    log:
+        "logs/label_seed_candidates/{system}.log",
+    benchmark:
+        "results/benchmarks/label_seed_candidates/{system}.tsv"
+    conda:
+        "../envs/cp2k.yaml"
+    threads: config["cp2k"]["threads"]
+    resources:
+        mem_mb=config["cp2k"]["mem_mb"],
+        runtime=config["cp2k"]["runtime_min"],
     params:
         workdir=lambda w: f"results/{w.system}/al/seed/labels/cp2k",
         structure=CHARGE_STATE,
         cp2k=CP2K_PHYSICS,
         launch=CP2K_LAUNCH,
         seed=config["aimd"]["seed"],
-    log:
-        "logs/label_seed_candidates/{system}.log",
-    benchmark:
-        "results/benchmarks/label_seed_candidates/{system}.tsv"
-    threads: config["cp2k"]["threads"]
-    resources:
-        mem_mb=config["cp2k"]["mem_mb"],
-        runtime=config["cp2k"]["runtime_min"],
-    conda:
-        "../envs/cp2k.yaml"
     script:
         "../scripts/label_candidates.py"
 
@@ -197,22 +126,22 @@ rule label_candidates:
     output:
         frames="results/{system}/al/iter{i}/labels/labelled.extxyz",
         summary="results/{system}/al/iter{i}/labels/labels.json",
+    log:
+        "logs/label_candidates/{system}_iter{i}.log",
+    benchmark:
+        "results/benchmarks/label_candidates/{system}_iter{i}.tsv"
+    conda:
+        "../envs/cp2k.yaml"
+    threads: config["cp2k"]["threads"]
+    resources:
+        mem_mb=config["cp2k"]["mem_mb"],
+        runtime=config["cp2k"]["runtime_min"],
     params:
         workdir=lambda w: f"results/{w.system}/al/iter{w.i}/labels/cp2k",
         structure=CHARGE_STATE,
         cp2k=CP2K_PHYSICS,
         launch=CP2K_LAUNCH,
         seed=config["aimd"]["seed"],
-    log:
-        "logs/label_candidates/{system}_iter{i}.log",
-    benchmark:
-        "results/benchmarks/label_candidates/{system}_iter{i}.tsv"
-    threads: config["cp2k"]["threads"]
-    resources:
-        mem_mb=config["cp2k"]["mem_mb"],
-        runtime=config["cp2k"]["runtime_min"],
-    conda:
-        "../envs/cp2k.yaml"
     script:
         "../scripts/label_candidates.py"
 
@@ -247,14 +176,14 @@ rule evaluate_committee:
             caption="../report/al_calibration.rst",
             category="Active learning",
         ),
-    params:
-        max_frames=config["evaluation"]["max_frames"],
     log:
         "logs/evaluate_committee/{system}_iter{i}.log",
     benchmark:
         "results/benchmarks/evaluate_committee/{system}_iter{i}.tsv"
     conda:
         f"../envs/{AL_BACKEND}.yaml"
+    params:
+        max_frames=config["evaluation"]["max_frames"],
     script:
         "../scripts/evaluate_committee.py"
 
@@ -262,11 +191,6 @@ rule evaluate_committee:
 rule summarize_active_learning:
     """Per iteration: CP2K labels, explored fractions, held-out errors, stability; a plot."""
     input:
-        explore=al_iteration_files("results/{system}/al/iter{i}/explore/explore.json"),
-        evaluation=al_iteration_files("results/{system}/al/iter{i}/evaluation.json"),
-        train=al_train_files,
-        labels=al_label_files,
-        aimd=aimd_summaries,
         **(
             {
                 "seed_explore": "results/{system}/al/seed/explore/explore.json",
@@ -275,17 +199,22 @@ rule summarize_active_learning:
             if AL_SEED
             else {}
         ),
+        explore=al_iteration_files("results/{system}/al/iter{i}/explore/explore.json"),
+        evaluation=al_iteration_files("results/{system}/al/iter{i}/evaluation.json"),
+        train=al_train_files,
+        labels=al_label_files,
+        aimd=aimd_summaries,
     output:
         summary="results/{system}/al/summary.json",
         plot=report("results/{system}/al/progress.png", caption="../report/al_progress.rst", category="Active learning"),
-    params:
-        active_learning=physics("active_learning", "backend", "committee", "trust_lo", "trust_hi"),
     log:
         "logs/summarize_active_learning/{system}.log",
     benchmark:
         "results/benchmarks/summarize_active_learning/{system}.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        active_learning=physics("active_learning", "backend", "committee", "trust_lo", "trust_hi"),
     script:
         "../scripts/summarize_active_learning.py"
 

@@ -8,18 +8,18 @@ rule write_cp2k_input:
         starting_structure,
     output:
         "results/{system}/aimd/{T}/md.inp",
-    params:
-        temperature=lambda w: TEMPERATURES[w.T],
-        structure=CHARGE_STATE,
-        cp2k=CP2K_PHYSICS,
-        aimd=AIMD_PHYSICS,
-        launch=CP2K_LAUNCH,
     log:
         "logs/write_cp2k_input/{system}_{T}.log",
     benchmark:
         "results/benchmarks/write_cp2k_input/{system}_{T}.tsv"
     conda:
         "../envs/cp2k.yaml"
+    params:
+        temperature=lambda w: TEMPERATURES[w.T],
+        structure=CHARGE_STATE,
+        cp2k=CP2K_PHYSICS,
+        aimd=AIMD_PHYSICS,
+        launch=CP2K_LAUNCH,
     script:
         "../scripts/write_cp2k_input.py"
 
@@ -35,6 +35,16 @@ rule run_aimd:
         cp2k_input="results/{system}/aimd/{T}/md.inp",
     output:
         "results/{system}/aimd/{T}/run.json",
+    log:
+        "logs/run_aimd/{system}_{T}.log",
+    benchmark:
+        "results/benchmarks/run_aimd/{system}_{T}.tsv"
+    conda:
+        "../envs/cp2k.yaml"
+    threads: config["cp2k"]["threads"]
+    resources:
+        mem_mb=config["cp2k"]["mem_mb"],
+        runtime=config["cp2k"]["runtime_min"],
     params:
         temperature=lambda w: TEMPERATURES[w.T],
         workdir=subpath(input.cp2k_input, parent=True),
@@ -42,16 +52,6 @@ rule run_aimd:
         cp2k=CP2K_PHYSICS,
         aimd=AIMD_PHYSICS,
         launch=CP2K_LAUNCH,
-    log:
-        "logs/run_aimd/{system}_{T}.log",
-    benchmark:
-        "results/benchmarks/run_aimd/{system}_{T}.tsv"
-    threads: config["cp2k"]["threads"]
-    resources:
-        mem_mb=config["cp2k"]["mem_mb"],
-        runtime=config["cp2k"]["runtime_min"],
-    conda:
-        "../envs/cp2k.yaml"
     script:
         "../scripts/run_aimd.py"
 
@@ -62,6 +62,16 @@ rule run_test_aimd:
         structure=starting_structure,
     output:
         "results/{system}/aimd_test/{T}/run.json",
+    log:
+        "logs/run_test_aimd/{system}_{T}.log",
+    benchmark:
+        "results/benchmarks/run_test_aimd/{system}_{T}.tsv"
+    conda:
+        "../envs/cp2k.yaml"
+    threads: config["cp2k"]["threads"]
+    resources:
+        mem_mb=config["cp2k"]["mem_mb"],
+        runtime=config["cp2k"]["runtime_min"],
     params:
         temperature=lambda w: TEMPERATURES[w.T],
         seed=config["aimd"]["test_seed"],
@@ -70,15 +80,5 @@ rule run_test_aimd:
         cp2k=CP2K_PHYSICS,
         aimd=canonical({k: v for k, v in config["aimd"].items() if k not in ("seed", "test_seed")}),
         launch=CP2K_LAUNCH,
-    log:
-        "logs/run_test_aimd/{system}_{T}.log",
-    benchmark:
-        "results/benchmarks/run_test_aimd/{system}_{T}.tsv"
-    threads: config["cp2k"]["threads"]
-    resources:
-        mem_mb=config["cp2k"]["mem_mb"],
-        runtime=config["cp2k"]["runtime_min"],
-    conda:
-        "../envs/cp2k.yaml"
     script:
         "../scripts/run_aimd.py"

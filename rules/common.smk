@@ -8,6 +8,7 @@ try:
 except qconfig.ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
+
 # DeePMD-kit's LAMMPS plugin is built by `make setup` (tools/deepmd_lammps_plugin.py) against the
 # venv's own DeePMD-kit build; envs/deepmd.yaml has neither, so under --sdm conda the LAMMPS
 # engine could only fail in the first ML-MD job: refused here, before any work.
@@ -80,7 +81,9 @@ def physics(section, *keys):
 CP2K_PHYSICS = physics("cp2k", "preset", "overrides")
 # how CP2K runs (command, threads, memory, on_failure, check_memory): passed to the CP2K steps,
 # but no rerun trigger (qdff.smk.Launch)
-CP2K_LAUNCH = Launch({k: v for k, v in config["cp2k"].items() if k not in ("preset", "overrides", "relax", "relax_max_iter")})
+CP2K_LAUNCH = Launch(
+    {k: v for k, v in config["cp2k"].items() if k not in ("preset", "overrides", "relax", "relax_max_iter")}
+)
 # the charge state every CP2K input is written for
 CHARGE_STATE = physics("structure", "charge", "multiplicity")
 
@@ -92,7 +95,12 @@ MLMD_TEMPERATURES = {qconfig.temperature_label(t): t for t in qconfig.mlmd_tempe
 def mlmd_summaries(wildcards):
     if not config["mlmd"]["enabled"]:
         return []
-    return expand("results/{system}/mlmd/{backend}/{T}/summary.json", system=wildcards.system, backend=BACKENDS, T=MLMD_TEMPERATURES)
+    return expand(
+        "results/{system}/mlmd/{backend}/{T}/summary.json",
+        system=wildcards.system,
+        backend=BACKENDS,
+        T=MLMD_TEMPERATURES,
+    )
 
 
 # (backend, AIMD temperature label) of every ML-MD run compared with AIMD, in one fixed order for inputs and params
@@ -126,7 +134,9 @@ def learning_curve_points(wildcards):
     lc = config["selection"]["learning_curve"]
     return expand(
         "results/{system}/learning_curve/{method}/n{n}/metrics.json",
-        system=wildcards.system, method=lc["methods"], n=lc["sizes"],
+        system=wildcards.system,
+        method=lc["methods"],
+        n=lc["sizes"],
     )
 
 
@@ -137,5 +147,98 @@ def selection_targets(system):
     if sel["map"]["enabled"]:
         out += [f"results/{system}/selection/map.png", f"results/{system}/selection/map.html"]
     if sel["learning_curve"]["enabled"]:
-        out += [f"results/{system}/learning_curve/{f}" for f in ("learning_curve.csv", "learning_curve.png", "summary.json")]
+        out += [
+            f"results/{system}/learning_curve/{f}" for f in ("learning_curve.csv", "learning_curve.png", "summary.json")
+        ]
     return out
+
+
+# ---------------------------------------------------------------- vibrations (rules/vibrations.smk)
+
+
+def vibration_targets(system):
+    """The vibrations stage's end products: for `rule all`, when vibrations.enabled."""
+    return (
+        [f"results/{system}/vibrations/spectra.png"]
+        + [f"results/{system}/vibrations/{b}/relax.json" for b in BACKENDS]
+        + [f"results/{system}/vibrations/{b}/{t}/vdos.json" for b in BACKENDS for t in TEMPERATURES]
+    )
+
+
+# ---------------------------------------------------------------- active learning (rules/active_learning.smk)
+# Iteration i+1 depends on iteration i's files, so the loop is a plain DAG; whether to go on is
+# known only after an exploration (a checkpoint), which al_final_iteration reads.
+
+AL = config["active_learning"]
+AL_BACKEND = AL["backend"]
+
+
+wildcard_constraints:
+    i=r"[0-9]+",
+    k=r"[0-9]+",
+
+
+AL_SEED = AL["explore_with"] != "none"
+# the environment of the seed exploration: the baseline's (unused when there is none)
+AL_EXPLORE_ENV = AL["explore_with"] if AL_SEED else "analysis"
+
+
+def al_train_file(system, i):
+    """Iteration 0 trains on the selected AIMD frames of the common split (and, with
+    explore_with, the seed exploration's CP2K labels)."""
+    if int(i) == 0 and not AL_SEED:
+        return f"results/{system}/split/train.extxyz"
+    return f"results/{system}/al/iter{i}/train.extxyz"
+
+
+def al_previous_train(wildcards):
+    if int(wildcards.i) == 0:
+        return f"results/{wildcards.system}/split/train.extxyz"
+    return al_train_file(wildcards.system, int(wildcards.i) - 1)
+
+
+def al_previous_labels(wildcards):
+    if int(wildcards.i) == 0:
+        return f"results/{wildcards.system}/al/seed/labels/labelled.extxyz"
+    return f"results/{wildcards.system}/al/iter{int(wildcards.i) - 1}/labels/labelled.extxyz"
+
+
+def al_train_set(wildcards):
+    return al_train_file(wildcards.system, wildcards.i)
+
+
+def al_members(wildcards):
+    return [
+        f"results/{wildcards.system}/al/iter{wildcards.i}/committee/m{k}/model.json" for k in range(AL["committee"])
+    ]
+
+
+def al_final_iteration(system):
+    """The first iteration that converged, or the last one: each exploration's verdict is
+    read once its checkpoint has run."""
+    import json
+
+    for i in range(AL["max_iterations"] + 1):
+        summary = checkpoints.explore_committee.get(system=system, i=i).output.summary
+        with open(summary) as fh:
+            s = json.load(fh)
+        if s["converged"] or s["last_iteration"]:
+            return i
+    return AL["max_iterations"]
+
+
+def al_iteration_files(pattern):
+    def files(wildcards):
+        last = al_final_iteration(wildcards.system)
+        return [pattern.format(system=wildcards.system, i=i) for i in range(last + 1)]
+
+    return files
+
+
+def al_train_files(wildcards):
+    return [al_train_file(wildcards.system, i) for i in range(al_final_iteration(wildcards.system) + 1)]
+
+
+def al_label_files(wildcards):
+    last = al_final_iteration(wildcards.system)
+    return [f"results/{wildcards.system}/al/iter{i}/labels/labels.json" for i in range(last)]

@@ -6,15 +6,15 @@ rule convert_trajectory:
     output:
         frames="results/{system}/dataset/frames.extxyz",
         summary="results/{system}/dataset/conversion.json",
-    params:
-        # one per input, in input order: the training runs, then the independent test runs
-        temperatures=list(TEMPERATURES.values()) * (1 + (config["aimd"]["test_seed"] is not None)),
-        runs=list(TEMPERATURES) + qconfig.test_runs(config),
     log:
         "logs/convert_trajectory/{system}.log",
     benchmark:
         "results/benchmarks/convert_trajectory/{system}.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        # one per input, in input order: the training runs, then the independent test runs
+        temperatures=list(TEMPERATURES.values()) * (1 + (config["aimd"]["test_seed"] is not None)),
+        runs=list(TEMPERATURES) + qconfig.test_runs(config),
     script:
         "../scripts/convert_trajectory.py"

@@ -21,9 +21,6 @@ rule evaluate_model:
             category="Validation",
             subcategory="{backend}",
         ),
-    params:
-        max_frames=config["evaluation"]["max_frames"],
-        material=config["structure"]["material"],
     log:
         "logs/evaluate_model/{system}_{backend}.log",
     benchmark:
@@ -31,6 +28,9 @@ rule evaluate_model:
     conda:
         # the model is loaded in its backend's environment
         "../envs/{backend}.yaml"
+    params:
+        max_frames=config["evaluation"]["max_frames"],
+        material=config["structure"]["material"],
     script:
         "../scripts/evaluate_model.py"
 

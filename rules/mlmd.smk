@@ -11,22 +11,22 @@ rule run_mlmd:
     output:
         trajectory="results/{system}/mlmd/{backend}/{T}/trajectory.extxyz",
         summary="results/{system}/mlmd/{backend}/{T}/summary.json",
+    log:
+        "logs/run_mlmd/{system}_{backend}_{T}.log",
+    benchmark:
+        "results/benchmarks/run_mlmd/{system}_{backend}_{T}.tsv"
+    conda:
+        # the model is loaded in its backend's environment
+        "../envs/{backend}.yaml"
+    threads: 1
+    resources:
+        runtime=60,
     params:
         temperature=lambda w: MLMD_TEMPERATURES[w.T],
         # a temperature above these is a stress temperature, started from the hottest AIMD run
         aimd_temperatures=config["aimd"]["temperatures"],
         mlmd=canonical(config["mlmd"]),
         equilibration_fs=config["selection"]["equilibration_fs"],
-    log:
-        "logs/run_mlmd/{system}_{backend}_{T}.log",
-    benchmark:
-        "results/benchmarks/run_mlmd/{system}_{backend}_{T}.tsv"
-    threads: 1
-    resources:
-        runtime=60,
-    conda:
-        # the model is loaded in its backend's environment
-        "../envs/{backend}.yaml"
     script:
         "../scripts/run_mlmd.py"
 
@@ -45,17 +45,17 @@ rule compare_rdfs:
             category="Validation",
             subcategory="{backend}",
         ),
-    params:
-        temperature=lambda w: TEMPERATURES[w.T],
-        evaluation=physics("evaluation", "rdf_r_max", "rdf_bins", "rdf_block_fs", "rdf_resamples"),
-        # of the resampled AIMD self-agreement interval
-        seed=config["mlmd"]["seed"],
-        equilibration_fs=config["selection"]["equilibration_fs"],
     log:
         "logs/compare_rdfs/{system}_{backend}_{T}.log",
     benchmark:
         "results/benchmarks/compare_rdfs/{system}_{backend}_{T}.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        temperature=lambda w: TEMPERATURES[w.T],
+        evaluation=physics("evaluation", "rdf_r_max", "rdf_bins", "rdf_block_fs", "rdf_resamples"),
+        # of the resampled AIMD self-agreement interval
+        seed=config["mlmd"]["seed"],
+        equilibration_fs=config["selection"]["equilibration_fs"],
     script:
         "../scripts/compare_rdfs.py"

@@ -1,23 +1,6 @@
 rule render_report:
     """One self-contained HTML page per system comparing the backends."""
     input:
-        aimd=aimd_summaries,
-        structure="results/{system}/structure.json",
-        selection="results/{system}/split/selection.json",
-        metrics="results/{system}/evaluation/metrics.json",
-        parity=expand("results/{{system}}/evaluation/{backend}/parity.png", backend=BACKENDS),
-        errors=expand("results/{{system}}/evaluation/{backend}/errors.png", backend=BACKENDS),
-        rdf=rdf_plots,
-        # the data of the interactive figures, beside the PNGs
-        predictions=expand("results/{{system}}/evaluation/{backend}/predictions.json", backend=BACKENDS),
-        rdf_json=rdf_results,
-        mlmd=lambda w: [f"results/{w.system}/mlmd/{b}/{t}/summary.json" for b, t in MLMD_KEYS]
-        if config["mlmd"]["enabled"]
-        else [],
-        # the map and, when switched on, the learning curve (shown in the selection section)
-        selection_extra=lambda w: selection_targets(w.system)
-        + ([f"results/{w.system}/selection/map.json"] if config["selection"]["map"]["enabled"] else []),
-        models=expand("results/{{system}}/models/{backend}/model.json", backend=BACKENDS),
         # the active-learning section, when the loop is on (rules/active_learning.smk)
         **(
             {
@@ -41,9 +24,34 @@ rule render_report:
             if config["vibrations"]["enabled"]
             else {}
         ),
+        aimd=aimd_summaries,
+        structure="results/{system}/structure.json",
+        selection="results/{system}/split/selection.json",
+        metrics="results/{system}/evaluation/metrics.json",
+        parity=expand("results/{{system}}/evaluation/{backend}/parity.png", backend=BACKENDS),
+        errors=expand("results/{{system}}/evaluation/{backend}/errors.png", backend=BACKENDS),
+        rdf=rdf_plots,
+        # the data of the interactive figures, beside the PNGs
+        predictions=expand("results/{{system}}/evaluation/{backend}/predictions.json", backend=BACKENDS),
+        rdf_json=rdf_results,
+        mlmd=lambda w: (
+            [f"results/{w.system}/mlmd/{b}/{t}/summary.json" for b, t in MLMD_KEYS]
+            if config["mlmd"]["enabled"]
+            else []
+        ),
+        # the map and, when switched on, the learning curve (shown in the selection section)
+        selection_extra=lambda w: selection_targets(w.system)
+        + ([f"results/{w.system}/selection/map.json"] if config["selection"]["map"]["enabled"] else []),
+        models=expand("results/{{system}}/models/{backend}/model.json", backend=BACKENDS),
     output:
         html=report("results/{system}/report.html", caption="../report/report.rst", category="Report"),
         aimd_plot="results/{system}/report/aimd.png",
+    log:
+        "logs/render_report/{system}.log",
+    benchmark:
+        "results/benchmarks/render_report/{system}.tsv"
+    conda:
+        "../envs/analysis.yaml"
     params:
         # what the report states of the config (cp2k's launch settings and resources are not
         # among it: changing them re-renders nothing)
@@ -59,12 +67,6 @@ rule render_report:
         backends=BACKENDS,
         rdf_keys=lambda w: [[b, t] for b, t in MLMD_KEYS] if config["mlmd"]["enabled"] else [],
         vib_keys=[[b, t] for b, t in MLMD_KEYS],
-    log:
-        "logs/render_report/{system}.log",
-    benchmark:
-        "results/benchmarks/render_report/{system}.tsv"
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/render_report.py"
 

@@ -5,14 +5,14 @@ rule compute_descriptors:
     output:
         npy="results/{system}/selection/descriptors.npy",
         meta="results/{system}/selection/descriptors.json",
-    params:
-        descriptor=canonical(config["selection"]["descriptor"]),
     log:
         "logs/compute_descriptors/{system}.log",
     benchmark:
         "results/benchmarks/compute_descriptors/{system}.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        descriptor=canonical(config["selection"]["descriptor"]),
     script:
         "../scripts/compute_descriptors.py"
 
@@ -27,18 +27,18 @@ rule select_frames:
         valid="results/{system}/split/valid.extxyz",
         test="results/{system}/split/test.extxyz",
         summary="results/{system}/split/selection.json",
-    params:
-        # the map and the learning curve change no split: left out so they re-run nothing here
-        selection=canonical({k: v for k, v in config["selection"].items() if k not in ("map", "learning_curve")}),
-        reference_energies=canonical(config["reference_energies"]),
-        test_runs=qconfig.test_runs(config),
-        test_seed=config["aimd"]["test_seed"],
     log:
         "logs/select_frames/{system}.log",
     benchmark:
         "results/benchmarks/select_frames/{system}.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        # the map and the learning curve change no split: left out so they re-run nothing here
+        selection=canonical({k: v for k, v in config["selection"].items() if k not in ("map", "learning_curve")}),
+        reference_energies=canonical(config["reference_energies"]),
+        test_runs=qconfig.test_runs(config),
+        test_seed=config["aimd"]["test_seed"],
     script:
         "../scripts/select_frames.py"
 
@@ -52,14 +52,14 @@ rule map_configurations:
         png=report("results/{system}/selection/map.png", caption="../report/map.rst", category="Selection"),
         html="results/{system}/selection/map.html",
         info="results/{system}/selection/map.json",
-    params:
-        selection=canonical({k: config["selection"][k] for k in ("map", "dbscan", "seed")}),
     log:
         "logs/map_configurations/{system}.log",
     benchmark:
         "results/benchmarks/map_configurations/{system}.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        selection=canonical({k: config["selection"][k] for k in ("map", "dbscan", "seed")}),
     script:
         "../scripts/map_configurations.py"
 
@@ -78,17 +78,17 @@ rule select_learning_curve_frames:
         valid="results/{system}/learning_curve/{method}/n{n}/split/valid.extxyz",
         test="results/{system}/learning_curve/{method}/n{n}/split/test.extxyz",
         summary="results/{system}/learning_curve/{method}/n{n}/split/selection.json",
-    params:
-        selection=canonical({k: v for k, v in config["selection"].items() if k not in ("map", "learning_curve")}),
-        reference_energies=canonical(config["reference_energies"]),
-        test_runs=qconfig.test_runs(config),
-        test_seed=config["aimd"]["test_seed"],
     log:
         "logs/select_learning_curve_frames/{system}_{method}_n{n}.log",
     benchmark:
         "results/benchmarks/select_learning_curve_frames/{system}_{method}_n{n}.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        selection=canonical({k: v for k, v in config["selection"].items() if k not in ("map", "learning_curve")}),
+        reference_energies=canonical(config["reference_energies"]),
+        test_runs=qconfig.test_runs(config),
+        test_seed=config["aimd"]["test_seed"],
     script:
         "../scripts/select_learning_curve_frames.py"
 
@@ -103,23 +103,23 @@ rule train_learning_curve_point:
     output:
         metrics="results/{system}/learning_curve/{method}/n{n}/metrics.json",
         model="results/{system}/learning_curve/{method}/n{n}/model/model.json",
+    log:
+        "logs/train_learning_curve_point/{system}_{method}_n{n}.log",
+    benchmark:
+        "results/benchmarks/train_learning_curve_point/{system}_{method}_n{n}.tsv"
+    conda:
+        "../envs/deepmd.yaml"
+    threads: config["backends"]["deepmd"]["threads"]
+    resources:
+        mem_mb=config["backends"]["deepmd"]["mem_mb"],
+        runtime=config["backends"]["deepmd"]["runtime_min"],
+        gpu=1,
     params:
         deepmd=canonical(qconfig.hyperparameters(lc_deepmd_params())),
         evaluation=canonical(config["evaluation"]),
         workdir=lambda w: f"results/{w.system}/learning_curve/{w.method}/n{w.n}/training",
         split_dir=subpath(input.summary, parent=True),
         model_dir=subpath(output.model, parent=True),
-    log:
-        "logs/train_learning_curve_point/{system}_{method}_n{n}.log",
-    benchmark:
-        "results/benchmarks/train_learning_curve_point/{system}_{method}_n{n}.tsv"
-    threads: config["backends"]["deepmd"]["threads"]
-    resources:
-        mem_mb=config["backends"]["deepmd"]["mem_mb"],
-        runtime=config["backends"]["deepmd"]["runtime_min"],
-        gpu=1,
-    conda:
-        "../envs/deepmd.yaml"
     script:
         "../scripts/train_learning_curve_point.py"
 

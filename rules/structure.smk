@@ -4,14 +4,14 @@ rule build_structure:
     output:
         structure="results/{system}/structure.extxyz",
         summary="results/{system}/structure.json",
-    params:
-        structure=canonical(config["structure"]),
     log:
         "logs/build_structure/{system}.log",
     benchmark:
         "results/benchmarks/build_structure/{system}.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        structure=canonical(config["structure"]),
     script:
         "../scripts/build_structure.py"
 
@@ -22,20 +22,20 @@ rule relax_structure:
         "results/{system}/structure.extxyz",
     output:
         "results/{system}/relax/relaxed.extxyz",
+    log:
+        "logs/relax_structure/{system}.log",
+    benchmark:
+        "results/benchmarks/relax_structure/{system}.tsv"
+    conda:
+        "../envs/cp2k.yaml"
+    threads: config["cp2k"]["threads"]
+    resources:
+        mem_mb=config["cp2k"]["mem_mb"],
+        runtime=config["cp2k"]["runtime_min"],
     params:
         workdir=subpath(output[0], parent=True),
         structure=CHARGE_STATE,
         cp2k=CP2K_PHYSICS | physics("cp2k", "relax", "relax_max_iter"),
         launch=CP2K_LAUNCH,
-    log:
-        "logs/relax_structure/{system}.log",
-    benchmark:
-        "results/benchmarks/relax_structure/{system}.tsv"
-    threads: config["cp2k"]["threads"]
-    resources:
-        mem_mb=config["cp2k"]["mem_mb"],
-        runtime=config["cp2k"]["runtime_min"],
-    conda:
-        "../envs/cp2k.yaml"
     script:
         "../scripts/relax_structure.py"

@@ -10,8 +10,20 @@ rule train_model:
         summary="results/{system}/split/selection.json",
     output:
         "results/{system}/models/{backend}/model.json",
+    log:
+        "logs/train_model/{system}_{backend}.log",
+    benchmark:
+        "results/benchmarks/train_model/{system}_{backend}.tsv"
     wildcard_constraints:
         backend="|".join(TRAINED_BACKENDS) or "^$",
+    conda:
+        # one environment per backend (their torch stacks conflict); allegro's equals nequip's
+        "../envs/{backend}.yaml"
+    threads: lambda w: config["backends"][w.backend]["threads"]
+    resources:
+        mem_mb=lambda w: config["backends"][w.backend]["mem_mb"],
+        runtime=lambda w: config["backends"][w.backend]["runtime_min"],
+        gpu=1,
     params:
         # hyperparameters only: threads, memory and runtime do not change the model
         backend_config=lambda w: canonical(qconfig.hyperparameters(config["backends"][w.backend])),
@@ -20,18 +32,6 @@ rule train_model:
         workdir=lambda w: f"results/{w.system}/training/{w.backend}",
         split_dir=subpath(input.summary, parent=True),
         model_dir=subpath(output[0], parent=True),
-    log:
-        "logs/train_model/{system}_{backend}.log",
-    benchmark:
-        "results/benchmarks/train_model/{system}_{backend}.tsv"
-    threads: lambda w: config["backends"][w.backend]["threads"]
-    resources:
-        mem_mb=lambda w: config["backends"][w.backend]["mem_mb"],
-        runtime=lambda w: config["backends"][w.backend]["runtime_min"],
-        gpu=1,
-    conda:
-        # one environment per backend (their torch stacks conflict); allegro's equals nequip's
-        "../envs/{backend}.yaml"
     script:
         "../scripts/train_model.py"
 
@@ -45,20 +45,20 @@ rule prepare_baseline:
         summary="results/{system}/split/selection.json",
     output:
         "results/{system}/models/{backend}/model.json",
+    log:
+        "logs/prepare_baseline/{system}_{backend}.log",
+    benchmark:
+        "results/benchmarks/prepare_baseline/{system}_{backend}.tsv"
     wildcard_constraints:
         backend="|".join(BASELINES) or "^$",
+    conda:
+        "../envs/{backend}.yaml"
+    threads: 1
     params:
         backend_config=lambda w: canonical({}),
         gate=lambda w: canonical(config["training"]),
         workdir=lambda w: f"results/{w.system}/training/{w.backend}",
         split_dir=subpath(input.summary, parent=True),
         model_dir=subpath(output[0], parent=True),
-    log:
-        "logs/prepare_baseline/{system}_{backend}.log",
-    benchmark:
-        "results/benchmarks/prepare_baseline/{system}_{backend}.tsv"
-    threads: 1
-    conda:
-        "../envs/{backend}.yaml"
     script:
         "../scripts/train_model.py"

@@ -9,21 +9,21 @@ rule compute_normal_modes_cp2k:
     output:
         modes="results/{system}/vibrations/cp2k/modes.json",
         minimum="results/{system}/vibrations/cp2k/minimum.extxyz",
+    log:
+        "logs/compute_normal_modes_cp2k/{system}.log",
+    benchmark:
+        "results/benchmarks/compute_normal_modes_cp2k/{system}.tsv"
+    conda:
+        "../envs/cp2k.yaml"
+    threads: config["cp2k"]["threads"]
+    resources:
+        mem_mb=config["cp2k"]["mem_mb"],
+        runtime=config["cp2k"]["runtime_min"],
     params:
         structure=CHARGE_STATE,
         cp2k=CP2K_PHYSICS | physics("cp2k", "relax_max_iter"),
         launch=CP2K_LAUNCH,
         vibrations=physics("vibrations", "cp2k_max_force", "cp2k_dx_bohr"),
-    log:
-        "logs/compute_normal_modes_cp2k/{system}.log",
-    benchmark:
-        "results/benchmarks/compute_normal_modes_cp2k/{system}.tsv"
-    threads: config["cp2k"]["threads"]
-    resources:
-        mem_mb=config["cp2k"]["mem_mb"],
-        runtime=config["cp2k"]["runtime_min"],
-    conda:
-        "../envs/cp2k.yaml"
     script:
         "../scripts/compute_normal_modes_cp2k.py"
 
@@ -36,15 +36,15 @@ rule compute_normal_modes_model:
         reference="results/{system}/vibrations/cp2k/modes.json",
     output:
         modes="results/{system}/vibrations/{backend}/modes.json",
-    params:
-        vibrations=physics("vibrations", "delta_A", "imaginary_tol_cm1"),
     log:
         "logs/compute_normal_modes_model/{system}_{backend}.log",
     benchmark:
         "results/benchmarks/compute_normal_modes_model/{system}_{backend}.tsv"
-    threads: 1
     conda:
         "../envs/{backend}.yaml"
+    threads: 1
+    params:
+        vibrations=physics("vibrations", "delta_A", "imaginary_tol_cm1"),
     script:
         "../scripts/compute_normal_modes_model.py"
 
@@ -57,15 +57,15 @@ rule relax_with_model:
     output:
         summary="results/{system}/vibrations/{backend}/relax.json",
         structures="results/{system}/vibrations/{backend}/relaxed.extxyz",
-    params:
-        vibrations=physics("vibrations", "relax_fmax", "relax_steps", "perturbations", "rattle_A", "rmsd_tol_A", "seed"),
     log:
         "logs/relax_with_model/{system}_{backend}.log",
     benchmark:
         "results/benchmarks/relax_with_model/{system}_{backend}.tsv"
-    threads: 1
     conda:
         "../envs/{backend}.yaml"
+    threads: 1
+    params:
+        vibrations=physics("vibrations", "relax_fmax", "relax_steps", "perturbations", "rattle_A", "rmsd_tol_A", "seed"),
     script:
         "../scripts/relax_with_model.py"
 
@@ -78,18 +78,18 @@ rule compute_vdos:
     output:
         summary="results/{system}/vibrations/{backend}/{T}/vdos.json",
         plot="results/{system}/vibrations/{backend}/{T}/vdos.png",
+    log:
+        "logs/compute_vdos/{system}_{backend}_{T}.log",
+    benchmark:
+        "results/benchmarks/compute_vdos/{system}_{backend}_{T}.tsv"
+    conda:
+        "../envs/{backend}.yaml"
+    threads: 1
     params:
         temperature=lambda w: TEMPERATURES[w.T],
         vibrations=physics("vibrations", "vdos_steps", "vdos_max_lag_fs"),
         timestep_fs=config["aimd"]["timestep_fs"],
         equilibration_fs=config["selection"]["equilibration_fs"],
-    log:
-        "logs/compute_vdos/{system}_{backend}_{T}.log",
-    benchmark:
-        "results/benchmarks/compute_vdos/{system}_{backend}_{T}.tsv"
-    threads: 1
-    conda:
-        "../envs/{backend}.yaml"
     script:
         "../scripts/compute_vdos.py"
 
@@ -109,11 +109,3 @@ rule plot_normal_modes:
         "../envs/analysis.yaml"
     script:
         "../scripts/plot_normal_modes.py"
-
-
-def vibration_targets(system):
-    return (
-        [f"results/{system}/vibrations/spectra.png"]
-        + [f"results/{system}/vibrations/{b}/relax.json" for b in BACKENDS]
-        + [f"results/{system}/vibrations/{b}/{t}/vdos.json" for b in BACKENDS for t in TEMPERATURES]
-    )

@@ -12,12 +12,13 @@ APT_PACKAGES := cp2k cp2k-data libopenmpi-dev chromium slurm-wlm munge
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CORES ?= $(shell nproc)
 
-.PHONY: setup apt venv demo demo-full test test-fast clean-demo help lock
+.PHONY: setup apt venv demo demo-full test test-fast lint clean-demo help lock
 
 help:
 	@echo "make demo   - set up, then run the demo pipeline (config/demo.yaml, about 15 min on 2 cores)"
 	@echo "make demo-full - the same with the full comparison (config/demo-full.yaml, about an hour)"
-	@echo "make test   - set up, then run the test suite"
+	@echo "make test   - set up, then lint (make lint) and run the test suite"
+	@echo "make lint   - ruff check and format, snakefmt, snakemake --lint (pyproject.toml configures them)"
 	@echo "make setup  - apt packages + .venv/ only, at the versions of envs/requirements.lock"
 	@echo "make lock   - re-resolve today's releases into envs/requirements.lock (then make test, commit)"
 
@@ -98,7 +99,17 @@ demo: setup
 demo-full:
 	$(MAKE) demo DEMO_CONFIG=config/demo-full.yaml
 
-test: setup
+# the configs whose includes reach every rules file (vibrations: demo-full; active learning: cdse-al)
+LINT_CONFIGS := config/demo.yaml config/demo-full.yaml config/cdse-al.yaml
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check Snakefile rules
+	@for c in $(LINT_CONFIGS); do echo "[lint] snakemake --lint --configfile $$c"; \
+	  $(VENV)/bin/snakemake --lint -s Snakefile --configfile $$c || exit 1; done
+
+test: setup lint
 	$(VENV)/bin/python -m pytest -ra tests
 
 clean-demo:

@@ -82,7 +82,8 @@ def main() -> int:
             temperature=a.stress_temperature,
             steps=a.mlmd_steps,
             timestep_fs=1.0,
-            friction_per_fs=0.01,
+            thermostat="langevin",
+            thermostat_timecon_fs=100.0,
             bond_factor=1.5,
             seed=3,
         )

@@ -90,14 +90,15 @@ def judge(calc, test, reference, steps: int, cfg: dict) -> dict:
             temperature=t,
             steps=steps,
             timestep_fs=p["timestep_fs"],
-            friction_per_fs=p["friction_per_fs"],
+            thermostat=p["thermostat"],
+            thermostat_timecon_fs=p["thermostat_timecon_fs"],
             bond_factor=p["bond_factor"],
             seed=p["seed"],
             record_every=p["record_every"],
             bond_check=p["bond_check"],
             monitor_bonds=True,
             bond_cutoff_factor=p["bond_cutoff_factor"],
-            bond_persist=p["bond_persist"],
+            bond_break_fs=p["bond_break_fs"],
         )
         out["mlmd"][f"{t:g} K"] = {
             "stable": s["stable"],

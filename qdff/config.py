@@ -119,6 +119,9 @@ def validate(config: dict) -> dict:
             f"config error at aimd.test_seed: {config['aimd']['test_seed']} is aimd.seed; an "
             "independent test run needs another seed"
         )
+    # derived default: the ML-MD thermostat takes the AIMD's time constant (like with like)
+    if config["mlmd"]["thermostat_timecon_fs"] is None:
+        config["mlmd"]["thermostat_timecon_fs"] = config["aimd"]["thermostat_timecon_fs"]
     low = [t for t in config["mlmd"]["stress_temperatures"] or [] if t <= max(config["aimd"]["temperatures"])]
     if low:
         raise ConfigError(

@@ -60,7 +60,9 @@ rule render_report:
                 "name": config["name"],
                 "description": config["description"],
                 "cp2k": {"preset": config["cp2k"]["preset"]},
-                "mlmd": {"bond_cutoff_factor": config["mlmd"]["bond_cutoff_factor"]},
+                "mlmd": physics(
+                    "mlmd", "bond_cutoff_factor", "thermostat", "thermostat_timecon_fs", "seeds", "bond_break_fs"
+                ),
                 "vibrations": physics("vibrations", "delta_A", "perturbations", "rattle_A", "relax_fmax"),
             }
         ),

@@ -279,7 +279,8 @@ def test_exploding_mlmd_is_recorded_unstable_and_report_builds(tiny_pipeline, tm
         temperature=300.0,
         steps=3000,
         timestep_fs=1.0,
-        friction_per_fs=0.01,
+        thermostat="langevin",
+        thermostat_timecon_fs=100.0,
         bond_factor=1.5,
         seed=1,
     )

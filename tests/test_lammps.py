@@ -43,7 +43,9 @@ def _start_and_reference(results):
     return start, [a for a in test if a.info.get("temperature") == start.info.get("temperature")]
 
 
-MD = dict(temperature=300.0, timestep_fs=1.0, friction_per_fs=0.01, seed=3, record_every=10)
+MD = dict(
+    temperature=300.0, timestep_fs=1.0, thermostat="langevin", thermostat_timecon_fs=100.0, seed=3, record_every=10
+)
 
 
 @slow

@@ -49,7 +49,8 @@ def test_good_potential_is_stable(cluster):
         temperature=300,
         steps=300,
         timestep_fs=1.0,
-        friction_per_fs=0.02,
+        thermostat="langevin",
+        thermostat_timecon_fs=50.0,
         bond_factor=1.5,
         seed=1,
     )
@@ -66,14 +67,15 @@ def test_flipped_forces_are_flagged_unstable(cluster):
         temperature=300,
         steps=2000,
         timestep_fs=1.0,
-        friction_per_fs=0.02,
+        thermostat="langevin",
+        thermostat_timecon_fs=50.0,
         bond_factor=1.5,
         seed=1,
         trajectory=traj,
     )
     assert not s["stable"]
     assert s["steps_run"] < 2000  # stopped early
-    assert "nearest neighbour" in s["reason"] or "apart" in s["reason"] or "non-finite" in s["reason"]
+    assert any(w in s["reason"] for w in ("nearest neighbour", "apart", "non-finite", "temperature"))
 
 
 def test_check_frame_reasons(cluster):
@@ -96,7 +98,16 @@ class ScaledForces(FlippedForces):
 
 
 def test_nve_drift_small_for_conservative_forces_large_otherwise(cluster):
-    kw = dict(temperature=300, steps=100, timestep_fs=1.0, friction_per_fs=0.02, bond_factor=1.5, seed=1, nve_steps=400)
+    kw = dict(
+        temperature=300,
+        steps=100,
+        timestep_fs=1.0,
+        thermostat="langevin",
+        thermostat_timecon_fs=50.0,
+        bond_factor=1.5,
+        seed=1,
+        nve_steps=400,
+    )
     good = mlmd.run(_lj_for(cluster), cluster, _reference(cluster), **kw)
     bad = mlmd.run(ScaledForces(_lj_for(cluster)), cluster, _reference(cluster), **kw)
     assert good["stable"] and np.isfinite(good["nve_drift_meV_per_atom_per_ps"])
@@ -141,11 +152,21 @@ def test_one_broken_bond_is_flagged_though_no_atom_leaves():
     far.positions = anchors
     limits = mlmd.reference_limits(aimd)
     assert mlmd.check_frame(far, 0.0, limits, 1.5) is None  # the global criterion sees nothing
-    kw = dict(temperature=300, steps=600, timestep_fs=1.0, friction_per_fs=0.02, bond_factor=1.5, seed=1)
+    kw = dict(
+        temperature=300,
+        steps=600,
+        timestep_fs=1.0,
+        thermostat="langevin",
+        thermostat_timecon_fs=50.0,
+        bond_factor=1.5,
+        seed=1,
+    )
     old = mlmd.run(Springs(anchors), qd, aimd, **kw)
     assert old["stable"]
     new = mlmd.run(Springs(anchors), qd, aimd, bond_check=True, **kw)
-    assert not new["stable"] and "bond graph changed" in new["reason"]
+    assert not new["stable"] and "beyond its break distance" in new["reason"]
+    # the verdict came only after the bond had stayed out for bond_break_fs (200 fs by default)
+    assert 200 <= new["failure_time_fs"] <= 400, new["failure_time_fs"]
     assert f"Pb {pb} - Br {br}" in new["reason"] or f"Br {br} - Pb {pb}" in new["reason"]
     assert new["aimd_bonds_broken_max"] == 0 and new["bonds_broken_max"] >= 1
     assert set(new["bond_cutoffs"]) == {"Br-Pb", "Br-Cs"}  # Cs-Cs at 5.87 A: two cations, no bond
@@ -164,7 +185,8 @@ def test_a_model_that_keeps_the_structure_keeps_its_bonds():
         temperature=300,
         steps=300,
         timestep_fs=1.0,
-        friction_per_fs=0.02,
+        thermostat="langevin",
+        thermostat_timecon_fs=50.0,
         bond_factor=1.5,
         seed=1,
         bond_check=True,
@@ -213,7 +235,8 @@ def test_seeds_combine_into_one_verdict():
         temperature=300,
         steps=50,
         timestep_fs=1.0,
-        friction_per_fs=0.02,
+        thermostat="langevin",
+        thermostat_timecon_fs=50.0,
         bond_factor=1.5,
         nve_steps=40,
         monitor_bonds=True,
@@ -221,7 +244,8 @@ def test_seeds_combine_into_one_verdict():
     runs = [mlmd.run(_lj_for(qd), qd, ref, seed=s, **kw) for s in (1, 2)]
     runs[1] = dict(runs[1], stable=False, reason="step 50: made up")
     c = mlmd.combine(runs)
-    assert c["seeds"] == [1, 2] and not c["stable"] and c["reason"] == "seed 2: step 50: made up"
+    assert c["seeds"] == [1, 2] and not c["stable"]
+    assert c["reason"] == "1 of 2 seeds: seed 2 at 0 fs: step 50: made up"
     assert c["unstable_seeds"] == 1 and c["steps_run"] == 100 and len(c["runs"]) == 2
     assert c["bonds_broken_max"] == max(r["bonds_broken_max"] for r in runs)
     drifts = [abs(r["nve_drift_meV_per_atom_per_ps"]) for r in runs]
@@ -241,3 +265,88 @@ def test_mlmd_temperatures_add_a_stress_temperature():
         config.validate(
             {"name": "x", "structure": {}, "aimd": {"temperatures": [300, 600]}, "mlmd": {"stress_temperatures": [500]}}
         )
+
+
+def _bond_track(distances, dt_fs=10.0, break_fs=200.0):
+    """Feed a two-atom Cd-Se 'trajectory' of the given bond lengths to StretchedBonds (break
+    distance 3.6 A): the first verdict and when it came, or (None, None)."""
+    from qdff.validation.stability import StretchedBonds
+
+    start = np.array([[0.0, 0.0, 0.0], [2.7, 0.0, 0.0]])
+    tracker = StretchedBonds(["Cd", "Se"], start, {"Cd-Se": 3.3}, {"Cd-Se": 3.6}, break_fs)
+    for k, d in enumerate(distances):
+        why = tracker(np.array([[0.0, 0.0, 0.0], [d, 0.0, 0.0]]), k * dt_fs)
+        if why:
+            return why, k * dt_fs
+    return None, None
+
+
+def test_a_bond_flickering_across_its_break_distance_is_not_broken():
+    # 1 ps of a bond jumping between 3.5 and 3.7 A every 10 fs: never out for long
+    flicker = [3.5 if k % 2 else 3.7 for k in range(100)]
+    assert _bond_track(flicker) == (None, None)
+    # out for 190 fs, back for one frame, out again for 190 fs: still no break
+    assert _bond_track([2.7] + [3.8] * 20 + [3.0] + [3.8] * 20) == (None, None)
+
+
+def test_a_bond_stretched_past_its_break_distance_for_300_fs_is_broken():
+    why, when = _bond_track([2.7] * 5 + [3.9] * 30)  # out from 50 fs on, for 300 fs
+    assert why and "Cd 0 - Se 1 beyond its break distance for 200 fs" in why and "3.60 A" in why
+    assert when == 250.0  # 200 fs after it first went out
+
+
+def test_break_distance_is_the_first_minimum_or_the_middle_of_a_gap():
+    from qdff.validation.stability import first_minimum
+
+    rng = np.random.default_rng(0)
+    overlapping = np.r_[rng.normal(2.7, 0.1, 5000), rng.normal(3.6, 0.2, 3000)]
+    peak, minimum = first_minimum(overlapping)
+    assert peak == pytest.approx(2.7, abs=0.03) and 2.95 < minimum < 3.2
+    # shells that no frame crosses: the middle of the gap, not the end of the first peak's tail
+    gap = np.r_[rng.normal(2.7, 0.05, 5000), rng.normal(4.6, 0.05, 4000)]
+    assert 3.4 < first_minimum(gap)[1] < 3.9
+    assert first_minimum([3.0] * 5) is None  # too few distances
+
+
+def test_temperature_blow_up_and_csvr_thermostat(cluster):
+    kw = dict(temperature=300, steps=2000, timestep_fs=1.0, bond_factor=1.5, seed=1, thermostat_timecon_fs=50.0)
+    # an Einstein solid of the cluster: at its minimum, so the thermostat alone sets the temperature
+    s = mlmd.run(Springs(cluster.positions, k=1.0), cluster, _reference(cluster), thermostat="csvr", **kw)
+    assert s["stable"], s["reason"]
+    assert 240 < s["temperature_mean"] < 360  # 12 atoms: a wide canonical spread about 300 K
+    lj = _lj_for(cluster)
+    rec = mlmd._Recorder(
+        cluster,
+        _reference(cluster),
+        temperature=300.0,
+        seed=1,
+        timestep_fs=1.0,
+        bond_factor=1.5,
+        bond_check=False,
+        monitor_bonds=False,
+        bond_cutoff_factor=1.25,
+        bond_break_fs=200.0,
+        trajectory=None,
+    )
+    hot = [
+        rec.langevin(cluster.copy(), step, 0.0, t) for step, t in ((10, 850.0), (20, 950.0), (219, 950.0), (220, 950.0))
+    ]
+    assert hot[0] is None and hot[1] is None and hot[2] is None  # hot for 199 fs: a spike so far
+    assert "temperature 950 K" in hot[3] and "for 200 fs" in hot[3]
+    rec2 = mlmd._Recorder(
+        cluster,
+        _reference(cluster),
+        temperature=300.0,
+        seed=1,
+        timestep_fs=1.0,
+        bond_factor=1.5,
+        bond_check=False,
+        monitor_bonds=False,
+        bond_cutoff_factor=1.25,
+        bond_break_fs=200.0,
+        trajectory=None,
+    )
+    spikes = [rec2.langevin(cluster.copy(), 10 * k, 0.0, 950.0 if k % 5 else 300.0) for k in range(1, 60)]
+    assert not any(spikes)  # hot again and again, never for 200 fs: the thermostat takes it back
+    with pytest.raises(ValueError, match="mlmd.thermostat"):
+        mlmd.run(lj, cluster, _reference(cluster), thermostat="berendsen", **kw)

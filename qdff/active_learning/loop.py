@@ -98,8 +98,8 @@ def _explore_trajectories(
 ):
     """Langevin ML-MD with ``calc`` from ``trajectories_per_temperature`` AIMD frames at every
     exploration temperature: ``(frames recorded, statistics per temperature, all stable)``.
-    Stability is judged as the report's ML-MD judges it: the bond graph against the AIMD's at
-    that temperature; at an exploration temperature without AIMD it is only recorded.
+    Stability is judged as the report's ML-MD judges it (qdff.validation.stability), with the
+    break distances of the AIMD run nearest in temperature.
     ``drop_failed_frame``: leave out the frame that ended an unstable trajectory.
     ``model_dir``: the model ``calc`` is, run through :func:`qdff.validation.mlmd.run_model` (in
     LAMMPS where mlmd.engine says so, each trajectory in its own folder under ``workdir``);
@@ -113,7 +113,7 @@ def _explore_trajectories(
         starts = _start_frames(aimd, T, al["trajectories_per_temperature"])
         nearest = min(aimd_temps, key=lambda t: abs(t - T)) if aimd_temps else None
         reference = [a for a in aimd if float(a.info.get("temperature", np.nan)) == nearest] or aimd
-        judge_bonds = p["bond_check"] and any(abs(T - t) < 1e-6 for t in aimd_temps)
+        judge_bonds = p["bond_check"]  # as validation judges: the same criteria at every temperature
         stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": [], "frames": 0}
         for j, start in enumerate(starts):
             traj: list = []
@@ -121,7 +121,8 @@ def _explore_trajectories(
                 temperature=T,
                 steps=al["explore_steps"],
                 timestep_fs=p["timestep_fs"],
-                friction_per_fs=p["friction_per_fs"],
+                thermostat=p["thermostat"],
+                thermostat_timecon_fs=p["thermostat_timecon_fs"],
                 bond_factor=p["bond_factor"],
                 seed=p["seed"] + seed_offset + 101 * j + int(T),
                 record_every=al["record_every"],
@@ -129,7 +130,7 @@ def _explore_trajectories(
                 bond_check=judge_bonds,
                 monitor_bonds=True,
                 bond_cutoff_factor=p["bond_cutoff_factor"],
-                bond_persist=p["bond_persist"],
+                bond_break_fs=p["bond_break_fs"],
             )
             if model_dir is not None:
                 summary = mlmd.run_model(

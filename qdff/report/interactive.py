@@ -478,6 +478,6 @@ def report_figures(ener: dict, parity_plots: dict, rdf_plots, mlmd_summaries=())
         series = mlmd_series(summaries)
         if series:
             figs["mlmd"][backend] = time_series_figure(
-                series, f"{backend}: ML-MD (Langevin) temperature and potential energy, every run"
+                series, f"{backend}: ML-MD temperature and potential energy, every run"
             )
     return figs

@@ -182,25 +182,35 @@ def write_md_inputs(
     nve_steps: int,
     timestep_fs: float,
     temperature: float,
-    friction_per_fs: float,
+    thermostat: str,
+    thermostat_timecon_fs: float,
     seed: int,
     record_every: int,
     padding: float,
 ) -> np.ndarray:
     """``in.lammps`` for qdff's ML-MD (qdff.validation.mlmd.run_lammps): Maxwell-Boltzmann
-    velocities at ``temperature`` without net momentum or rotation, ``steps`` of Langevin
-    (fix nve + fix langevin, damping time 1/``friction_per_fs``, random forces summing to zero so
-    the centre of mass stays put, as ASE's run does with FixCom), then ``nve_steps`` of NVE;
+    velocities at ``temperature`` without net momentum or rotation, ``steps`` of fix nve with
+    ``thermostat`` of time constant ``thermostat_timecon_fs`` ("csvr": fix temp/csvr, as the
+    AIMD's CSVR; "langevin": fix langevin with random forces summing to zero so the centre of mass
+    stays put, as ASE's run does with FixCom), then ``nve_steps`` of NVE;
     positions (unwrapped) and thermo every ``record_every`` steps. Returns the shift of the
     positions in the box."""
     workdir = Path(workdir)
     lines, shift = _header(atoms, model_file, type_map, workdir, padding)
-    damp_ps = 1.0 / friction_per_fs / 1000.0
+    damp_ps = thermostat_timecon_fs / 1000.0
+    if thermostat == "csvr":
+        fix = f"fix thermostat all temp/csvr {temperature:g} {temperature:g} {damp_ps:g} {_lammps_seed(seed, 1)}"
+    elif thermostat == "langevin":
+        fix = (
+            f"fix thermostat all langevin {temperature:g} {temperature:g} {damp_ps:g} {_lammps_seed(seed, 1)} zero yes"
+        )
+    else:
+        raise LammpsError(f"mlmd.thermostat: {thermostat!r} is neither csvr nor langevin")
     lines += [
         f"velocity all create {temperature:g} {_lammps_seed(seed, 0)} mom yes rot yes dist gaussian",
         f"timestep {timestep_fs / 1000:g}",
         "fix nve all nve",
-        f"fix lang all langevin {temperature:g} {temperature:g} {damp_ps:g} {_lammps_seed(seed, 1)} zero yes",
+        fix,
         f"variable hot equal temp>{HALT_FACTOR * temperature:g}",
         f"fix halt all halt {record_every} v_hot > 0.5 error hard message yes",
         "thermo_style custom step pe ke etotal temp",
@@ -211,7 +221,7 @@ def write_md_inputs(
         f"run {steps}",
     ]
     if nve_steps > 0:
-        lines += ["unfix lang", f"run {nve_steps}"]
+        lines += ["unfix thermostat", f"run {nve_steps}"]
     (workdir / "in.lammps").write_text("\n".join(lines) + "\n")
     return shift
 
@@ -249,12 +259,13 @@ def md(
     steps: int,
     nve_steps: int,
     timestep_fs: float,
-    friction_per_fs: float,
+    thermostat: str,
+    thermostat_timecon_fs: float,
     seed: int,
     record_every: int,
     threads: int = 1,
 ) -> dict:
-    """Langevin then NVE MD of a qdff DeePMD model in LAMMPS (see :func:`write_md_inputs`):
+    """Thermostatted then NVE MD of a qdff DeePMD model in LAMMPS (see :func:`write_md_inputs`):
     ``frames`` [(step, positions in ``atoms``' frame)], ``thermo`` {step: pe (reference energies
     added back), ke, etotal, temp}, ``seconds_per_step`` of the Langevin run, ``error`` (why lmp
     stopped before the end, or None) and ``lammps_version``. A run that fails before its
@@ -277,7 +288,8 @@ def md(
         nve_steps=nve_steps,
         timestep_fs=timestep_fs,
         temperature=temperature,
-        friction_per_fs=friction_per_fs,
+        thermostat=thermostat,
+        thermostat_timecon_fs=thermostat_timecon_fs,
         seed=seed,
         record_every=record_every,
         padding=rcut + 4.0,

@@ -1,28 +1,31 @@
 """ML-MD with a trained model: does the force field keep the cluster and its bonds together?
 
-Low test errors do not guarantee stable MD. Each model runs Langevin MD (ASE, or for
-DeePMD-kit models LAMMPS with ``mlmd.engine: lammps``) from an AIMD frame at each AIMD
-temperature (and at stress temperatures above them), then an NVE segment. A run is judged
-unstable, and stopped (in LAMMPS: ended at that frame), when
+Low test errors do not guarantee stable MD. Each model runs thermostatted MD (by default CSVR,
+the AIMD's thermostat, with the AIMD's time constant; ASE, or for DeePMD-kit models LAMMPS with
+``mlmd.engine: lammps``) from an AIMD frame at each AIMD temperature (and at stress
+temperatures above them), several seeds, then an NVE segment. A run is judged unstable by the
+same criteria at every temperature (:mod:`qdff.validation.stability` says why these), and
+stopped (in LAMMPS: ended at that frame), when
 
 - a value is not finite, or the calculator fails;
 - an atom's nearest neighbour moves farther than ``bond_factor`` times the largest
   nearest-neighbour distance seen in AIMD (an atom leaving), or two atoms come closer
   than half the smallest AIMD distance (a collapse);
-- with ``bond_check``: the bond graph differs from the start frame's by more broken (or
-  more formed) bonds than the AIMD at the same temperature ever shows relative to the same
-  frame, at ``bond_persist`` checks in a row. The first two criteria alone use one global
-  distance: for CsPbBr3, 1.5 x 4.2 A (the Cs-Br and Br-Br nearest neighbours), so a Pb-Br
-  bond of 3 A could stretch to 5 A unnoticed.
+- the temperature exceeds :data:`qdff.validation.stability.BLOWUP_FACTOR` x the target;
+- with ``bond_check``: a bond of the start frame stays beyond its element pair's break
+  distance (the first minimum of the AIMD pair-distance distribution) for ``bond_break_fs``.
+  The first criteria alone use one global distance: for CsPbBr3, 1.5 x 4.2 A (the Cs-Br and
+  Br-Br nearest neighbours), so a Pb-Br bond of 3 A could stretch to 5 A unnoticed.
 
-Bonds (:func:`bond_cutoffs`): the element pairs bonded in the AIMD, by ASE's covalent
-radii (1.2 x their sum, the criterion of :mod:`qdff.structure.sites`, met in at least half the
-frames; never two cations), each with its own cutoff of ``bond_cutoff_factor`` (1.25) x the median AIMD bond
-length of that pair: between the first and second shells of the materials here (bulk
-Cd-Se 2.62 -> 3.3 A, second shell 5.0 A; Pb-Br 2.94 -> 3.7 A, next 6.6 A; Cs-Br 4.15 ->
-5.2 A, next 7.2 A), and taken from the AIMD rather than the bulk because surface bonds of
-small clusters differ from bulk ones. Thermal stretching of a bond across its cutoff is
-what the AIMD baseline and ``bond_persist`` absorb.
+Structural fidelity is recorded beside the verdict and never makes one: bonds broken and formed
+relative to the start frame against the most the AIMD shows relative to the same frame, and
+coordination numbers. Bonds (:func:`bond_cutoffs`): the element pairs bonded in the AIMD, by
+ASE's covalent radii (1.2 x their sum, the criterion of :mod:`qdff.structure.sites`, met in at
+least half the frames; never two cations), each with its own cutoff of ``bond_cutoff_factor``
+(1.25) x the median AIMD bond length of that pair: between the first and second shells of the
+materials here (bulk Cd-Se 2.62 -> 3.3 A, second shell 5.0 A; Pb-Br 2.94 -> 3.7 A, next 6.6 A;
+Cs-Br 4.15 -> 5.2 A, next 7.2 A), taken from the AIMD rather than the bulk because surface
+bonds of small clusters differ from bulk ones.
 
 An unstable model is a result, not an error: the pipeline goes on and reports it.
 """
@@ -42,6 +45,8 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 from ase.neighborlist import natural_cutoffs
 from scipy.spatial.distance import pdist
+
+from .stability import BLOWUP_FACTOR, StretchedBonds, break_distances, pair_index, pair_name  # noqa: F401
 
 try:  # ASE >= 3.29
     from ase.md.velocitydistribution import thermalize_momenta
@@ -83,17 +88,6 @@ def check_frame(atoms, energy: float, limits: dict, bond_factor: float) -> str |
     return None
 
 
-def pair_name(a: str, b: str) -> str:
-    return "-".join(sorted((a, b)))
-
-
-def _pair_index(symbols):
-    """Element-pair name of every atom pair, in scipy's condensed (pdist) order."""
-    s = np.asarray(symbols)
-    i, j = np.triu_indices(len(s), k=1)
-    return i, j, np.array([pair_name(x, y) for x, y in zip(s[i], s[j])])
-
-
 def _evenly(frames, n: int) -> list:
     if len(frames) <= n:
         return list(frames)
@@ -111,7 +105,7 @@ def bond_cutoffs(frames, factor: float = 1.25, max_frames: int = 500) -> dict[st
 
     frames = _evenly(frames, max_frames)
     symbols = frames[0].get_chemical_symbols()
-    _, _, names = _pair_index(symbols)
+    _, _, names = pair_index(symbols)
     radii = np.asarray(natural_cutoffs(frames[0]))
     i, j = np.triu_indices(len(symbols), k=1)
     covalent = COVALENT_FACTOR * (radii[i] + radii[j])
@@ -135,7 +129,7 @@ class BondGraph:
     def __init__(self, symbols, cutoffs: dict[str, float], start_positions):
         self.symbols = np.asarray(symbols)
         self.cutoffs = dict(cutoffs)
-        self.i, self.j, names = _pair_index(symbols)
+        self.i, self.j, names = pair_index(symbols)
         # pairs of elements that do not bond get a cutoff of 0: never bonded
         self.cut = np.array([self.cutoffs.get(n, 0.0) for n in names])
         self.names = names
@@ -197,15 +191,16 @@ class BondGraph:
 
 
 class _Monitor:
-    """Per recorded frame: bond changes and coordination; the verdict on the bond graph."""
+    """Per recorded frame: bond changes and coordination (structural fidelity, recorded against
+    the AIMD's, never a verdict), and the gross bond criterion of
+    :class:`qdff.validation.stability.StretchedBonds` (a verdict when ``judge``)."""
 
-    def __init__(self, graph: BondGraph | None, baseline: dict | None, judge: bool, persist: int):
-        self.graph, self.baseline, self.judge, self.persist = graph, baseline, judge, max(1, persist)
-        self.streak = 0
+    def __init__(self, graph: BondGraph | None, baseline: dict | None, judge: bool, stretched=None):
+        self.graph, self.baseline, self.judge, self.stretched = graph, baseline, judge, stretched
         self.broken, self.formed, self.cn = [], [], []
         self.beyond = 0  # checks at which the graph changed more than the AIMD's
 
-    def __call__(self, atoms) -> str | None:
+    def __call__(self, atoms, time_fs: float) -> str | None:
         if self.graph is None:
             return None
         c = self.graph.changes(atoms.positions)
@@ -215,23 +210,18 @@ class _Monitor:
         atoms.info.update(bonds_broken=c["broken"], bonds_formed=c["formed"])
         b = self.baseline
         if c["broken"] > b["broken_max"] or c["formed"] > b["formed_max"]:
-            self.streak += 1
             self.beyond += 1
-        else:
-            self.streak = 0
-        if self.judge and self.streak >= self.persist:
-            return (
-                f"bond graph changed beyond the AIMD's: {c['broken']} bonds broken and {c['formed']} formed "
-                f"relative to the start frame (the AIMD at this temperature: at most {b['broken_max']} "
-                f"broken, {b['formed_max']} formed), {self.persist} checks in a row"
-                + (f"; e.g. {c['worst']}" if c["worst"] else "")
-            )
+        if self.stretched is not None:
+            why = self.stretched(atoms.positions, time_fs)
+            if self.judge and why:
+                return why
         return None
 
     def summary(self) -> dict:
         if self.graph is None:
             return {}
         els = self.graph.elements
+        st = self.stretched
         return {
             "bond_cutoffs": self.graph.cutoffs,
             "bonds_start": int(self.graph.start.sum()),
@@ -247,6 +237,9 @@ class _Monitor:
             "aimd_coordination": self.baseline["coordination"],
             "aimd_baseline_frames": self.baseline["frames"],
             "bond_check": self.judge,
+            "bond_break_distances": st.breaks if st is not None else {},
+            "bond_break_fs": st.break_fs if st is not None else None,
+            "longest_stretch_fs": st.longest_fs if st is not None else 0.0,
         }
 
 
@@ -306,7 +299,7 @@ class _Recorder:
         bond_check: bool,
         monitor_bonds: bool | None,
         bond_cutoff_factor: float,
-        bond_persist: int,
+        bond_break_fs: float,
         trajectory: list | None,
     ):
         if monitor_bonds is None:
@@ -315,19 +308,43 @@ class _Recorder:
         self.n_atoms = len(start)
         self.limits = reference_limits(reference_frames)
         self.graph = self.baseline = None
+        stretched = None
         if bond_check or monitor_bonds:
-            self.graph = BondGraph(
-                start.get_chemical_symbols(), bond_cutoffs(reference_frames, bond_cutoff_factor), start.positions
-            )
+            cutoffs = bond_cutoffs(reference_frames, bond_cutoff_factor)
+            self.graph = BondGraph(start.get_chemical_symbols(), cutoffs, start.positions)
             self.baseline = self.graph.baseline(reference_frames)
-        self.monitor = _Monitor(self.graph, self.baseline, bond_check, bond_persist)
+            breaks = break_distances(_evenly(reference_frames, 500), cutoffs)
+            stretched = StretchedBonds(start.get_chemical_symbols(), start.positions, cutoffs, breaks, bond_break_fs)
+        self.monitor = _Monitor(self.graph, self.baseline, bond_check, stretched)
         self.trajectory = trajectory
         self.temps, self.epots, self.times = [], [], []
         self.nve_times, self.nve_etot, self.nve_temps = [], [], []
+        self.thermostat_steps = self.nve_done = 0  # the last recorded step of each segment
+        self.break_fs, self.hot_since = float(bond_break_fs), None
+
+    def _blowup(self, temperature_now: float, time_fs: float) -> str | None:
+        """A temperature above BLOWUP_FACTOR x the target for bond_break_fs: a spike that the
+        thermostat takes back (an exothermic rearrangement of a small cluster) is none."""
+        if temperature_now <= BLOWUP_FACTOR * self.temperature:
+            self.hot_since = None
+            return None
+        if self.hot_since is None:
+            self.hot_since = time_fs
+        if time_fs - self.hot_since >= self.break_fs:
+            return (
+                f"temperature {temperature_now:.0f} K, above {BLOWUP_FACTOR:g} x the target {self.temperature:g} K "
+                f"for {time_fs - self.hot_since:.0f} fs"
+            )
+        return None
 
     def langevin(self, atoms, step: int, epot: float, temperature_now: float) -> str | None:
         """Record a frame of the thermostatted run; why it is unstable, or None."""
-        reason = check_frame(atoms, epot, self.limits, self.bond_factor) or self.monitor(atoms)
+        self.thermostat_steps = step
+        reason = (
+            check_frame(atoms, epot, self.limits, self.bond_factor)
+            or self._blowup(temperature_now, step * self.timestep_fs)
+            or self.monitor(atoms, step * self.timestep_fs)
+        )
         self.temps.append(float(temperature_now))
         self.epots.append(float(epot))
         self.times.append(step * self.timestep_fs)
@@ -341,7 +358,12 @@ class _Recorder:
 
     def nve(self, atoms, step: int, epot: float, etot: float, temperature_now: float) -> str | None:
         """Record a frame of the NVE segment (``step`` counted from its start)."""
-        why = check_frame(atoms, epot, self.limits, self.bond_factor) or self.monitor(atoms)
+        self.nve_done = step
+        why = (
+            check_frame(atoms, epot, self.limits, self.bond_factor)
+            # no blow-up check here: without a thermostat, heating is the drift reported below
+            or self.monitor(atoms, (self.thermostat_steps + step) * self.timestep_fs)
+        )
         if why:
             return f"NVE step {step}: {why}"
         self.nve_times.append(step * self.timestep_fs)
@@ -383,6 +405,8 @@ class _Recorder:
             "steps_run": done,
             "stable": reason is None,
             "reason": reason or "",
+            # when the run failed: the thermostatted steps it completed (and those of NVE), in fs
+            "failure_time_fs": None if reason is None else float((done + self.nve_done) * self.timestep_fs),
             "seconds_per_step": seconds_per_step,
             "temperature_mean": float(np.mean(self.temps)) if self.temps else float("nan"),
             "epot_first": self.epots[0] if self.epots else float("nan"),
@@ -425,6 +449,29 @@ class _Recorder:
         return summary
 
 
+THERMOSTATS = ("csvr", "langevin")
+
+
+def thermostatted(atoms, thermostat: str, temperature: float, timestep_fs: float, timecon_fs: float, rng):
+    """ASE's dynamics for ``thermostat`` ("csvr": Bussi, or "langevin") at ``temperature`` with
+    time constant ``timecon_fs`` (Langevin: friction 1/``timecon_fs``); the centre of mass is
+    held by the atoms' FixCom constraint."""
+    if thermostat == "csvr":
+        from ase.md.bussi import Bussi
+
+        return Bussi(atoms, timestep_fs * units.fs, temperature_K=temperature, taut=timecon_fs * units.fs, rng=rng)
+    if thermostat == "langevin":
+        return Langevin(
+            atoms,
+            timestep_fs * units.fs,
+            temperature_K=temperature,
+            friction=1.0 / (timecon_fs * units.fs),
+            fixcm=False,
+            rng=rng,
+        )
+    raise ValueError(f"mlmd.thermostat: {thermostat!r} is none of {', '.join(THERMOSTATS)}")
+
+
 def _nve(atoms, steps: int, timestep_fs: float, record_every: int, rec: _Recorder) -> str | None:
     """NVE segment: drift and fluctuation of the total energy and the mean temperature. A
     force field whose forces are not the gradient of its energy, or that needs a smaller
@@ -451,7 +498,7 @@ def run(
     temperature: float,
     steps: int,
     timestep_fs: float,
-    friction_per_fs: float,
+    thermostat_timecon_fs: float,
     bond_factor: float,
     seed: int,
     record_every: int = 10,
@@ -459,11 +506,14 @@ def run(
     nve_steps: int = 0,
     bond_check: bool = False,
     bond_cutoff_factor: float = 1.25,
-    bond_persist: int = 3,
+    bond_break_fs: float = 200.0,
     monitor_bonds: bool | None = None,
+    thermostat: str = "csvr",
 ) -> dict:
-    """Langevin MD in ASE, then (if stable) ``nve_steps`` of NVE; returns a summary with
-    ``stable`` and, if not, ``reason``.
+    """Thermostatted MD in ASE (``thermostat``: "csvr", ASE's Bussi, the AIMD's canonical
+    sampling through velocity rescaling; or "langevin"; time constant ``thermostat_timecon_fs``,
+    for Langevin the inverse friction), then (if stable) ``nve_steps`` of NVE; returns a summary
+    with ``stable`` and, if not, ``reason`` and ``failure_time_fs``.
 
     ``reference_frames``: the AIMD frames at this temperature (the limits, bond cutoffs and
     the AIMD's own bond changes relative to ``start`` come from them). ``bond_check``: judge
@@ -480,7 +530,7 @@ def run(
         bond_check=bond_check,
         monitor_bonds=monitor_bonds,
         bond_cutoff_factor=bond_cutoff_factor,
-        bond_persist=bond_persist,
+        bond_break_fs=bond_break_fs,
         trajectory=trajectory,
     )
     atoms = start.copy()
@@ -491,14 +541,7 @@ def run(
     Stationary(atoms)
     ZeroRotation(atoms)
     atoms.set_constraint(FixCom())  # a free cluster: no centre-of-mass drift
-    dyn = Langevin(
-        atoms,
-        timestep_fs * units.fs,
-        temperature_K=temperature,
-        friction=friction_per_fs / units.fs,
-        fixcm=False,
-        rng=rng,
-    )
+    dyn = thermostatted(atoms, thermostat, temperature, timestep_fs, thermostat_timecon_fs, rng)
     reason, done = None, 0
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
@@ -536,7 +579,7 @@ def run_lammps(
     temperature: float,
     steps: int,
     timestep_fs: float,
-    friction_per_fs: float,
+    thermostat_timecon_fs: float,
     bond_factor: float,
     seed: int,
     record_every: int = 10,
@@ -544,12 +587,14 @@ def run_lammps(
     nve_steps: int = 0,
     bond_check: bool = False,
     bond_cutoff_factor: float = 1.25,
-    bond_persist: int = 3,
+    bond_break_fs: float = 200.0,
     monitor_bonds: bool | None = None,
+    thermostat: str = "csvr",
     threads: int = 1,
 ) -> dict:
     """The same run as :func:`run` with a DeePMD-kit model in LAMMPS (``mlmd.engine: lammps``):
-    Langevin (fix nve + fix langevin, damping 1/``friction_per_fs``) and then NVE, in ``lmp``
+    fix nve with fix temp/csvr (or fix langevin) of time constant ``thermostat_timecon_fs``,
+    then NVE, in ``lmp``
     in ``workdir`` (its input and log stay there). LAMMPS runs every step; the same checks then
     judge the frames it recorded every ``record_every`` steps, and the run counts as ending at
     the first frame that fails. LAMMPS stops early only when the temperature passes
@@ -566,7 +611,7 @@ def run_lammps(
         bond_check=bond_check,
         monitor_bonds=monitor_bonds,
         bond_cutoff_factor=bond_cutoff_factor,
-        bond_persist=bond_persist,
+        bond_break_fs=bond_break_fs,
         trajectory=trajectory,
     )
     md = lammps.md(
@@ -577,7 +622,8 @@ def run_lammps(
         steps=steps,
         nve_steps=nve_steps,
         timestep_fs=timestep_fs,
-        friction_per_fs=friction_per_fs,
+        thermostat=thermostat,
+        thermostat_timecon_fs=thermostat_timecon_fs,
         seed=seed,
         record_every=record_every,
         threads=threads,
@@ -655,6 +701,12 @@ def combine(runs: list[dict]) -> dict:
 
     failed = [r for r in runs if not r["stable"]]
     steps_run = sum(r["steps_run"] for r in runs)
+    # k of n seeds, each failure with its time: one seed's failure is a rate, not a certainty
+    reason = ""
+    if failed:
+        reason = f"{len(failed)} of {len(runs)} seeds: " + "; ".join(
+            f"seed {r['seed']} at {r.get('failure_time_fs') or 0:.0f} fs: {r['reason']}" for r in failed
+        )
     out = {
         "temperature": first["temperature"],
         "seeds": [r["seed"] for r in runs],
@@ -662,8 +714,9 @@ def combine(runs: list[dict]) -> dict:
         "steps_requested": first["steps_requested"],
         "steps_run": steps_run,
         "stable": not failed,
-        "reason": "; ".join(f"seed {r['seed']}: {r['reason']}" for r in failed),
+        "reason": reason,
         "unstable_seeds": len(failed),
+        "failure_times_fs": [r.get("failure_time_fs") for r in failed],
         # wall time per step over all steps of all seeds
         "seconds_per_step": sum(r["seconds_per_step"] * max(r["steps_run"], 1) for r in runs) / max(steps_run, 1),
         "temperature_mean": worst("temperature_mean", lambda v: float(np.mean(v))),
@@ -688,6 +741,8 @@ def combine(runs: list[dict]) -> dict:
                     "aimd_coordination",
                     "aimd_baseline_frames",
                     "bond_check",
+                    "bond_break_distances",
+                    "bond_break_fs",
                 )
             }
         )
@@ -695,6 +750,7 @@ def combine(runs: list[dict]) -> dict:
             bonds_broken_max=max(r["bonds_broken_max"] for r in runs),
             bonds_formed_max=max(r["bonds_formed_max"] for r in runs),
             bond_checks_beyond_aimd=sum(r["bond_checks_beyond_aimd"] for r in runs),
+            longest_stretch_fs=max(r.get("longest_stretch_fs", 0.0) for r in runs),
         )
         els = first["coordination"]
         out["coordination"] = {el: float(np.nanmean([r["coordination"][el] for r in runs])) for el in els}

@@ -362,7 +362,7 @@ def bond_lengths(atoms: Atoms, factor: float = 1.2) -> dict[str, list[float]]:
     ``factor`` x the sum of ASE's covalent radii (the criterion of qdff.validation.mlmd)."""
     from ase.data import covalent_radii
 
-    from .mlmd import pair_name
+    from .stability import pair_name
 
     out: dict[str, list[float]] = {}
     z = atoms.numbers

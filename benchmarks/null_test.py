@@ -1,0 +1,196 @@
+"""The null test of the ML-MD stability verdict: CP2K itself, run through the same protocol
+and judged by the same recorder as every model, must come out stable.
+
+    python benchmarks/null_test.py results/<system> --config config/<system>.yaml \
+        [--seeds 10] [--temperatures 300 600] [--workers 2] [--out DIR]
+
+Takes a finished run's data set and split. For each AIMD temperature and seed: CP2K's own MD
+(the config's preset, CSVR with the AIMD's time constant, CP2K's velocities at that
+temperature from GLOBAL%SEED = seed) from the same start frame as the pipeline's ML-MD (the
+first held-out frame at that temperature), for ``mlmd.steps + mlmd.nve_steps`` steps, every
+step under the thermostat, frames every ``mlmd.record_every`` steps. Each frame goes through
+qdff.validation.mlmd's recorder with the config's settings and the AIMD frames at that
+temperature after ``selection.equilibration_fs`` (exactly as the run_mlmd rule judges a
+model). Prints, per temperature: the seeds judged stable by today's criteria
+(qdff.validation.stability), and, for comparison, by the criterion before issue 32 (more bonds
+broken or formed relative to the start frame than any AIMD frame shows, three checks in a row),
+recomputed from the same frames. Writes ``null_test.json`` in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from qdff import config as qconfig  # noqa: E402
+from qdff.data import dataset  # noqa: E402
+
+OLD_PERSIST = 3  # the checks in a row of the criterion before issue 32
+
+
+def _cp2k_md(task: dict) -> dict:
+    """One CP2K MD run of the protocol, judged by the recorder; returns its verdicts."""
+    from ase.io import read
+
+    from qdff.cp2k import input as cp2k_input
+    from qdff.cp2k import output as cp2k_output
+    from qdff.cp2k import run as cp2k_run
+    from qdff.validation import mlmd
+
+    cfg, T, seed, workdir = task["cfg"], task["temperature"], task["seed"], Path(task["workdir"])
+    start = read(task["start"], format="extxyz")
+    reference = dataset.read_frames(task["reference"])
+    p, md = cfg["mlmd"], cfg["aimd"]
+    steps = p["steps"] + p["nve_steps"]
+    workdir.mkdir(parents=True, exist_ok=True)
+    tree = cp2k_input.build_input(
+        start,
+        preset=cfg["cp2k"]["preset"],
+        run_type="MD",
+        project="md",
+        charge=cfg["structure"]["charge"],
+        multiplicity=cfg["structure"]["multiplicity"],
+        temperature=T,
+        steps=steps,
+        timestep_fs=p["timestep_fs"],
+        print_every=p["record_every"],
+        thermostat_timecon_fs=md["thermostat_timecon_fs"],
+        seed=seed,
+        overrides=cfg["cp2k"]["overrides"],
+    )
+    cp2k_input.write_input(workdir / "md.inp", tree)
+    t0 = time.perf_counter()
+    res = cp2k_run.run_cp2k(cp2k_run.command(cfg), workdir, "md", 1)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise RuntimeError(f"CP2K failed in {workdir}: {cp2k_run.error_lines(workdir / 'md.log')}")
+    ener = cp2k_output.read_ener(workdir / "md-1.ener")
+    temp_at = dict(zip(ener["step"].tolist(), ener["temperature"]))
+    epot_at = dict(zip(ener["step"].tolist(), ener["potential"]))
+    traj: list = []
+    rec = mlmd._Recorder(
+        start,
+        reference,
+        temperature=T,
+        seed=seed,
+        timestep_fs=p["timestep_fs"],
+        bond_factor=p["bond_factor"],
+        bond_check=p["bond_check"],
+        monitor_bonds=True,
+        bond_cutoff_factor=p["bond_cutoff_factor"],
+        bond_break_fs=p["bond_break_fs"],
+        trajectory=traj,
+    )
+    atoms = start.copy()
+    reason, done = None, 0
+    for f in cp2k_output.iter_xyz_frames(workdir / "md-pos-1.xyz", allow_truncated=True):
+        if f.step == 0:
+            continue
+        atoms.positions = f.values
+        done = f.step
+        reason = rec.langevin(atoms, f.step, float(epot_at.get(f.step, 0.0)), float(temp_at.get(f.step, T)))
+        if reason:
+            break
+    summary = rec.summary(steps=steps, done=done, reason=reason, seconds_per_step=wall / max(done, 1), nve_steps=0)
+    # the criterion before issue 32, recomputed from the same frames
+    streak, old = 0, None
+    for a in traj:
+        beyond = (
+            a.info["bonds_broken"] > summary["aimd_bonds_broken_max"]
+            or a.info["bonds_formed"] > summary["aimd_bonds_formed_max"]
+        )
+        streak = streak + 1 if beyond else 0
+        if streak >= OLD_PERSIST and old is None:
+            old = f"step {a.info['step']}: {a.info['bonds_broken']} broken, {a.info['bonds_formed']} formed"
+    return {
+        "temperature": T,
+        "seed": seed,
+        "steps": done,
+        "stable": summary["stable"],
+        "reason": summary["reason"],
+        "failure_time_fs": summary["failure_time_fs"],
+        "longest_stretch_fs": summary["longest_stretch_fs"],
+        "bond_break_distances": summary["bond_break_distances"],
+        "bonds_broken_max": summary["bonds_broken_max"],
+        "bonds_formed_max": summary["bonds_formed_max"],
+        "aimd_bonds_broken_max": summary["aimd_bonds_broken_max"],
+        "aimd_bonds_formed_max": summary["aimd_bonds_formed_max"],
+        "old_criterion_stable": old is None,
+        "old_criterion_reason": old or "",
+        "cp2k_seconds_per_step": wall / max(done, 1),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", type=Path, help="results/<system> of a finished run")
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=101)
+    ap.add_argument("--temperatures", type=float, nargs="*", default=None, help="default: the AIMD temperatures")
+    ap.add_argument("--workers", type=int, default=2, help="CP2K runs at once (one core each)")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/null_test"))
+    a = ap.parse_args(argv)
+    cfg = qconfig.load(a.config)
+    temps = a.temperatures or [float(t) for t in cfg["aimd"]["temperatures"]]
+    data = dataset.read_frames(a.results / "dataset/frames.extxyz")
+    test = dataset.read_frames(a.results / "split/test.extxyz")
+    a.out.mkdir(parents=True, exist_ok=True)
+    tasks = []
+    for T in temps:
+        starts = dataset.at_temperature(test, T)
+        reference = dataset.equilibrated(dataset.at_temperature(data, T), cfg["selection"]["equilibration_fs"])
+        if not starts or not reference:
+            raise SystemExit(f"{a.results}: no held-out or AIMD frames at {T:g} K")
+        dataset.write_frames(a.out / f"start_{T:g}K.extxyz", starts[:1])
+        dataset.write_frames(a.out / f"reference_{T:g}K.extxyz", reference)
+        for k in range(a.seeds):
+            seed = a.first_seed + k
+            tasks.append(
+                {
+                    "cfg": cfg,
+                    "temperature": T,
+                    "seed": seed,
+                    "workdir": str(a.out / f"{T:g}K/seed{seed}"),
+                    "start": str(a.out / f"start_{T:g}K.extxyz"),
+                    "reference": str(a.out / f"reference_{T:g}K.extxyz"),
+                }
+            )
+    print(
+        f"{a.results}: CP2K ({cfg['cp2k']['preset']}) MD as the model, {a.seeds} seeds at {temps} K, "
+        f"{cfg['mlmd']['steps'] + cfg['mlmd']['nve_steps']} steps (CSVR, {cfg['aimd']['thermostat_timecon_fs']} fs) "
+        f"from the first held-out frame; judged against {len(data)} data-set frames",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=a.workers) as pool:
+        rows = list(pool.map(_cp2k_md, tasks))
+    for T in temps:
+        mine = [r for r in rows if r["temperature"] == T]
+        new = sum(r["stable"] for r in mine)
+        old = sum(r["old_criterion_stable"] for r in mine)
+        print(
+            f"{T:g} K: stable by today's criteria in {new} of {len(mine)} seeds; by the criterion before "
+            f"issue 32 in {old} of {len(mine)}; break distances {mine[0]['bond_break_distances']}; "
+            f"longest stretch beyond one {max(r['longest_stretch_fs'] for r in mine):.0f} fs"
+        )
+        for r in mine:
+            if not r["stable"] or not r["old_criterion_stable"]:
+                print(
+                    f"  seed {r['seed']}: today {'stable' if r['stable'] else 'UNSTABLE: ' + r['reason']}; "
+                    f"before: {'stable' if r['old_criterion_stable'] else 'UNSTABLE: ' + r['old_criterion_reason']}"
+                )
+    total = time.perf_counter() - t0
+    (a.out / "null_test.json").write_text(json.dumps({"rows": rows, "wall_s": total}, indent=1))
+    print(f"{len(rows)} CP2K runs in {total:.0f} s; wrote {a.out / 'null_test.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

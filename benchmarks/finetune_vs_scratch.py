@@ -89,16 +89,9 @@ def judge(calc, test, reference, steps: int, cfg: dict) -> dict:
             ref,
             temperature=t,
             steps=steps,
-            timestep_fs=p["timestep_fs"],
-            thermostat=p["thermostat"],
-            thermostat_timecon_fs=p["thermostat_timecon_fs"],
-            bond_factor=p["bond_factor"],
             seed=p["seed"],
             record_every=p["record_every"],
-            bond_check=p["bond_check"],
-            monitor_bonds=True,
-            bond_cutoff_factor=p["bond_cutoff_factor"],
-            bond_break_fs=p["bond_break_fs"],
+            **mlmd.protocol(p),
         )
         out["mlmd"][f"{t:g} K"] = {
             "stable": s["stable"],

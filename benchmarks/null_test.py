@@ -79,13 +79,7 @@ def _cp2k_md(task: dict) -> dict:
         reference,
         temperature=T,
         seed=seed,
-        timestep_fs=p["timestep_fs"],
-        bond_factor=p["bond_factor"],
-        bond_check=p["bond_check"],
-        monitor_bonds=True,
-        bond_cutoff_factor=p["bond_cutoff_factor"],
-        bond_break_fs=p["bond_break_fs"],
-        trajectory=traj,
+        **(mlmd.protocol(p, recorder_only=True) | {"trajectory": traj}),
     )
     atoms = start.copy()
     reason, done = None, 0

@@ -267,6 +267,18 @@ def test_mlmd_temperatures_add_a_stress_temperature():
         )
 
 
+# an mlmd config block's judging settings, as the schema's defaults would fill them
+PROTOCOL = {
+    "timestep_fs": 1.0,
+    "thermostat": "langevin",
+    "thermostat_timecon_fs": 50.0,
+    "bond_factor": 1.5,
+    "bond_check": False,
+    "bond_cutoff_factor": 1.25,
+    "bond_break_fs": 200.0,
+}
+
+
 def _bond_track(distances, dt_fs=10.0, break_fs=200.0):
     """Feed a two-atom Cd-Se 'trajectory' of the given bond lengths to StretchedBonds (break
     distance 3.6 A): the first verdict and when it came, or (None, None)."""
@@ -308,6 +320,12 @@ def test_break_distance_is_the_first_minimum_or_the_middle_of_a_gap():
     assert first_minimum([3.0] * 5) is None  # too few distances
 
 
+def _recorder(cluster):
+    return mlmd._Recorder(
+        cluster, _reference(cluster), temperature=300.0, seed=1, **mlmd.protocol(PROTOCOL, recorder_only=True)
+    )
+
+
 def test_temperature_blow_up_and_csvr_thermostat(cluster):
     kw = dict(temperature=300, steps=2000, timestep_fs=1.0, bond_factor=1.5, seed=1, thermostat_timecon_fs=50.0)
     # an Einstein solid of the cluster: at its minimum, so the thermostat alone sets the temperature
@@ -315,37 +333,13 @@ def test_temperature_blow_up_and_csvr_thermostat(cluster):
     assert s["stable"], s["reason"]
     assert 240 < s["temperature_mean"] < 360  # 12 atoms: a wide canonical spread about 300 K
     lj = _lj_for(cluster)
-    rec = mlmd._Recorder(
-        cluster,
-        _reference(cluster),
-        temperature=300.0,
-        seed=1,
-        timestep_fs=1.0,
-        bond_factor=1.5,
-        bond_check=False,
-        monitor_bonds=False,
-        bond_cutoff_factor=1.25,
-        bond_break_fs=200.0,
-        trajectory=None,
-    )
+    rec = _recorder(cluster)
     hot = [
         rec.langevin(cluster.copy(), step, 0.0, t) for step, t in ((10, 850.0), (20, 950.0), (219, 950.0), (220, 950.0))
     ]
     assert hot[0] is None and hot[1] is None and hot[2] is None  # hot for 199 fs: a spike so far
     assert "temperature 950 K" in hot[3] and "for 200 fs" in hot[3]
-    rec2 = mlmd._Recorder(
-        cluster,
-        _reference(cluster),
-        temperature=300.0,
-        seed=1,
-        timestep_fs=1.0,
-        bond_factor=1.5,
-        bond_check=False,
-        monitor_bonds=False,
-        bond_cutoff_factor=1.25,
-        bond_break_fs=200.0,
-        trajectory=None,
-    )
+    rec2 = _recorder(cluster)
     spikes = [rec2.langevin(cluster.copy(), 10 * k, 0.0, 950.0 if k % 5 else 300.0) for k in range(1, 60)]
     assert not any(spikes)  # hot again and again, never for 200 fs: the thermostat takes it back
     with pytest.raises(ValueError, match="mlmd.thermostat"):

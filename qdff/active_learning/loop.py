@@ -113,24 +113,15 @@ def _explore_trajectories(
         starts = _start_frames(aimd, T, al["trajectories_per_temperature"])
         nearest = min(aimd_temps, key=lambda t: abs(t - T)) if aimd_temps else None
         reference = [a for a in aimd if float(a.info.get("temperature", np.nan)) == nearest] or aimd
-        judge_bonds = p["bond_check"]  # as validation judges: the same criteria at every temperature
         stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": [], "frames": 0}
         for j, start in enumerate(starts):
             traj: list = []
-            kw = dict(
+            kw = mlmd.protocol(p) | dict(
                 temperature=T,
                 steps=al["explore_steps"],
-                timestep_fs=p["timestep_fs"],
-                thermostat=p["thermostat"],
-                thermostat_timecon_fs=p["thermostat_timecon_fs"],
-                bond_factor=p["bond_factor"],
                 seed=p["seed"] + seed_offset + 101 * j + int(T),
                 record_every=al["record_every"],
                 trajectory=traj,
-                bond_check=judge_bonds,
-                monitor_bonds=True,
-                bond_cutoff_factor=p["bond_cutoff_factor"],
-                bond_break_fs=p["bond_break_fs"],
             )
             if model_dir is not None:
                 summary = mlmd.run_model(

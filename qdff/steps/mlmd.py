@@ -47,22 +47,14 @@ def run_mlmd(
         )
     p = mlmd
     traj: list = []
-    common = dict(
+    # the same criteria at every temperature: at a stress temperature the hottest AIMD's break
+    # distances (a property of the bonds, not of the temperature)
+    common = md.protocol(p) | dict(
         temperature=temperature,
         steps=p["steps"],
-        timestep_fs=p["timestep_fs"],
-        thermostat=p["thermostat"],
-        thermostat_timecon_fs=p["thermostat_timecon_fs"],
-        bond_factor=p["bond_factor"],
         record_every=p["record_every"],
         trajectory=traj,
         nve_steps=p["nve_steps"],
-        # the same criteria at every temperature: at a stress temperature the hottest AIMD's
-        # break distances (a property of the bonds, not of the temperature)
-        bond_check=p["bond_check"],
-        monitor_bonds=True,
-        bond_cutoff_factor=p["bond_cutoff_factor"],
-        bond_break_fs=p["bond_break_fs"],
     )
     # a LAMMPS run's input and log stay beside the summary: a starting point for production runs
     work = Path(summary_out).parent / "lammps"

@@ -788,6 +788,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def protocol(mlmd: dict, recorder_only: bool = False) -> dict:
+    """The keywords of :func:`run` and :func:`run_lammps` (or, ``recorder_only``, of the recorder
+    alone) that come from an ``mlmd`` config block, as every caller passes them: validation,
+    active-learning exploration, the benchmarks. Bond changes are always recorded."""
+    judge = {
+        "timestep_fs": mlmd["timestep_fs"],
+        "bond_factor": mlmd["bond_factor"],
+        "bond_check": mlmd["bond_check"],
+        "monitor_bonds": True,
+        "bond_cutoff_factor": mlmd["bond_cutoff_factor"],
+        "bond_break_fs": mlmd["bond_break_fs"],
+    }
+    if recorder_only:
+        return judge | {"trajectory": None}
+    return judge | {"thermostat": mlmd["thermostat"], "thermostat_timecon_fs": mlmd["thermostat_timecon_fs"]}
+
+
 def run_model(
     requested_engine: str, backend: str, model_dir, start, reference_frames, *, workdir, calc=None, **protocol
 ) -> dict:

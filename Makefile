@@ -15,7 +15,7 @@ CORES ?= $(shell nproc)
 .PHONY: setup apt venv demo demo-full test test-fast lint clean-demo help lock
 
 help:
-	@echo "make demo   - set up, then run the demo pipeline (config/demo.yaml, about 15 min on 2 cores)"
+	@echo "make demo   - set up, then run the demo pipeline (config/demo.yaml, about 17 min on 2 cores)"
 	@echo "make demo-full - the same with the full comparison (config/demo-full.yaml, about an hour)"
 	@echo "make test   - set up, then lint (make lint) and run the test suite"
 	@echo "make lint   - ruff check and format, snakefmt, snakemake --lint (pyproject.toml configures them)"

@@ -76,7 +76,7 @@ def test_mlmd_in_lammps_records_the_models_own_frames(tiny_pipeline, tmp_path):
     assert s["epot_first"] == pytest.approx(ref.get_potential_energy(), abs=1e-6)
     assert np.isfinite(s["nve_drift_meV_per_atom_per_ps"]) and s["nve_steps"] == 50
     assert s["seconds_per_step"] > 0 and s["temperature_mean"] > 0
-    assert "fix lang all langevin 300 300 0.1 " in (tmp_path / "lmp/in.lammps").read_text()
+    assert "fix thermostat all langevin 300 300 0.1 " in (tmp_path / "lmp/in.lammps").read_text()
 
 
 @slow
@@ -250,3 +250,35 @@ def test_lammps_engine_is_refused_under_conda_deployment(tmp_path):
     )
     assert proc.returncode != 0
     assert "config error at mlmd.engine" in proc.stdout + proc.stderr and "--sdm conda" in proc.stdout + proc.stderr
+
+
+def test_md_input_has_the_requested_thermostat_with_its_time_constant(tmp_path, monkeypatch):
+    """CSVR (the AIMD's thermostat, mlmd's default) as fix temp/csvr, Langevin as fix langevin,
+    both with the time constant in ps; the NVE segment unfixes it."""
+    from pathlib import Path
+
+    from qdff.structure.build import cut_cluster
+
+    monkeypatch.setattr(lammps, "plugin_path", lambda: Path("/nowhere/plugin.so"))  # only the text is read
+    atoms = cut_cluster("CdSe", "zincblende", 6)
+    kw = dict(
+        steps=10,
+        nve_steps=5,
+        timestep_fs=1.0,
+        temperature=300.0,
+        thermostat_timecon_fs=50.0,
+        seed=1,
+        record_every=5,
+        padding=10.0,
+    )
+    for thermostat, fix in (
+        ("csvr", "fix thermostat all temp/csvr 300 300 0.05 "),
+        ("langevin", "fix thermostat all langevin 300 300 0.05 "),
+    ):
+        lammps.write_md_inputs(
+            atoms, tmp_path / "m.pth", ["Cd", "Se"], tmp_path / thermostat, thermostat=thermostat, **kw
+        )
+        text = (tmp_path / thermostat / "in.lammps").read_text()
+        assert fix in text and "unfix thermostat" in text
+    with pytest.raises(lammps.LammpsError, match="mlmd.thermostat"):
+        lammps.write_md_inputs(atoms, tmp_path / "m.pth", ["Cd", "Se"], tmp_path / "b", thermostat="berendsen", **kw)

@@ -164,6 +164,15 @@ def enabled_backends(config: dict) -> list[str]:
     return [name for name, sub in config.get("backends", {}).items() if sub.get("enabled", True)]
 
 
+def reference_md(config: dict) -> bool:
+    """Whether the reference (CP2K's own MD under the ML-MD protocol) runs as a model:
+    ``mlmd.reference``, where auto means on for the cheap xtb preset."""
+    ref = config["mlmd"].get("reference", "auto")
+    if ref == "auto":
+        ref = config["cp2k"]["preset"] == "xtb"
+    return bool(ref) and bool(config["mlmd"]["enabled"])
+
+
 #: keys of a backend's block that ask the scheduler for resources and do not change the model
 RESOURCE_KEYS = ("threads", "mem_mb", "runtime_min")
 

@@ -57,7 +57,7 @@ checkpoint explore_committee:
         runtime=120,
     params:
         active_learning=canonical(AL),
-        mlmd=canonical(config["mlmd"]),
+        mlmd=MLMD_PROTOCOL,
         descriptor=canonical(config["selection"]["descriptor"]),
         aimd_temperatures=config["aimd"]["temperatures"],
     script:
@@ -85,7 +85,7 @@ rule explore_with_baseline:
         runtime=120,
     params:
         active_learning=canonical(AL),
-        mlmd=canonical(config["mlmd"]),
+        mlmd=MLMD_PROTOCOL,
         descriptor=canonical(config["selection"]["descriptor"]),
         aimd_temperatures=config["aimd"]["temperatures"],
     script:

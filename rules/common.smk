@@ -39,12 +39,15 @@ TEMPERATURES = {qconfig.temperature_label(t): t for t in config["aimd"]["tempera
 TRAINED_BACKENDS = qconfig.enabled_backends(config)
 BASELINES = list(config["baselines"])
 BACKENDS = TRAINED_BACKENDS + BASELINES
+# the reference as a model (mlmd.reference): CP2K's own MD through the ML-MD protocol and the
+# structural comparisons, beside the models (no held-out errors, no vibrations: it is the reference)
+REFERENCE = ["reference"] if qconfig.reference_md(config) else []
 
 
 wildcard_constraints:
     system=SYSTEM,
     T=r"[0-9.]+K",
-    backend="|".join(BACKENDS),
+    backend="|".join(BACKENDS + REFERENCE),
 
 
 def aimd_summaries(wildcards):
@@ -79,6 +82,8 @@ def physics(section, *keys):
 
 
 CP2K_PHYSICS = physics("cp2k", "preset", "overrides")
+# the ML-MD protocol every run follows (switching the reference on or off re-runs no model)
+MLMD_PROTOCOL = canonical({k: v for k, v in config["mlmd"].items() if k != "reference"})
 # how CP2K runs (command, threads, memory, on_failure, check_memory): passed to the CP2K steps,
 # but no rerun trigger (qdff.smk.Launch)
 CP2K_LAUNCH = Launch(
@@ -98,25 +103,27 @@ def mlmd_summaries(wildcards):
     return expand(
         "results/{system}/mlmd/{backend}/{T}/summary.json",
         system=wildcards.system,
-        backend=BACKENDS,
+        backend=BACKENDS + REFERENCE,
         T=MLMD_TEMPERATURES,
     )
 
 
 # (backend, AIMD temperature label) of every ML-MD run compared with AIMD, in one fixed order for inputs and params
 MLMD_KEYS = [(b, t) for b in BACKENDS for t in TEMPERATURES]
+# and those compared with AIMD by their structure alone (pair distances): the models' and the reference's
+RDF_KEYS = [(b, t) for b in BACKENDS + REFERENCE for t in TEMPERATURES]
 
 
 def rdf_results(wildcards):
     if not config["mlmd"]["enabled"]:
         return []
-    return [f"results/{wildcards.system}/validation/{b}/{t}/rdf.json" for b, t in MLMD_KEYS]
+    return [f"results/{wildcards.system}/validation/{b}/{t}/rdf.json" for b, t in RDF_KEYS]
 
 
 def rdf_plots(wildcards):
     if not config["mlmd"]["enabled"]:
         return []
-    return [f"results/{wildcards.system}/validation/{b}/{t}/rdf.png" for b, t in MLMD_KEYS]
+    return [f"results/{wildcards.system}/validation/{b}/{t}/rdf.png" for b, t in RDF_KEYS]
 
 
 wildcard_constraints:

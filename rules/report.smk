@@ -35,9 +35,7 @@ rule render_report:
         predictions=expand("results/{{system}}/evaluation/{backend}/predictions.json", backend=BACKENDS),
         rdf_json=rdf_results,
         mlmd=lambda w: (
-            [f"results/{w.system}/mlmd/{b}/{t}/summary.json" for b, t in MLMD_KEYS]
-            if config["mlmd"]["enabled"]
-            else []
+            [f"results/{w.system}/mlmd/{b}/{t}/summary.json" for b, t in RDF_KEYS] if config["mlmd"]["enabled"] else []
         ),
         # the map and, when switched on, the learning curve (shown in the selection section)
         selection_extra=lambda w: selection_targets(w.system)
@@ -67,7 +65,7 @@ rule render_report:
             }
         ),
         backends=BACKENDS,
-        rdf_keys=lambda w: [[b, t] for b, t in MLMD_KEYS] if config["mlmd"]["enabled"] else [],
+        rdf_keys=lambda w: [[b, t] for b, t in RDF_KEYS] if config["mlmd"]["enabled"] else [],
         vib_keys=[[b, t] for b, t in MLMD_KEYS],
     script:
         "../scripts/render_report.py"

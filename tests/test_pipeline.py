@@ -204,3 +204,20 @@ def test_report_says_level_of_theory_and_has_metrics(tiny_pipeline):
 def test_second_run_has_nothing_to_do(tiny_pipeline):
     proc = snakemake(tiny_pipeline["workdir"], "--profile", str(ROOT / "profiles/local"), "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_the_reference_runs_as_a_model_and_passes_the_stability_checks(tiny_pipeline):
+    """The null test end to end (mlmd.reference auto: on at xtb): CP2K's own MD under the ML-MD
+    protocol, at every ML-MD temperature including the stress one, judged stable in every seed,
+    and a column of the metrics table and the report."""
+    work = tiny_pipeline["workdir"]
+    for T in ("300K", "600K", "900K"):
+        s = json.loads((work / f"results/tiny/mlmd/reference/{T}/summary.json").read_text())
+        assert s["engine"] == "cp2k" and len(s["seeds"]) == 2
+        assert s["stable"], f"the reference is UNSTABLE at {T}: {s['reason']}"
+    rows = json.loads((work / "results/tiny/evaluation/metrics.json").read_text())
+    ref = next(r for r in rows if r["backend"] == "reference")
+    assert ref["mlmd_stable"] and "force_rmse_meV_per_A" not in ref
+    assert (work / "results/tiny/validation/reference/300K/rdf.json").is_file()
+    html = (work / "results/tiny/report.html").read_text()
+    assert 'id="reference-note"' in html and "CP2K MD under the ML-MD protocol" in html

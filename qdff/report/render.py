@@ -131,7 +131,7 @@ def render_report(
     for m in metrics:
         meta = models.get(m["backend"], {})
         prov = meta.get("provenance", {})
-        m = {**m, "training_wall_s": prov.get("training_wall_s"), "model_kind": model_kind(meta)}
+        m = {**m, "training_wall_s": prov.get("training_wall_s"), "model_kind": m.get("model_kind") or model_kind(meta)}
         rows.append([_fmt(k, f, m.get(k)) for k, _, f in METRIC_COLUMNS])
     # one column per backend, one row per metric: four backends stay readable
     table = [[label] + [r[i] for r in rows] for i, (_, label, _) in enumerate(METRIC_COLUMNS) if i > 0]
@@ -287,7 +287,7 @@ def speed_rows(aimd_summaries: list, metrics: list) -> list:
             cores = str(m["mlmd_cores"]) if m.get("mlmd_cores") else "– (GPU)" if "cuda" in hw else "–"
             rows.append(
                 [
-                    f"{m['backend']} (ML-MD)",
+                    "reference: CP2K MD under the ML-MD protocol" if m.get("reference") else f"{m['backend']} (ML-MD)",
                     f"{m['mlmd_seconds_per_step']:.3g}",
                     hw,
                     cores,

@@ -14,6 +14,22 @@ from ..fileio import read_json, write_json
 log = logging.getLogger(__name__)
 
 
+def _start_and_reference(test_file, data, temperature, aimd_temperatures, equilibration_fs):
+    """The held-out frames to start from, the AIMD frames that judge the run, whether
+    ``temperature`` is a stress temperature and the AIMD temperature both come from."""
+    stress = float(temperature) not in {float(t) for t in aimd_temperatures}
+    aimd_t = max(float(t) for t in aimd_temperatures) if stress else float(temperature)
+    frames = dataset.at_temperature(dataset.read_frames(test_file), aimd_t)
+    if not frames:
+        raise ValueError(f"{test_file}: no held-out frame at {aimd_t:g} K to start ML-MD from")
+    reference = frames
+    if data:
+        reference = (
+            dataset.equilibrated(dataset.at_temperature(dataset.read_frames(data), aimd_t), equilibration_fs) or frames
+        )
+    return frames, reference, stress, aimd_t
+
+
 def run_mlmd(
     backend: str,
     model_dir,
@@ -35,16 +51,9 @@ def run_mlmd(
     from ..training.models import load_calculator
     from ..validation import mlmd as md
 
-    stress = float(temperature) not in {float(t) for t in aimd_temperatures}
-    aimd_t = max(float(t) for t in aimd_temperatures) if stress else float(temperature)
-    frames = dataset.at_temperature(dataset.read_frames(test_file), aimd_t)
-    if not frames:
-        raise ValueError(f"{test_file}: no held-out frame at {aimd_t:g} K to start ML-MD from")
-    reference = frames
-    if data:
-        reference = (
-            dataset.equilibrated(dataset.at_temperature(dataset.read_frames(data), aimd_t), equilibration_fs) or frames
-        )
+    frames, reference, stress, aimd_t = _start_and_reference(
+        test_file, data, temperature, aimd_temperatures, equilibration_fs
+    )
     p = mlmd
     traj: list = []
     # the same criteria at every temperature: at a stress temperature the hottest AIMD's break
@@ -75,6 +84,71 @@ def run_mlmd(
     ]
     summary = md.combine(runs)
     summary.update(backend=backend, stress=stress, reference_temperature=aimd_t, hardware=md.hardware())
+    dataset.write_frames(traj_out, traj) if traj else Path(traj_out).write_text("")
+    write_json(summary_out, summary)
+    return summary
+
+
+def run_reference_md(
+    test_file,
+    traj_out,
+    summary_out,
+    data=None,
+    *,
+    temperature: float,
+    aimd_temperatures: list,
+    mlmd: dict,
+    equilibration_fs: float,
+    structure: dict,
+    cp2k: dict,
+    launch,
+    workdir,
+) -> dict:
+    """The reference as a model (the null test): CP2K's own MD at the data's level of theory
+    (``cp2k``: preset, overrides; ``launch``: how CP2K runs) under exactly :func:`run_mlmd`'s
+    protocol, frames and verdicts (qdff.validation.reference_md). Each seed's CP2K files and
+    summary stay in ``workdir``/seed<S>; a seed finished before a kill is not run again."""
+    from ..cp2k import run as cp2k_run
+    from ..validation import mlmd as md
+    from ..validation import reference_md
+
+    frames, reference, stress, aimd_t = _start_and_reference(
+        test_file, data, temperature, aimd_temperatures, equilibration_fs
+    )
+    settings = cp2k_run.settings(structure, cp2k, launch)
+    cp2k_run.check_cp2k_available(settings)
+    p = mlmd
+    traj: list = []
+    common = md.protocol(p) | dict(
+        temperature=temperature, steps=p["steps"], record_every=p["record_every"], nve_steps=p["nve_steps"]
+    )
+    runs = []
+    for k in range(p["seeds"]):
+        seed = p["seed"] + k
+        log.info(
+            "reference (CP2K %s) MD at %g K, seed %d (%d of %d)", cp2k["preset"], temperature, seed, k + 1, p["seeds"]
+        )
+        runs.append(
+            reference_md.run_seed(
+                frames[0],
+                reference,
+                cp2k=settings["cp2k"],
+                structure=structure,
+                workdir=Path(workdir) / f"seed{seed}",
+                trajectory=traj,
+                seed=seed,
+                **common,
+            )
+        )
+    summary = md.combine(runs)
+    summary.update(
+        backend="reference",
+        stress=stress,
+        reference_temperature=aimd_t,
+        # CP2K's threads, not torch's: the speed columns count these cores
+        hardware={**md.hardware(), "cp2k_threads": settings["cp2k"]["threads"], "device": "cpu"},
+        level_of_theory=reference_md.level_of_theory(cp2k["preset"]),
+    )
     dataset.write_frames(traj_out, traj) if traj else Path(traj_out).write_text("")
     write_json(summary_out, summary)
     return summary

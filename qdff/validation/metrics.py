@@ -13,10 +13,25 @@ from ..cp2k.run import MD_PROJECT
 from ..fileio import read_json
 from .mlmd import energy_stats
 
+#: the backend name under which the reference (CP2K's own MD under the ML-MD protocol) runs
+REFERENCE = "reference"
+
 
 def metrics_table(rows: list[dict], mlmd_runs: list[dict], rdfs: list[dict], cp2k: dict) -> list[dict]:
     """``rows`` (each model's held-out metrics) extended in place with its ML-MD runs, pair-distance
-    comparisons and speed against ``cp2k`` (:func:`cp2k_runs`); returns ``rows``."""
+    comparisons and speed against ``cp2k`` (:func:`cp2k_runs`); returns ``rows``. Where the
+    reference ran as a model (``mlmd.reference``: ML-MD runs of backend "reference"), a row of its
+    own is appended: no held-out errors (it made the labels), every other column as a model's."""
+    ref = [r for r in mlmd_runs if r.get("backend") == REFERENCE]
+    if ref and not any(row["backend"] == REFERENCE for row in rows):
+        rows.append(
+            {
+                "backend": REFERENCE,
+                "reference": True,
+                "model_kind": f"the reference itself (null test): CP2K {ref[0].get('level_of_theory', '')} MD "
+                "under the ML-MD protocol; no held-out errors (it made the labels)",
+            }
+        )
     for row in rows:
         runs = [r for r in mlmd_runs if r.get("backend") == row["backend"]]
         if runs:
@@ -53,6 +68,8 @@ def _cores(cp2k: dict):
 
 def _mlmd_cores(hw: dict):
     """CPU cores an ML-MD run used; None on a GPU (core-seconds do not compare there)."""
+    if hw and hw.get("cp2k_threads"):
+        return hw["cp2k_threads"]
     if not hw or not str(hw.get("device", "cpu")).startswith("cpu"):
         return None
     return hw.get("torch_threads")
@@ -98,6 +115,10 @@ def mlmd_hardware(hw: dict, engine: str = "ase") -> str:
         return "not recorded"
     dev = str(hw.get("device", "cpu"))
     # DeePMD-kit in LAMMPS takes the GPU when its torch sees one, as the ASE calculator does
+    if engine == "cp2k":  # the reference: CP2K's own MD
+        parts = ["CP2K MD", "CPU", f"{hw.get('cp2k_threads', '?')} thread(s)"]
+        parts += [hw[k] for k in ("cpu_model", "host") if hw.get(k)]
+        return ", ".join(parts)
     parts = [
         "LAMMPS (pair_style deepmd)" if engine == "lammps" else "ASE",
         f"{dev} ({hw['device_name']})" if dev.startswith("cuda") else "CPU",

@@ -3,7 +3,7 @@
     python benchmarks/active_learning.py results/cdse-demo-full results/cdse-al [--mlmd-steps 2000]
 
 Peer: the full comparison's DeePMD model (config/demo-full.yaml: 4000 GFN1-xTB AIMD steps at
-300 and 600 K, 300 FPS-selected training frames; the demo's settings until issue 20 cut it). Ours: the final model of config/cdse-al.yaml (300 AIMD
+300 and 600 K, 300 FPS-selected training frames; the demo's settings until issue 20 cut it). Ours: the final model of config/cdse-al.yaml (600 AIMD
 steps at 300 K, then active learning). Both are DeePMD-kit with the same hyperparameters.
 Prints, per temperature of the demo's held-out frames, the force and energy RMSE of both; the
 CP2K force evaluations each needed (every AIMD step and every labelled frame counts one) and

@@ -114,3 +114,19 @@ def test_hyperparameters_are_the_backend_block_without_its_resource_keys():
     assert config.hyperparameters(block) == {"enabled": True, "lr": 1e-3}
     assert block["threads"] == 4  # the block itself is left alone
     assert config.RESOURCE_KEYS == ("threads", "mem_mb", "runtime_min")
+
+
+def test_a_gap_below_the_floor_is_refused_naming_the_key_and_the_reason():
+    msg = _err({"name": "x", "structure": {}, "selection": {"gap_fs": 20}})
+    assert msg.startswith("config error at selection.gap_fs: selection.gap_fs 20 fs is shorter than 150 fs")
+    assert "132 fs at 300 K" in msg and "allow_short_gap" in msg
+    # the floor itself is accepted
+    assert config.validate({"name": "x", "structure": {}, "selection": {"gap_fs": 150}})["selection"]["gap_fs"] == 150
+
+
+def test_allow_short_gap_accepts_a_short_gap_with_a_warning(caplog):
+    cfg = {"name": "x", "structure": {}, "selection": {"gap_fs": 20, "allow_short_gap": True}}
+    with caplog.at_level("WARNING", logger="qdff.config"):
+        assert config.validate(cfg)["selection"]["gap_fs"] == 20
+    assert "selection.gap_fs 20 fs is shorter than 150 fs" in caplog.text and "allow_short_gap is true" in caplog.text
+    assert config.validate({"name": "x", "structure": {}})["selection"]["allow_short_gap"] is False

@@ -78,3 +78,35 @@ def test_the_model_row_says_trained_fine_tuned_or_zero_shot():
         )
         == "zero-shot: CHGNet 0.3.0, trained on PBE/PBE+U (MPtrj); not trained here"
     )
+
+
+def test_energy_table_per_temperature_with_its_baseline_and_verdict():
+    m = {
+        "backend": "deepmd",
+        "n_frames_T_600K": 40,
+        "energy_rmse_meV_per_atom_T_600K": 9.0,
+        "energy_mean_signed_error_meV_per_atom_T_600K": -8.0,
+        "energy_error_std_meV_per_atom_T_600K": 4.12,
+        "baseline_mean_energy_rmse_meV_per_atom_T_600K": 3.5,
+        "energy_useful_T_600K": False,
+        "n_frames_T_300K": 40,
+        "energy_rmse_meV_per_atom_T_300K": 2.0,
+        "energy_mean_signed_error_meV_per_atom_T_300K": 1.0,
+        "energy_error_std_meV_per_atom_T_300K": 1.73,
+        "baseline_mean_energy_rmse_meV_per_atom_T_300K": 2.1,
+        "energy_useful_T_300K": True,
+    }
+    cols, rows = report.energy_table([m])
+    assert (
+        cols[5] == "E error std, mean offset removed [meV/atom]" and cols[6] == "mean-energy baseline at T [meV/atom]"
+    )
+    # 300 K before 600 K (numeric order), every number labelled by its column
+    assert rows == [
+        ["deepmd", "300 K", "40", "2.00", "+1.00", "1.73", "2.10", "useful"],
+        ["deepmd", "600 K", "40", "9.00", "-8.00", "4.12", "3.50", "NOT useful"],
+    ]
+    assert report.energy_verdict(m) == "300 K: useful; 600 K: NOT useful"
+    assert report.energy_verdict({"backend": "x"}) is None
+    labels = {k: label for k, label, _ in report.METRIC_COLUMNS}
+    assert labels["energy_error_std_meV_per_atom"] == "E error std, mean offset removed [meV/atom]"
+    assert "one mean over all temperatures" in labels["baseline_mean_energy_rmse_meV_per_atom"]

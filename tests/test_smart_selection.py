@@ -28,7 +28,8 @@ DIST = dict(SOAP, kind="distances")
 
 def sel_config(**over) -> dict:
     """A full ``selection`` block: schema defaults with ``over`` on top."""
-    return config.validate({"name": "t", "structure": {}, "selection": over})["selection"]
+    # the synthetic runs here are tens of fs long: gaps below the config check's floor
+    return config.validate({"name": "t", "structure": {}, "selection": {"allow_short_gap": True, **over}})["selection"]
 
 
 def cluster_frames(runs=(("300K", 300.0, 0.05), ("600K", 600.0, 0.25)), n=40, seed=0):
@@ -212,7 +213,11 @@ def test_select_frames_uses_the_cache(tmp_path):
     data = tmp_path / "frames.extxyz"
     dataset.write_frames(data, frames + frames[:2])  # two exact duplicates
     cfg = config.validate(
-        {"name": "t", "structure": {}, "selection": {"n_train": 12, "n_valid": 4, "gap_fs": 2, "descriptor": SOAP}}
+        {
+            "name": "t",
+            "structure": {},
+            "selection": {"n_train": 12, "n_valid": 4, "gap_fs": 2, "allow_short_gap": True, "descriptor": SOAP},
+        }
     )
     select.compute_descriptors(data, tmp_path / "d.npy", descriptor=cfg["selection"]["descriptor"])
     s = select.select_frames(data, tmp_path / "split", tmp_path / "d.npy", **select.select_params(cfg))
@@ -323,6 +328,7 @@ def test_map_files_on_small_data(tmp_path, method):
                 "n_train": 8,
                 "n_valid": 4,
                 "gap_fs": 2,
+                "allow_short_gap": True,
                 "descriptor": DIST,
                 "map": {"method": method, "max_points": 30},
             },

@@ -78,22 +78,38 @@ def test_a_model_of_other_frames_is_not_useful_and_the_message_names_both_number
     check_useful("Table", useless, frames, {"max_force_rmse_ratio": 2.0, "max_energy_rmse_ratio": 1e6})
 
 
-def test_an_energy_offset_is_judged_against_the_spread_of_per_atom_energies(frames):
+def test_an_energy_offset_passes_and_energy_scatter_is_judged_against_the_spread_of_per_atom_energies(frames):
+    """The energy rule judges the error with its mean offset removed (a constant energy per atom
+    changes neither forces nor MD) against the spread of the per-atom energies (these frames
+    carry no temperature: one group)."""
     _, e_base = _baselines(frames)
     n = len(frames[0])
-    # an offset of 2x the spread per atom passes the default 10x, fails a 1.5x gate (no floor)
-    shifted = Table(frames, e_shift=2 * e_base * 1e-3 * n)
-    assert check_useful("Table", shifted, frames)["energy_rmse_meV_per_atom"] == pytest.approx(2 * e_base)
+    # an offset of 20x the spread per atom: RMSE 20x, error std 0: passes a 0.1x gate
+    shifted = Table(frames, e_shift=20 * e_base * 1e-3 * n)
+    out = check_useful("Table", shifted, frames, {"max_energy_rmse_ratio": 0.1, "energy_floor_meV_per_atom": 0.0})
+    assert out["energy_rmse_meV_per_atom"] == pytest.approx(20 * e_base)
+    assert out["energy_mean_signed_error_meV_per_atom"] == pytest.approx(20 * e_base)
+    assert out["energy_error_std_meV_per_atom"] == pytest.approx(0, abs=1e-6)
+    # another frame's energies (and forces): an error std about sqrt(2) the spread
+    other = Table(frames, pick=lambda i: i + 7)
+    e_ref = np.array([a.get_potential_energy() / n for a in frames])
+    ratio = 1e3 * np.std(np.roll(e_ref, -7) - e_ref) / e_base
+    assert ratio > 1.0
+    gate = {"max_force_rmse_ratio": math.inf, "energy_floor_meV_per_atom": 0.0}
     with pytest.raises(
         TrainingError,
-        match=r"energy RMSE [\d.]+ meV/atom .* for predicting the mean energy per atom "
-        r"\(floor training\.energy_floor_meV_per_atom 0; ratio 2\.00 > "
-        r"training\.max_energy_rmse_ratio 1\.5\)",
+        match=r"Table model is not useful: at all temperatures, energy error std \(mean offset removed\) [\d.]+ meV/atom "
+        r"on the 20 validation frames against [\d.]+ meV/atom for predicting the mean energy per atom of all "
+        rf"temperatures \(floor training\.energy_floor_meV_per_atom 0; ratio {ratio:.2f} > "
+        r"training\.max_energy_rmse_ratio 1\)",
     ):
-        check_useful("Table", shifted, frames, {"max_energy_rmse_ratio": 1.5, "energy_floor_meV_per_atom": 0.0})
-    # a floor above the spread: the same offset is judged against the floor instead
+        check_useful("Table", other, frames, {**gate, "max_energy_rmse_ratio": 1.0})
+    check_useful("Table", other, frames, gate)  # the default 10x lets it through
+    # a floor above the spread: the same model is judged against the floor instead
     floor = 4 * e_base
-    out = check_useful("Table", shifted, frames, {"max_energy_rmse_ratio": 1.5, "energy_floor_meV_per_atom": floor})
+    out = check_useful(
+        "Table", other, frames, {**gate, "max_energy_rmse_ratio": 1.0, "energy_floor_meV_per_atom": floor}
+    )
     assert out["energy_floor_meV_per_atom"] == floor
 
 

@@ -23,7 +23,15 @@ METRIC_COLUMNS = [
     ("model_kind", "model", "{}"),
     ("n_frames", "test frames", "{}"),
     ("energy_mae_meV_per_atom", "E MAE [meV/atom]", "{:.2f}"),
-    ("energy_rmse_meV_per_atom", "E RMSE [meV/atom]", "{:.2f}"),
+    ("energy_rmse_meV_per_atom", "E RMSE, mean offset included [meV/atom]", "{:.2f}"),
+    ("energy_mean_signed_error_meV_per_atom", "E mean offset (mean signed error) [meV/atom]", "{:+.2f}"),
+    ("energy_error_std_meV_per_atom", "E error std, mean offset removed [meV/atom]", "{:.2f}"),
+    (
+        "baseline_mean_energy_rmse_meV_per_atom",
+        "mean-energy baseline, one mean over all temperatures [meV/atom]",
+        "{:.2f}",
+    ),
+    ("energy_verdict", "energies useful per T (error std < that T's mean-energy baseline)", "{}"),
     ("force_mae_meV_per_A", "F MAE [meV/Å]", "{:.1f}"),
     ("force_rmse_meV_per_A", "F RMSE [meV/Å]", "{:.1f}"),
     ("force_max_error_meV_per_A", "F max error [meV/Å]", "{:.0f}"),
@@ -66,6 +74,59 @@ def breakdown_table(metrics: list) -> tuple[list, list]:
     )
     rows = [base] + [[m["backend"]] + [_fmt("", "{:.1f}", m.get(prefix + k)) for k in keys] for m in metrics]
     return ["force RMSE [meV/Å]"] + [label(k) for k in keys], rows
+
+
+def energy_table(metrics: list) -> tuple[list, list]:
+    """Columns and rows of energy errors per temperature, one row per backend and temperature:
+    the RMSE (mean offset included), the mean offset, the error std (offset removed), the
+    mean-energy baseline of that temperature (the RMS of its per-atom energies about their own
+    mean) and the verdict of :func:`qdff.training.errors.energy_useful`."""
+    cols = [
+        "backend",
+        "T",
+        "test frames",
+        "E RMSE, mean offset included [meV/atom]",
+        "E mean offset [meV/atom]",
+        "E error std, mean offset removed [meV/atom]",
+        "mean-energy baseline at T [meV/atom]",
+        "energies useful at T (error std < baseline)",
+    ]
+    rows = []
+    for m in metrics:
+        for key in sorted((k for k in m if k.startswith("energy_useful_T_")), key=_t_order):
+            t = key[len("energy_useful_T_") :]
+            rows.append(
+                [
+                    m["backend"],
+                    t.replace("K", " K"),
+                    _fmt("", "{}", m.get(f"n_frames_T_{t}")),
+                    _fmt("", "{:.2f}", m.get(f"energy_rmse_meV_per_atom_T_{t}")),
+                    _fmt("", "{:+.2f}", m.get(f"energy_mean_signed_error_meV_per_atom_T_{t}")),
+                    _fmt("", "{:.2f}", m.get(f"energy_error_std_meV_per_atom_T_{t}")),
+                    _fmt("", "{:.2f}", m.get(f"baseline_mean_energy_rmse_meV_per_atom_T_{t}")),
+                    _verdict(m[key]),
+                ]
+            )
+    return cols, rows
+
+
+def _t_order(key: str) -> float:
+    try:
+        return float(key.rsplit("_", 1)[1].rstrip("K"))
+    except ValueError:
+        return float("inf")
+
+
+def _verdict(useful) -> str:
+    return {True: "useful", False: "NOT useful"}.get(useful, "too few frames")
+
+
+def energy_verdict(m: dict) -> str | None:
+    """The metrics table's one-line verdict on energies: per temperature, useful or not."""
+    keys = sorted((k for k in m if k.startswith("energy_useful_T_")), key=_t_order)
+    if not keys:
+        return None
+    return "; ".join(f"{k[len('energy_useful_T_') :].replace('K', ' K')}: {_verdict(m[k])}" for k in keys)
 
 
 def _env():
@@ -131,7 +192,12 @@ def render_report(
     for m in metrics:
         meta = models.get(m["backend"], {})
         prov = meta.get("provenance", {})
-        m = {**m, "training_wall_s": prov.get("training_wall_s"), "model_kind": m.get("model_kind") or model_kind(meta)}
+        m = {
+            **m,
+            "training_wall_s": prov.get("training_wall_s"),
+            "model_kind": m.get("model_kind") or model_kind(meta),
+            "energy_verdict": energy_verdict(m),
+        }
         rows.append([_fmt(k, f, m.get(k)) for k, _, f in METRIC_COLUMNS])
     # one column per backend, one row per metric: four backends stay readable
     table = [[label] + [r[i] for r in rows] for i, (_, label, _) in enumerate(METRIC_COLUMNS) if i > 0]
@@ -174,6 +240,7 @@ def render_report(
         "version": __version__,
     }
     ctx["breakdown_columns"], ctx["breakdown_rows"] = breakdown_table(metrics)
+    ctx["energy_columns"], ctx["energy_rows"] = energy_table(metrics)
     text = _env().get_template("report.html.j2").render(**ctx)
     with atomic_open(out_path) as fh:
         fh.write(text)
@@ -209,9 +276,10 @@ def metric_notes(metrics: list) -> list[str]:
         if mse is not None and rmse and abs(mse) > 0.8 * rmse:
             notes.append(
                 f"{m['backend']}: the energy error is mostly one constant offset (mean signed error {mse:+.2f} meV/atom of an "
-                f"RMSE of {rmse:.2f}; MAE {m.get('energy_mae_meV_per_atom', float('nan')):.2f}). A constant energy per atom "
+                f"RMSE of {rmse:.2f}; MAE {m.get('energy_mae_meV_per_atom', float('nan')):.2f}; error std with the offset "
+                f"removed {m.get('energy_error_std_meV_per_atom', float('nan')):.2f}). A constant energy per atom "
                 "does not change forces or MD; it comes from the reference energies or from held-out frames at other "
-                "energies than the training frames."
+                "energies than the training frames. The energy verdict per temperature judges the error std."
             )
     return notes
 
@@ -407,7 +475,10 @@ def index_row(system_dir: Path) -> dict:
     trained = [m for m in ms if models.get(m["backend"], {}).get("kind") != "zero-shot"]
     zero = [m for m in ms if models.get(m["backend"], {}).get("kind") == "zero-shot"]
     best = {}
-    for key, label in (("force_rmse_meV_per_A", "F RMSE [meV/Å]"), ("energy_rmse_meV_per_atom", "E RMSE [meV/atom]")):
+    for key, label in (
+        ("force_rmse_meV_per_A", "F RMSE [meV/Å]"),
+        ("energy_rmse_meV_per_atom", "E RMSE, mean offset included [meV/atom]"),
+    ):
         have = [m for m in trained if m.get(key) is not None]
         if have:
             b = min(have, key=lambda m: m[key])

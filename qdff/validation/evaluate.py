@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from ..fileio import atomic_path  # noqa: E402
 
 # re-exported: evaluate.predict and evaluate.error_metrics as before
-from ..training.errors import error_metrics, predict  # noqa: E402, F401
+from ..training.errors import energy_by_temperature, error_metrics, predict, temperature_label  # noqa: E402, F401
 from ..training.errors import rmse_meV as _rmse  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,9 @@ def evenly(frames, max_frames: int):
 def breakdown(frames, e_pred, f_pred, material: str | None) -> dict:
     """Force errors by site class (core/surface/ligand, from each frame's coordination)
     and force/energy errors by temperature, with the zero-force baseline of each group:
-    a surface error only means something next to the size of the surface forces."""
+    a surface error only means something next to the size of the surface forces. Energies
+    per temperature: :func:`qdff.training.errors.energy_by_temperature` (RMSE, error std with
+    the offset removed, the mean-energy baseline of that temperature, the verdict)."""
     from ..structure import sites
 
     f_ref = np.concatenate([a.get_forces() for a in frames])
@@ -49,14 +51,13 @@ def breakdown(frames, e_pred, f_pred, material: str | None) -> dict:
         log.warning("no surface/core classification: material %r has no known bulk coordination", material)
     temps = np.array([float(a.info.get("temperature", np.nan)) for a in frames])
     per_atom_t = np.concatenate([[t] * len(a) for t, a in zip(temps, frames)])
-    n = np.array([len(a) for a in frames], dtype=np.float64)
-    de = (np.asarray(e_pred) - np.array([a.get_potential_energy() for a in frames])) / n
     for t in sorted(set(temps[np.isfinite(temps)])):
-        label = f"{t:g}K"
+        label = temperature_label(t)
         m = per_atom_t == t
         out[f"force_rmse_meV_per_A_T_{label}"] = _rmse((f_hat[m] - f_ref[m]).ravel())
         out[f"baseline_zero_force_rmse_meV_per_A_T_{label}"] = _rmse(f_ref[m].ravel())
-        out[f"energy_rmse_meV_per_atom_T_{label}"] = _rmse(de[temps == t])
+    # energy RMSE, error std (offset removed), mean-energy baseline and verdict per temperature
+    out.update(energy_by_temperature(frames, e_pred))
     return out
 
 
@@ -195,10 +196,23 @@ def evaluate(
     if errors_path:
         errors_plot(metrics, f"{backend}: force errors on held-out frames", errors_path)
     log.info(
-        "%s: force RMSE %.1f meV/A (zero-force baseline %.1f), energy RMSE %.2f meV/atom",
+        "%s: force RMSE %.1f meV/A (zero-force baseline %.1f), energy RMSE %.2f meV/atom, error std "
+        "(mean offset removed) %.2f meV/atom",
         backend,
         metrics["force_rmse_meV_per_A"],
         metrics["baseline_zero_force_rmse_meV_per_A"],
         metrics["energy_rmse_meV_per_atom"],
+        metrics["energy_error_std_meV_per_atom"],
     )
+    for key in sorted(k for k in metrics if k.startswith("energy_useful_T_")):
+        label = key[len("energy_useful_T_") :]
+        log.info(
+            "%s at %s: energy error std %.2f meV/atom (mean offset removed) against %.2f meV/atom for predicting "
+            "the mean energy of that temperature: %s",
+            backend,
+            label,
+            metrics[f"energy_error_std_meV_per_atom_T_{label}"],
+            metrics[f"baseline_mean_energy_rmse_meV_per_atom_T_{label}"],
+            {True: "useful", False: "NOT useful", None: "too few frames to judge"}[metrics[key]],
+        )
     return metrics

@@ -143,14 +143,18 @@ TIMING_ONLY = {"timing_only": True}
 
 def check_useful(name: str, calc, valid_frames, gate: dict | None = None, hint: str = "check the data") -> dict:
     """Errors of the trained model ``calc`` (an ASE calculator returning total energies) on
-    every validation frame, against the trivial models of the same frames: zero force, and
-    the mean energy per atom after the reference-energy fit. A model whose force RMSE is more
-    than ``max_force_rmse_ratio`` times the zero-force RMSE, or whose energy RMSE per atom is
-    more than ``max_energy_rmse_ratio`` times the mean-energy RMSE (or than that times
-    ``energy_floor_meV_per_atom``, whichever is larger), or that predicts
-    non-finite numbers, raises :class:`TrainingError` naming both numbers. Returns the
-    figures, for the model's metadata. A ``timing_only`` gate (:data:`TIMING_ONLY`) skips the
-    check and says so."""
+    every validation frame, against the trivial models of the same frames. Forces: a model
+    whose force RMSE is more than ``max_force_rmse_ratio`` times the zero-force RMSE (the RMS
+    of the reference forces) is not useful. Energies, judged per AIMD temperature
+    (``info['temperature']``; all frames as one group where none carries one): at each
+    temperature T, the standard deviation of the per-atom energy error with its mean offset
+    removed must be at most ``max_energy_rmse_ratio`` times the mean-energy baseline of T (the
+    RMS of the reference per-atom energies of T's frames about their own mean), or than that
+    times ``energy_floor_meV_per_atom``, whichever is larger. A constant offset is not judged
+    (it changes neither forces nor MD; it is reported), and the offset between temperatures
+    does not inflate the baseline. A model failing a rule, or that predicts non-finite numbers,
+    raises :class:`TrainingError` naming both numbers (and T). Returns the figures, for the
+    model's metadata. A ``timing_only`` gate (:data:`TIMING_ONLY`) skips the check and says so."""
     import numpy as np
 
     from ..errors import error_metrics, predict
@@ -170,6 +174,16 @@ def check_useful(name: str, calc, valid_frames, gate: dict | None = None, hint: 
         m.get("energy_rmse_meV_per_atom", math.nan),
         m.get("baseline_mean_energy_rmse_meV_per_atom", math.nan),
     )
+    # (label, error std with the mean offset removed, mean-energy baseline) per temperature
+    groups = [
+        (
+            k[len("energy_error_std_meV_per_atom_T_") :].replace("K", " K"),
+            v,
+            m[k.replace("energy_error_std", "baseline_mean_energy_rmse")],
+        )
+        for k, v in m.items()
+        if k.startswith("energy_error_std_meV_per_atom_T_")
+    ] or [("all temperatures", m.get("energy_error_std_meV_per_atom", math.nan), e_base)]
     where = f"on the {len(valid_frames)} validation frames"
     if not finite or not f_rmse <= DIVERGED_FORCE_RATIO * f_base:
         what = (
@@ -188,31 +202,36 @@ def check_useful(name: str, calc, valid_frames, gate: dict | None = None, hint: 
         )
     # a spread of per-atom energies below the floor (a short run at one temperature: 1.8-2.7
     # meV/atom measured) is the thermal noise of a few frames, not a bar a force field must clear
-    e_bar = max(e_base, g["energy_floor_meV_per_atom"])
-    if not e_rmse <= g["max_energy_rmse_ratio"] * e_bar:
-        raise TrainingError(
-            f"{name} model is not useful: energy RMSE {e_rmse:.2f} meV/atom {where} against {e_base:.2f} meV/atom for "
-            f"predicting the mean energy per atom (floor training.energy_floor_meV_per_atom "
-            f"{g['energy_floor_meV_per_atom']:g}; ratio {e_rmse / e_bar:.2f} > training.max_energy_rmse_ratio "
-            f"{g['max_energy_rmse_ratio']:g}); {hint}"
-        )
+    for label, e_std, base in groups:
+        e_bar = max(base, g["energy_floor_meV_per_atom"])
+        if not e_std <= g["max_energy_rmse_ratio"] * e_bar:
+            raise TrainingError(
+                f"{name} model is not useful: at {label}, energy error std (mean offset removed) {e_std:.2f} "
+                f"meV/atom {where} against {base:.2f} meV/atom for predicting the mean energy per atom of "
+                f"{label} (floor training.energy_floor_meV_per_atom {g['energy_floor_meV_per_atom']:g}; ratio "
+                f"{e_std / e_bar:.2f} > training.max_energy_rmse_ratio {g['max_energy_rmse_ratio']:g}); {hint}"
+            )
     out = {
         "n_frames": len(valid_frames),
         "force_rmse_meV_per_A": f_rmse,
         "baseline_zero_force_rmse_meV_per_A": f_base,
         "energy_rmse_meV_per_atom": e_rmse,
+        "energy_mean_signed_error_meV_per_atom": m["energy_mean_signed_error_meV_per_atom"],
+        "energy_error_std_meV_per_atom": m["energy_error_std_meV_per_atom"],
+        # about one mean pooled over all temperatures; the gate uses the per-temperature ones
         "baseline_mean_energy_rmse_meV_per_atom": e_base,
+        **{k: v for k, v in m.items() if k.startswith(("energy_error_std_meV_per_atom_T_", "baseline_mean_energy_"))},
         **g,
     }
     log.info(
-        "%s on %d validation frames: force RMSE %.1f meV/A (zero-force %.1f), energy RMSE %.2f meV/atom "
-        "(mean energy %.2f): passes the usefulness gate",
+        "%s on %d validation frames: force RMSE %.1f meV/A (zero-force %.1f), energy RMSE %.2f meV/atom, "
+        "error std (mean offset removed) per temperature %s: passes the usefulness gate",
         name,
         len(valid_frames),
         f_rmse,
         f_base,
         e_rmse,
-        e_base,
+        ", ".join(f"{lab}: {e_std:.2f} against the mean-energy baseline {base:.2f}" for lab, e_std, base in groups),
     )
     return out
 

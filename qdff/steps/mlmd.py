@@ -120,11 +120,11 @@ def compare_rdfs(
     if result["overlap"]:
         rdf.plot(
             result,
-            f"{backend}, {temperature:g} K: pair-distance distributions (unit area); each of "
-            f"{result['seeds_scored']} ML-MD seed(s) ({result['model_frames_compared']} frames) against the AIMD's "
-            f"last {result['frames_per_block']} frames ({result['block_fs']:.0f} fs, of {result['n_reference_frames']} "
-            f"every {result['spacing_fs']:g} fs);\nthe AIMD interval: {result['reference_pairs']} pair(s) of disjoint "
-            f"{result['frames_per_block']}-frame AIMD blocks",
+            f"{backend}, {temperature:g} K: pair-distance distributions (unit area)\neach of "
+            f"{result['seeds_scored']} ML-MD seed(s) ({result['model_frames_compared']} frames in all) against the "
+            f"AIMD's last {result['frames_per_block']} frames ({result['block_fs']:.0f} fs; {result['n_reference_frames']}"
+            f" AIMD frames every {result['spacing_fs']:g} fs)\nAIMD interval: {result['reference_pairs']} pair(s) of "
+            f"disjoint {result['frames_per_block']}-frame AIMD blocks",
             out_png,
         )
         log.info(

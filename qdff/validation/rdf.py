@@ -429,9 +429,9 @@ def panel_title(result: dict, p: str) -> str:
     text = f"{p}: ML {result['overlap'][p]:.2f} [{lo:.2f}-{hi:.2f}]"
     iv = result.get("reference_interval", {}).get(p)
     if iv:
-        text += f", AIMD ≥ {iv[0]:.2f} ({result.get('reference_pairs', '?')} pair(s))"
+        text += f", AIMD ≥ {iv[0]:.2f}"
     if p in result.get("seeds_inside", {}):
-        text += f"; {result['seeds_inside'][p]}/{result['seeds_scored']} seeds in"
+        text += f"\n{result['seeds_inside'][p]}/{result['seeds_scored']} seeds in ({result.get('reference_pairs', '?')} AIMD pair(s))"
     if p in result.get("wasserstein_A", {}):
         wr = result.get("reference_wasserstein_range_A", {}).get(p)
         text += f"\nW {result['wasserstein_A'][p]:.3f} Å" + (f" (AIMD ≤ {wr[1]:.3f})" if wr else "")

@@ -87,9 +87,7 @@ rule compare_rdfs:
         "../envs/analysis.yaml"
     params:
         temperature=lambda w: TEMPERATURES[w.T],
-        evaluation=physics("evaluation", "rdf_r_max", "rdf_bins", "rdf_block_fs", "rdf_resamples"),
-        # of the resampled AIMD self-agreement interval
-        seed=config["mlmd"]["seed"],
+        evaluation=physics("evaluation", "rdf_r_max", "rdf_bins"),
         equilibration_fs=config["selection"]["equilibration_fs"],
     script:
         "../scripts/compare_rdfs.py"

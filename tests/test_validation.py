@@ -25,7 +25,7 @@ def _timed(frames, spacing_fs: float, **info) -> list:
 def test_pair_distance_overlap_drops_for_an_expanded_cluster(cluster):
     frames = _timed(jiggled(cluster, 24, 0.05, 0), 2.0, run="300K")
     model = _timed(jiggled(cluster, 12, 0.05, 5), 2.0, seed=1)
-    same = rdf.compare(frames, model, r_max=8.0, bins=160, block_fs=4.0)
+    same = rdf.compare(frames, model, r_max=8.0, bins=160)
     assert set(same["overlap"]) == {"Cd-Cd", "Cd-Se", "Se-Se"}
     assert same["curve"] == "pair-distance distribution (unit area)"
     # each unit-area curve really has unit area
@@ -37,12 +37,12 @@ def test_pair_distance_overlap_drops_for_an_expanded_cluster(cluster):
         b = a.copy()
         b.positions = b.positions.mean(axis=0) + 1.10 * (b.positions - b.positions.mean(axis=0))
         expanded.append(b)
-    shifted = rdf.compare(frames, expanded, r_max=8.0, bins=160, block_fs=4.0)
+    shifted = rdf.compare(frames, expanded, r_max=8.0, bins=160)
     assert all(v < 0.8 for v in shifted["overlap"].values())
     assert shifted["overlap_min"] == min(shifted["overlap"].values())
     assert set(shifted["below_reference_interval"]) == set(shifted["overlap"])  # far below the AIMD's own spread
     # a slightly hotter copy of the same structure overlaps much more than the expanded one
-    warm = rdf.compare(frames, _timed(jiggled(cluster, 12, 0.08, 1), 2.0), r_max=8.0, bins=160, block_fs=4.0)
+    warm = rdf.compare(frames, _timed(jiggled(cluster, 12, 0.08, 1), 2.0), r_max=8.0, bins=160)
     assert shifted["overlap_min"] < warm["overlap_min"] < same["overlap_min"] < 1.0
 
 
@@ -52,7 +52,7 @@ def test_model_identical_to_an_aimd_half_does_not_beat_the_aimd_self_agreement(c
     above that 'ceiling'. Now the copy scores exactly the self-agreement."""
     aimd = _timed(jiggled(cluster, 40, 0.08, 0), 2.0, run="300K")
     model = [a.copy() for a in aimd[:20]]
-    res = rdf.compare(aimd, model, r_max=8.0, bins=80, block_fs=10.0)
+    res = rdf.compare(aimd, model, r_max=8.0, bins=80)
     assert res["frames_per_block"] == 20 and res["model_blocks"] == 1 and res["reference_blocks"] == 2
     for p, score in res["overlap"].items():
         assert score == pytest.approx(res["reference_overlap"][p], abs=1e-12)
@@ -66,19 +66,98 @@ def test_model_identical_to_an_aimd_half_does_not_beat_the_aimd_self_agreement(c
 def test_equal_frame_counts_and_a_fair_reference_interval(cluster):
     """ML-MD written every 10 fs for 3 ps, AIMD every 2 fs for 0.8 ps: both thinned to 10 fs,
     compared in blocks of equal size; an independent sample of the same distribution (a
-    perfect model) lands inside the AIMD's self-agreement interval."""
+    perfect model) lands close to the AIMD's self-agreement."""
     aimd = _timed(jiggled(cluster, 400, 0.08, 1), 2.0, run="300K")
     model = _timed(jiggled(cluster, 300, 0.08, 101), 10.0, seed=3)
-    res = rdf.compare(aimd, model, r_max=8.0, bins=80, block_fs=20.0)
+    res = rdf.compare(aimd, model, r_max=8.0, bins=80)
     assert res["spacing_fs"] == 10.0 and res["n_reference_frames"] == 80 and res["n_model_frames"] == 300
     n = res["frames_per_block"]
     assert n == 40 and res["reference_frames_compared"] == n and res["model_frames_compared"] == res["model_blocks"] * n
-    assert res["model_blocks"] == 7 and res["reference_blocks"] == 2
-    assert res["sub_block_frames"] == 2 and n % res["sub_block_frames"] == 0
+    assert res["model_blocks"] == 7 and res["reference_blocks"] == 2 and res["reference_pairs"] == 1
+    # the seed (300 frames) is longer than half the AIMD: cut to 40-frame blocks, and said so
+    assert "blocks cut to 40 frames" in res["block_note"]
+    assert res["seeds"][0]["frames"] == 300 and res["seeds"][0]["blocks"] == 7
+    # one AIMD pair is an interval of one value: whether a perfect model lands above it is a
+    # coin toss per element pair (the interval a many-pair AIMD gives is tested below), but it
+    # lands close to it
     for p, score in res["overlap"].items():
         lo, hi = res["reference_interval"][p]
-        assert lo <= score <= hi, (p, score, lo, hi)
-    assert res["below_reference_interval"] == []
+        assert lo == hi and abs(score - lo) < 0.05, (p, score, lo)
+
+
+def _correlated_trajectory(atoms, n: int, sigma: float, corr: float, seed: int) -> list:
+    """``n`` frames of ``atoms`` vibrating about its positions with Gaussian displacements
+    (``sigma`` A per component), correlated from frame to frame (AR(1), ``corr``): an AIMD-like
+    trajectory whose neighbouring frames are alike."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=sigma, size=atoms.positions.shape)
+    out = []
+    for _ in range(n):
+        x = corr * x + np.sqrt(1 - corr**2) * rng.normal(scale=sigma, size=x.shape)
+        a = atoms.copy()
+        a.positions += x
+        out.append(a)
+    return out
+
+
+def test_a_bad_model_fails_the_pair_distance_comparison_and_says_why(cluster):
+    """One synthetic trajectory (correlated frames, 2 fs apart): its first 1000 frames are the
+    AIMD, three later contiguous blocks of 50 frames are three seeds of a perfect model. The
+    AIMD holds 20 blocks of 50 frames: 10 disjoint pairs. The same seeds with every bond
+    stretched 5 % (positions scaled about the centroid) or with their displacements from the
+    mean structure doubled (a model too soft) fail, each flagged for what is wrong with it.
+    The perfect model is not certain to pass: with the lower end the lowest of 10 pairs, a
+    seed falls below by chance about once in 11; over trajectory seeds 5-10 (measured), one of
+    six had one element pair (Cd-Cd) with 2 of 3 seeds below, the others none."""
+    traj = _timed(_correlated_trajectory(cluster, 1200, 0.06, 0.8, 7), 2.0)
+    aimd = [a for a in traj[:1000]]
+    for a in aimd:
+        a.info["run"] = "300K"
+
+    def seeds(transform=None):
+        out = []
+        for s, start in enumerate((1020, 1075, 1130)):
+            for a in traj[start : start + 50]:
+                b = a.copy()
+                if transform is not None:
+                    b.positions = transform(b.positions)
+                b.info.update(time=a.info["time"] - start * 2.0, seed=s)
+                out.append(b)
+        return out
+
+    mean = np.mean([a.positions for a in aimd], axis=0)
+    good = rdf.compare(aimd, seeds(), r_max=8.0, bins=80)
+    assert good["frames_per_block"] == 50 and good["reference_pairs"] == 10 and good["seeds_scored"] == 3
+    assert "block_note" not in good
+    for p in good["overlap"]:
+        lo, hi = good["overlap_range"][p]
+        assert lo <= good["overlap"][p] <= hi
+        assert good["reference_interval"][p][0] == good["reference_overlap_lowest"][p]
+        assert good["wasserstein_A"][p] > 0 and good["reference_wasserstein_range_A"][p][0] > 0
+        assert good["verdict"][p].startswith(f"{good['seeds_inside'][p]} of 3 seeds inside")
+    assert good["below_reference_interval"] == []
+    assert all(k >= 2 for k in good["seeds_inside"].values()), good["seeds_inside"]
+
+    stretched = rdf.compare(aimd, seeds(lambda x: x.mean(axis=0) + 1.05 * (x - x.mean(axis=0))), r_max=8.0, bins=80)
+    soft = rdf.compare(aimd, seeds(lambda x: mean + 2.0 * (x - mean)), r_max=8.0, bins=80)
+    for bad in (stretched, soft):
+        assert "Cd-Se" in bad["below_reference_interval"]
+        assert bad["seeds_inside"]["Cd-Se"] == 0
+        assert bad["verdict"]["Cd-Se"].startswith("0 of 3 seeds inside")
+        assert bad["wasserstein_A"]["Cd-Se"] > bad["reference_wasserstein_range_A"]["Cd-Se"][1]
+        assert bad["overlap"]["Cd-Se"] < good["overlap"]["Cd-Se"]
+    # what is wrong: the bonds are longer / the first shell is broader
+    assert any(f.startswith("first shell longer") for f in stretched["flags"]["Cd-Se"])
+    assert "first shell longer" in stretched["verdict"]["Cd-Se"]
+    assert stretched["first_shell"]["Cd-Se"]["model_shift_A"] == pytest.approx(0.05 * 2.63, abs=0.03)
+    assert any(f.startswith("first shell broader") for f in soft["flags"]["Cd-Se"])
+    assert soft["first_shell"]["Cd-Se"]["model_spread_ratio"] > 1.5
+
+    # an independent AIMD run scored as a null: a perfect model's value
+    other = _timed(_correlated_trajectory(cluster, 200, 0.06, 0.8, 8), 2.0, run="300K-b")
+    null = rdf.compare(aimd, seeds(), r_max=8.0, bins=80, independent=other)["independent"]
+    assert null["blocks"] == 4 and set(null["overlap"]) == set(good["overlap"])
+    assert all(null["overlap"][p] > stretched["overlap"][p] for p in null["overlap"])
 
 
 def test_first_peak_position_and_width_of_a_known_distribution():

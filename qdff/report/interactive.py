@@ -159,7 +159,10 @@ def parity_figure(pred: dict, backend: str, train_range: dict | None = None) -> 
 
 def pair_distance_figure(result: dict, title: str, curve: str) -> dict:
     """Pair-distance distributions of ML-MD against AIMD (qdff.validation.rdf's result), one panel per
-    element pair, three per row, shared r axis; the AIMD interval band where present."""
+    element pair, three per row, shared r axis; the range of the AIMD blocks and of the ML-MD
+    seeds where present."""
+    from ..validation.rdf import panel_title
+
     pairs = list(result["reference"])
     edges = np.asarray(result["edges"])
     r = _r(0.5 * (edges[1:] + edges[:-1]), 3)
@@ -178,7 +181,7 @@ def pair_distance_figure(result: dict, title: str, curve: str) -> dict:
                     "fill": "toself",
                     "fillcolor": "rgba(0,0,0,0.12)",
                     "line": {"width": 0},
-                    "name": "AIMD blocks interval",
+                    "name": "AIMD blocks range",
                     "showlegend": k == 0,
                     "legendgroup": "band",
                     "hoverinfo": "skip",
@@ -214,20 +217,34 @@ def pair_distance_figure(result: dict, title: str, curve: str) -> dict:
                 "yaxis": f"y{ax}",
             }
         )
-        text = p + (
-            f": ML {result['overlap'][p]:.2f}, AIMD {result['reference_overlap'][p]:.2f}"
-            if p in result.get("overlap", {})
-            else ""
-        )
+        seeds = result.get("seed_band", {}).get(p)
+        if seeds and result.get("seeds_scored", 0) > 1:
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": r + r[::-1],
+                    "y": _r(seeds[1], 4) + _r(seeds[0], 4)[::-1],
+                    "fill": "toself",
+                    "fillcolor": "rgba(255,127,14,0.2)",
+                    "line": {"width": 0},
+                    "name": "ML-MD seeds range",
+                    "showlegend": k == 0,
+                    "legendgroup": "seeds",
+                    "hoverinfo": "skip",
+                    "xaxis": f"x{ax}",
+                    "yaxis": f"y{ax}",
+                }
+            )
+        text = panel_title(result, p).replace("\n", "<br>")
         annotations.append(
             {
                 "text": text,
                 "xref": f"x{ax} domain",
                 "yref": f"y{ax} domain",
                 "x": 0.5,
-                "y": 1.12,
+                "y": 1.2,
                 "showarrow": False,
-                "font": {"size": 11},
+                "font": {"size": 9},
             }
         )
     layout = {

@@ -164,12 +164,12 @@ def compare_rdfs(
     *,
     temperature: float,
     evaluation: dict,
-    seed: int,
     equilibration_fs: float,
 ) -> dict:
     """Pair-distance distributions of the ML-MD runs against the AIMD frames at the same
-    temperature (after ``equilibration_fs``), compared in blocks of equal frame count
-    (qdff.validation.rdf; ``evaluation``: its rdf_* settings, ``seed``: of the resampling)."""
+    temperature (after ``equilibration_fs``): each seed against the AIMD in blocks of equal
+    frame count, beside disjoint pairs of AIMD blocks (qdff.validation.rdf; ``evaluation``:
+    its rdf_* settings)."""
     from ..validation import rdf
 
     aimd = dataset.equilibrated(dataset.at_temperature(dataset.read_frames(data), temperature), equilibration_fs)
@@ -180,9 +180,7 @@ def compare_rdfs(
     p = evaluation
     result = None
     if len(ml) >= 3 and aimd:
-        result = rdf.compare(
-            aimd, ml, p["rdf_r_max"], p["rdf_bins"], block_fs=p["rdf_block_fs"], resamples=p["rdf_resamples"], seed=seed
-        )
+        result = rdf.compare(aimd, ml, p["rdf_r_max"], p["rdf_bins"])
         if not result["overlap"]:
             result["note"] = f"too few AIMD frames for two blocks of {len(ml)} ML-MD frames"
     if result is None:
@@ -196,17 +194,23 @@ def compare_rdfs(
     if result["overlap"]:
         rdf.plot(
             result,
-            f"{backend}, {temperature:g} K: pair-distance distributions (unit area), ML-MD against "
-            f"AIMD in blocks of {result['frames_per_block']} frames ({result['block_fs']:.0f} fs)",
+            f"{backend}, {temperature:g} K: pair-distance distributions (unit area)\neach of "
+            f"{result['seeds_scored']} ML-MD seed(s) ({result['model_frames_compared']} frames in all) against the "
+            f"AIMD's last {result['frames_per_block']} frames ({result['block_fs']:.0f} fs; {result['n_reference_frames']}"
+            f" AIMD frames every {result['spacing_fs']:g} fs)\nAIMD interval: {result['reference_pairs']} pair(s) of "
+            f"disjoint {result['frames_per_block']}-frame AIMD blocks",
             out_png,
         )
         log.info(
-            "%s at %g K: pair-distance overlap %s (AIMD self-agreement %s)",
+            "%s at %g K: pair-distance overlap %s (AIMD self-agreement %s); %s",
             backend,
             temperature,
             ", ".join(f"{k} {v:.3f}" for k, v in result["overlap"].items()),
             ", ".join(f"{k} {v:.3f}" for k, v in result["reference_overlap"].items()),
+            "; ".join(f"{k}: {v}" for k, v in result["verdict"].items()),
         )
+        if result.get("block_note"):
+            log.warning("%s at %g K: %s", backend, temperature, result["block_note"])
     else:
         log.warning("%s at %g K: %s", backend, temperature, result["note"])
         rdf.plot_message(f"{backend}, {temperature:g} K: {result['note']}", out_png)

@@ -188,9 +188,10 @@ def _mlmd_rows(row: dict, runs: list, cp2k: dict) -> None:
 
 
 def _pair_distance_rows(row: dict, mine: list) -> None:
-    """Overlap scores of the pair-distance distributions, the AIMD self-agreement beside the
-    worst, and first-peak positions and widths."""
-    peaks, below, worst = [], [], None
+    """Overlap scores of the pair-distance distributions (mean over seeds), the AIMD
+    self-agreement beside the worst with the seeds' range and Wasserstein distances, how many
+    seeds are inside the AIMD interval, and first-peak positions and widths."""
+    peaks, below, worst, seeds = [], [], None, []
     for r in mine:
         T = f"{r['temperature']:g}"
         for pair, score in r["overlap"].items():
@@ -198,6 +199,12 @@ def _pair_distance_rows(row: dict, mine: list) -> None:
             if worst is None or score < worst[0]:
                 worst = (score, pair, r)
         below += [f"{p} {T} K" for p in r.get("below_reference_interval", [])]
+        if r.get("seeds_inside"):
+            seeds.append(
+                f"{T} K: "
+                + ", ".join(f"{p} {k}/{r['seeds_scored']}" for p, k in r["seeds_inside"].items())
+                + f" ({r.get('reference_pairs')} AIMD pair(s))"
+            )
         fp = r.get("first_peak", {})
         for pair, ref in fp.get("reference", {}).items():
             ml = fp.get("model", {}).get(pair, {})
@@ -219,6 +226,16 @@ def _pair_distance_rows(row: dict, mine: list) -> None:
         iv = r.get("reference_interval", {}).get(pair)
         if iv:
             row["pair_distance_aimd_interval_at_worst"] = f"{iv[0]:.2f}-{iv[1]:.2f}"
+        rng = r.get("overlap_range", {}).get(pair)
+        if rng:
+            row["pair_distance_overlap_seeds_at_worst"] = f"{rng[0]:.2f}-{rng[1]:.2f}"
+        if pair in r.get("wasserstein_A", {}):
+            row["pair_distance_wasserstein_A_at_worst"] = r["wasserstein_A"][pair]
+            wr = r.get("reference_wasserstein_range_A", {}).get(pair)
+            if wr:
+                row["pair_distance_aimd_wasserstein_A_at_worst"] = f"{wr[0]:.3f}-{wr[1]:.3f}"
         row["pair_distance_frames_per_block"] = r.get("frames_per_block")
     row["pair_distance_below_aimd_interval"] = "; ".join(below) if below else "none"
+    if seeds:
+        row["pair_distance_seeds_inside"] = "; ".join(seeds)
     row["pair_distance_first_peaks"] = peaks

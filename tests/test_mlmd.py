@@ -344,3 +344,28 @@ def test_temperature_blow_up_and_csvr_thermostat(cluster):
     assert not any(spikes)  # hot again and again, never for 200 fs: the thermostat takes it back
     with pytest.raises(ValueError, match="mlmd.thermostat"):
         mlmd.run(lj, cluster, _reference(cluster), thermostat="berendsen", **kw)
+
+
+def test_csvr_holds_the_kinetic_energy_of_3n_minus_6_degrees_of_freedom_as_cp2k():
+    """A free cluster under CSVR keeps zero momentum and rotation, so its kinetic energy has
+    3N - 6 degrees of freedom (CP2K's count for the AIMD); ASE's Bussi counted 3N - 3 (FixCom)
+    and held a 12-atom cluster 10 % hotter. A 13-atom Lennard-Jones cluster, 20 ps, fixed seed."""
+    from ase.calculators.lj import LennardJones
+    from ase.cluster import Icosahedron
+    from ase.constraints import FixCom
+
+    atoms = Icosahedron("Ar", 2)  # 13 atoms
+    atoms.calc = LennardJones(sigma=3.4, epsilon=0.0104, rc=10.0)
+    rng = np.random.default_rng(1)
+    mlmd.thermalize_momenta(atoms, temperature_K=40.0, rng=rng)
+    mlmd.Stationary(atoms)
+    mlmd.ZeroRotation(atoms)
+    atoms.set_constraint(FixCom())
+    dyn = mlmd.thermostatted(atoms, "csvr", 40.0, 5.0, 100.0, rng)
+    ndof = mlmd.degrees_of_freedom(len(atoms), "csvr")
+    assert ndof == 33 and mlmd.degrees_of_freedom(len(atoms), "langevin") == 36
+    temps = []
+    for _ in range(4000):
+        dyn.run(1)
+        temps.append(mlmd.temperature_of(atoms, ndof))
+    assert np.mean(temps[400:]) == pytest.approx(40.0, rel=0.04)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import read_json
+from .stability import degrees_of_freedom
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +207,18 @@ def write_md_inputs(
         )
     else:
         raise LammpsError(f"mlmd.thermostat: {thermostat!r} is neither csvr nor langevin")
+    # the degrees of freedom of qdff.validation.mlmd.degrees_of_freedom (3N - 6 under CSVR, as
+    # CP2K's; LAMMPS' default is 3N - 3): thermo_temp is the temperature the velocities are
+    # drawn at, the thermostat holds and thermo prints
+    extra_dof = 3 * len(atoms) - degrees_of_freedom(len(atoms), thermostat)
     lines += [
-        f"velocity all create {temperature:g} {_lammps_seed(seed, 0)} mom yes rot yes dist gaussian",
+        "thermo_style custom step pe ke etotal temp",
+        f"compute_modify thermo_temp extra/dof {extra_dof}",
+        f"velocity all create {temperature:g} {_lammps_seed(seed, 0)} temp thermo_temp mom yes rot yes dist gaussian",
         f"timestep {timestep_fs / 1000:g}",
         "fix nve all nve",
         fix,
+        "fix_modify thermostat temp thermo_temp",
         f"variable hot equal temp>{HALT_FACTOR * temperature:g}",
         f"fix halt all halt {record_every} v_hot > 0.5 error hard message yes",
         "thermo_style custom step pe ke etotal temp",

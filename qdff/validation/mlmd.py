@@ -46,7 +46,14 @@ from ase.md.verlet import VelocityVerlet
 from ase.neighborlist import natural_cutoffs
 from scipy.spatial.distance import pdist
 
-from .stability import BLOWUP_FACTOR, StretchedBonds, break_distances, pair_index, pair_name  # noqa: F401
+from .stability import (  # noqa: F401
+    BLOWUP_FACTOR,
+    StretchedBonds,
+    break_distances,
+    degrees_of_freedom,
+    pair_index,
+    pair_name,
+)
 
 try:  # ASE >= 3.29
     from ase.md.velocitydistribution import thermalize_momenta
@@ -452,6 +459,11 @@ class _Recorder:
 THERMOSTATS = ("csvr", "langevin")
 
 
+def temperature_of(atoms, ndof: int) -> float:
+    """The instantaneous temperature with ``ndof`` kinetic degrees of freedom (K)."""
+    return float(2.0 * atoms.get_kinetic_energy() / (ndof * units.kB))
+
+
 def thermostatted(atoms, thermostat: str, temperature: float, timestep_fs: float, timecon_fs: float, rng):
     """ASE's dynamics for ``thermostat`` ("csvr": Bussi, or "langevin") at ``temperature`` with
     time constant ``timecon_fs`` (Langevin: friction 1/``timecon_fs``); the centre of mass is
@@ -459,7 +471,12 @@ def thermostatted(atoms, thermostat: str, temperature: float, timestep_fs: float
     if thermostat == "csvr":
         from ase.md.bussi import Bussi
 
-        return Bussi(atoms, timestep_fs * units.fs, temperature_K=temperature, taut=timecon_fs * units.fs, rng=rng)
+        dyn = Bussi(atoms, timestep_fs * units.fs, temperature_K=temperature, taut=timecon_fs * units.fs, rng=rng)
+        # the target kinetic energy and the noise of 3N - 6 degrees of freedom, as CP2K's CSVR
+        # (ASE's Bussi takes the constraints' count, 3N - 3 with FixCom): degrees_of_freedom
+        dyn.ndof = degrees_of_freedom(len(atoms), "csvr")
+        dyn.target_kinetic_energy = 0.5 * dyn.temp * dyn.ndof
+        return dyn
     if thermostat == "langevin":
         return Langevin(
             atoms,
@@ -472,7 +489,7 @@ def thermostatted(atoms, thermostat: str, temperature: float, timestep_fs: float
     raise ValueError(f"mlmd.thermostat: {thermostat!r} is none of {', '.join(THERMOSTATS)}")
 
 
-def _nve(atoms, steps: int, timestep_fs: float, record_every: int, rec: _Recorder) -> str | None:
+def _nve(atoms, steps: int, timestep_fs: float, record_every: int, rec: _Recorder, ndof: int) -> str | None:
     """NVE segment: drift and fluctuation of the total energy and the mean temperature. A
     force field whose forces are not the gradient of its energy, or that needs a smaller
     time step, shows it here. Returns why it is unstable, or None."""
@@ -484,7 +501,7 @@ def _nve(atoms, steps: int, timestep_fs: float, record_every: int, rec: _Recorde
         except Exception as exc:
             return f"NVE step {step}: calculator failed: {type(exc).__name__}: {exc}"
         if step % record_every == 0 or step == steps:
-            reason = rec.nve(atoms, step, epot, epot + float(atoms.get_kinetic_energy()), atoms.get_temperature())
+            reason = rec.nve(atoms, step, epot, epot + float(atoms.get_kinetic_energy()), temperature_of(atoms, ndof))
             if reason:
                 return reason
     return None
@@ -542,6 +559,7 @@ def run(
     ZeroRotation(atoms)
     atoms.set_constraint(FixCom())  # a free cluster: no centre-of-mass drift
     dyn = thermostatted(atoms, thermostat, temperature, timestep_fs, thermostat_timecon_fs, rng)
+    ndof = degrees_of_freedom(len(atoms), thermostat)
     reason, done = None, 0
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
@@ -553,13 +571,13 @@ def run(
             break
         done = step
         if step % record_every == 0 or step == steps:
-            reason = rec.langevin(atoms, step, epot, atoms.get_temperature())
+            reason = rec.langevin(atoms, step, epot, temperature_of(atoms, ndof))
             if reason:
                 break
     wall = time.perf_counter() - t0
     nve_reason = None
     if reason is None and nve_steps > 0:
-        nve_reason = _nve(atoms, nve_steps, timestep_fs, record_every, rec)
+        nve_reason = _nve(atoms, nve_steps, timestep_fs, record_every, rec, ndof)
     return rec.summary(
         steps=steps,
         done=done,

@@ -27,7 +27,7 @@ from ..cp2k import input as cp2k_input
 from ..cp2k import output as cp2k_output
 from ..cp2k import run as cp2k_run
 from ..fileio import atomic_path, read_json, write_json
-from .mlmd import _Recorder, thermalize_momenta
+from .mlmd import _Recorder, degrees_of_freedom, thermalize_momenta
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,10 @@ def md_input(
     return tree
 
 
-def _temperature(kinetic_eV, n_atoms: int) -> float:
-    """The kinetic energy as a temperature counted as ASE counts a model's run (3N - 3 degrees of
-    freedom, its FixCom constraint): CP2K's own column counts 3N - 6 for a free cluster."""
-    return float(2.0 * kinetic_eV / ((3 * n_atoms - 3) * units.kB))
+def _temperature(kinetic_eV, ndof: int) -> float:
+    """The kinetic energy as a temperature with the degrees of freedom a model's run counts
+    (qdff.validation.mlmd.degrees_of_freedom; under CSVR CP2K's own count, 3N - 6)."""
+    return float(2.0 * kinetic_eV / (ndof * units.kB))
 
 
 def _segment(cp2k: dict, tree: dict, workdir: Path, project: str) -> tuple[dict, list, float]:
@@ -194,7 +194,8 @@ def run(
     )
     tree = md_input(start, steps=steps, velocities=initial_velocities(start, temperature, seed), **common)
     ener, frames, wall = _segment(cp2k, tree, workdir, NVT_PROJECT)
-    temp_at = {int(s): _temperature(k, len(start)) for s, k in zip(ener["step"], ener["kinetic"])}
+    ndof = degrees_of_freedom(len(start), thermostat)
+    temp_at = {int(s): _temperature(k, ndof) for s, k in zip(ener["step"], ener["kinetic"])}
     epot_at = dict(zip(ener["step"].tolist(), ener["potential"]))
     atoms = start.copy()
     reason, done = None, 0
@@ -234,7 +235,7 @@ def run(
                 nve_done,
                 float(ener["potential"][k]),
                 float(ener["potential"][k] + ener["kinetic"][k]),
-                _temperature(ener["kinetic"][k], len(start)),
+                _temperature(ener["kinetic"][k], ndof),
             )
             if nve_reason:
                 break

@@ -39,12 +39,25 @@ TEMPERATURES = {qconfig.temperature_label(t): t for t in config["aimd"]["tempera
 TRAINED_BACKENDS = qconfig.enabled_backends(config)
 BASELINES = list(config["baselines"])
 BACKENDS = TRAINED_BACKENDS + BASELINES
+# models 1..training.seeds-1 of every trained backend (model 0 is models/{backend}/): their
+# held-out errors give the spread over seeds in the metrics table; baselines have none
+REPLICAS = list(range(1, config["training"]["seeds"]))
 
 
 wildcard_constraints:
     system=SYSTEM,
     T=r"[0-9.]+K",
     backend="|".join(BACKENDS),
+    # models 1.. of training.seeds (model 0 is models/{backend}/ itself)
+    replica=r"[1-9][0-9]*",
+
+
+def replica_metrics(wildcards):
+    return [
+        f"results/{wildcards.system}/evaluation/{b}/replicas/{k}/metrics.json"
+        for b in TRAINED_BACKENDS
+        for k in REPLICAS
+    ]
 
 
 def aimd_summaries(wildcards):

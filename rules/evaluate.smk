@@ -58,7 +58,7 @@ rule evaluate_model_replica:
         max_frames=config["evaluation"]["max_frames"],
         material=config["structure"]["material"],
     script:
-        "../scripts/evaluate_model.py"
+        "../scripts/evaluate_model_replica.py"
 
 
 rule collect_metrics:

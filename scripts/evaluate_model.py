@@ -11,7 +11,6 @@ smk.run(
     snakemake.input.test,
     snakemake.output.metrics,
     snakemake.output.parity,
-    # none for the replicas of training.seeds
-    snakemake.output.get("errors"),
+    snakemake.output.errors,
     train_file=snakemake.input.train,
 )

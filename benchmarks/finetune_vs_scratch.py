@@ -65,7 +65,7 @@ def train_one(model: str, cfg: dict, train, valid, refs, workdir: Path, model_di
         params = dict(cfg["backends"][name], enabled=True, threads=1)  # the same core count for every model
         if model == "sevenn-scratch":
             params["from_scratch"] = True
-        backends.get(name).train(train, valid, refs, params, workdir, model_dir, gate=cfg["training"])
+        backends.get(name).train(train, valid, refs, params, workdir, model_dir, gate=qconfig.training_gate(cfg))
     return time.perf_counter() - t0
 
 

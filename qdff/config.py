@@ -173,6 +173,12 @@ def validate(config: dict) -> dict:
                 f"config error at active_learning.explore_with: {al['explore_with']!r} is not in "
                 f"baselines {config['baselines']} (the seed exploration uses that baseline's model)"
             )
+        if config["training"]["seeds"] > al["committee"]:
+            raise ConfigError(
+                f"config error at training.seeds: {config['training']['seeds']} models of {al['backend']} asked for, "
+                f"but with active learning its models are the final committee's {al['committee']} members "
+                "(active_learning.committee)"
+            )
     return config
 
 
@@ -210,6 +216,12 @@ def hyperparameters(block: dict) -> dict:
     """A backend's config block (``backends.<name>``) without its :data:`RESOURCE_KEYS`: what
     a trained model depends on (its fingerprint, a rule's params), in the block's order."""
     return {k: v for k, v in block.items() if k not in RESOURCE_KEYS}
+
+
+def training_gate(config: dict) -> dict:
+    """The usefulness thresholds every trained model must pass (config ``training``) without
+    ``seeds``: how many models are trained per backend is no rerun trigger of the first one."""
+    return {k: v for k, v in config["training"].items() if k != "seeds"}
 
 
 def temperature_label(t: float) -> str:

@@ -28,7 +28,7 @@ rule train_committee_member:
     params:
         backend=AL_BACKEND,
         backend_config=canonical(qconfig.hyperparameters(config["backends"][AL_BACKEND])),
-        gate=canonical(config["training"]),
+        gate=canonical(qconfig.training_gate(config)),
         workdir=lambda w: f"results/{w.system}/al/iter{w.i}/training/m{w.k}",
         split_dir=subpath(input.summary, parent=True),
         model_dir=subpath(output[0], parent=True),
@@ -237,3 +237,24 @@ rule export_active_learning_model:
 
 
 ruleorder: export_active_learning_model > train_model
+
+
+rule export_active_learning_replica:
+    """Model k of training.seeds of the committee's backend: the final committee's member k, trained
+    on the same set as member 0 with the seed of model k (qdff.training.with_seed)."""
+    input:
+        member=lambda w: f"results/{w.system}/al/iter{al_final_iteration(w.system)}/committee/m{w.replica}/model.json",
+        summary="results/{system}/al/summary.json",
+    output:
+        f"results/{{system}}/models/{AL_BACKEND}/replicas/{{replica}}/model.json",
+    log:
+        "logs/export_active_learning_replica/{system}_{replica}.log",
+    benchmark:
+        "results/benchmarks/export_active_learning_replica/{system}_{replica}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/export_active_learning_model.py"
+
+
+ruleorder: export_active_learning_replica > train_model_replica

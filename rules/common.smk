@@ -42,12 +42,25 @@ BACKENDS = TRAINED_BACKENDS + BASELINES
 # the reference as a model (mlmd.reference): CP2K's own MD through the ML-MD protocol and the
 # structural comparisons, beside the models (no held-out errors, no vibrations: it is the reference)
 REFERENCE = ["reference"] if qconfig.reference_md(config) else []
+# models 1..training.seeds-1 of every trained backend (model 0 is models/{backend}/): their
+# held-out errors give the spread over seeds in the metrics table; baselines have none
+REPLICAS = list(range(1, config["training"]["seeds"]))
 
 
 wildcard_constraints:
     system=SYSTEM,
     T=r"[0-9.]+K",
     backend="|".join(BACKENDS + REFERENCE),
+    # models 1.. of training.seeds (model 0 is models/{backend}/ itself)
+    replica=r"[1-9][0-9]*",
+
+
+def replica_metrics(wildcards):
+    return [
+        f"results/{wildcards.system}/evaluation/{b}/replicas/{k}/metrics.json"
+        for b in TRAINED_BACKENDS
+        for k in REPLICAS
+    ]
 
 
 def aimd_summaries(wildcards):

@@ -35,10 +35,38 @@ rule evaluate_model:
         "../scripts/evaluate_model.py"
 
 
+rule evaluate_model_replica:
+    """evaluate_model for model k of training.seeds (rule train_model_replica): its errors on the
+    same held-out frames, a parity plot beside them, nothing in the report but the spread."""
+    input:
+        model="results/{system}/models/{backend}/replicas/{replica}/model.json",
+        test="results/{system}/split/test.extxyz",
+        train="results/{system}/split/train.extxyz",
+    output:
+        metrics="results/{system}/evaluation/{backend}/replicas/{replica}/metrics.json",
+        predictions="results/{system}/evaluation/{backend}/replicas/{replica}/predictions.json",
+        parity="results/{system}/evaluation/{backend}/replicas/{replica}/parity.png",
+    log:
+        "logs/evaluate_model_replica/{system}_{backend}_{replica}.log",
+    benchmark:
+        "results/benchmarks/evaluate_model_replica/{system}_{backend}_{replica}.tsv"
+    wildcard_constraints:
+        backend="|".join(TRAINED_BACKENDS) or "^$",
+    conda:
+        "../envs/{backend}.yaml"
+    params:
+        max_frames=config["evaluation"]["max_frames"],
+        material=config["structure"]["material"],
+    script:
+        "../scripts/evaluate_model_replica.py"
+
+
 rule collect_metrics:
     """One metrics table across backends (errors, stability, pair-distance overlap, speed), as JSON and CSV."""
     input:
         metrics=expand("results/{{system}}/evaluation/{backend}/metrics.json", backend=BACKENDS),
+        # models 1.. of training.seeds: the spread of the errors over seeds
+        replicas=replica_metrics,
         mlmd=mlmd_summaries,
         rdf=rdf_results,
         aimd=aimd_summaries,

@@ -7,6 +7,7 @@ smk.run(
     snakemake.input.metrics,
     snakemake.output.json,
     snakemake.output.csv,
+    replica_files=snakemake.input.replicas,
     mlmd_files=snakemake.input.mlmd,
     rdf_files=snakemake.input.rdf,
     aimd_files=snakemake.input.aimd,

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data import dataset
 from ..fileio import atomic_open, read_json, write_json
+from ..training import with_seed
 from . import deviation
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,7 @@ def exploration_temperatures(cfg: dict) -> list[float]:
 
 def member_params(cfg: dict, member: int) -> dict:
     """The committee member's training settings: the backend's, with its own seed."""
-    al = cfg["active_learning"]
-    params = dict(cfg["backends"][al["backend"]])
-    params["seed"] = int(params.get("seed", 1)) + 1000 * member
-    return params
+    return with_seed(cfg["backends"][cfg["active_learning"]["backend"]], member)
 
 
 def train_member(cfg: dict, member: int, train_file, split_dir, workdir, model_dir) -> Path:
@@ -469,7 +467,8 @@ def summarize(
 
 
 def export_model(member_dir, model_dir) -> Path:
-    """The final committee's member 0 as the system's model of the backend (model.json last)."""
+    """The final committee's member 0 as the system's model of the backend, or member k as its
+    model k of training.seeds (model.json last)."""
     member_dir, model_dir = Path(member_dir), Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     for f in sorted(member_dir.iterdir()):

@@ -61,9 +61,11 @@ METRIC_COLUMNS = [
 def breakdown_table(metrics: list) -> tuple[list, list]:
     """Columns and rows of force RMSE by element, site class and temperature, with the
     zero-force baseline of each group (the first row)."""
+    from ..validation.metrics import is_spread_key
+
     prefix = "force_rmse_meV_per_A_"
     keys = sorted(
-        {k[len(prefix) :] for m in metrics for k in m if k.startswith(prefix)},
+        {k[len(prefix) :] for m in metrics for k in m if k.startswith(prefix) and not is_spread_key(k)},
         key=lambda k: (k.startswith("T_"), k.startswith("site_"), k),
     )
 
@@ -76,7 +78,11 @@ def breakdown_table(metrics: list) -> tuple[list, list]:
         if metrics
         else []
     )
-    rows = [base] + [[m["backend"]] + [_fmt("", "{:.1f}", m.get(prefix + k)) for k in keys] for m in metrics]
+    rows = [base] + [
+        [m["backend"] + (f" ({m['n_models']} models)" if _n_models(m) > 1 else "")]
+        + [_spread_cell(m, prefix + k, "{:.1f}", with_n=False) for k in keys]
+        for m in metrics
+    ]
     return ["force RMSE [meV/Å]"] + [label(k) for k in keys], rows
 
 
@@ -131,6 +137,20 @@ def energy_verdict(m: dict) -> str | None:
     if not keys:
         return None
     return "; ".join(f"{k[len('energy_useful_T_') :].replace('K', ' K')}: {_verdict(m[k])}" for k in keys)
+
+
+def _n_models(m: dict) -> int:
+    """How many models of training.seeds a metrics row summarises (1: model 0 alone)."""
+    return int(m.get("n_models") or 1)
+
+
+def _spread_cell(m: dict, key: str, fmt: str, with_n: bool = True) -> str:
+    """A held-out error of a metrics row: with several models of training.seeds, their
+    "mean ± std (N models)" (:func:`qdff.validation.metrics.seed_spread`); else model 0's value."""
+    if _n_models(m) > 1 and f"{key}_mean" in m:
+        text = f"{_fmt(key, fmt, m[f'{key}_mean'])} ± {_fmt(key, fmt, m.get(f'{key}_std'))}"
+        return text + (f" ({m.get(f'{key}_n', m['n_models'])} models)" if with_n else "")
+    return _fmt(key, fmt, m.get(key))
 
 
 def _env():
@@ -202,7 +222,7 @@ def render_report(
             "model_kind": m.get("model_kind") or model_kind(meta),
             "energy_verdict": energy_verdict(m),
         }
-        rows.append([_fmt(k, f, m.get(k)) for k, _, f in METRIC_COLUMNS])
+        rows.append([_spread_cell(m, k, f) for k, _, f in METRIC_COLUMNS])
     # one column per backend, one row per metric: four backends stay readable
     table = [[label] + [r[i] for r in rows] for i, (_, label, _) in enumerate(METRIC_COLUMNS) if i > 0]
     preset = cfg["cp2k"]["preset"]
@@ -274,6 +294,15 @@ def metric_notes(metrics: list) -> list[str]:
     if ffrac and ffrac >= 1e-3:
         notes.append(
             f"{100 * ffrac:.1f}% of the held-out force components lie beyond the training range of force components."
+        )
+    spread = [m for m in metrics if _n_models(m) > 1]
+    if spread:
+        notes.append(
+            "Held-out errors of "
+            + ", ".join(f"{m['backend']} ({m['n_models']} models)" for m in spread)
+            + ": mean ± sample standard deviation over models trained on the same split, identical but for "
+            "their seed (training.seeds; min, max and each of model 0's own errors in metrics.csv). ML-MD, "
+            "speed, vibrations and the plots are of model 0 only."
         )
     for m in metrics:
         mse, rmse = m.get("energy_mean_signed_error_meV_per_atom"), m.get("energy_rmse_meV_per_atom")
@@ -485,8 +514,9 @@ def index_row(system_dir: Path) -> dict:
     ):
         have = [m for m in trained if m.get(key) is not None]
         if have:
-            b = min(have, key=lambda m: m[key])
-            best[label] = f"{b['backend']} {b[key]:.1f}"
+            # with several models of training.seeds, their mean
+            b = min(have, key=lambda m: m.get(f"{key}_mean", m[key]))
+            best[label] = f"{b['backend']} {_spread_cell(b, key, '{:.1f}')}"
     row["best"] = best
     row["zero_shot"] = "; ".join(f"{m['backend']} F RMSE {m['force_rmse_meV_per_A']:.1f} meV/Å" for m in zero) or "–"
     row["baseline_zero_force"] = ms[0].get("baseline_zero_force_rmse_meV_per_A") if ms else None

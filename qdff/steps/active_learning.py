@@ -142,5 +142,6 @@ def summarize_active_learning(
 
 
 def export_active_learning_model(member_dir, model_dir) -> Path:
-    """The final committee's member 0 as the system's model of the committee's backend."""
+    """The final committee's member 0 as the system's model of the committee's backend (member
+    k > 0: its model k of training.seeds, rule export_active_learning_replica)."""
     return loop.export_model(member_dir, model_dir)

@@ -45,16 +45,20 @@ def evaluate_model(
     return metrics
 
 
-def collect_metrics(metric_files, out_json, out_csv, mlmd_files=(), rdf_files=(), aimd_files=()) -> list[dict]:
+def collect_metrics(
+    metric_files, out_json, out_csv, mlmd_files=(), rdf_files=(), aimd_files=(), replica_files=()
+) -> list[dict]:
     """One row per backend: held-out errors, ML-MD stability and NVE statistics beside CP2K's,
     pair-distance overlap against the AIMD's self-agreement, and speed against CP2K
-    (:mod:`qdff.validation.metrics`); JSON, and CSV without the nested details."""
+    (:mod:`qdff.validation.metrics`); JSON, and CSV without the nested details.
+    ``replica_files``: the held-out metrics of models 1.. of training.seeds, whose spread with
+    model 0 is added to their backend's row (:func:`qdff.validation.metrics.seed_spread`)."""
     import pandas as pd
 
     from ..validation import metrics
 
     rows = metrics.metrics_table(
-        [read_json(f) for f in metric_files],
+        metrics.seed_spread([read_json(f) for f in metric_files], [read_json(f) for f in replica_files]),
         [read_json(f) for f in mlmd_files],
         [read_json(f) for f in rdf_files],
         metrics.cp2k_runs(aimd_files),

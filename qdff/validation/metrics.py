@@ -43,6 +43,52 @@ def metrics_table(rows: list[dict], mlmd_runs: list[dict], rdfs: list[dict], cp2
     return rows
 
 
+#: suffixes of the spread of a held-out error over the models of training.seeds (:func:`seed_spread`)
+SPREAD_SUFFIXES = ("_mean", "_std", "_min", "_max", "_n")
+
+
+def is_spread_key(key: str) -> bool:
+    """Whether ``key`` is a statistic :func:`seed_spread` added, not an error of one model."""
+    return key.endswith(SPREAD_SUFFIXES)
+
+
+def error_keys(row: dict) -> list[str]:
+    """The held-out errors in one model's metrics (:func:`qdff.validation.evaluate.evaluate`): its
+    numeric energy_* and force_* keys, overall and per element, site class and temperature."""
+    return [
+        k
+        for k, v in row.items()
+        if k.startswith(("energy_", "force_"))
+        and isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and not is_spread_key(k)
+    ]
+
+
+def seed_spread(rows: list[dict], replicas: list[dict]) -> list[dict]:
+    """Extend in place, and return, the ``rows`` (the metrics of model 0 of each backend) of every
+    backend that has ``replicas`` (metrics of its models 1.. of training.seeds, matched by their
+    ``backend``) with ``n_models`` and, for each of model 0's held-out errors (:func:`error_keys`),
+    the mean, sample standard deviation (ddof 1), min and max over all its models, and how many
+    of them have a finite value: ``<error>_mean``, ``_std``, ``_min``, ``_max``, ``_n``. Model 0's
+    own values stay in ``<error>``."""
+    for row in rows:
+        mine = [r for r in replicas if r.get("backend") == row["backend"]]
+        if not mine:
+            continue
+        models = [row, *mine]
+        row["n_models"] = len(models)
+        for key in error_keys(row):
+            v = np.array([m.get(key, np.nan) for m in models], dtype=float)
+            v = v[np.isfinite(v)]
+            row[f"{key}_mean"] = float(v.mean()) if len(v) else float("nan")
+            row[f"{key}_std"] = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+            row[f"{key}_min"] = float(v.min()) if len(v) else float("nan")
+            row[f"{key}_max"] = float(v.max()) if len(v) else float("nan")
+            row[f"{key}_n"] = int(len(v))
+    return rows
+
+
 def cp2k_runs(aimd_files) -> dict:
     """Per AIMD temperature: CP2K's seconds per step, where and how it ran (run.json), and the
     drift and fluctuation of its conserved quantity (from the run's .ener file)."""

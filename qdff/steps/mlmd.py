@@ -170,9 +170,14 @@ def compare_rdfs(
     temperature (after ``equilibration_fs``): each seed against the AIMD in blocks of equal
     frame count, beside disjoint pairs of AIMD blocks (qdff.validation.rdf; ``evaluation``:
     its rdf_* settings)."""
+    from ..config import test_run_label
     from ..validation import rdf
 
-    aimd = dataset.equilibrated(dataset.at_temperature(dataset.read_frames(data), temperature), equilibration_fs)
+    at_t = dataset.equilibrated(dataset.at_temperature(dataset.read_frames(data), temperature), equilibration_fs)
+    # the independent AIMD run at this temperature (aimd.test_seed), where there is one: scored
+    # as if it were a model, what a perfect model scores (a null test at any level of theory)
+    independent = [a for a in at_t if a.info.get("run") == test_run_label(temperature)]
+    aimd = [a for a in at_t if a.info.get("run") != test_run_label(temperature)]
     run = read_json(mlmd_summary)
     # ML-MD snapshots are positions only (no DFT labels): plain ASE read
     ml = read(trajectory, index=":", format="extxyz") if Path(trajectory).stat().st_size else []
@@ -180,7 +185,7 @@ def compare_rdfs(
     p = evaluation
     result = None
     if len(ml) >= 3 and aimd:
-        result = rdf.compare(aimd, ml, p["rdf_r_max"], p["rdf_bins"])
+        result = rdf.compare(aimd, ml, p["rdf_r_max"], p["rdf_bins"], independent=independent or None)
         if not result["overlap"]:
             result["note"] = f"too few AIMD frames for two blocks of {len(ml)} ML-MD frames"
     if result is None:

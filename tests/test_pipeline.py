@@ -55,6 +55,7 @@ def test_every_declared_output_exists(tiny_pipeline):
         "train_model",
         "evaluate_model",
         "run_mlmd",
+        "run_reference_md",
         "compare_rdfs",
         "collect_metrics",
         "render_report",

@@ -7,7 +7,7 @@ and its calibration on a synthetic null.
 RESULTS (e.g. results/cdse-demo): per backend (``reference`` is CP2K's own MD run through the
 ML-MD protocol: the null, which must pass) and temperature, per element pair: the seeds' mean
 block overlap (mean and range over seeds), the seeds inside the AIMD interval, the interval's
-lower end (a low quantile of the overlaps of non-adjacent AIMD block pairs) and its pair count,
+lower end (by default the lowest overlap of the non-adjacent AIMD block pairs) and its pair count,
 the Wasserstein distances of the seeds and of the AIMD pairs, the verdict. Equilibration and
 histogram settings from the run's config.yaml when it is there (else the demo's: 100 fs, 8 A,
 80 bins).

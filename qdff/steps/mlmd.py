@@ -168,7 +168,7 @@ def compare_rdfs(
 ) -> dict:
     """Pair-distance distributions of the ML-MD runs against the AIMD frames at the same
     temperature (after ``equilibration_fs``): each seed against the AIMD in blocks of equal
-    frame count, beside disjoint pairs of AIMD blocks (qdff.validation.rdf; ``evaluation``:
+    frame count, beside pairs of non-adjacent AIMD blocks (qdff.validation.rdf; ``evaluation``:
     its rdf_* settings)."""
     from ..config import test_run_label
     from ..validation import rdf
@@ -200,10 +200,10 @@ def compare_rdfs(
         rdf.plot(
             result,
             f"{backend}, {temperature:g} K: pair-distance distributions (unit area)\neach of "
-            f"{result['seeds_scored']} ML-MD seed(s) ({result['model_frames_compared']} frames in all) against the "
-            f"AIMD's last {result['frames_per_block']} frames ({result['block_fs']:.0f} fs; {result['n_reference_frames']}"
-            f" AIMD frames every {result['spacing_fs']:g} fs)\nAIMD interval: {result['reference_pairs']} pair(s) of "
-            f"disjoint {result['frames_per_block']}-frame AIMD blocks",
+            f"{result['seeds_scored']} ML-MD seed(s) ({result['model_blocks']} blocks) in {result['frames_per_block']}"
+            f"-frame blocks ({result['block_fs']:.0f} fs) against each of {result['reference_blocks']} AIMD blocks "
+            f"({result['n_reference_frames']} AIMD frames every {result['spacing_fs']:g} fs)\nAIMD null: "
+            f"{result['reference_pairs']} pair(s) of non-adjacent AIMD blocks",
             out_png,
         )
         log.info(

@@ -103,3 +103,26 @@ def test_launch_settings_are_no_rerun_trigger_for_this_snakemake():
     assert PersistenceBase._serialize_param_builtin(None, launch) is UNREPRESENTABLE
     assert PersistenceBase._serialize_param_builtin(None, dict(launch)) is not UNREPRESENTABLE
     assert {**{"preset": "xtb"}, **launch}["command"] == "srun cp2k.psmp"
+
+
+def test_every_rule_that_runs_cp2k_gets_mpi_tasks_in_the_cluster_profile():
+    """A rule whose step launches CP2K (its params pass the launch settings) must be routed
+    like the AIMD in profiles/cluster: with one task, `srun cp2k.psmp` inside the job waited
+    for resources forever (run_reference_md in the Slurm test, 2026-12-06)."""
+    import re
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    profile = yaml.safe_load((root / "profiles/cluster/config.yaml").read_text())["set-resources"]
+    launching = set()
+    for f in (root / "rules").glob("*.smk"):
+        for block in re.split(r"\n(?=rule )", f.read_text()):
+            m = re.match(r"rule (\w+):", block)
+            if m and "launch=CP2K_LAUNCH" in block:
+                launching.add(m.group(1))
+    # writes an input and checks it, runs no CP2K
+    launching.discard("write_cp2k_input")
+    assert launching >= {"run_aimd", "run_reference_md", "relax_structure"}
+    missing = sorted(r for r in launching if not (profile.get(r, {}).get("tasks") and profile[r].get("mpi")))
+    assert not missing, f"profiles/cluster/config.yaml set-resources lacks tasks and mpi for {missing}"

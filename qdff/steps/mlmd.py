@@ -30,6 +30,31 @@ def _start_and_reference(test_file, data, temperature, aimd_temperatures, equili
     return frames, reference, stress, aimd_t
 
 
+def structural_fidelity(summary: dict, traj: list, reference: list, bond_break_fs: float) -> dict:
+    """Bond-change rates, coordination and bond lengths of the ML-MD seeds (after their first
+    10 %, as the pair-distance distributions) against the AIMD's at the same temperature with a
+    block-bootstrap interval (qdff.validation.fidelity), under the recorder's bond cutoffs; the
+    independent AIMD run (aimd.test_seed), where ``reference`` holds it, graded beside them as
+    if it were a model. Graded, never a verdict: the stability verdict is untouched."""
+    from ..config import test_run_label
+    from ..validation import fidelity, rdf
+
+    ml = rdf.usable_mlmd_frames(traj, summary)
+    if not summary.get("bond_cutoffs") or len(ml) < 2:
+        return {"note": "no bond cutoffs or too few ML-MD frames"}
+    label = test_run_label(summary["reference_temperature"])
+    aimd = [a for a in reference if a.info.get("run") != label]
+    independent = [a for a in reference if a.info.get("run") == label]
+    # a stress temperature has no AIMD of its own: values without a reference (compare's note)
+    return fidelity.compare(
+        ml,
+        summary["bond_cutoffs"],
+        aimd=None if summary["stress"] else aimd,
+        independent=None if summary["stress"] else independent or None,
+        persistence_fs=bond_break_fs,
+    )
+
+
 def run_mlmd(
     backend: str,
     model_dir,
@@ -84,6 +109,7 @@ def run_mlmd(
     ]
     summary = md.combine(runs)
     summary.update(backend=backend, stress=stress, reference_temperature=aimd_t, hardware=md.hardware())
+    summary["structural_fidelity"] = structural_fidelity(summary, traj, reference, p["bond_break_fs"])
     dataset.write_frames(traj_out, traj) if traj else Path(traj_out).write_text("")
     write_json(summary_out, summary)
     return summary
@@ -149,6 +175,7 @@ def run_reference_md(
         hardware={**md.hardware(), "cp2k_threads": settings["cp2k"]["threads"], "device": "cpu"},
         level_of_theory=reference_md.level_of_theory(cp2k["preset"]),
     )
+    summary["structural_fidelity"] = structural_fidelity(summary, traj, reference, p["bond_break_fs"])
     dataset.write_frames(traj_out, traj) if traj else Path(traj_out).write_text("")
     write_json(summary_out, summary)
     return summary

@@ -211,6 +211,7 @@ def _mlmd_rows(row: dict, runs: list, cp2k: dict) -> None:
                 "nve_drift_meV_per_atom_per_ps",
                 "nve_energy_std_meV_per_atom",
                 "reference_temperature",
+                "structural_fidelity",
             )
         }
         t.update(
@@ -223,6 +224,7 @@ def _mlmd_rows(row: dict, runs: list, cp2k: dict) -> None:
         for k in ("bonds_broken_max", "bonds_formed_max", "nve_temperature_mean", "nve_energy_std_meV_per_atom"):
             if r.get(k) is not None:
                 row[f"mlmd_{k}_{label}"] = r[k]
+        _fidelity_row(row, label, r.get("structural_fidelity") or {})
     row["mlmd_per_temperature"] = per_t
     conserved = [
         abs(t["cp2k_conserved_drift_meV_per_atom_per_ps"])
@@ -231,6 +233,33 @@ def _mlmd_rows(row: dict, runs: list, cp2k: dict) -> None:
     ]
     if conserved:
         row["cp2k_conserved_drift_meV_per_atom_per_ps"] = max(conserved)
+
+
+def fidelity_outside(fid: dict) -> str:
+    """The structural-fidelity quantities whose ML-MD value (the seeds' mean) lies outside the
+    AIMD's interval, e.g. "coordination Cd above; bond length Cd-Se below" ("" when none)."""
+    out = []
+    for key, q in (fid.get("quantities") or {}).items():
+        entries = {"": q} if "mlmd_mean" in q else q
+        for sub, e in entries.items():
+            if e.get("grade") in ("above", "below"):
+                out.append(" ".join(x for x in (key.removesuffix("_A").replace("_", " "), sub, e["grade"]) if x))
+    return "; ".join(out)
+
+
+def _fidelity_row(row: dict, label: str, fid: dict) -> None:
+    """Flat columns of one temperature's structural fidelity (metrics.csv keeps scalars only):
+    the bond-change rates with their grades, and what lies outside the AIMD's interval (only
+    where there is an AIMD at that temperature)."""
+    q = fid.get("quantities") or {}
+    for key in ("bond_changes_per_ps", "ligand_bond_changes_per_ps"):
+        if key in q:
+            row[f"mlmd_{key}_{label}"] = q[key]["mlmd_mean"]
+            if "aimd" in q[key]:
+                row[f"aimd_{key}_{label}"] = q[key]["aimd"]
+                row[f"mlmd_{key}_grade_{label}"] = q[key]["grade"]
+    if fid.get("aimd_frames"):
+        row[f"mlmd_fidelity_outside_{label}"] = fidelity_outside(fid)
 
 
 def _pair_distance_rows(row: dict, mine: list) -> None:

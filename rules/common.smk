@@ -42,6 +42,8 @@ BACKENDS = TRAINED_BACKENDS + BASELINES
 # the reference as a model (mlmd.reference): CP2K's own MD through the ML-MD protocol and the
 # structural comparisons, beside the models (no held-out errors, no vibrations: it is the reference)
 REFERENCE = ["reference"] if qconfig.reference_md(config) else []
+# the models run in ML-MD: every trained backend, and the baselines unless mlmd.baselines is false
+MLMD_BACKENDS = TRAINED_BACKENDS + (BASELINES if config["mlmd"]["baselines"] else [])
 # models 1..training.seeds-1 of every trained backend (model 0 is models/{backend}/): their
 # held-out errors give the spread over seeds in the metrics table; baselines have none
 REPLICAS = list(range(1, config["training"]["seeds"]))
@@ -95,8 +97,8 @@ def physics(section, *keys):
 
 
 CP2K_PHYSICS = physics("cp2k", "preset", "overrides")
-# the ML-MD protocol every run follows (switching the reference on or off re-runs no model)
-MLMD_PROTOCOL = canonical({k: v for k, v in config["mlmd"].items() if k != "reference"})
+# the ML-MD protocol every run follows (switching the reference or the baselines' ML-MD on or off re-runs no model)
+MLMD_PROTOCOL = canonical({k: v for k, v in config["mlmd"].items() if k not in ("reference", "baselines")})
 # how CP2K runs (command, threads, memory, on_failure, check_memory): passed to the CP2K steps,
 # but no rerun trigger (qdff.smk.Launch)
 CP2K_LAUNCH = Launch(
@@ -116,7 +118,7 @@ def mlmd_summaries(wildcards):
     return expand(
         "results/{system}/mlmd/{backend}/{T}/summary.json",
         system=wildcards.system,
-        backend=BACKENDS + REFERENCE,
+        backend=MLMD_BACKENDS + REFERENCE,
         T=MLMD_TEMPERATURES,
     )
 
@@ -124,7 +126,7 @@ def mlmd_summaries(wildcards):
 # (backend, AIMD temperature label) of every ML-MD run compared with AIMD, in one fixed order for inputs and params
 MLMD_KEYS = [(b, t) for b in BACKENDS for t in TEMPERATURES]
 # and those compared with AIMD by their structure alone (pair distances): the models' and the reference's
-RDF_KEYS = [(b, t) for b in BACKENDS + REFERENCE for t in TEMPERATURES]
+RDF_KEYS = [(b, t) for b in MLMD_BACKENDS + REFERENCE for t in TEMPERATURES]
 
 
 def rdf_results(wildcards):

@@ -292,6 +292,20 @@ def test_all_backends_are_wired_into_the_workflow(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "results/dry/models/sevenn/model.json" in proc.stdout and "results/dry/mlmd/sevenn/300K" in proc.stdout
+    assert "results/dry/mlmd/sevennet0/300K" in proc.stdout
+    # mlmd.baselines false: the zero-shot baseline is evaluated on the held-out frames, not run in ML-MD
+    cfg.write_text(json.dumps({"name": "dry", "structure": {"n_pairs": 6}, "mlmd": {"baselines": False}}))
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path)]
+        + ["--configfile", str(cfg), "-n"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "results/dry/evaluation/sevennet0/metrics.json" in proc.stdout
+    assert "results/dry/mlmd/sevennet0/" not in proc.stdout and "results/dry/validation/sevennet0/" not in proc.stdout
+    assert "results/dry/mlmd/deepmd/300K" in proc.stdout
 
 
 @pytest.mark.slow

@@ -66,7 +66,8 @@ COMPOSITIONS = {
     "inp-production.yaml": "Cl33In79P68",
     "pbse-production.yaml": "Cl70Pb79Se44",
     "cspbbr3-production.yaml": "Br108Cs54Pb27",
-    "demo.yaml": "Cd6Se6",
+    "demo.yaml": "Cd16Cl6Se13",
+    "demo-cd6se6.yaml": "Cd6Se6",
     "demo-full.yaml": "Cd6Se6",
     "cdse-al.yaml": "Cd6Se6",
 }

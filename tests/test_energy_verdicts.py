@@ -126,3 +126,28 @@ def test_the_usefulness_gate_judges_energies_per_temperature_without_the_offset(
     ):
         check_useful("Lookup", Lookup(e_pred), frames, {**strict, "max_energy_rmse_ratio": 0.9})
     check_useful("Lookup", Lookup(e_pred), frames, {**strict, "max_energy_rmse_ratio": 1.01})  # std == baseline
+
+
+def test_force_rmse_interval_from_time_blocks():
+    """Blocks of 60 fs resampled within each run: the interval brackets the RMSE and spans the
+    blocks' own RMSEs; without times there is no interval (not one from frames one by one)."""
+    from qdff.training.errors import force_rmse_interval
+
+    frames, pred = [], []
+    for run in ("300K", "500K"):
+        for k in range(60):  # 120 fs per run at 2 fs: 2 blocks each
+            a = Atoms("Cd2Se2", positions=np.arange(3 * N, dtype=float).reshape(N, 3) * 2.5)
+            a.info.update(run=run, time=100.0 + 2.0 * k)
+            a.calc = SinglePointCalculator(a, energy=0.0, forces=np.zeros((N, 3)))
+            frames.append(a)
+            # error 0.1 eV/A in the first block of each run, 0.3 in the second
+            pred.append(np.full((N, 3), 0.1 if k < 30 else 0.3))
+    out = force_rmse_interval(frames, pred)
+    assert out["rmse_interval_blocks"] == 4
+    lo, hi = out["force_rmse_meV_per_A_interval"]
+    rmse = 1e3 * np.sqrt((0.1**2 + 0.3**2) / 2)
+    assert 100.0 <= lo < rmse < hi <= 300.0
+    assert out == force_rmse_interval(frames, pred)  # seeded: the same interval every time
+    for a in frames:
+        del a.info["time"]
+    assert force_rmse_interval(frames, pred) == {}

@@ -17,6 +17,8 @@ from .. import __version__  # noqa: E402
 from ..cp2k.input import LEVEL_OF_THEORY  # noqa: E402
 from ..cp2k.output import read_ener  # noqa: E402
 from ..fileio import atomic_open, atomic_path, read_json  # noqa: E402
+from ..validation.metrics import REFERENCE as REFERENCE_BACKEND  # noqa: E402
+from ..validation.recommend import recommend  # noqa: E402
 
 METRIC_COLUMNS = [
     ("backend", "backend", "{}"),
@@ -263,6 +265,10 @@ def render_report(
         "generated": datetime.datetime.now().isoformat(timespec="seconds"),
         "version": __version__,
     }
+    ctx["recommendation"] = recommend(
+        metrics, zero_shot={b for b, meta in models.items() if meta.get("kind") == "zero-shot"}
+    )
+    ctx["summary_rows"] = summary_rows(metrics, ctx["recommendation"])
     ctx["breakdown_columns"], ctx["breakdown_rows"] = breakdown_table(metrics)
     ctx["energy_columns"], ctx["energy_rows"] = energy_table(metrics)
     text = _env().get_template("report.html.j2").render(**ctx)
@@ -399,6 +405,88 @@ def speed_rows(aimd_summaries: list, metrics: list) -> list:
     return rows
 
 
+def summary_rows(metrics: list, rec: dict) -> list:
+    """The report's first table (issue 33), one row per model and the reference: held-out force
+    error with its spread over training.seeds and against the baselines, each check's verdict,
+    cost per ML-MD step against CP2K, and whether the model passes (qdff.validation.recommend)."""
+    by = {m["backend"]: m for m in metrics}
+    zero = [by[m["backend"]] for m in rec["models"] if m["zero_shot"] and m["force_rmse"] is not None]
+    best_zero = min(zero, key=lambda m: m.get("force_rmse_meV_per_A_mean", m["force_rmse_meV_per_A"])) if zero else None
+
+    def mark(ok, text, check=None):
+        word = {True: "pass", False: "FAIL", None: "not run"}[ok]
+        if ok is False and check in rec["broken"]:
+            word = "FAIL, held against no model (CP2K itself fails this check here)"
+        return word + (f": {text}" if text else "")
+
+    rows = []
+    for m in rec["models"]:
+        row = by[m["backend"]]
+        f, zf = m["force_rmse"], row.get("baseline_zero_force_rmse_meV_per_A")
+        rel = [f"{100 * f / zf:.0f}% of zero force" if f is not None and zf else None]
+        if best_zero and not m["zero_shot"] and f is not None:
+            zb = best_zero.get("force_rmse_meV_per_A_mean", best_zero["force_rmse_meV_per_A"])
+            rel.append(f"{f / zb:.2f}× {best_zero['backend']} zero-shot")
+        c, why = m["checks"], m["reasons"]
+        rows.append(
+            {
+                "backend": m["backend"],
+                "recommended": m["backend"] == rec["recommended"],
+                "cells": [
+                    m["backend"] + (" (zero-shot)" if m["zero_shot"] else ""),
+                    _spread_cell(row, "force_rmse_meV_per_A", "{:.1f}") + _interval(row),
+                    ", ".join(r for r in rel if r) or "–",
+                    mark(c["energies"], ""),
+                    mark(c["stability"], m["stability_text"] or "", "stability"),
+                    mark(c["pair distances"], why.get("pair distances", "").split(": ", 1)[-1], "pair distances"),
+                    _cost(row),
+                    ("PASSES every check" if not rec["broken"] else "PASSES every check CP2K itself passes")
+                    if m["passes"]
+                    else "fails: "
+                    + (", ".join(k for k, v in c.items() if v is False and k not in rec["broken"]) or "not validated")
+                    + (f" (not run: {', '.join(m['not_run'])})" if m["not_run"] else ""),
+                ],
+            }
+        )
+    ref = rec.get("reference")
+    if ref is not None:
+        row = by[REFERENCE_BACKEND]
+        rows.append(
+            {
+                "backend": REFERENCE_BACKEND,
+                "recommended": False,
+                "cells": [
+                    "reference (CP2K itself: the null test)",
+                    "– (made the labels)",
+                    "–",
+                    "–",
+                    mark(ref["checks"]["stability"], ref.get("stability_text") or ""),
+                    mark(ref["checks"]["pair distances"], ref["reasons"].get("pair distances", "").split(": ", 1)[-1]),
+                    _cost(row),
+                    "the null test passes" if not rec["broken"] else "broken check(s): " + ", ".join(rec["broken"]),
+                ],
+            }
+        )
+    return rows
+
+
+def _interval(row: dict) -> str:
+    """ " (95 % interval 50.1-61.2, 6 time blocks)": model 0's held-out force RMSE resampled by
+    time blocks (qdff.training.errors.force_rmse_interval); "" where there is none."""
+    iv = row.get("force_rmse_meV_per_A_interval")
+    if not iv:
+        return ""
+    return f" (95 % interval {iv[0]:.1f}-{iv[1]:.1f}, {row.get('rmse_interval_blocks')} time blocks)"
+
+
+def _cost(row: dict) -> str:
+    s = row.get("mlmd_seconds_per_step")
+    if not s:
+        return "–"
+    up = row.get("speedup_vs_cp2k")
+    return f"{s:.3g} s/step" + (f" ({up:.0f}× CP2K)" if up and not row.get("reference") else "")
+
+
 def speed_note(metrics: list) -> str:
     """Whether both sides of the speed comparison ran on the same hardware."""
     timed = [m for m in metrics if m.get("speedup_vs_cp2k") is not None]
@@ -446,6 +534,7 @@ def mlmd_rows(metrics: list) -> list:
                     str(len(t.get("seeds") or [1])),
                     bonds,
                     cn_text,
+                    fidelity_text(t),
                     f(t.get("nve_temperature_mean"), "{:.0f}"),
                     f(t.get("nve_drift_meV_per_atom_per_ps"), "{:.3f}"),
                     f(t.get("nve_energy_std_meV_per_atom"), "{:.3f}"),
@@ -454,6 +543,31 @@ def mlmd_rows(metrics: list) -> list:
                 ]
             )
     return rows
+
+
+def fidelity_text(t: dict) -> str:
+    """One ML-MD temperature's structural fidelity (qdff.validation.fidelity) in a table cell: the
+    bond-change rates beside the AIMD's with its block-bootstrap interval, and every quantity
+    outside that interval; graded, never a verdict."""
+    fid = t.get("structural_fidelity") or {}
+    q = fid.get("quantities") or {}
+    parts = []
+    for key, label in (("bond_changes_per_ps", "bond changes"), ("ligand_bond_changes_per_ps", "ligand hops")):
+        e = q.get(key)
+        if not e:
+            continue
+        text = f"{label} {e['mlmd_mean']:.1f}/ps"
+        if e.get("aimd_interval"):
+            lo, hi = e["aimd_interval"]
+            text += f" (AIMD {e['aimd']:.1f}, {lo:.1f}-{hi:.1f}: {e.get('grade')})"
+        parts.append(text)
+    if fid.get("aimd_frames"):
+        from ..validation.metrics import fidelity_outside
+
+        parts.append("outside the AIMD interval: " + (fidelity_outside(fid) or "nothing"))
+    elif q:
+        parts.append("no AIMD at this temperature")
+    return "; ".join(parts) or "–"
 
 
 def peak_rows(metrics: list) -> list:
@@ -530,6 +644,8 @@ def index_row(system_dir: Path) -> dict:
                 + ("stable at all " + str(len(per_t)) + " temperatures" if not bad else "UNSTABLE at " + ", ".join(bad))
             )
     row["stability"] = verdicts
+    rec = recommend(ms, zero_shot={m["backend"] for m in zero}) if ms else None
+    row["recommended"] = (rec["recommended"] or "none passes every check") if rec else None
     return row
 
 

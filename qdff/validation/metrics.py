@@ -311,6 +311,8 @@ def _pair_distance_rows(row: dict, mine: list) -> None:
                 row["pair_distance_aimd_wasserstein_A_at_worst"] = f"{wr[0]:.3f}-{wr[1]:.3f}"
         row["pair_distance_frames_per_block"] = r.get("frames_per_block")
     row["pair_distance_below_aimd_interval"] = "; ".join(below) if below else "none"
+    # the same, as a list: the pair-distance check of qdff.validation.recommend
+    row["pair_distance_outside"] = below
     if seeds:
         row["pair_distance_seeds_inside"] = "; ".join(seeds)
     row["pair_distance_first_peaks"] = peaks

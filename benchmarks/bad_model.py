@@ -54,8 +54,10 @@ def main(argv=None) -> int:
     ap.add_argument("--temperature", type=float, default=300.0)
     ap.add_argument("--seeds", type=int, default=3)
     a = ap.parse_args(argv)
+    from qdff.steps.mlmd import structural_fidelity
     from qdff.training.models import load_calculator
-    from qdff.validation import mlmd, rdf
+    from qdff.validation import mlmd, rdf, stability
+    from qdff.validation.metrics import fidelity_outside
 
     cfg = qconfig.load(a.config)
     p = cfg["mlmd"]
@@ -94,6 +96,15 @@ def main(argv=None) -> int:
         for pair, verdict in (r.get("verdict") or {}).items():
             print(f"  {pair}: {verdict}; flags: {(r.get('flags') or {}).get(pair, '')}")
         print("  pairs below the AIMD interval:", r.get("below_reference_interval"))
+        # the candidate gross criterion (stability.Undercoordinated), from the same frames
+        under = stability.undercoordinated_by_seed(traj, aimd, runs[0]["bond_break_distances"], p["bond_break_fs"])
+        print(f"  undercoordinated (candidate): {sum(v is not None for v in under.values())} of {len(under)} seeds")
+        for seed, why in under.items():
+            print(f"    seed {seed}: {why or 'stable'}")
+        print(
+            "  structural fidelity outside the AIMD interval:",
+            fidelity_outside(structural_fidelity(s, traj, aimd, p["bond_break_fs"])) or "nothing",
+        )
     return 0
 
 

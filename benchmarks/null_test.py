@@ -41,7 +41,7 @@ def _cp2k_md(task: dict) -> dict:
     from qdff.cp2k import input as cp2k_input
     from qdff.cp2k import output as cp2k_output
     from qdff.cp2k import run as cp2k_run
-    from qdff.validation import mlmd
+    from qdff.validation import mlmd, stability
 
     cfg, T, seed, workdir = task["cfg"], task["temperature"], task["seed"], Path(task["workdir"])
     start = read(task["start"], format="extxyz")
@@ -102,7 +102,13 @@ def _cp2k_md(task: dict) -> dict:
         streak = streak + 1 if beyond else 0
         if streak >= OLD_PERSIST and old is None:
             old = f"step {a.info['step']}: {a.info['bonds_broken']} broken, {a.info['bonds_formed']} formed"
+    # the candidate gross criterion (stability.Undercoordinated), from the same frames
+    under = stability.undercoordinated_by_seed(
+        traj, reference, summary["bond_break_distances"], p["bond_break_fs"]
+    ).get(seed)
     return {
+        "undercoordinated_stable": under is None,
+        "undercoordinated_reason": under or "",
         "temperature": T,
         "seed": seed,
         "steps": done,
@@ -169,12 +175,16 @@ def main(argv=None) -> int:
         mine = [r for r in rows if r["temperature"] == T]
         new = sum(r["stable"] for r in mine)
         old = sum(r["old_criterion_stable"] for r in mine)
+        under = sum(r["undercoordinated_stable"] for r in mine)
         print(
             f"{T:g} K: stable by today's criteria in {new} of {len(mine)} seeds; by the criterion before "
-            f"issue 32 in {old} of {len(mine)}; break distances {mine[0]['bond_break_distances']}; "
+            f"issue 32 in {old} of {len(mine)}; no atom undercoordinated (the candidate) in {under} of "
+            f"{len(mine)}; break distances {mine[0]['bond_break_distances']}; "
             f"longest stretch beyond one {max(r['longest_stretch_fs'] for r in mine):.0f} fs"
         )
         for r in mine:
+            if not r["undercoordinated_stable"]:
+                print(f"  seed {r['seed']}: candidate UNSTABLE: {r['undercoordinated_reason']}")
             if not r["stable"] or not r["old_criterion_stable"]:
                 print(
                     f"  seed {r['seed']}: today {'stable' if r['stable'] else 'UNSTABLE: ' + r['reason']}; "

@@ -144,10 +144,40 @@ def test_force_rmse_interval_from_time_blocks():
             pred.append(np.full((N, 3), 0.1 if k < 30 else 0.3))
     out = force_rmse_interval(frames, pred)
     assert out["rmse_interval_blocks"] == 4
-    lo, hi = out["force_rmse_meV_per_A_interval"]
+    lo, hi = out["rmse_interval_force_meV_per_A"]
     rmse = 1e3 * np.sqrt((0.1**2 + 0.3**2) / 2)
     assert 100.0 <= lo < rmse < hi <= 300.0
     assert out == force_rmse_interval(frames, pred)  # seeded: the same interval every time
     for a in frames:
         del a.info["time"]
     assert force_rmse_interval(frames, pred) == {}
+
+
+def test_evaluation_with_time_blocks_writes_its_plots_and_the_interval(tmp_path):
+    """The whole evaluation (metrics, parity and error plots) on frames with run and time, as
+    the pipeline's held-out frames carry them: the interval is in the metrics, beside the
+    per-element and per-temperature errors the error plot draws."""
+    from qdff.validation.evaluate import evaluate
+
+    class Offset(Calculator):
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            k = int(round(self.atoms.positions[0, 2] * 100))
+            self.results = {"energy": -4.0 + 0.001 * k, "forces": np.full((N, 3), 0.05 * (1 + k % 3))}
+
+    frames = []
+    for run, t_k in (("300K", 300.0), ("500K", 500.0)):
+        for k in range(40):
+            a = Atoms("Cd2Se2", positions=np.arange(3 * N, dtype=float).reshape(N, 3) * 2.5)
+            a.positions[0, 2] = 0.01 * len(frames)
+            a.info.update(run=run, temperature=t_k, time=200.0 + 2.0 * k)
+            a.calc = SinglePointCalculator(a, energy=-4.0, forces=np.zeros((N, 3)))
+            frames.append(a)
+    m = evaluate(
+        Offset(), frames, backend="x", max_frames=100, parity_path=tmp_path / "p.png", errors_path=tmp_path / "e.png"
+    )
+    lo, hi = m["rmse_interval_force_meV_per_A"]
+    assert lo <= m["force_rmse_meV_per_A"] <= hi and m["rmse_interval_blocks"] == 4
+    assert (tmp_path / "p.png").stat().st_size > 0 and (tmp_path / "e.png").stat().st_size > 0

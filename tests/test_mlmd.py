@@ -307,6 +307,40 @@ def test_a_bond_stretched_past_its_break_distance_for_300_fs_is_broken():
     assert when == 250.0  # 200 fs after it first went out
 
 
+def test_an_atom_below_the_aimds_coordination_for_200_fs_is_flagged_a_bond_hop_is_not():
+    """The candidate gross criterion: Se-Cd-Se-Cd chain (every Cd and Se with 1-2 neighbours in
+    the 'AIMD'); the end Se hopping to the other end keeps one neighbour (no flag), the end Se
+    flying off for 300 fs has none (flagged 200 fs after it left)."""
+    from ase import Atoms
+
+    from qdff.validation.stability import Undercoordinated
+
+    chain = np.array([[0.0, 0, 0], [2.6, 0, 0], [5.2, 0, 0], [7.8, 0, 0]])
+    aimd = [Atoms("SeCdSeCd", positions=chain + 0.05 * k) for k in range(5)]
+    breaks = {"Cd-Se": 3.4}
+
+    def first_flag(end_positions, dt_fs=10.0):
+        check = Undercoordinated(["Se", "Cd", "Se", "Cd"], breaks, aimd, 200.0)
+        for k, p0 in enumerate(end_positions):
+            why = check(np.r_[[p0], chain[1:]], k * dt_fs)
+            if why:
+                return why, k * dt_fs
+        return None, None
+
+    assert check_min(aimd, breaks) == {"Se": 1, "Cd": 1}
+    hop = [[0.0, 0, 0]] * 5 + [[10.4, 0, 0]] * 40  # bonded to Cd 3 instead of Cd 1: still one neighbour
+    assert first_flag(hop) == (None, None)
+    gone = [[0.0, 0, 0]] * 5 + [[-5.0, 0, 0]] * 30  # no neighbour from 50 fs on
+    why, when = first_flag(gone)
+    assert why.startswith("Se 0 has 0 neighbour(s)") and when == 250.0
+
+
+def check_min(aimd, breaks):
+    from qdff.validation.stability import Undercoordinated
+
+    return Undercoordinated(aimd[0].get_chemical_symbols(), breaks, aimd, 200.0).min_cn
+
+
 def test_break_distance_is_the_first_minimum_or_the_middle_of_a_gap():
     from qdff.validation.stability import first_minimum
 

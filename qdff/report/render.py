@@ -473,7 +473,7 @@ def summary_rows(metrics: list, rec: dict) -> list:
 def _interval(row: dict) -> str:
     """ " (95 % interval 50.1-61.2, 6 time blocks)": model 0's held-out force RMSE resampled by
     time blocks (qdff.training.errors.force_rmse_interval); "" where there is none."""
-    iv = row.get("force_rmse_meV_per_A_interval")
+    iv = row.get("rmse_interval_force_meV_per_A")
     if not iv:
         return ""
     return f" (95 % interval {iv[0]:.1f}-{iv[1]:.1f}, {row.get('rmse_interval_blocks')} time blocks)"

@@ -112,7 +112,7 @@ def force_rmse_interval(
         rmse[k] = 1e3 * np.sqrt(tot[0] / tot[1])
     lo, hi = np.percentile(rmse, [2.5, 97.5])
     return {
-        "force_rmse_meV_per_A_interval": [float(lo), float(hi)],
+        "rmse_interval_force_meV_per_A": [float(lo), float(hi)],
         "rmse_interval_blocks": len(blocks),
         "rmse_interval_block_fs": block_fs,
     }

@@ -146,3 +146,61 @@ def degrees_of_freedom(n_atoms: int, thermostat: str) -> int:
     CSVR held a model's run 3/(3N - 6) hotter in kinetic energy than the AIMD (10 % for Cd6Se6,
     found when the reference ran through this protocol)."""
     return max(3 * n_atoms - (6 if thermostat == "csvr" else 3), 1)
+
+
+def coordination_within(positions, symbols, breaks: dict[str, float]) -> np.ndarray:
+    """Neighbours of every atom closer than the break distance of their element pair (pairs
+    without a break distance never count)."""
+    i, j, names = pair_index(symbols)
+    limit = np.array([breaks.get(n, 0.0) for n in names])
+    bonded = pdist(np.asarray(positions)) < limit
+    cn = np.zeros(len(symbols), dtype=int)
+    np.add.at(cn, i[bonded], 1)
+    np.add.at(cn, j[bonded], 1)
+    return cn
+
+
+class Undercoordinated:
+    """A candidate gross criterion (benchmarks/null_test.py measures it; not a verdict): an atom
+    with fewer neighbours within the break distances than any atom of its element has in any
+    AIMD frame, for at least ``break_fs``. A surface bond that breaks while its atoms stay as
+    coordinated as the AIMD's own atoms of that element is dynamics, not a failure."""
+
+    def __init__(self, symbols, breaks: dict[str, float], aimd_frames, break_fs: float):
+        self.symbols = np.asarray(symbols)
+        self.breaks = dict(breaks)
+        cn = np.stack([coordination_within(a.positions, self.symbols, self.breaks) for a in aimd_frames])
+        self.min_cn = {str(el): int(cn[:, self.symbols == el].min()) for el in set(self.symbols.tolist())}
+        self.floor = np.array([self.min_cn[str(s)] for s in self.symbols])
+        self.break_fs = float(break_fs)
+        self.since = np.full(len(self.symbols), np.nan)
+
+    def __call__(self, positions, time_fs: float) -> str | None:
+        cn = coordination_within(positions, self.symbols, self.breaks)
+        low = cn < self.floor
+        self.since[~low] = np.nan
+        self.since[low & np.isnan(self.since)] = time_fs
+        if not low.any():
+            return None
+        lasted = time_fs - self.since
+        k = int(np.nanargmax(np.where(low, lasted, -np.inf)))
+        if lasted[k] >= self.break_fs:
+            return (
+                f"{self.symbols[k]} {k} has {cn[k]} neighbour(s) within the break distances for {lasted[k]:.0f} fs "
+                f"(fewer than any {self.symbols[k]} in the AIMD: {self.floor[k]})"
+            )
+        return None
+
+
+def undercoordinated_by_seed(traj, aimd_frames, breaks: dict[str, float], break_fs: float) -> dict:
+    """:class:`Undercoordinated` over recorded ML-MD frames (``info["seed"]``, ``info["time"]``),
+    seed by seed: {seed: the first failure's reason, or None}."""
+    out = {}
+    for seed in sorted({a.info.get("seed", 0) for a in traj}):
+        check = Undercoordinated(traj[0].get_chemical_symbols(), breaks, aimd_frames, break_fs)
+        reason = None
+        for a in traj:
+            if a.info.get("seed", 0) == seed and reason is None:
+                reason = check(a.positions, float(a.info["time"]))
+        out[seed] = reason
+    return out

@@ -87,6 +87,7 @@ def main(argv=None) -> int:
             for k in range(a.seeds)
         ]
         s = mlmd.combine(runs)
+        s.update(stress=False, reference_temperature=T)  # as run_mlmd's summary at an AIMD temperature
         ml = rdf.usable_mlmd_frames(traj, s)
         ev = cfg["evaluation"]
         r = rdf.compare(aimd, ml, ev["rdf_r_max"], ev["rdf_bins"])
@@ -96,9 +97,9 @@ def main(argv=None) -> int:
         for pair, verdict in (r.get("verdict") or {}).items():
             print(f"  {pair}: {verdict}; flags: {(r.get('flags') or {}).get(pair, '')}")
         print("  pairs below the AIMD interval:", r.get("below_reference_interval"))
-        # the candidate gross criterion (stability.Undercoordinated), from the same frames
+        # the undercoordinated criterion recomputed from the same frames, whichever the config judges by
         under = stability.undercoordinated_by_seed(traj, aimd, runs[0]["bond_break_distances"], p["bond_break_fs"])
-        print(f"  undercoordinated (candidate): {sum(v is not None for v in under.values())} of {len(under)} seeds")
+        print(f"  undercoordinated: {sum(v is not None for v in under.values())} of {len(under)} seeds")
         for seed, why in under.items():
             print(f"    seed {seed}: {why or 'stable'}")
         print(

@@ -163,8 +163,11 @@ def test_one_broken_bond_is_flagged_though_no_atom_leaves():
     )
     old = mlmd.run(Springs(anchors), qd, aimd, **kw)
     assert old["stable"]
-    new = mlmd.run(Springs(anchors), qd, aimd, bond_check=True, **kw)
+    new = mlmd.run(Springs(anchors), qd, aimd, bond_check=True, bond_criterion="stretched", **kw)
     assert not new["stable"] and "beyond its break distance" in new["reason"]
+    # the default criterion sees it too: the Pb has lost a neighbour no Pb of the AIMD lacks
+    default = mlmd.run(Springs(anchors), qd, aimd, bond_check=True, **kw)
+    assert not default["stable"] and "neighbour(s) within the break distances for 200 fs" in default["reason"]
     # the verdict came only after the bond had stayed out for bond_break_fs (200 fs by default)
     assert 200 <= new["failure_time_fs"] <= 400, new["failure_time_fs"]
     assert f"Pb {pb} - Br {br}" in new["reason"] or f"Br {br} - Pb {pb}" in new["reason"]
@@ -403,3 +406,48 @@ def test_csvr_holds_the_kinetic_energy_of_3n_minus_6_degrees_of_freedom_as_cp2k(
         dyn.run(1)
         temps.append(mlmd.temperature_of(atoms, ndof))
     assert np.mean(temps[400:]) == pytest.approx(40.0, rel=0.04)
+
+
+@pytest.mark.parametrize("criterion", ["stretched", "undercoordinated"])
+def test_the_recorder_judges_by_the_configured_bond_criterion(criterion):
+    """The same frames: a Se-Cd-Se-Cd chain whose end Se moves to 6 A from its Cd for 300 fs
+    (beyond the break distance, the middle of the chain's gap between 2.6 and 7.8 A; bond_factor
+    3 keeps it from counting as leaving). Its bond of the
+    start frame is stretched (unstable by "stretched") and it has no neighbour left, fewer than
+    any Se in the AIMD (unstable by "undercoordinated", which names the atom)."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from qdff.validation.mlmd import _Recorder
+
+    chain = np.array([[0.0, 0, 0], [2.6, 0, 0], [5.2, 0, 0], [7.8, 0, 0]])
+    rng = np.random.default_rng(1)
+    aimd = [Atoms("SeCdSeCd", positions=chain + rng.normal(scale=0.08, size=chain.shape)) for _ in range(60)]
+    for a in aimd:
+        a.calc = SinglePointCalculator(a, energy=0.0, forces=np.zeros((4, 3)))
+    rec = _Recorder(
+        aimd[0],
+        aimd,
+        temperature=300.0,
+        seed=1,
+        timestep_fs=1.0,
+        bond_factor=3.0,
+        bond_check=True,
+        monitor_bonds=True,
+        bond_cutoff_factor=1.25,
+        bond_break_fs=200.0,
+        trajectory=None,
+        bond_criterion=criterion,
+    )
+    atoms = aimd[0].copy()
+    why = None
+    for step in range(10, 400, 10):
+        atoms.positions = chain.copy()
+        if step >= 50:
+            atoms.positions[0] = [-3.4, 0, 0]  # 6 A from Cd 1
+        why = why or rec.langevin(atoms, step, 0.0, 300.0)
+    assert why, "the run should be unstable"
+    if criterion == "stretched":
+        assert "bond Se 0 - Cd 1 beyond its break distance" in why
+    else:
+        assert "Se 0 has 0 neighbour(s) within the break distances for 200 fs" in why

@@ -186,6 +186,10 @@ def test_report_says_level_of_theory_and_has_metrics(tiny_pipeline):
     html = (tiny_pipeline["workdir"] / "results/tiny/report.html").read_text()
     assert "GFN1-xTB" in html
     assert 'id="metrics"' in html and '<th class="backend">deepmd</th>' in html
+    # the first screen: which model to use, every check per model, the reference as the null test
+    first = html[html.index('<h2 id="summary">') : html.index('<h2 id="comparison">')]
+    assert 'id="recommendation"' in first and "reference (CP2K itself: the null test)" in first
+    assert "time blocks)" in first  # the held-out force RMSE's interval
     assert html.count("data:image/png;base64,") >= 2
     # self-contained: nothing loaded from the network (an SVG namespace URI is not a fetch); the
     # markup is checked without the embedded plotly.js, whose strings name plotly's web pages
@@ -194,7 +198,7 @@ def test_report_says_level_of_theory_and_has_metrics(tiny_pipeline):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", markup)
     assert "<script src" not in html and "@import" not in markup
     # keys tiny.yaml leaves out take the schema defaults, not the demo config's values
-    assert "Demo: (CdSe)6" not in html
+    assert "Demo: Cd16Se13Cl6" not in html
     index = (tiny_pipeline["workdir"] / "results/index.html").read_text()
     assert 'href="tiny/report.html"' in index
     # the cross-system index: composition, level of theory, best trained backend, the zero-shot one apart

@@ -49,6 +49,7 @@ from scipy.spatial.distance import pdist
 from .stability import (  # noqa: F401
     BLOWUP_FACTOR,
     StretchedBonds,
+    Undercoordinated,
     break_distances,
     degrees_of_freedom,
     pair_index,
@@ -202,8 +203,10 @@ class _Monitor:
     the AIMD's, never a verdict), and the gross bond criterion of
     :class:`qdff.validation.stability.StretchedBonds` (a verdict when ``judge``)."""
 
-    def __init__(self, graph: BondGraph | None, baseline: dict | None, judge: bool, stretched=None):
+    def __init__(self, graph: BondGraph | None, baseline: dict | None, judge: bool, stretched=None, gross=None):
         self.graph, self.baseline, self.judge, self.stretched = graph, baseline, judge, stretched
+        # the gross criterion that judges, where it is not the stretched bonds themselves
+        self.gross = gross
         self.broken, self.formed, self.cn = [], [], []
         self.beyond = 0  # checks at which the graph changed more than the AIMD's
 
@@ -218,11 +221,10 @@ class _Monitor:
         b = self.baseline
         if c["broken"] > b["broken_max"] or c["formed"] > b["formed_max"]:
             self.beyond += 1
-        if self.stretched is not None:
-            why = self.stretched(atoms.positions, time_fs)
-            if self.judge and why:
-                return why
-        return None
+        why = self.stretched(atoms.positions, time_fs) if self.stretched is not None else None
+        if self.gross is not None:
+            why = self.gross(atoms.positions, time_fs)
+        return why if self.judge else None
 
     def summary(self) -> dict:
         if self.graph is None:
@@ -244,6 +246,8 @@ class _Monitor:
             "aimd_coordination": self.baseline["coordination"],
             "aimd_baseline_frames": self.baseline["frames"],
             "bond_check": self.judge,
+            "bond_criterion": "undercoordinated" if self.gross is not None else "stretched",
+            "aimd_least_coordination": self.gross.min_cn if self.gross is not None else None,
             "bond_break_distances": st.breaks if st is not None else {},
             "bond_break_fs": st.break_fs if st is not None else None,
             "longest_stretch_fs": st.longest_fs if st is not None else 0.0,
@@ -308,6 +312,7 @@ class _Recorder:
         bond_cutoff_factor: float,
         bond_break_fs: float,
         trajectory: list | None,
+        bond_criterion: str = "undercoordinated",
     ):
         if monitor_bonds is None:
             monitor_bonds = bond_check
@@ -315,14 +320,20 @@ class _Recorder:
         self.n_atoms = len(start)
         self.limits = reference_limits(reference_frames)
         self.graph = self.baseline = None
-        stretched = None
+        stretched = gross = None
         if bond_check or monitor_bonds:
             cutoffs = bond_cutoffs(reference_frames, bond_cutoff_factor)
             self.graph = BondGraph(start.get_chemical_symbols(), cutoffs, start.positions)
             self.baseline = self.graph.baseline(reference_frames)
             breaks = break_distances(_evenly(reference_frames, 500), cutoffs)
             stretched = StretchedBonds(start.get_chemical_symbols(), start.positions, cutoffs, breaks, bond_break_fs)
-        self.monitor = _Monitor(self.graph, self.baseline, bond_check, stretched)
+            if bond_criterion == "undercoordinated":
+                # the verdict: an atom less coordinated than its element ever is in the AIMD;
+                # stretched bonds are then recorded (longest stretch), not judged
+                gross = Undercoordinated(
+                    start.get_chemical_symbols(), breaks, _evenly(reference_frames, 500), bond_break_fs
+                )
+        self.monitor = _Monitor(self.graph, self.baseline, bond_check, stretched, gross)
         self.trajectory = trajectory
         self.temps, self.epots, self.times = [], [], []
         self.nve_times, self.nve_etot, self.nve_temps = [], [], []
@@ -524,6 +535,7 @@ def run(
     bond_check: bool = False,
     bond_cutoff_factor: float = 1.25,
     bond_break_fs: float = 200.0,
+    bond_criterion: str = "undercoordinated",
     monitor_bonds: bool | None = None,
     thermostat: str = "csvr",
 ) -> dict:
@@ -548,6 +560,7 @@ def run(
         monitor_bonds=monitor_bonds,
         bond_cutoff_factor=bond_cutoff_factor,
         bond_break_fs=bond_break_fs,
+        bond_criterion=bond_criterion,
         trajectory=trajectory,
     )
     atoms = start.copy()
@@ -606,6 +619,7 @@ def run_lammps(
     bond_check: bool = False,
     bond_cutoff_factor: float = 1.25,
     bond_break_fs: float = 200.0,
+    bond_criterion: str = "undercoordinated",
     monitor_bonds: bool | None = None,
     thermostat: str = "csvr",
     threads: int = 1,
@@ -630,6 +644,7 @@ def run_lammps(
         monitor_bonds=monitor_bonds,
         bond_cutoff_factor=bond_cutoff_factor,
         bond_break_fs=bond_break_fs,
+        bond_criterion=bond_criterion,
         trajectory=trajectory,
     )
     md = lammps.md(
@@ -817,6 +832,7 @@ def protocol(mlmd: dict, recorder_only: bool = False) -> dict:
         "monitor_bonds": True,
         "bond_cutoff_factor": mlmd["bond_cutoff_factor"],
         "bond_break_fs": mlmd["bond_break_fs"],
+        "bond_criterion": mlmd.get("bond_criterion", "undercoordinated"),
     }
     if recorder_only:
         return judge | {"trajectory": None}

@@ -159,6 +159,7 @@ def run(
     bond_check: bool = False,
     bond_cutoff_factor: float = 1.25,
     bond_break_fs: float = 200.0,
+    bond_criterion: str = "undercoordinated",
     monitor_bonds: bool | None = None,
     thermostat: str = "csvr",
 ) -> dict:
@@ -179,6 +180,7 @@ def run(
         monitor_bonds=monitor_bonds,
         bond_cutoff_factor=bond_cutoff_factor,
         bond_break_fs=bond_break_fs,
+        bond_criterion=bond_criterion,
         trajectory=trajectory,
     )
     common = dict(

@@ -129,3 +129,13 @@ def test_a_killed_job_does_not_run_a_finished_seed_again(setup, tmp_path):
     assert inp.stat().st_mtime_ns == stamp  # CP2K not run again
     assert s2["steps_run"] == s1["steps_run"] == 4 and len(again) == len(first) == 2
     assert np.allclose(again[-1].positions, first[-1].positions)
+    # the judging changed (another bond criterion): the stale verdict is not reused, CP2K runs again
+    changed: list = []
+    s3 = reference_md.run_seed(
+        setup["start"],
+        [setup["start"]] * 3,
+        workdir=tmp_path / "seed11",
+        trajectory=changed,
+        **(kw | {"bond_criterion": "stretched"}),
+    )
+    assert inp.stat().st_mtime_ns != stamp and s3["settings_key"] != s2["settings_key"]

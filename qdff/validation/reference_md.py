@@ -254,6 +254,18 @@ def run(
     )
 
 
+def _settings_key(start, kw: dict) -> str:
+    """What a seed's result depends on: the start frame and every setting but how CP2K is
+    launched (command, threads, memory), as one hash."""
+    import hashlib
+    import json
+
+    physics = {k: v for k, v in kw.items() if k != "cp2k"}
+    physics["cp2k"] = {k: kw.get("cp2k", {}).get(k) for k in ("preset", "overrides")}
+    physics["start"] = np.round(np.asarray(start.positions), 6).tolist()
+    return hashlib.sha256(json.dumps(physics, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def run_seed(start, reference_frames, *, workdir, trajectory: list, **kw) -> dict:
     """:func:`run` of one seed, resumable: a seed whose summary (and frames) are in ``workdir``
     from an earlier, killed job is not run again."""
@@ -261,13 +273,19 @@ def run_seed(start, reference_frames, *, workdir, trajectory: list, **kw) -> dic
 
     workdir = Path(workdir)
     done, frames = workdir / "summary.json", workdir / "frames.extxyz"
+    key = _settings_key(start, kw)
     if done.is_file() and frames.is_file():
-        log.info("%s: seed %d already run, reusing its summary", workdir, kw["seed"])
-        if frames.stat().st_size:
-            trajectory.extend(read(frames, index=":", format="extxyz"))
-        return read_json(done)
+        old = read_json(done)
+        if old.get("settings_key") == key:
+            log.info("%s: seed %d already run, reusing its summary", workdir, kw["seed"])
+            if frames.stat().st_size:
+                trajectory.extend(read(frames, index=":", format="extxyz"))
+            return old
+        # the protocol or its judging changed (e.g. mlmd.bond_criterion): a stale verdict must not survive
+        log.info("%s: seed %d was run with other settings; running it again", workdir, kw["seed"])
     mine: list = []
     summary = run(start, reference_frames, workdir=workdir, trajectory=mine, **kw)
+    summary["settings_key"] = key
     with atomic_path(frames, suffix=".extxyz") as tmp:
         from ase.io import write
 

@@ -34,7 +34,7 @@ import warnings
 import numpy as np
 from scipy.spatial.distance import pdist
 
-from .stability import pair_index
+from .stability import Persistence, pair_index
 
 #: halide ligands: the ligand elements where no material of qdff.structure.crystals matches
 HALIDES = ("F", "Cl", "Br", "I")
@@ -66,16 +66,15 @@ def persistent_onsets(states: np.ndarray, persist_frames: int) -> np.ndarray:
     changes when it differs from its last confirmed state (the first frame's at first) at every
     frame from f to f + ``persist_frames``; a return before that was a flicker."""
     state = states[0].copy()
-    since = np.full(states.shape[1], -1)
+    changed = Persistence(states.shape[1])  # time in frames
     onset = np.zeros_like(states, dtype=bool)
     for f in range(1, len(states)):
         diff = states[f] != state
-        since[~diff] = -1
-        since[diff & (since < 0)] = f
-        done = diff & (f - since >= persist_frames)
-        onset[since[done], np.flatnonzero(done)] = True
+        lasted = changed.update(diff, f)
+        done = diff & (lasted >= persist_frames)
+        onset[(f - lasted[done]).astype(int), np.flatnonzero(done)] = True
         state[done] = states[f][done]
-        since[done] = -1
+        changed.reset(done)  # the new state is the reference now
     return onset
 
 

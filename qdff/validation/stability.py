@@ -108,6 +108,37 @@ def break_distances(frames, pairs, r_max: float = 8.0) -> dict[str, float]:
     return out
 
 
+class Persistence:
+    """Since when each of n conditions has held, over consecutive recorded frames: the one
+    bookkeeping behind every "for at least ``break_fs``" criterion (:class:`StretchedBonds`,
+    :class:`Undercoordinated`, and the bond changes of
+    :func:`qdff.validation.fidelity.persistent_onsets`), so that a condition that flickers
+    off and on again starts over each time."""
+
+    def __init__(self, n: int):
+        self.since = np.full(n, np.nan)  # when each condition started to hold; nan while it does not
+
+    def update(self, held: np.ndarray, now: float) -> np.ndarray:
+        """Record this frame's conditions (bool, one each) at time ``now``: how long each has
+        held (0 at the frame it starts), nan where it does not hold."""
+        self.since[~held] = np.nan
+        self.since[held & np.isnan(self.since)] = now
+        return now - self.since
+
+    def longest(self, held: np.ndarray, now: float) -> tuple[int, float] | None:
+        """:meth:`update`, then the condition held longest (the first of equals) and for how
+        long, or None when none holds."""
+        lasted = self.update(held, now)
+        if not held.any():
+            return None
+        k = int(np.nanargmax(np.where(held, lasted, -np.inf)))
+        return k, float(lasted[k])
+
+    def reset(self, which: np.ndarray) -> None:
+        """Start these conditions over (their reference changed: a confirmed bond change)."""
+        self.since[which] = np.nan
+
+
 class StretchedBonds:
     """The stricter gross bond criterion (``mlmd.bond_criterion: stretched``; always recorded as
     the longest stretch): a bond of the start frame beyond its pair's break distance for
@@ -124,25 +155,22 @@ class StretchedBonds:
         self.names = names[self.pairs]
         self.breaks = {str(k): float(v) for k, v in breaks.items()}
         self.break_fs = float(break_fs)
-        self.since = np.full(len(self.pairs), np.nan)  # time each bond went beyond its limit
+        self.beyond = Persistence(len(self.pairs))  # since when each bond is beyond its limit
         self.longest_fs = 0.0  # the longest stretch seen, bonds that came back included
 
     def __call__(self, positions, time_fs: float) -> str | None:
         d = pdist(np.asarray(positions))[self.pairs]
-        out = d > self.limit
-        self.since[~out] = np.nan
-        self.since[out & np.isnan(self.since)] = time_fs
-        if not out.any():
+        hit = self.beyond.longest(d > self.limit, time_fs)
+        if hit is None:
             return None
-        lasted = time_fs - self.since
-        k = int(np.nanargmax(np.where(out, lasted, -np.inf)))
-        self.longest_fs = max(self.longest_fs, float(lasted[k]))
-        if lasted[k] >= self.break_fs:
+        k, lasted = hit
+        self.longest_fs = max(self.longest_fs, lasted)
+        if lasted >= self.break_fs:
             p = self.pairs[k]
             i, j = self.i[p], self.j[p]
             return (
                 f"bond {self.symbols[i]} {i} - {self.symbols[j]} {j} beyond its break distance for "
-                f"{lasted[k]:.0f} fs (now {d[k]:.2f} A; {self.names[k]} break distance {self.limit[k]:.2f} A, "
+                f"{lasted:.0f} fs (now {d[k]:.2f} A; {self.names[k]} break distance {self.limit[k]:.2f} A, "
                 f"the first minimum of the AIMD pair-distance distribution)"
             )
         return None
@@ -183,20 +211,17 @@ class Undercoordinated:
         self.min_cn = {str(el): int(cn[:, self.symbols == el].min()) for el in set(self.symbols.tolist())}
         self.floor = np.array([self.min_cn[str(s)] for s in self.symbols])
         self.break_fs = float(break_fs)
-        self.since = np.full(len(self.symbols), np.nan)
+        self.below = Persistence(len(self.symbols))  # since when each atom is below its floor
 
     def __call__(self, positions, time_fs: float) -> str | None:
         cn = coordination_within(positions, self.symbols, self.breaks)
-        low = cn < self.floor
-        self.since[~low] = np.nan
-        self.since[low & np.isnan(self.since)] = time_fs
-        if not low.any():
+        hit = self.below.longest(cn < self.floor, time_fs)
+        if hit is None:
             return None
-        lasted = time_fs - self.since
-        k = int(np.nanargmax(np.where(low, lasted, -np.inf)))
-        if lasted[k] >= self.break_fs:
+        k, lasted = hit
+        if lasted >= self.break_fs:
             return (
-                f"{self.symbols[k]} {k} has {cn[k]} neighbour(s) within the break distances for {lasted[k]:.0f} fs "
+                f"{self.symbols[k]} {k} has {cn[k]} neighbour(s) within the break distances for {lasted:.0f} fs "
                 f"(fewer than any {self.symbols[k]} in the AIMD: {self.floor[k]})"
             )
         return None

@@ -18,6 +18,7 @@ from ..cp2k.input import LEVEL_OF_THEORY  # noqa: E402
 from ..cp2k.output import read_ener  # noqa: E402
 from ..fileio import atomic_open, atomic_path, read_json  # noqa: E402
 from ..validation.metrics import REFERENCE as REFERENCE_BACKEND  # noqa: E402
+from ..validation.metrics import seed_mean  # noqa: E402
 from ..validation.recommend import recommend  # noqa: E402
 
 METRIC_COLUMNS = [
@@ -411,7 +412,7 @@ def summary_rows(metrics: list, rec: dict) -> list:
     cost per ML-MD step against CP2K, and whether the model passes (qdff.validation.recommend)."""
     by = {m["backend"]: m for m in metrics}
     zero = [by[m["backend"]] for m in rec["models"] if m["zero_shot"] and m["force_rmse"] is not None]
-    best_zero = min(zero, key=lambda m: m.get("force_rmse_meV_per_A_mean", m["force_rmse_meV_per_A"])) if zero else None
+    best_zero = min(zero, key=lambda m: seed_mean(m, "force_rmse_meV_per_A")) if zero else None
 
     def mark(ok, text, check=None):
         word = {True: "pass", False: "FAIL", None: "not run"}[ok]
@@ -425,7 +426,7 @@ def summary_rows(metrics: list, rec: dict) -> list:
         f, zf = m["force_rmse"], row.get("baseline_zero_force_rmse_meV_per_A")
         rel = [f"{100 * f / zf:.0f}% of zero force" if f is not None and zf else None]
         if best_zero and not m["zero_shot"] and f is not None:
-            zb = best_zero.get("force_rmse_meV_per_A_mean", best_zero["force_rmse_meV_per_A"])
+            zb = seed_mean(best_zero, "force_rmse_meV_per_A")
             rel.append(f"{f / zb:.2f}× {best_zero['backend']} zero-shot")
         c = m["checks"]
         rows.append(
@@ -635,8 +636,7 @@ def index_row(system_dir: Path) -> dict:
     ):
         have = [m for m in trained if m.get(key) is not None]
         if have:
-            # with several models of training.seeds, their mean
-            b = min(have, key=lambda m: m.get(f"{key}_mean", m[key]))
+            b = min(have, key=lambda m: seed_mean(m, key))
             best[label] = f"{b['backend']} {_spread_cell(b, key, '{:.1f}')}"
     row["best"] = best
     row["zero_shot"] = "; ".join(f"{m['backend']} F RMSE {m['force_rmse_meV_per_A']:.1f} meV/Å" for m in zero) or "–"

@@ -65,6 +65,14 @@ def error_keys(row: dict) -> list[str]:
     ]
 
 
+def seed_mean(row: dict, key: str):
+    """A held-out error of a metrics row as models are ranked by it: the mean over the models
+    of training.seeds (``<key>_mean`` of :func:`seed_spread`) where there are several, else
+    model 0's own ``<key>``; None where the row has neither. One rule for every place that
+    ranks models (the recommendation, the report's summary, the index), so that they agree."""
+    return row.get(f"{key}_mean", row.get(key))
+
+
 def seed_spread(rows: list[dict], replicas: list[dict]) -> list[dict]:
     """Extend in place, and return, the ``rows`` (the metrics of model 0 of each backend) of every
     backend that has ``replicas`` (metrics of its models 1.. of training.seeds, matched by their

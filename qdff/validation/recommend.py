@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import math
 
-from .metrics import REFERENCE  # the metrics row of the reference run as a model
+from .metrics import REFERENCE, seed_mean  # REFERENCE: the metrics row of the reference run as a model
 
 #: the checks, in the order the report lists them
 CHECKS = ("forces", "energies", "stability", "pair distances")
 
 
 def _mean(row: dict, key: str):
-    """A held-out error of a metrics row: the mean over the models of training.seeds where
-    there are several, else model 0's own."""
-    v = row.get(f"{key}_mean", row.get(key))
+    """A held-out error of a metrics row (:func:`qdff.validation.metrics.seed_mean`), None
+    where it is missing or not a number: a check without a value did not run."""
+    v = seed_mean(row, key)
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 

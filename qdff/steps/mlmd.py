@@ -83,13 +83,7 @@ def run_mlmd(
     traj: list = []
     # the same criteria at every temperature: at a stress temperature the hottest AIMD's break
     # distances (a property of the bonds, not of the temperature)
-    common = md.protocol(p) | dict(
-        temperature=temperature,
-        steps=p["steps"],
-        record_every=p["record_every"],
-        trajectory=traj,
-        nve_steps=p["nve_steps"],
-    )
+    common = md.validation_protocol(p, temperature) | {"trajectory": traj}
     # a LAMMPS run's input and log stay beside the summary: a starting point for production runs
     work = Path(summary_out).parent / "lammps"
     calc = None if md.engine(p["engine"], backend) == "lammps" else load_calculator(model_dir)
@@ -145,9 +139,7 @@ def run_reference_md(
     cp2k_run.check_cp2k_available(settings)
     p = mlmd
     traj: list = []
-    common = md.protocol(p) | dict(
-        temperature=temperature, steps=p["steps"], record_every=p["record_every"], nve_steps=p["nve_steps"]
-    )
+    common = md.validation_protocol(p, temperature)  # the trajectory goes to each seed apart
     runs = []
     for k in range(p["seeds"]):
         seed = p["seed"] + k

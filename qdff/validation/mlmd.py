@@ -839,6 +839,16 @@ def protocol(mlmd: dict, recorder_only: bool = False) -> dict:
     return judge | {"thermostat": mlmd["thermostat"], "thermostat_timecon_fs": mlmd["thermostat_timecon_fs"]}
 
 
+def validation_protocol(mlmd: dict, temperature: float) -> dict:
+    """:func:`protocol` with the run's length and recording from the same ``mlmd`` block
+    (steps, record_every, nve_steps), at ``temperature``: every keyword of a validation run but
+    its seed and trajectory. One function for a model's run (qdff.steps.mlmd.run_mlmd) and the
+    reference's (run_reference_md), because the null test holds only if the two are the same."""
+    return protocol(mlmd) | dict(
+        temperature=temperature, steps=mlmd["steps"], record_every=mlmd["record_every"], nve_steps=mlmd["nve_steps"]
+    )
+
+
 def run_model(
     requested_engine: str, backend: str, model_dir, start, reference_frames, *, workdir, calc=None, **protocol
 ) -> dict:

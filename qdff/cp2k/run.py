@@ -22,6 +22,7 @@ from ase import Atoms
 from ase.io import read, write
 
 from .. import elements
+from ..processes import terminate_raises
 from ..fileio import atomic_open, atomic_path, write_json
 from . import input as cp2k_input
 from .output import read_ener, scf_convergence
@@ -114,12 +115,13 @@ def run_cp2k(cmd, workdir: Path, out_name: str, threads: int, progress=None) -> 
         except psutil.NoSuchProcess:
             watched = None
         try:
-            while proc.poll() is None:
-                if watched is not None:
-                    peak = max(peak or 0.0, _tree_rss_mb(watched))
-                time.sleep(1)
-                if progress:
-                    progress()
+            with terminate_raises():
+                while proc.poll() is None:
+                    if watched is not None:
+                        peak = max(peak or 0.0, _tree_rss_mb(watched))
+                    time.sleep(1)
+                    if progress:
+                        progress()
         except BaseException:
             proc.kill()
             proc.wait()

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ...fileio import atomic_path, write_json
+from ...processes import terminate_raises
 
 log = logging.getLogger(__name__)
 
@@ -315,12 +316,13 @@ def run_streamed(cmd: list[str], cwd: Path, env: dict, what: str, on_line=None) 
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     )
     try:
-        for line in proc.stdout:
-            line = line.rstrip()
-            tail = (tail + [line])[-30:]
-            log.info("  | %s", line)
-            if on_line:
-                on_line(line)
+        with terminate_raises():
+            for line in proc.stdout:
+                line = line.rstrip()
+                tail = (tail + [line])[-30:]
+                log.info("  | %s", line)
+                if on_line:
+                    on_line(line)
     except BaseException:
         proc.kill()
         proc.wait()

@@ -22,8 +22,8 @@ from ase import Atoms
 from ase.io import read, write
 
 from .. import elements
-from ..processes import terminate_raises
 from ..fileio import atomic_open, atomic_path, write_json
+from ..processes import terminate_raises
 from . import input as cp2k_input
 from .output import read_ener, scf_convergence
 

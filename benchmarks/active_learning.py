@@ -1,14 +1,27 @@
-"""Active learning against training on the full AIMD, on the same held-out frames.
+"""Active learning against training on the full AIMD and against a matched-budget passive
+baseline, on the same independent test AIMD.
 
-    python benchmarks/active_learning.py results/cdse-demo-full results/cdse-al [--mlmd-steps 2000]
+    python benchmarks/active_learning.py results/cdse-zb-small results/cdse-zb-al results/cdse-zb-passive \
+        [--temperatures 300 500 750] [--mlmd-steps 1000] [--seeds 3] [--out benchmarks/out/active_learning.json]
 
-Peer: the full comparison's DeePMD model (config/demo-full.yaml: 4000 GFN1-xTB AIMD steps at
-300 and 600 K, 300 FPS-selected training frames; the demo's settings until issue 20 cut it). Ours: the final model of config/cdse-al.yaml (600 AIMD
-steps at 300 K, then active learning). Both are DeePMD-kit with the same hyperparameters.
-Prints, per temperature of the demo's held-out frames, the force and energy RMSE of both; the
-CP2K force evaluations each needed (every AIMD step and every labelled frame counts one) and
-their ratio; and Langevin ML-MD stability of both at the stress temperature (900 K) from the
-same start, with the same seed.
+Peer: the full AIMD (config/cdse-zb-small.yaml: 3000 GFN1-xTB steps at 300 and 500 K of
+Cd16Se13Cl6, 400 training frames). Ours: config/cdse-zb-al.yaml (500 AIMD steps per
+temperature, then the loop). Baseline: config/cdse-zb-passive.yaml (the loop's CP2K budget
+spent as plain AIMD and FPS). All DeePMD-kit with the same settings per frame.
+
+Prints and writes, per approach:
+- CP2K force evaluations, counted from the run's own files (every AIMD step of the training
+  runs and every frame sent to CP2K for a label; the independent test runs are not training
+  data and are not counted), and their share of the full AIMD's;
+- the force RMSE of each of its models (training.seeds, or the final committee's members 0 to
+  seeds-1) on the peer's independent test AIMD (aimd.test_seed: other initial velocities and
+  thermostat noise) per temperature and overall, with the 95 % interval of model 0 from
+  contiguous 60 fs blocks (qdff.training.errors.force_rmse_interval), and mean +- std over models;
+- ML-MD of model 0 at every temperature, ``--seeds`` seeds each, from the same test frame with
+  the same seeds for every approach, judged by the pipeline's own verdict (qdff.validation.mlmd,
+  the peer config's mlmd block: CSVR, undercoordination held 200 fs, ...), with break distances
+  from the peer's test AIMD nearest in temperature;
+- the loop's iterations (calibration, trust levels, predicted error, stop reason).
 """
 
 from __future__ import annotations
@@ -16,92 +29,140 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from qdff import config as qconfig  # noqa: E402
 from qdff.data import dataset  # noqa: E402
+from qdff.training import errors  # noqa: E402
 from qdff.training.models import load_calculator  # noqa: E402
 from qdff.validation import evaluate, mlmd  # noqa: E402
 
 
-def cp2k_evaluations(results: Path) -> int:
+def cp2k_evaluations(results: Path) -> dict:
+    """Training-data CP2K evaluations of one results folder, from its own files."""
     aimd = sum(json.loads(p.read_text())["steps_done"] for p in sorted(results.glob("aimd/*K/run.json")))
-    labels = sum(json.loads(p.read_text())["frames"] for p in sorted(results.glob("al/iter*/labels/labels.json")))
-    return aimd + labels
+    labels = sum(json.loads(p.read_text())["frames"] for p in sorted(results.glob("al/*/labels/labels.json")))
+    return {"aimd_steps": aimd, "labels": labels, "total": aimd + labels}
 
 
-def per_temperature(calc, frames) -> dict:
+def model_dirs(results: Path, backend: str) -> list[Path]:
+    base = results / "models" / backend
+    reps = sorted((base / "replicas").glob("*/model.json"), key=lambda p: int(p.parent.name))
+    return [base] + [p.parent for p in reps]
+
+
+def errors_of(calc, test) -> dict:
+    e, f, _ = evaluate.predict(calc, test)
+    out = {"all": evaluate.error_metrics(test, e, f)["force_rmse_meV_per_A"]}
+    for t in sorted({a.info["temperature"] for a in test}):
+        idx = [i for i, a in enumerate(test) if a.info["temperature"] == t]
+        sub = [test[i] for i in idx]
+        out[f"{t:g}"] = evaluate.error_metrics(sub, [e[i] for i in idx], [f[i] for i in idx])["force_rmse_meV_per_A"]
+    iv = errors.force_rmse_interval(test, f)
+    out["interval"] = iv.get("rmse_interval_force_meV_per_A")
+    return out
+
+
+def stability(calc, test, temperatures, p: dict, seeds: int) -> dict:
+    aimd_t = sorted({a.info["temperature"] for a in test})
     out = {}
-    for t in sorted({a.info["temperature"] for a in frames}):
-        sub = [a for a in frames if a.info["temperature"] == t]
-        e, f, _ = evaluate.predict(calc, sub)
-        m = evaluate.error_metrics(sub, e, f)
-        out[f"{t:g} K"] = (
-            m["force_rmse_meV_per_A"],
-            m["energy_rmse_meV_per_atom"],
-            m["baseline_zero_force_rmse_meV_per_A"],
-            len(sub),
-        )
+    for T in temperatures:
+        nearest = min(aimd_t, key=lambda t: abs(t - T))
+        ref = [a for a in test if a.info["temperature"] == nearest]
+        verdicts = []
+        for k in range(seeds):
+            s = mlmd.run(calc, ref[0], ref, seed=p["seed"] + k, **mlmd.validation_protocol(p, T))
+            verdicts.append("stable" if s["stable"] else s["reason"])
+        out[f"{T:g}"] = {"stable": sum(v == "stable" for v in verdicts), "runs": seeds, "reasons": verdicts}
     return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("peer", type=Path, help="results/<demo name> (full AIMD)")
-    ap.add_argument("ours", type=Path, help="results/<active-learning name>")
+    ap.add_argument("full", type=Path, help="results/<full AIMD name>, with aimd.test_seed")
+    ap.add_argument("al", type=Path, help="results/<active-learning name>")
+    ap.add_argument("passive", type=Path, nargs="?", help="results/<matched-budget passive name>")
+    ap.add_argument("--config", type=Path, default=Path("config/cdse-zb-small.yaml"), help="the peer's config (mlmd)")
     ap.add_argument("--backend", default="deepmd")
-    ap.add_argument("--stress-temperature", type=float, default=900.0)
-    ap.add_argument("--mlmd-steps", type=int, default=2000)
+    ap.add_argument("--temperatures", type=float, nargs="+", default=[300.0, 500.0, 750.0])
+    ap.add_argument("--mlmd-steps", type=int, default=1000)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/active_learning.json"))
     a = ap.parse_args()
-    test = dataset.read_frames(a.peer / "split/test.extxyz")
-    models = {"full AIMD": a.peer / "models" / a.backend, "active learning": a.ours / "models" / a.backend}
-    calcs = {k: load_calculator(v) for k, v in models.items()}
-    evals = {"full AIMD": cp2k_evaluations(a.peer), "active learning": cp2k_evaluations(a.ours)}
-    print(f"held-out frames: {len(test)} of {a.peer / 'split/test.extxyz'} (final time block of each demo AIMD run)")
-    rows = {k: per_temperature(c, test) for k, c in calcs.items()}
-    print(f"{'':18s} {'T':>7s} {'F RMSE meV/A':>13s} {'E RMSE meV/at':>14s} {'zero-F base':>12s} {'frames':>7s}")
-    for k, by_t in rows.items():
-        for t, (f, e, b, n) in by_t.items():
-            print(f"{k:18s} {t:>7s} {f:13.1f} {e:14.2f} {b:12.1f} {n:7d}")
-    for t in rows["full AIMD"]:
-        r = rows["active learning"][t][0] / rows["full AIMD"][t][0]
-        print(f"force RMSE ratio active learning / full AIMD at {t}: {r:.2f}")
-    print(
-        f"CP2K force evaluations: full AIMD {evals['full AIMD']}, active learning {evals['active learning']}, "
-        f"ratio {evals['active learning'] / evals['full AIMD']:.3f}"
-    )
-    start = [f for f in test if f.info["temperature"] == max(f.info["temperature"] for f in test)][0]
-    for k, c in calcs.items():
-        s = mlmd.run(
-            c,
-            start,
-            test,
-            temperature=a.stress_temperature,
-            steps=a.mlmd_steps,
-            timestep_fs=1.0,
-            thermostat="langevin",
-            thermostat_timecon_fs=100.0,
-            bond_factor=1.5,
-            seed=3,
+    cfg = qconfig.load(a.config)
+    p = dict(cfg["mlmd"], steps=a.mlmd_steps)
+    if p["thermostat_timecon_fs"] is None:
+        p["thermostat_timecon_fs"] = cfg["aimd"]["thermostat_timecon_fs"]
+    test = dataset.read_frames(a.full / "split/test.extxyz")
+    runs = sorted({x.info["run"] for x in test})
+    print(f"test set: {len(test)} frames of {a.full / 'split/test.extxyz'}, runs {runs} (independent AIMD)")
+    approaches = {"full AIMD": a.full, "active learning": a.al}
+    if a.passive:
+        approaches["passive, matched budget"] = a.passive
+    report: dict = {"test_frames": len(test), "test_runs": runs, "mlmd": p, "approaches": {}}
+    full_evals = cp2k_evaluations(a.full)["total"]
+    for name, res in approaches.items():
+        t0 = time.time()
+        ev = cp2k_evaluations(res)
+        dirs = model_dirs(res, a.backend)
+        errs = [errors_of(load_calculator(d), test) for d in dirs]
+        calc0 = load_calculator(dirs[0])
+        stab = stability(calc0, test, a.temperatures, p, a.seeds)
+        allv = np.array([e["all"] for e in errs])
+        row = {
+            "cp2k_evaluations": ev,
+            "share_of_full": ev["total"] / full_evals,
+            "models": [str(d) for d in dirs],
+            "force_rmse": errs,
+            "force_rmse_mean": float(allv.mean()),
+            "force_rmse_std": float(allv.std(ddof=1)) if len(allv) > 1 else float("nan"),
+            "stability": stab,
+            "wall_s": round(time.time() - t0, 1),
+        }
+        report["approaches"][name] = row
+        by_t = "; ".join(f"{t} K {np.mean([e[t] for e in errs]):.1f}" for t in errs[0] if t not in ("all", "interval"))
+        iv = errs[0]["interval"]
+        print(
+            f"{name}: {ev['total']} CP2K evaluations ({ev['aimd_steps']} AIMD steps + {ev['labels']} labels; "
+            f"{100 * row['share_of_full']:.1f} % of the full AIMD's); force RMSE {row['force_rmse_mean']:.1f} "
+            f"+- {row['force_rmse_std']:.1f} meV/A over {len(errs)} models (model 0: {errs[0]['all']:.1f}, 95 % "
+            f"interval {iv[0]:.1f}-{iv[1]:.1f}); by temperature {by_t}"
+            if iv
+            else f"{name}: {ev['total']} CP2K evaluations; force RMSE {row['force_rmse_mean']:.1f}"
         )
-        verdict = "stable" if s["stable"] else f"UNSTABLE ({s['reason']})"
-        print(f"ML-MD {a.stress_temperature:g} K, {a.mlmd_steps} steps, {k}: {verdict}")
-    summary = a.ours / "al/summary.json"
+        for T, s in stab.items():
+            print(f"  ML-MD {T} K ({a.mlmd_steps} steps + {p['nve_steps']} NVE): stable in {s['stable']}/{s['runs']}")
+    zero = evaluate.error_metrics(test, [0.0] * len(test), [np.zeros((len(x), 3)) for x in test])
+    report["zero_force_rmse_meV_per_A"] = zero["baseline_zero_force_rmse_meV_per_A"]
+    print(f"zero-force RMSE of the test set: {report['zero_force_rmse_meV_per_A']:.1f} meV/A")
+    summary = a.al / "al/summary.json"
     if summary.is_file():
         s = json.loads(summary.read_text())
-        print(f"active learning: {len(s['iterations'])} iterations, converged: {s['converged']}")
+        report["loop"] = s
+        print(f"active learning: {len(s['iterations'])} iterations, ended by: {s.get('stop_reason')}")
         for r in s["iterations"]:
+            c = r.get("calibration") or {}
+            lc = r.get("label_check") or {}
             print(
-                f"  iteration {r['iteration']}: {r['train_frames']} training frames, {r['labels_added']} labels added, "
-                f"accurate {100 * r['accurate_fraction']:.1f}%, candidate {100 * r['candidate_fraction']:.1f}%, "
-                f"failed {100 * r['failed_fraction']:.1f}%, stable: {r['all_stable']}"
+                f"  iteration {r['iteration']}: {r['train_frames']} training frames, {r['labels_requested']} "
+                f"labels asked; T {r.get('temperatures')}; scale {c.get('scale', float('nan')):.2f} "
+                f"(held-out coverage {100 * c.get('coverage_holdout', float('nan')):.0f} %, on its labels "
+                f"{100 * lc.get('coverage', float('nan')):.0f} % of {lc.get('frames', 0)}); trust "
+                f"{r.get('trust_lo', float('nan')):.3f}/{r.get('trust_hi', float('nan')):.3f}; predicted "
+                f"{r.get('predicted_force_rmse_meV_per_A', float('nan')):.1f} vs target "
+                f"{r.get('target_force_rmse_meV_per_A', float('nan')):.1f}, held-out "
+                f"{r['force_rmse_meV_per_A']:.1f} meV/A; stable {r['all_stable']}; ends: {r.get('stop_reason')}"
             )
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(f"written {a.out}")
     return 0
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     sys.exit(main())

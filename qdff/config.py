@@ -164,7 +164,11 @@ def validate(config: dict) -> dict:
                 f"config error at active_learning.backend: {al['backend']!r} is not enabled "
                 f"(backends.{al['backend']}.enabled)"
             )
-        if not al["trust_lo"] < al["trust_hi"]:
+        if al["warm_start"] and al["backend"] != "deepmd":
+            raise ConfigError(
+                f"config error at active_learning.warm_start: supported for a deepmd committee, not {al['backend']!r}"
+            )
+        if al["trust_levels"] == "fixed" and not al["trust_lo"] < al["trust_hi"]:
             raise ConfigError(
                 f"config error at active_learning.trust_hi: {al['trust_hi']} must be above trust_lo {al['trust_lo']}"
             )

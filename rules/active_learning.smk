@@ -12,6 +12,7 @@ rule train_committee_member:
         train=al_train_set,
         valid="results/{system}/split/valid.extxyz",
         summary="results/{system}/split/selection.json",
+        init=al_warm_start_member,
     output:
         "results/{system}/al/iter{i}/committee/m{k}/model.json",
     log:
@@ -28,6 +29,8 @@ rule train_committee_member:
     params:
         backend=AL_BACKEND,
         backend_config=canonical(qconfig.hyperparameters(config["backends"][AL_BACKEND])),
+        committee=physics("active_learning", "subsample", "steps_scale", "warm_start"),
+        n_train_reference=config["selection"]["n_train"],
         gate=canonical(qconfig.training_gate(config)),
         workdir=lambda w: f"results/{w.system}/al/iter{w.i}/training/m{w.k}",
         split_dir=subpath(input.summary, parent=True),
@@ -42,6 +45,10 @@ checkpoint explore_committee:
     input:
         members=al_members,
         train=al_train_set,
+        calibration=al_calibration_set,
+        previous=al_previous_explore,
+        aimd=aimd_summaries,
+        labels=al_labels_before,
     output:
         table="results/{system}/al/iter{i}/explore/deviations.csv",
         candidates="results/{system}/al/iter{i}/explore/candidates.extxyz",
@@ -147,19 +154,24 @@ rule label_candidates:
 
 
 rule extend_training_set:
-    """The training set of iteration i: that of i-1 and the frames CP2K labelled in i-1 (of
-    iteration 0: the split's and the seed exploration's)."""
+    """The training and calibration sets of iteration i: those of i-1 and the frames CP2K
+    labelled in i-1, holdout_fraction of them held back for calibration (of iteration 0: the
+    split's and the seed exploration's)."""
     input:
         previous=al_previous_train,
+        previous_calibration=al_previous_calibration,
         labelled=al_previous_labels,
     output:
-        "results/{system}/al/iter{i}/train.extxyz",
+        train="results/{system}/al/iter{i}/train.extxyz",
+        calibration="results/{system}/al/iter{i}/calibration.extxyz",
     log:
         "logs/extend_training_set/{system}_iter{i}.log",
     benchmark:
         "results/benchmarks/extend_training_set/{system}_iter{i}.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        holdout_fraction=AL["holdout_fraction"],
     script:
         "../scripts/extend_training_set.py"
 
@@ -214,7 +226,7 @@ rule summarize_active_learning:
     conda:
         "../envs/analysis.yaml"
     params:
-        active_learning=physics("active_learning", "backend", "committee", "trust_lo", "trust_hi"),
+        active_learning=physics("active_learning", "backend", "committee", "trust_levels", "subsample"),
     script:
         "../scripts/summarize_active_learning.py"
 

@@ -229,6 +229,45 @@ def al_train_set(wildcards):
     return al_train_file(wildcards.system, wildcards.i)
 
 
+def al_calibration_file(system, i):
+    """The committee's calibration frames (labelled, never trained on): the split's validation
+    frames and the labels held back so far (active_learning.holdout_fraction)."""
+    if int(i) == 0 and not AL_SEED:
+        return f"results/{system}/split/valid.extxyz"
+    return f"results/{system}/al/iter{i}/calibration.extxyz"
+
+
+def al_calibration_set(wildcards):
+    return al_calibration_file(wildcards.system, wildcards.i)
+
+
+def al_previous_calibration(wildcards):
+    if int(wildcards.i) == 0:
+        return f"results/{wildcards.system}/split/valid.extxyz"
+    return al_calibration_file(wildcards.system, int(wildcards.i) - 1)
+
+
+def al_previous_explore(wildcards):
+    """The previous iteration's explore.json (temperature ladder, adaptive level); none for 0."""
+    i = int(wildcards.i)
+    return [f"results/{wildcards.system}/al/iter{i - 1}/explore/explore.json"] if i > 0 else []
+
+
+def al_labels_before(wildcards):
+    """The labels' summaries of the seed exploration and of every iteration before i."""
+    i = int(wildcards.i)
+    seed = [f"results/{wildcards.system}/al/seed/labels/labels.json"] if AL_SEED else []
+    return seed + [f"results/{wildcards.system}/al/iter{j}/labels/labels.json" for j in range(i)]
+
+
+def al_warm_start_member(wildcards):
+    """With active_learning.warm_start, member k of iteration i > 0 starts from member k of i-1."""
+    i = int(wildcards.i)
+    if not AL["warm_start"] or i == 0:
+        return []
+    return [f"results/{wildcards.system}/al/iter{i - 1}/committee/m{wildcards.k}/model.json"]
+
+
 def al_members(wildcards):
     return [
         f"results/{wildcards.system}/al/iter{wildcards.i}/committee/m{k}/model.json" for k in range(AL["committee"])

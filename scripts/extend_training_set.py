@@ -5,6 +5,8 @@ smk.run(
     snakemake,
     active_learning.extend_training_set,
     snakemake.input.previous,
+    snakemake.input.previous_calibration,
     snakemake.input.labelled,
-    snakemake.output[0],
+    snakemake.output.train,
+    snakemake.output.calibration,
 )

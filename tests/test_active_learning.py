@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.io import read
 from conftest import ROOT, jiggled, snakemake
 
@@ -33,25 +34,30 @@ def test_model_deviation_matches_a_hand_computed_example():
     assert d["devi_e"] == pytest.approx([0.1])
 
 
-def test_exactly_max_labels_distinct_candidates_within_the_trust_window():
+def test_exactly_max_labels_distinct_candidates():
     rng = np.random.default_rng(1)
-    devi = rng.uniform(0, 1.0, size=200)
-    classes = deviation.classify(devi, lo=0.2, hi=0.6)
-    assert set(classes[devi < 0.2]) == {"accurate"} and set(classes[devi >= 0.6]) == {"failed"}
-    rows = [i for i, c in enumerate(classes) if c == "candidate"]
-    assert len(rows) > 20
+    rows = list(range(0, 200, 3))
     X = rng.normal(size=(200, 5))
     picked = deviation.pick_candidates(rows, X, 12)
-    assert len(picked) == len(set(picked)) == 12
-    assert all(0.2 <= devi[i] < 0.6 for i in picked)
+    assert len(picked) == len(set(picked)) == 12 and set(picked) <= set(rows)
     # fewer candidates than the budget: all of them
     assert sorted(deviation.pick_candidates(rows[:5], X, 12)) == sorted(rows[:5])
 
 
-def test_stop_rule_needs_the_accurate_fraction_and_stable_trajectories():
-    assert deviation.converged(0.995, True, 0.99)
-    assert not deviation.converged(0.995, False, 0.99)  # an unstable trajectory: go on
-    assert not deviation.converged(0.90, True, 0.99)
+def test_picks_come_before_a_failure_first_then_candidates_then_beyond():
+    frames = [Atoms("Cd", info={}) for _ in range(8)]
+    frames[6].info["before_failure"] = True
+    frames[7].info["before_failure"] = True
+    classes = np.array(["accurate", "candidate", "candidate", "beyond", "beyond", "failed", "accurate", "failed"])
+    X = np.arange(8, dtype=float)[:, None]
+
+    def X_of(rows):
+        return X[rows]
+
+    # the frame before a failure that is itself unphysical (7) is never picked
+    assert loop.pick(classes, frames, X_of, 3) == [6, 1, 2]
+    assert sorted(loop.pick(classes, frames, X_of, 10)) == [1, 2, 3, 4, 6]
+    assert loop.pick(classes, frames, X_of, 1) == [6]
 
 
 def test_exploration_temperatures_add_the_stress_temperature():
@@ -79,7 +85,9 @@ def test_config_refuses_a_disabled_committee_backend_and_an_empty_trust_window()
             }
         )
     with pytest.raises(config.ConfigError, match="active_learning.trust_hi"):
-        config.validate({**base, "active_learning": {"enabled": True, "trust_lo": 0.5, "trust_hi": 0.2}})
+        config.validate(
+            {**base, "active_learning": {"enabled": True, "trust_levels": "fixed", "trust_lo": 0.5, "trust_hi": 0.2}}
+        )
 
 
 @pytest.mark.cp2k
@@ -156,7 +164,10 @@ def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tm
     assert [r["iteration"] for r in its] == list(range(len(its))) and 1 <= len(its) <= 2
     n0 = its[0]["train_frames"]
     for prev, r in zip(its, its[1:]):
-        assert r["train_frames"] == prev["train_frames"] + prev["labels_added"]
+        # the new labels, less those held back to calibrate the next committee (1 in 5)
+        assert r["train_frames"] == prev["train_frames"] + prev["labels_added"] - len(
+            loop.held_back(prev["labels_added"], 0.2)
+        )
     assert sum(r["labels_added"] for r in its) > 0, "no CP2K labels"
     assert all(r["labels_requested"] <= 5 for r in its)
     # the seed exploration with SevenNet-0 (explore_with) labelled frames for iteration 0
@@ -166,7 +177,8 @@ def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tm
         summary["aimd_steps"] + seed["labels_requested"] + sum(r["labels_requested"] for r in its)
     )
     # 2 runs of 400 steps, 80 selected frames (tests/configs/tiny-al.yaml), and the seed's labels
-    assert n0 == 80 + seed["labels_added"] and summary["aimd_steps"] == 800
+    assert n0 == 80 + seed["labels_added"] - len(loop.held_back(seed["labels_added"], 0.2))
+    assert summary["aimd_steps"] == 800
     assert its[0]["cp2k_evaluations_before"] == 800 + seed["labels_requested"]
     # the held-out frames never enter training
     test_keys = {(a.info["run"], a.info["step"]) for a in read(work / "results/tiny/split/test.extxyz", ":")}
@@ -181,7 +193,17 @@ def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tm
     assert 'id="al-seed"' in html and "zero-shot <b>sevennet0</b>" in html
     table = (al / "iter0/explore/deviations.csv").read_text().splitlines()
     assert table[0].startswith("iteration,temperature,trajectory,step,max_devi_f")
-    assert {line.split(",")[1] for line in table[1:]} >= {"300.0", "600.0", "900.0"}
+    # the ladder's first rung: the AIMD temperatures
+    assert {line.split(",")[1] for line in table[1:]} == {"300.0", "600.0"}
+    # every iteration is calibrated and says why the loop ended or went on; the last one ends it
+    for r in its:
+        assert r["calibration"]["frames"] >= 20 and r["trust_lo"] > 0 and r["temperatures"][:2] == [300.0, 600.0]
+    assert its[-1]["stop_reason"] in ("converged", "iterations") and summary["stop_reason"] == its[-1]["stop_reason"]
+    assert "ends the loop" in html and "calibration: scale" in html
+    if len(its) == 2:
+        # iteration 1's members started from iteration 0's weights, and saw 80 % of the frames
+        log = (work / "logs/train_committee_member/tiny_iter1_m1.log").read_text()
+        assert "warm start" in log and f"of {its[1]['train_frames']} training frames" in log
 
 
 def test_seed_exploration_with_one_model_picks_distinct_frames_by_fps(tmp_path):

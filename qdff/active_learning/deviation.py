@@ -1,4 +1,4 @@
-"""Committee model deviation (DP-GEN's ``model_devi``), trust levels and candidate choice."""
+"""Committee model deviation (DP-GEN's ``model_devi``) and candidate choice."""
 
 from __future__ import annotations
 
@@ -19,24 +19,25 @@ def committee_predictions(calcs, frames):
     return energies, forces
 
 
-def model_deviation(energies, forces, n_atoms: int) -> dict:
+def model_deviation(energies, forces, n_atoms: int, relative_floor: float | None = None) -> dict:
     """Per frame: the largest over atoms of the committee's force spread
-    ``max_i sqrt(<|F_i - <F_i>|^2>)`` (eV/A; DP-GEN's max_devi_f), its mean over atoms, and
-    the committee's standard deviation of the energy per atom (eV/atom)."""
+    ``max_i sqrt(<|F_i - <F_i>|^2>)`` (eV/A; DP-GEN's max_devi_f), its mean over atoms, its
+    RMS over atoms and components (``rms_devi_f``, comparable with a force RMSE), and the
+    committee's standard deviation of the energy per atom (eV/atom). With ``relative_floor``
+    (eV/A) also DeePMD's relative deviation ``max_i spread_i / (|<F_i>| + floor)``
+    (``max_devi_f_rel``): an atom under a large force may deviate more."""
     forces = np.asarray(forces, dtype=np.float64)
-    spread = np.sqrt(np.mean(np.sum((forces - forces.mean(axis=0)) ** 2, axis=-1), axis=0))  # (frames, atoms)
-    return {
+    mean = forces.mean(axis=0)
+    spread = np.sqrt(np.mean(np.sum((forces - mean) ** 2, axis=-1), axis=0))  # (frames, atoms)
+    out = {
         "max_devi_f": spread.max(axis=1),
         "avg_devi_f": spread.mean(axis=1),
+        "rms_devi_f": np.sqrt(np.mean(spread**2, axis=1) / 3.0),
         "devi_e": np.std(np.asarray(energies, dtype=np.float64), axis=0) / n_atoms,
     }
-
-
-def classify(max_devi_f, lo: float, hi: float) -> np.ndarray:
-    """'accurate' below ``lo``, 'candidate' in [lo, hi), 'failed' at or above ``hi``
-    (too far from anything the models know to be a physical frame worth a DFT call)."""
-    d = np.asarray(max_devi_f)
-    return np.where(d < lo, "accurate", np.where(d < hi, "candidate", "failed"))
+    if relative_floor is not None:
+        out["max_devi_f_rel"] = (spread / (np.linalg.norm(mean, axis=-1) + relative_floor)).max(axis=1)
+    return out
 
 
 def pick_candidates(candidate_rows, X, max_labels: int) -> list[int]:
@@ -49,8 +50,3 @@ def pick_candidates(candidate_rows, X, max_labels: int) -> list[int]:
 
     picked = fps(np.asarray(X)[rows], max_labels)
     return [rows[i] for i in picked]
-
-
-def converged(accurate_fraction: float, all_stable: bool, target: float) -> bool:
-    """The stop rule: enough explored frames are accurate and no trajectory blew up."""
-    return bool(all_stable and accurate_fraction >= target)

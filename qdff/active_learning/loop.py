@@ -20,7 +20,7 @@ import numpy as np
 from ..data import dataset
 from ..fileio import atomic_open, read_json, write_json
 from ..training import with_seed
-from . import deviation
+from . import calibration, deviation, trust
 
 log = logging.getLogger(__name__)
 
@@ -36,31 +36,59 @@ def exploration_temperatures(cfg: dict) -> list[float]:
     return sorted(set(aimd) | {float(t) for t in extra})
 
 
-def member_params(cfg: dict, member: int) -> dict:
-    """The committee member's training settings: the backend's, with its own seed."""
-    return with_seed(cfg["backends"][cfg["active_learning"]["backend"]], member)
+def member_params(cfg: dict, member: int, n_train: int | None = None) -> dict:
+    """The committee member's training settings: the backend's, with its own seed, and (with
+    steps_scale: data, DeePMD-kit's step count) as many steps per frame as iteration 0 had."""
+    al = cfg["active_learning"]
+    p = with_seed(cfg["backends"][al["backend"]], member)
+    if al.get("steps_scale", "fixed") == "data" and n_train and "steps" in p and al["backend"] == "deepmd":
+        ref = int(cfg.get("selection", {}).get("n_train") or n_train)
+        p["steps"] = max(int(p["steps"]), int(round(p["steps"] * n_train / ref)))
+    return p
 
 
-def train_member(cfg: dict, member: int, train_file, split_dir, workdir, model_dir) -> Path:
+def subsample(frames: list, fraction: float, seed: int) -> list:
+    """The member's own subsample of the training set (``fraction`` of it, without replacement,
+    in the original order); all frames at fraction 1."""
+    if fraction >= 1 or len(frames) < 2:
+        return list(frames)
+    n = max(1, int(round(fraction * len(frames))))
+    idx = np.sort(np.random.default_rng(seed).choice(len(frames), size=n, replace=False))
+    return [frames[i] for i in idx]
+
+
+def train_member(cfg: dict, member: int, train_file, split_dir, workdir, model_dir, init_from=None) -> Path:
+    """Committee member ``member`` on its subsample of ``train_file``; ``init_from``: the same
+    member's model directory of the previous iteration (warm start)."""
     from ..training import backends
 
     split_dir = Path(split_dir)
-    train = dataset.read_frames(train_file)
+    al = cfg["active_learning"]
+    everything = dataset.read_frames(train_file)
+    params = member_params(cfg, member, len(everything))
+    train = subsample(everything, al.get("subsample", 1.0), params["seed"])
     valid = dataset.read_frames(split_dir / "valid.extxyz")
     refs = read_json(split_dir / "selection.json")["reference_energies"]
-    backend = cfg["active_learning"]["backend"]
+    backend = al["backend"]
+    if init_from is not None:
+        params["init_model"] = str((Path(init_from) / "model.ckpt.pt").resolve())
+    if al.get("warm_start"):
+        params["keep_checkpoint"] = True  # the next iteration's member starts from it
     log.info(
-        "committee member %d (%s): %d training frames, seed %d",
+        "committee member %d (%s): %d of %d training frames, seed %d%s%s",
         member,
         backend,
         len(train),
-        member_params(cfg, member)["seed"],
+        len(everything),
+        params["seed"],
+        f", {params['steps']} steps" if "steps" in params else "",
+        f", warm start from {init_from}" if init_from else "",
     )
     return backends.get(backend).train(
         train,
         valid,
         refs,
-        member_params(cfg, member),
+        params,
         workdir,
         model_dir,
         data_files=[train_file, split_dir / "valid.extxyz"],
@@ -93,6 +121,7 @@ def _explore_trajectories(
     drop_failed_frame: bool = False,
     model_dir=None,
     workdir=None,
+    temperatures=None,
 ):
     """Langevin ML-MD with ``calc`` from ``trajectories_per_temperature`` AIMD frames at every
     exploration temperature: ``(frames recorded, statistics per temperature, all stable)``.
@@ -101,13 +130,15 @@ def _explore_trajectories(
     ``drop_failed_frame``: leave out the frame that ended an unstable trajectory.
     ``model_dir``: the model ``calc`` is, run through :func:`qdff.validation.mlmd.run_model` (in
     LAMMPS where mlmd.engine says so, each trajectory in its own folder under ``workdir``);
-    without it (a zero-shot baseline), ``calc`` in ASE."""
+    without it (a zero-shot baseline), ``calc`` in ASE. ``temperatures``: those to explore
+    (default: every exploration temperature). The frame recorded just before the one that
+    ended an unstable trajectory is marked ``before_failure``."""
     from ..validation import mlmd
 
     al, p = cfg["active_learning"], cfg["mlmd"]
     aimd_temps = sorted(t for t in {float(a.info.get("temperature", np.nan)) for a in aimd} if np.isfinite(t))
     explored, per_t, stable_all = [], {}, True
-    for T in exploration_temperatures(cfg):
+    for T in exploration_temperatures(cfg) if temperatures is None else temperatures:
         starts = _start_frames(aimd, T, al["trajectories_per_temperature"])
         nearest = min(aimd_temps, key=lambda t: abs(t - T)) if aimd_temps else None
         reference = [a for a in aimd if float(a.info.get("temperature", np.nan)) == nearest] or aimd
@@ -138,6 +169,8 @@ def _explore_trajectories(
             if not summary["stable"]:
                 stable_all = False
                 stats["reasons"].append(summary["reason"])
+                if len(traj) >= 2:
+                    traj[-2].info["before_failure"] = True
                 if drop_failed_frame and traj and not summary["reason"].startswith("calculator failed"):
                     traj = traj[:-1]
             for a in traj:
@@ -148,16 +181,119 @@ def _explore_trajectories(
     return explored, per_t, stable_all
 
 
-def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_candidates, out_summary) -> dict:
-    """ML-MD with member 0 at every exploration temperature, committee deviation of every
-    recorded frame, and the candidates to label (none in the last iteration)."""
+def ladder(cfg: dict, previous: dict | None) -> list[float]:
+    """The temperatures iteration i explores: with active_learning.temperature_ladder, the AIMD
+    temperatures first, then each iteration adds the next exploration temperature once every
+    temperature of the previous iteration was stable (and keeps those it has)."""
+    temps = exploration_temperatures(cfg)
+    if not cfg["active_learning"].get("temperature_ladder", False):
+        return temps
+    top = max(float(t) for t in cfg["aimd"]["temperatures"])
+    if previous is None:
+        return [t for t in temps if t <= top]
+    done = sorted(float(t) for t in previous["per_temperature"])
+    stable = all(s["stable_trajectories"] == s["trajectories"] for s in previous["per_temperature"].values())
+    higher = [t for t in temps if t > max(done)]
+    return sorted(set(done) | ({higher[0]} if stable and higher else set()))
+
+
+def zero_force_rms(frames) -> float:
+    """The RMS force component of ``frames`` (eV/A): the error of predicting zero force."""
+    return float(np.sqrt(np.mean(np.concatenate([a.get_forces().ravel() for a in frames]) ** 2)))
+
+
+def calibrate(calcs, frames, level: float, relative_floor: float | None) -> tuple[dict, np.ndarray]:
+    """The committee's calibration on labelled ``frames`` it never trained on (see
+    :mod:`.calibration`), and its deviations there (the adaptive lower level's sample)."""
+    energies, forces = deviation.committee_predictions(calcs, frames)
+    devi = deviation.model_deviation(energies, forces, len(frames[0]), relative_floor)
+    ref = np.array([a.get_forces() for a in frames])
+    key = "max_devi_f_rel" if relative_floor is not None else "max_devi_f"
+    out = calibration.fit(
+        devi[key],
+        calibration.max_atomic_error(forces[0], ref),
+        devi["rms_devi_f"],
+        calibration.frame_rmse(forces[0], ref),
+        level,
+    )
+    return out, devi[key]
+
+
+def pick(classes, explored, X_of, max_labels: int) -> list[int]:
+    """At most ``max_labels`` frames to label: the frames just before a failure first, then
+    candidates by farthest point sampling in descriptor space, then frames beyond the upper
+    level the same way (``X_of(rows)``: the descriptors of those rows)."""
+    picked = [i for i, a in enumerate(explored) if a.info.get("before_failure") and classes[i] != "failed"]
+    picked = picked[:max_labels]
+    for cls in ("candidate", "beyond"):
+        room = max_labels - len(picked)
+        rows = [i for i, c in enumerate(classes) if c == cls and i not in picked]
+        if room <= 0 or not rows:
+            continue
+        picked += [rows[j] for j in deviation.pick_candidates(range(len(rows)), X_of(rows), room)]
+    return picked
+
+
+def explore(
+    cfg: dict,
+    iteration: int,
+    member_dirs,
+    train_file,
+    calibration_file,
+    out_table,
+    out_candidates,
+    out_summary,
+    previous_summary=None,
+    evaluations_before: int = 0,
+) -> dict:
+    """Calibrate the committee on its calibration frames, explore with member 0 (ML-MD at the
+    ladder's temperatures), score every recorded frame by the committee's deviation, decide
+    whether the loop ends here (:func:`.trust.stop_reason`), and pick the frames to label
+    (none when it ends). ``previous_summary``: the previous iteration's explore.json (ladder,
+    smoothing of the adaptive level); ``evaluations_before``: CP2K evaluations so far."""
     from ..selection import descriptors
 
     al = cfg["active_learning"]
+    prev = read_json(previous_summary) if previous_summary else None
+    floor = al["relative_floor"] if al.get("deviation") == "relative" else None
+    key = "max_devi_f_rel" if floor is not None else "max_devi_f"
     calcs = _calculators(member_dirs)
     train = dataset.read_frames(train_file)
     aimd = [a for a in train if a.info.get("labelled_by") != "cp2k"] or train
-    # member 0 explores, with the engine validation's ML-MD uses (mlmd.engine)
+    calib_frames = read_xyz_frames(calibration_file)
+    cal, calib_devi = calibrate(calcs, calib_frames, al["calibration_level"], floor)
+    if not np.isfinite(cal["scale"]):
+        log.warning(
+            "iteration %d: %d calibration frames are too few for a conformal scale at the %.0f %% level "
+            "(at least %d): calibrated errors are not stated",
+            iteration,
+            cal["frames"],
+            100 * cal["level"],
+            int(np.ceil(cal["level"] / (1 - cal["level"]))),
+        )
+    if al["trust_levels"] == "adaptive":
+        lo = trust.adaptive_lower(
+            calib_devi, al["adaptive_quantile"], prev["trust_lo"] if prev else None, al["adaptive_smoothing"]
+        )
+    else:
+        lo = al["trust_lo"]
+    hi = max(al["trust_hi"], lo)
+    temps = ladder(cfg, prev)
+    log.info(
+        "iteration %d: committee calibrated on %d labelled frames it never trained on: max atomic force "
+        "error <= %.2f x deviation (%.0f %% level; %.0f %% covered on the half not fitted), force RMSE = "
+        "%.2f x RMS deviation; trust levels %.3f / %.3f (%s); exploring at %s K",
+        iteration,
+        cal["frames"],
+        cal["scale"],
+        100 * cal["level"],
+        100 * cal["coverage_holdout"],
+        cal["rms_scale"],
+        lo,
+        hi,
+        al["trust_levels"],
+        ", ".join(f"{t:g}" for t in temps),
+    )
     explored, per_t, stable_all = _explore_trajectories(
         calcs[0],
         aimd,
@@ -167,33 +303,74 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
         run_prefix=f"al{iteration}",
         model_dir=member_dirs[0],
         workdir=Path(out_summary).parent / "lammps",
+        temperatures=temps,
     )
     if explored:
         energies, forces = deviation.committee_predictions(calcs, explored)
-        devi = deviation.model_deviation(energies, forces, len(explored[0]))
+        devi = deviation.model_deviation(energies, forces, len(explored[0]), floor)
     else:
-        devi = {k: np.zeros(0) for k in ("max_devi_f", "avg_devi_f", "devi_e")}
-    classes = deviation.classify(devi["max_devi_f"], al["trust_lo"], al["trust_hi"])
-    last = iteration >= al["max_iterations"]
-    cand_rows = [i for i, c in enumerate(classes) if c == "candidate"]
+        energies, forces = np.zeros((len(calcs), 0)), np.zeros((len(calcs), 0, 0, 3))
+        devi = {k: np.zeros(0) for k in ("max_devi_f", "avg_devi_f", "rms_devi_f", "devi_e", key)}
+    floors = trust.shortest_distances(aimd)
+    ok = np.array([trust.physical(a, floors, al["min_distance_factor"]) for a in explored], dtype=bool)
+    classes = trust.classify(devi[key], lo, hi, ok)
+    if al["beyond_trust_hi"] == "discard":
+        classes = np.where(classes == "beyond", "failed", classes)
+    target = (
+        float(al["target_force_rmse"])
+        if al["target_force_rmse"] is not None
+        else 1000 * al["target_force_rmse_fraction"] * zero_force_rms(aimd)
+    )
+    predicted = 1000 * calibration.predicted_rmse(cal["rms_scale"], devi["rms_devi_f"])
+    budget = al.get("max_cp2k_evaluations")
+    reason = trust.stop_reason(
+        predicted_rmse=predicted,
+        target=target,
+        all_stable=stable_all,
+        all_temperatures=temps == exploration_temperatures(cfg),
+        evaluations=evaluations_before,
+        budget=budget,
+        iteration=iteration,
+        max_iterations=al["max_iterations"],
+    )
+    room = al["max_labels"] if budget is None else min(al["max_labels"], budget - evaluations_before)
     picked: list[int] = []
-    if cand_rows and not last:
-        # descriptors of the candidates only: the others are never picked
-        X = descriptors.compute([explored[i] for i in cand_rows], cfg["selection"]["descriptor"])
-        picked = [cand_rows[j] for j in deviation.pick_candidates(range(len(cand_rows)), X, al["max_labels"])]
+    if reason is None and room > 0:
+        # descriptors of the rows that can be picked only
+        picked = pick(
+            classes,
+            explored,
+            lambda rows: descriptors.compute([explored[i] for i in rows], cfg["selection"]["descriptor"]),
+            room,
+        )
     for T, stats in per_t.items():
         m = np.array([f"{float(a.info['temperature']):g}" == T for a in explored], dtype=bool)
         n = int(m.sum())
         stats["frames"] = n
-        for c in ("accurate", "candidate", "failed"):
+        for c in ("accurate", "candidate", "beyond", "failed"):
             stats[f"{c}_fraction"] = float(np.mean(classes[m] == c)) if n else float("nan")
-    accurate = float(np.mean(classes == "accurate")) if len(classes) else 0.0
-    done = deviation.converged(accurate, stable_all, al["accurate_target"])
+        stats["predicted_force_rmse_meV_per_A"] = (
+            1000 * calibration.predicted_rmse(cal["rms_scale"], devi["rms_devi_f"][m]) if n else float("nan")
+        )
     picked_set = set(picked)
     with atomic_open(out_table, newline="") as fh:
         w = csv.writer(fh)
         w.writerow(
-            ["iteration", "temperature", "trajectory", "step", "max_devi_f", "avg_devi_f", "devi_e", "class", "picked"]
+            [
+                "iteration",
+                "temperature",
+                "trajectory",
+                "step",
+                "max_devi_f",
+                "avg_devi_f",
+                "rms_devi_f",
+                "devi_e",
+                "deviation",
+                "predicted_max_error",
+                "physical",
+                "class",
+                "picked",
+            ]
         )
         for i, a in enumerate(explored):
             w.writerow(
@@ -204,7 +381,11 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
                     a.info["step"],
                     f"{devi['max_devi_f'][i]:.6f}",
                     f"{devi['avg_devi_f'][i]:.6f}",
+                    f"{devi['rms_devi_f'][i]:.6f}",
                     f"{devi['devi_e'][i]:.6g}",
+                    f"{devi[key][i]:.6f}",
+                    f"{cal['scale'] * devi[key][i]:.6f}",
+                    int(ok[i]),
                     classes[i],
                     int(i in picked_set),
                 ]
@@ -212,34 +393,61 @@ def explore(cfg: dict, iteration: int, member_dirs, train_file, out_table, out_c
     cands = []
     for i in picked:
         a = explored[i].copy()
-        a.info.update(max_devi_f=float(devi["max_devi_f"][i]))
+        a.info.update(
+            max_devi_f=float(devi["max_devi_f"][i]),
+            deviation=float(devi[key][i]),
+            rms_devi_f=float(devi["rms_devi_f"][i]),
+            picked_as="before_failure" if explored[i].info.get("before_failure") else str(classes[i]),
+        )
+        # member 0's forces: the true error of every label, once CP2K has computed it
+        a.arrays["member0_forces"] = np.asarray(forces[0][i], dtype=np.float64)
         cands.append(a)
     dataset.write_frames(out_candidates, cands)
+    fractions = {
+        c: float(np.mean(classes == c)) if len(classes) else 0.0 for c in ("accurate", "candidate", "beyond", "failed")
+    }
     summary = {
         "iteration": iteration,
         "members": len(calcs),
         "frames_explored": len(explored),
-        "accurate_fraction": accurate,
-        "candidate_fraction": float(np.mean(classes == "candidate")) if len(classes) else 0.0,
-        "failed_fraction": float(np.mean(classes == "failed")) if len(classes) else 0.0,
-        "candidates": len(cand_rows),
+        **{f"{c}_fraction": v for c, v in fractions.items()},
+        "candidates": int(np.sum((classes == "candidate") | (classes == "beyond"))),
         "picked": len(picked),
+        "picked_before_failure": sum(1 for a in cands if a.info["picked_as"] == "before_failure"),
+        "picked_beyond": sum(1 for a in cands if a.info["picked_as"] == "beyond"),
         "all_stable": stable_all,
-        "converged": done,
-        "last_iteration": last,
-        "trust_lo": al["trust_lo"],
-        "trust_hi": al["trust_hi"],
+        "temperatures": temps,
+        "all_temperatures": temps == exploration_temperatures(cfg),
+        "calibration": cal,
+        "deviation": al.get("deviation", "absolute"),
+        "trust_levels": al["trust_levels"],
+        "trust_lo": lo,
+        "trust_hi": hi,
+        "trust_lo_error": cal["scale"] * lo,
+        "trust_hi_error": cal["scale"] * hi,
+        "predicted_force_rmse_meV_per_A": predicted,
+        "target_force_rmse_meV_per_A": target,
+        "cp2k_evaluations_before": evaluations_before,
+        "stop_reason": reason,
+        "converged": reason == "converged",
+        "last_iteration": reason is not None,
         "per_temperature": per_t,
     }
     write_json(out_summary, summary)
     log.info(
-        "iteration %d: %d frames explored, %.1f%% accurate, %d candidates, %d picked for CP2K; %s",
+        "iteration %d: %d frames explored at %s K, %.1f%% accurate, predicted force RMSE %.1f meV/A "
+        "(target %.1f), %s; %d picked for CP2K (%d before a failure, %d beyond trust_hi); %s",
         iteration,
         len(explored),
-        100 * accurate,
-        len(cand_rows),
+        ", ".join(f"{t:g}" for t in temps),
+        100 * fractions["accurate"],
+        predicted,
+        target,
+        "all stable" if stable_all else "some trajectories UNSTABLE",
         len(picked),
-        "converged" if done else ("last iteration" if last else "going on"),
+        summary["picked_before_failure"],
+        summary["picked_beyond"],
+        f"loop ends: {trust.ENDINGS[reason]}" if reason else "going on",
     )
     return summary
 
@@ -264,11 +472,59 @@ def label(cfg: dict, candidates_file, workdir, out, summary_out) -> dict:
     )
 
 
-def extend_training_set(previous_train, labelled_file, out) -> int:
-    frames = dataset.read_frames(previous_train) + read_xyz_frames(labelled_file)
+def held_back(n: int, fraction: float) -> list[int]:
+    """Indices of the ``fraction`` of ``n`` labels held back from training: spread evenly over
+    the pick order, so that frames picked before a failure, candidates and frames beyond the
+    upper level are all represented."""
+    k = int(round(fraction * n))
+    return sorted({int((j + 0.5) * n / k) for j in range(k)}) if k else []
+
+
+def extend_training_set(
+    previous_train, labelled_file, out, previous_calibration=None, out_calibration=None, holdout_fraction=0.0
+) -> int:
+    """The next training set (the previous one and the new labels) and, with
+    ``out_calibration``, the next calibration set (the previous one and the labels held back)."""
+    labelled = read_xyz_frames(labelled_file)
+    for a in labelled:
+        a.arrays.pop("member0_forces", None)  # the labelling committee's, not the next one's
+    held = set(held_back(len(labelled), holdout_fraction)) if out_calibration else set()
+    frames = dataset.read_frames(previous_train) + [a for i, a in enumerate(labelled) if i not in held]
     dataset.write_frames(out, frames)
+    if out_calibration:
+        calib = read_xyz_frames(previous_calibration) + [labelled[i] for i in sorted(held)]
+        dataset.write_frames(out_calibration, calib)
+        log.info("calibration set of the next iteration: %d frames (%d labels held back)", len(calib), len(held))
     log.info("training set of the next iteration: %d frames", len(frames))
     return len(frames)
+
+
+def cp2k_evaluations(aimd_summaries, label_summaries) -> int:
+    """CP2K force evaluations so far: every AIMD step and every frame sent to CP2K for a label
+    (an unconverged SCF costs as much as a converged one)."""
+    return sum(int(read_json(f)["steps_done"]) for f in aimd_summaries) + sum(
+        int(read_json(f)["frames"]) for f in label_summaries
+    )
+
+
+def label_coverage(labelled_file, scale: float, rms_scale: float) -> dict:
+    """How the iteration's calibration did on the labels it bought (frames it never saw):
+    coverage of its conformal scale, and its predicted against true force RMSE."""
+    frames = [a for a in read_xyz_frames(labelled_file) if "member0_forces" in a.arrays]
+    if not frames:
+        return {"frames": 0}
+    pred = np.array([a.arrays["member0_forces"] for a in frames])
+    ref = np.array([a.get_forces() for a in frames])
+    err = calibration.max_atomic_error(pred, ref)
+    dev = np.array([float(a.info["deviation"]) for a in frames])
+    rms = np.array([float(a.info["rms_devi_f"]) for a in frames])
+    return {
+        "frames": len(frames),
+        "coverage": calibration.coverage(scale, dev, err),
+        "true_force_rmse_meV_per_A": 1000 * float(np.sqrt(np.mean(calibration.frame_rmse(pred, ref) ** 2))),
+        "predicted_force_rmse_meV_per_A": 1000 * calibration.predicted_rmse(rms_scale, rms),
+        "true_max_error_median": float(np.median(err)),
+    }
 
 
 def explore_with_baseline(cfg: dict, model_dir, train_file, out_table, out_candidates, out_summary, calc=None) -> dict:
@@ -422,6 +678,28 @@ def summarize(
             "energy_rmse_meV_per_atom": v["energy_rmse_meV_per_atom"],
             "baseline_zero_force_rmse_meV_per_A": v["baseline_zero_force_rmse_meV_per_A"],
             "spearman_devi_vs_error": v["spearman_devi_vs_error"],
+            "beyond_fraction": e.get("beyond_fraction", 0.0),
+            "temperatures": e.get("temperatures"),
+            "calibration": e.get("calibration"),
+            "trust_lo": e.get("trust_lo"),
+            "trust_hi": e.get("trust_hi"),
+            "trust_lo_error": e.get("trust_lo_error"),
+            "trust_hi_error": e.get("trust_hi_error"),
+            "predicted_force_rmse_meV_per_A": e.get("predicted_force_rmse_meV_per_A"),
+            "target_force_rmse_meV_per_A": e.get("target_force_rmse_meV_per_A"),
+            "picked_before_failure": e.get("picked_before_failure", 0),
+            "picked_beyond": e.get("picked_beyond", 0),
+            "stop_reason": e.get("stop_reason"),
+            # the calibration of this iteration on the labels it bought (same job's output)
+            "label_check": (
+                label_coverage(
+                    Path(label_files[k]).parent / "labelled.extxyz",
+                    e["calibration"]["scale"],
+                    e["calibration"]["rms_scale"],
+                )
+                if k < len(label_files) and e.get("calibration")
+                else {"frames": 0}
+            ),
             "force_rmse_by_T": {
                 k2[len("force_rmse_meV_per_A_T_") :]: val
                 for k2, val in v.items()
@@ -434,25 +712,34 @@ def summarize(
     out = {
         "backend": cfg["active_learning"]["backend"],
         "members": cfg["active_learning"]["committee"],
+        "subsample": cfg["active_learning"].get("subsample", 1.0),
         "aimd_steps": aimd_steps,
         "cp2k_evaluations_total": cumulative,
         "iterations": rows,
         "final_iteration": final["iteration"] if final else None,
         "converged": bool(final and final["converged"]),
-        "trust_lo": cfg["active_learning"]["trust_lo"],
-        "trust_hi": cfg["active_learning"]["trust_hi"],
+        "stop_reason": final["stop_reason"] if final else None,
+        "stop_reason_text": trust.ENDINGS.get(final["stop_reason"], "") if final else "",
+        "trust_levels": cfg["active_learning"].get("trust_levels", "fixed"),
         "seed": seed,
     }
     write_json(out_json, out)
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4))
     x = [r["cp2k_evaluations_before"] for r in rows]
-    axes[0].plot(x, [r["force_rmse_meV_per_A"] for r in rows], "o-")
+    axes[0].plot(x, [r["force_rmse_meV_per_A"] for r in rows], "o-", label="held-out (member 0)")
+    if rows and rows[0].get("predicted_force_rmse_meV_per_A") is not None:
+        axes[0].plot(
+            x, [r["predicted_force_rmse_meV_per_A"] for r in rows], "s--", label="predicted on explored frames"
+        )
+        axes[0].axhline(rows[-1]["target_force_rmse_meV_per_A"], color="k", lw=0.8, ls=":", label="stop target")
+    axes[0].legend(fontsize=7)
     for xi, r in zip(x, rows):
         axes[0].annotate(f"it {r['iteration']}", (xi, r["force_rmse_meV_per_A"]), fontsize=7)
     axes[0].set_xlabel("CP2K force evaluations so far")
     axes[0].set_ylabel("held-out force RMSE [meV/Å]")
     axes[1].plot(x, [100 * r["accurate_fraction"] for r in rows], "o-", label="accurate")
     axes[1].plot(x, [100 * r["candidate_fraction"] for r in rows], "s-", label="candidate")
+    axes[1].plot(x, [100 * r["beyond_fraction"] for r in rows], "^-", label="beyond trust_hi")
     axes[1].plot(x, [100 * r["failed_fraction"] for r in rows], "x-", label="failed")
     axes[1].set_xlabel("CP2K force evaluations so far")
     axes[1].set_ylabel("explored frames [%]")

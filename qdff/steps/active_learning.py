@@ -12,23 +12,30 @@ from ..cp2k import run as cp2k_run
 def train_committee_member(
     member: int,
     train_file,
+    init_from=None,
     *,
     threads: int,
     backend: str,
     backend_config: dict,
+    committee: dict,
+    n_train_reference: int,
     gate: dict,
     workdir,
     split_dir,
     model_dir,
 ) -> Path:
-    """Committee member ``member``: ``backend`` with its hyperparameters (``backend_config``) and
-    the member's own seed, on ``threads``; ``gate``: the usefulness thresholds (config training)."""
+    """Committee member ``member``: ``backend`` with its hyperparameters (``backend_config``), the
+    member's own seed and subsample (``committee``: active_learning's subsample, steps_scale and
+    warm_start; ``n_train_reference``: selection.n_train, iteration 0's training frames), on
+    ``threads``; ``init_from``: the same member's model directory of the previous iteration
+    (warm start); ``gate``: the usefulness thresholds (config training)."""
     cfg = {
-        "active_learning": {"backend": backend},
+        "active_learning": {"backend": backend, **committee},
         "backends": {backend: {**backend_config, "threads": threads}},
+        "selection": {"n_train": n_train_reference},
         "training": gate,
     }
-    return loop.train_member(cfg, member, train_file, split_dir, workdir, model_dir)
+    return loop.train_member(cfg, member, train_file, split_dir, workdir, model_dir, init_from=init_from)
 
 
 def _explore_config(active_learning: dict, mlmd: dict, descriptor: dict, aimd_temperatures: list) -> dict:
@@ -44,25 +51,34 @@ def explore_committee(
     iteration: int,
     member_dirs,
     train_file,
+    calibration_file,
     out_table,
     out_candidates,
     out_summary,
+    previous_summary=None,
+    aimd_summaries=(),
+    label_summaries=(),
     *,
     active_learning: dict,
     mlmd: dict,
     descriptor: dict,
     aimd_temperatures: list,
 ) -> dict:
-    """ML-MD with member 0 at every exploration temperature, the committee's deviation of every
-    recorded frame, and the candidates to label (:func:`qdff.active_learning.loop.explore`)."""
+    """Calibrate the committee, explore with member 0 at the ladder's temperatures, score every
+    recorded frame, decide whether the loop ends and pick the frames to label
+    (:func:`qdff.active_learning.loop.explore`); the CP2K evaluations so far are counted from
+    the AIMD's and the earlier labels' summaries."""
     return loop.explore(
         _explore_config(active_learning, mlmd, descriptor, aimd_temperatures),
         iteration,
         member_dirs,
         train_file,
+        calibration_file,
         out_table,
         out_candidates,
         out_summary,
+        previous_summary=previous_summary,
+        evaluations_before=loop.cp2k_evaluations(aimd_summaries, label_summaries),
     )
 
 
@@ -99,9 +115,19 @@ def label_candidates(
     )
 
 
-def extend_training_set(previous_train, labelled_file, out) -> int:
-    """The previous training set and the frames CP2K labelled."""
-    return loop.extend_training_set(previous_train, labelled_file, out)
+def extend_training_set(
+    previous_train, previous_calibration, labelled_file, out, out_calibration, *, holdout_fraction: float
+) -> int:
+    """The previous training set and the frames CP2K labelled, less ``holdout_fraction`` of them
+    held back into the next calibration set."""
+    return loop.extend_training_set(
+        previous_train,
+        labelled_file,
+        out,
+        previous_calibration=previous_calibration,
+        out_calibration=out_calibration,
+        holdout_fraction=holdout_fraction,
+    )
 
 
 def evaluate_committee(iteration: int, member_dirs, test_file, out_json, out_png, *, max_frames: int) -> dict:

@@ -132,6 +132,13 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     write_npy(train_frames, refs, type_map, workdir / "data" / "train")
     write_npy(valid_frames, refs, type_map, workdir / "data" / "valid")
     cfg = input_json(params, type_map, len(train_frames))
+    init = Path(params["init_model"]) if params.get("init_model") else None
+    if init is not None:
+        # a warm start loads the previous weights: their shapes must match, so the neighbour
+        # numbers are the previous model's rather than "auto" on the grown data
+        cfg["model"]["descriptor"]["sel"] = json.loads((init.parent / "out.json").read_text())["model"]["descriptor"][
+            "sel"
+        ]
     (workdir / "input.json").write_text(json.dumps(cfg, indent=2))
     env = thread_env(params["threads"])
     t0 = time.time()
@@ -139,7 +146,11 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     ckpt = workdir / "model.ckpt.pt"
     # resume only a training of the same settings on the same data
     fingerprint = hashlib.sha256(
-        (json.dumps(cfg, sort_keys=True) + file_sha256(*sorted((workdir / "data").rglob("*.npy")))).encode()
+        (
+            json.dumps(cfg, sort_keys=True)
+            + file_sha256(*sorted((workdir / "data").rglob("*.npy")))
+            + (file_sha256(init) if init is not None else "")
+        ).encode()
     ).hexdigest()
     fp_file = workdir / "fingerprint"
     same = fp_file.is_file() and fp_file.read_text().strip() == fingerprint
@@ -151,6 +162,9 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         for old in [*workdir.glob("model.ckpt*.pt"), workdir / "checkpoint", workdir / "lcurve.out"]:
             old.unlink(missing_ok=True)
         fp_file.write_text(fingerprint + "\n")
+        if init is not None:
+            log.info("warm start: DeePMD training starts from the weights of %s", init)
+            cmd += ["--init-model", str(init)]
 
     nan_lines: list[str] = []
 
@@ -175,6 +189,10 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     shutil.copyfile(workdir / "input.json", model_dir / "input.json")
     if (workdir / "lcurve.out").exists():
         shutil.copyfile(workdir / "lcurve.out", model_dir / "lcurve.out")
+    if params.get("keep_checkpoint"):
+        # the weights and settings a warm start of the next active-learning iteration begins from
+        shutil.copyfile(ckpt.resolve(), model_dir / "model.ckpt.pt")
+        shutil.copyfile(workdir / "out.json", model_dir / "out.json")
     meta = {
         "backend": "deepmd",
         "model_file": MODEL_FILE,

@@ -70,6 +70,8 @@ COMPOSITIONS = {
     "demo-cd6se6.yaml": "Cd6Se6",
     "demo-full.yaml": "Cd6Se6",
     "cdse-al.yaml": "Cd6Se6",
+    "cdse-zb-al.yaml": "Cd16Cl6Se13",
+    "cdse-zb-passive.yaml": "Cd16Cl6Se13",
 }
 
 

@@ -83,6 +83,25 @@ def cmd_convert(a):
     print(f"wrote {a.output}")
 
 
+def cmd_import(a):
+    from .data.imports import import_data
+
+    cfg = _cfg(a.config)
+    s = import_data(cfg["data"], a.output)
+    for src in s["sources"]:
+        comps = ", ".join(f"{c} x {n}" for c, n in src["compositions"].items())
+        temps = ", ".join("unknown" if t == -1 else f"{t:g} K" for t in src["temperatures"])
+        order = (
+            f"time-ordered, {src['time_fs'][0]:g}..{src['time_fs'][1]:g} fs"
+            if src["trajectory"]
+            else "not a trajectory (no time order)"
+        )
+        dup = f", {src['duplicates_dropped']} duplicate(s) dropped" if src["duplicates_dropped"] else ""
+        print(f"{src['run']} ({src['source']}): {src['frames']} frames of {comps}; T {temps}; {order}{dup}")
+    comps = ", ".join(f"{c} x {n}" for c, n in s["compositions"].items())
+    print(f"wrote {a.output}: {s['frames']} frames ({comps}), {s['level_of_theory']}")
+
+
 def cmd_select(a):
     from .steps import select
 
@@ -170,6 +189,13 @@ def main(argv=None):
     s.add_argument("-t", "--temperature", type=float, help="temperature label (default: read from the CP2K input)")
     s.add_argument("--strict", action="store_true", help="fail on a truncated last frame instead of dropping it")
     s.set_defaults(fn=cmd_convert)
+
+    s = sub.add_parser(
+        "import", help="the data of a config's data block (CP2K runs or extxyz files) -> one extxyz data set"
+    )
+    s.add_argument("config")
+    s.add_argument("-o", "--output", required=True)
+    s.set_defaults(fn=cmd_import)
 
     s = sub.add_parser("select", help="held-out split and selection of training frames")
     s.add_argument("config")

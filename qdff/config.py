@@ -120,6 +120,7 @@ def validate(config: dict) -> dict:
             check_builder(s["material"], s["builder"])
         except StructureError as exc:
             raise ConfigError(f"config error at {exc}") from None
+    _check_data(config["data"])
     if len(set(config["aimd"]["temperatures"])) != len(config["aimd"]["temperatures"]):
         raise ConfigError("config error at aimd.temperatures: temperatures must be distinct")
     if not enabled_backends(config):
@@ -184,6 +185,40 @@ def validate(config: dict) -> dict:
                 "(active_learning.committee)"
             )
     return config
+
+
+#: data.* keys that describe an extxyz file; CP2K's own files have known keys and units
+_EXTXYZ_ONLY = ("energy_key", "forces_key", "energy_unit", "forces_unit", "trajectory", "timestep_fs")
+
+
+def _check_data(data: dict) -> None:
+    """Cross-field checks of the ``data`` block: what an import needs, and no key that the
+    chosen source would silently ignore."""
+    if data["source"] == "aimd":
+        if data["paths"]:
+            raise ConfigError(
+                "config error at data.paths: set, but data.source is 'aimd' (qdff runs the AIMD itself); "
+                "set data.source to cp2k or extxyz to import these paths"
+            )
+        return
+    if not data["paths"]:
+        raise ConfigError(f"config error at data.paths: required when data.source is {data['source']!r}")
+    if len(set(data["paths"])) != len(data["paths"]):
+        raise ConfigError("config error at data.paths: a path is listed twice")
+    if not (data["level_of_theory"] or "").strip():
+        raise ConfigError(
+            f"config error at data.level_of_theory: required when data.source is {data['source']!r} "
+            "(e.g. 'PBE-D3/DZVP-MOLOPT-SR-GTH'): imported energies and forces carry no record of how they "
+            "were computed, and models trained on them are only comparable at the same level"
+        )
+    if data["source"] == "cp2k":
+        defaults = load_schema()["properties"]["data"]["properties"]
+        for key in _EXTXYZ_ONLY:
+            if data[key] != defaults[key]["default"]:
+                raise ConfigError(
+                    f"config error at data.{key}: applies to source 'extxyz' only; CP2K's output "
+                    "files have known keys and units (Hartree, Hartree/Bohr) and carry step and time"
+                )
 
 
 def load(path) -> dict:

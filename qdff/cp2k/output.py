@@ -254,7 +254,7 @@ def _fmt_info(v):
     if isinstance(v, str):
         return f'"{v}"' if (" " in v or not v) else v
     if isinstance(v, float):
-        return repr(v)
+        return repr(float(v))  # a numpy float's repr is np.float64(...)
     return str(v)
 
 

@@ -3,7 +3,10 @@
 Each frame carries ``energy`` (total, eV), ``forces`` (eV/Angstrom) and info keys
 ``run``, ``temperature`` (K), ``step`` and ``time`` (fs), and ``scf_converged`` where CP2K's
 log tells (False: the SCF stopped at its iteration limit, so energy and forces are not
-those of the ground state; :func:`drop_unconverged_scf` takes such frames out).
+those of the ground state; :func:`drop_unconverged_scf` takes such frames out). Frames
+imported from a group's own data (:mod:`qdff.data.imports`) also carry ``source`` (their file
+or directory), ``level_of_theory``, ``composition`` and ``trajectory`` (False: no ``time``,
+and ``step`` is the frame's index in its file, a label).
 """
 
 from __future__ import annotations

@@ -92,21 +92,32 @@ def main() -> int:
     ap.add_argument("--temperatures", type=float, nargs="+", default=[300.0, 500.0, 750.0])
     ap.add_argument("--mlmd-steps", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--max-frames", type=int, default=1000, help="test frames, evenly spread in time")
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        help="judge only these approaches (full, al, passive); the others' results are kept from --out",
+    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/active_learning.json"))
     a = ap.parse_args()
     cfg = qconfig.load(a.config)
     p = dict(cfg["mlmd"], steps=a.mlmd_steps)
     if p["thermostat_timecon_fs"] is None:
         p["thermostat_timecon_fs"] = cfg["aimd"]["thermostat_timecon_fs"]
-    test = dataset.read_frames(a.full / "split/test.extxyz")
+    test = evaluate.evenly(dataset.read_frames(a.full / "split/test.extxyz"), a.max_frames)
     runs = sorted({x.info["run"] for x in test})
     print(f"test set: {len(test)} frames of {a.full / 'split/test.extxyz'}, runs {runs} (independent AIMD)")
     approaches = {"full AIMD": a.full, "active learning": a.al}
     if a.passive:
         approaches["passive, matched budget"] = a.passive
+    short = dict(zip(("full", "al", "passive"), approaches))
     report: dict = {"test_frames": len(test), "test_runs": runs, "mlmd": p, "approaches": {}}
+    if a.only and a.out.is_file():
+        report["approaches"] = json.loads(a.out.read_text()).get("approaches", {})
     full_evals = cp2k_evaluations(a.full)["total"]
     for name, res in approaches.items():
+        if a.only and name not in [short[k] for k in a.only]:
+            continue
         t0 = time.time()
         ev = cp2k_evaluations(res)
         dirs = model_dirs(res, a.backend)

@@ -98,12 +98,34 @@ def _tree_rss_mb(proc: psutil.Process) -> float:
     return total / 1e6
 
 
+def running_in(pid_file: Path, workdir: Path) -> int | None:
+    """The PID in ``pid_file`` when that process is still a CP2K running in ``workdir`` (not a
+    recycled PID): a CP2K left behind by a job killed without a chance to stop it."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        proc = psutil.Process(pid)
+        if "cp2k" in proc.name() and Path(proc.cwd()).resolve() == Path(workdir).resolve():
+            return pid
+    except (OSError, ValueError, IndexError, psutil.Error):
+        pass
+    return None
+
+
 def run_cp2k(cmd, workdir: Path, out_name: str, threads: int, progress=None) -> RunResult:
-    """Run CP2K on ``out_name.inp`` in ``workdir``, sampling the memory of its process tree."""
+    """Run CP2K on ``out_name.inp`` in ``workdir``, sampling the memory of its process tree.
+    Refused while a CP2K of an earlier job still runs there (its PID file says so): two CP2K
+    appending to one trajectory corrupt it (measured: a Snakemake killed with SIGKILL left its
+    job's CP2K running, and the rerun started a second one in the same directory)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     full = cmd + ["-i", f"{out_name}.inp", "-o", f"{out_name}.log"]
-    log.info("running in %s: %s", workdir, shlex.join(full))
     pid_file = workdir / f"{out_name}.pid"
+    other = running_in(pid_file, workdir)
+    if other is not None:
+        raise CP2KError(
+            f"a CP2K (PID {other}) is still running in {workdir}, left by an earlier job: stop it "
+            f"(kill {other}) and rerun; two CP2K writing into one run directory corrupt its trajectory"
+        )
+    log.info("running in %s: %s", workdir, shlex.join(full))
     peak = None
     with open(workdir / f"{out_name}.stdout", "a") as stdout:
         proc = subprocess.Popen(full, cwd=workdir, stdout=stdout, stderr=subprocess.STDOUT, env=env)

@@ -22,6 +22,7 @@ DECLARED = [
     "results/tiny/split/selection.json",
     "results/tiny/models/deepmd/model.json",
     "results/tiny/models/deepmd/model.pth",
+    "results/tiny/models/deepmd/model-compressed.pth",  # backends.deepmd.compress (default): model_file
     "results/tiny/evaluation/deepmd/metrics.json",
     "results/tiny/evaluation/deepmd/parity.png",
     "results/tiny/evaluation/metrics.csv",

@@ -98,8 +98,11 @@ def _place(atoms, padding: float):
     return a, shift
 
 
-def _header(atoms, model_file, type_map, workdir: Path, padding: float) -> tuple[list[str], np.ndarray]:
-    """Write ``data.lammps``; the input's lines up to the pair style, and the shift of the positions."""
+def _header(
+    atoms, model_file, type_map, workdir: Path, padding: float, skin: float = 2.0
+) -> tuple[list[str], np.ndarray]:
+    """Write ``data.lammps``; the input's lines up to the pair style (neighbour lists ``skin``
+    Angstrom beyond the cutoff), and the shift of the positions."""
     from ase.io import write
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -118,7 +121,7 @@ def _header(atoms, model_file, type_map, workdir: Path, padding: float) -> tuple
         f"plugin load {plugin_path()}",
         f"pair_style deepmd {Path(model_file).resolve()}",
         "pair_coeff * * " + " ".join(type_map),
-        "neighbor 2.0 bin",
+        f"neighbor {skin:g} bin",
     ]
     return lines, shift
 
@@ -134,13 +137,14 @@ def write_inputs(
     temperature: float,
     seed: int,
     padding: float,
+    skin: float = 2.0,
 ) -> Path:
     """``data.lammps`` and ``in.lammps`` in ``workdir``: the cluster in a periodic box
     ``padding`` wider than its extent on every side (beyond the model's cutoff, so it is a free
     cluster), forces of the start frame dumped at full precision, then ``steps`` NVE steps
     from Maxwell-Boltzmann velocities at ``temperature`` (no net momentum or rotation)."""
     workdir = Path(workdir)
-    lines, _ = _header(atoms, model_file, type_map, workdir, padding)
+    lines, _ = _header(atoms, model_file, type_map, workdir, padding, skin)
     lines += [
         "compute pe all pe",
         "thermo_style custom step pe ke etotal temp",
@@ -384,10 +388,14 @@ def run(
     temperature: float = 300.0,
     seed: int = 4928459,
     threads: int = 1,
+    skin: float = 2.0,
+    model_file: str | None = None,
 ) -> dict:
     """Run a qdff DeePMD model (``model_dir`` with model.json) on ``atoms`` in LAMMPS: the start
     frame's energy (with the reference energies added back) and forces, and ``steps`` NVE steps
-    (total-energy drift, wall time per step)."""
+    (total-energy drift, wall time per step). ``skin``: the neighbour-list skin (Angstrom);
+    ``model_file``: another file of the model directory than model.json's (e.g. its
+    ``uncompressed_model_file``)."""
     model_dir = Path(model_dir)
     meta = read_json(model_dir / "model.json")
     if meta.get("backend") != "deepmd":
@@ -398,7 +406,7 @@ def run(
     workdir = Path(workdir)
     write_inputs(
         atoms,
-        model_dir / meta["model_file"],
+        model_dir / (model_file or meta["model_file"]),
         meta["type_map"],
         workdir,
         steps=steps,
@@ -406,6 +414,7 @@ def run(
         temperature=temperature,
         seed=seed,
         padding=rcut + 4.0,
+        skin=skin,
     )
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -454,12 +463,22 @@ def run(
     return out
 
 
-def seconds_per_step(model_dir, atoms, workdir, *, steps: int, temperature: float = 300.0, threads: int = 1) -> float:
+def seconds_per_step(
+    model_dir,
+    atoms,
+    workdir,
+    *,
+    steps: int,
+    temperature: float = 300.0,
+    threads: int = 1,
+    model_file: str | None = None,
+) -> float:
     """Wall seconds per MD step of the model in LAMMPS: a run of ``steps`` steps less a run of
-    none (start-up and model loading), divided by ``steps``."""
+    none (start-up and model loading), divided by ``steps``. ``model_file``: as in :func:`run`."""
     workdir = Path(workdir)
-    w0 = run(model_dir, atoms, workdir / "s0", steps=0, temperature=temperature, threads=threads)["wall_s"]
-    wn = run(model_dir, atoms, workdir / "sn", steps=steps, temperature=temperature, threads=threads)["wall_s"]
+    kw = dict(temperature=temperature, threads=threads, model_file=model_file)
+    w0 = run(model_dir, atoms, workdir / "s0", steps=0, **kw)["wall_s"]
+    wn = run(model_dir, atoms, workdir / "sn", steps=steps, **kw)["wall_s"]
     return (wn - w0) / steps
 
 

@@ -1,8 +1,13 @@
-"""DeePMD-kit through its PyTorch backend: ``dp --pt train`` then ``dp --pt freeze``.
+"""DeePMD-kit through its PyTorch backend: ``dp --pt train``, ``dp --pt freeze``, then
+(``backends.deepmd.compress``, on by default) ``dp --pt compress``.
 
 Data go through dpdata's ``deepmd/npy`` writer with ``nopbc`` (the clusters are not
 periodic); labels are energies minus the per-element reference energies, in float64.
-The exported model is the frozen ``model.pth``, used through ``deepmd.calculator.DP``.
+The exported model is model.json's ``model_file``: the compressed ``model-compressed.pth``
+(the embedding nets tabulated as piecewise polynomials), or the frozen ``model.pth`` with
+compression off; the frozen one stays beside the compressed one (``uncompressed_model_file``).
+Everything that uses a model (evaluation, ASE and LAMMPS ML-MD, active learning) opens
+``model_file``, through ``deepmd.calculator.DP`` or ``pair_style deepmd``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from .common import TrainingError, check_curve, export_metadata, file_sha256, pr
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.pth"
+COMPRESSED_FILE = "model-compressed.pth"
 HINT = "lower backends.deepmd.start_lr, train longer, or check the data"
 
 
@@ -183,9 +189,15 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     check_lcurve(workdir / "lcurve.out")
     run_streamed([_dp(), "--pt", "freeze", "-o", MODEL_FILE], workdir, env, "dp --pt freeze")
     wall = time.time() - t0
+    compress_s = compress(workdir, env) if params.get("compress", True) else None
     model_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(model_dir / MODEL_FILE, suffix=".pth") as tmp:
         shutil.copyfile(workdir / MODEL_FILE, tmp)
+    if compress_s is None:
+        (model_dir / COMPRESSED_FILE).unlink(missing_ok=True)  # of an earlier run with compression on
+    else:
+        with atomic_path(model_dir / COMPRESSED_FILE, suffix=".pth") as tmp:
+            shutil.copyfile(workdir / COMPRESSED_FILE, tmp)
     shutil.copyfile(workdir / "input.json", model_dir / "input.json")
     if (workdir / "lcurve.out").exists():
         shutil.copyfile(workdir / "lcurve.out", model_dir / "lcurve.out")
@@ -195,16 +207,47 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
         shutil.copyfile(workdir / "out.json", model_dir / "out.json")
     meta = {
         "backend": "deepmd",
-        "model_file": MODEL_FILE,
+        "model_file": MODEL_FILE if compress_s is None else COMPRESSED_FILE,
+        "compressed": compress_s is not None,
+        **({} if compress_s is None else {"uncompressed_model_file": MODEL_FILE, "compress_wall_s": compress_s}),
         "reference_energies": refs,
         "type_map": type_map,
         "n_train": len(train_frames),
         "n_valid": len(valid_frames),
         "provenance": provenance("deepmd", deepmd.__version__, params, data_files, wall),
     }
-    out = export_metadata(model_dir, meta, valid_frames, gate, "DeePMD", HINT, calculator=calculator)
+    try:  # the gate judges the model that is deployed: the compressed one where there is one
+        out = export_metadata(model_dir, meta, valid_frames, gate, "DeePMD", HINT, calculator=calculator)
+    except TrainingError:
+        (model_dir / MODEL_FILE).unlink(missing_ok=True)  # export_metadata removed model_file only
+        raise
     log.info("DeePMD model exported to %s (%.0f s)", model_dir, wall)
     return out
+
+
+def compress(workdir: Path, env: dict) -> float:
+    """``dp --pt compress`` of the frozen ``model.pth`` in ``workdir`` into ``model-compressed.pth``
+    there (written under a temporary name and renamed when complete, so a killed run never
+    leaves a file that looks compressed); returns its wall seconds. A failure (a DeePMD-kit
+    built without its custom operators, a descriptor it cannot tabulate) is a TrainingError
+    that says how to go without: no silent fall-back to the uncompressed model."""
+    t0 = time.time()
+    try:
+        # dp's -o must end in .pth (it picks the backend by suffix): the temporary name does
+        with atomic_path(workdir / COMPRESSED_FILE, suffix=".pth") as tmp:
+            run_streamed(
+                [_dp(), "--pt", "compress", "-i", MODEL_FILE, "-o", tmp.name], workdir, env, "dp --pt compress"
+            )
+            if not tmp.is_file() or tmp.stat().st_size == 0:
+                raise TrainingError(f"dp --pt compress wrote no model ({tmp})")
+    except TrainingError as exc:
+        raise TrainingError(
+            f"DeePMD model compression failed in {workdir} (set backends.deepmd.compress: false to deploy the "
+            f"uncompressed model: the same model, slower MD): {exc}"
+        ) from exc
+    seconds = time.time() - t0
+    log.info("DeePMD model compressed in %.1f s", seconds)
+    return seconds
 
 
 def calculator(model_dir: Path, meta: dict, device: str):

@@ -249,3 +249,66 @@ def test_one_exploration_calibrates_ladders_and_picks_within_the_budget(tmp_path
         evaluations_before=1003,
     )
     assert out["stop_reason"] == "budget" and out["picked"] == 0 and out["last_iteration"]
+
+
+def test_report_section_shows_calibration_trust_levels_and_the_stop_reason():
+    from qdff.report.render import _env
+
+    cal = {"scale": 4.53, "level": 0.9, "frames": 20, "coverage_holdout": 1.0, "spearman": 0.82, "rms_scale": 3.3}
+    row = {
+        "iteration": 0,
+        "train_frames": 100,
+        "cp2k_evaluations_before": 1000,
+        "labels_requested": 50,
+        "labels_added": 50,
+        "labels_scf_failed": 0,
+        "picked_before_failure": 3,
+        "picked_beyond": 0,
+        "temperatures": [300.0, 500.0],
+        "calibration": cal,
+        "label_check": {
+            "frames": 50,
+            "coverage": 0.62,
+            "predicted_force_rmse_meV_per_A": 150.0,
+            "true_force_rmse_meV_per_A": 190.0,
+        },
+        "trust_lo": 0.134,
+        "trust_hi": 0.6,
+        "trust_lo_error": 0.606,
+        "trust_hi_error": 2.72,
+        "accurate_fraction": 0.345,
+        "candidate_fraction": 0.655,
+        "beyond_fraction": 0.0,
+        "failed_fraction": 0.0,
+        "per_temperature": {"300": {"accurate_fraction": 0.4, "stable_trajectories": 1, "trajectories": 2}},
+        "predicted_force_rmse_meV_per_A": 157.3,
+        "target_force_rmse_meV_per_A": 83.4,
+        "force_rmse_meV_per_A": 140.0,
+        "force_rmse_by_T": {"300K": 120.0},
+        "energy_rmse_meV_per_atom": 3.0,
+        "stop_reason": "budget",
+    }
+    al = {
+        "members": 4,
+        "backend": "deepmd",
+        "subsample": 0.8,
+        "trust_levels": "adaptive",
+        "aimd_steps": 1000,
+        "cp2k_evaluations_total": 1200,
+        "converged": False,
+        "stop_reason": "budget",
+        "stop_reason_text": trust.ENDINGS["budget"],
+        "final_iteration": 0,
+        "seed": None,
+        "iterations": [row],
+    }
+    html = (
+        _env()
+        .get_template("active_learning_section.html.j2")
+        .render(al=al, al_plot=None, al_calibration=[], level_of_theory="GFN1-xTB")
+    )
+    assert "each on its own 80 % subsample" in html and "the CP2K budget" in html
+    assert "4.53 (90 %, 20 frames); 100 % / 62 % of 50" in html  # scale, held-out and label coverage
+    assert "0.134 (0.61) / 0.600 (2.72)" in html  # trust levels as deviation and calibrated error
+    assert "157.3 / 83.4 / 140.0" in html and "predicted 150.0, true 190.0" in html
+    assert "3 before a failure" in html and "<td>budget</td>" in html

@@ -16,8 +16,20 @@ if not config:
 
 include: "rules/common.smk"
 include: "rules/structure.smk"
-include: "rules/aimd.smk"
-include: "rules/dataset.smk"
+
+
+# imported data (config data.source cp2k or extxyz): the data set comes from the declared files,
+# and no relaxation or AIMD job is part of the DAG
+if IMPORTED:
+
+    include: "rules/import.smk"
+
+else:
+
+    include: "rules/aimd.smk"
+    include: "rules/dataset.smk"
+
+
 include: "rules/select.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"

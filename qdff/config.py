@@ -103,6 +103,13 @@ def validate(config: dict) -> dict:
     """Validate ``config`` in place (filling defaults) and return it; raise :class:`ConfigError`."""
     from .training.backends import presets  # light: no backend package is imported
 
+    # what the user wrote, before defaults fill it: imported data decide some of these themselves
+    given = {
+        "structure": "structure" in config,
+        "cp2k": "cp2k" in config,
+        "aimd.temperatures": "temperatures" in (config.get("aimd") or {}),
+        "mlmd.stress_temperatures": (config.get("mlmd") or {}).get("stress_temperatures") is not None,
+    }
     presets.apply(config)  # production settings under the keys the config sets
     schema = load_schema()
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
@@ -111,6 +118,18 @@ def validate(config: dict) -> dict:
         raise ConfigError("\n".join(dict.fromkeys(msgs)))
     # cross-field checks the schema cannot express
     s = config["structure"]
+    if not given["structure"] and config["data"]["source"] == "aimd":
+        raise ConfigError(
+            "config error at structure: required (the QD that qdff relaxes and runs AIMD of); only a config "
+            "importing its data (data.source cp2k or extxyz) may leave it out: the structure then comes from the data"
+        )
+    if not given["structure"]:
+        s["source"] = "data"
+    if s["source"] == "data" and config["data"]["source"] == "aimd":
+        raise ConfigError(
+            "config error at structure.source: 'data' takes the first frame of imported data; data.source is "
+            "'aimd' (nothing is imported): use build or file"
+        )
     if s["source"] == "file" and not s.get("file"):
         raise ConfigError("config error at structure.file: required when structure.source is 'file'")
     if s["source"] == "build":
@@ -121,6 +140,8 @@ def validate(config: dict) -> dict:
         except StructureError as exc:
             raise ConfigError(f"config error at {exc}") from None
     _check_data(config["data"])
+    if imported(config):
+        _derive_from_data(config, given)
     if len(set(config["aimd"]["temperatures"])) != len(config["aimd"]["temperatures"]):
         raise ConfigError("config error at aimd.temperatures: temperatures must be distinct")
     if not enabled_backends(config):
@@ -219,6 +240,124 @@ def _check_data(data: dict) -> None:
                     f"config error at data.{key}: applies to source 'extxyz' only; CP2K's output "
                     "files have known keys and units (Hartree, Hartree/Bohr) and carry step and time"
                 )
+
+
+def imported(config: dict) -> bool:
+    """Whether the training data are imported (data.source cp2k or extxyz) instead of qdff's AIMD."""
+    return config["data"]["source"] != "aimd"
+
+
+def _derive_from_data(config: dict, given: dict) -> None:
+    """What the pipeline needs to know of imported data before any job runs, from a cheap scan
+    of the files (:func:`qdff.data.imports.scan`: extxyz header lines, a CP2K input's
+    TEMPERATURE), and the checks that need no AIMD of qdff's own.
+
+    Temperatures: the DAG has one ML-MD run (and pair-distance comparison) per temperature of
+    the data, so the set must be known when Snakemake builds the DAG, before the import job
+    runs. Asking the user to repeat them (aimd.temperatures) would let the list and the frames
+    disagree; reading them from the files at config-load time cannot, and costs a read of the
+    header lines (a 3000-frame extxyz of 149 atoms: well under a second). They are written into
+    aimd.temperatures, which every rule already reads as "the temperatures of the training
+    data". Frames whose file carries no temperature take data.temperature; where neither says,
+    the config check stops, naming the file and frame.
+
+    Whether the data are a trajectory (every path, or none: a mixture is refused) decides the
+    checks that compare with an AIMD ensemble: without one there are no stress temperatures,
+    no reference MD (mlmd.reference) and no pair-distance comparison (:func:`data_trajectory`)."""
+    from .data.imports import DataImportError, scan
+
+    data = config["data"]
+    if config["aimd"]["test_seed"] is not None:
+        raise ConfigError(
+            "config error at aimd.test_seed: an independent AIMD test run is qdff's own AIMD; with imported "
+            "data the test set comes from the data (selection.split)"
+        )
+    try:
+        scanned = scan(data)
+    except DataImportError as exc:
+        raise ConfigError(f"config error at data.paths: {exc}") from None
+    for sc in scanned:
+        if sc["unknown_temperature"]:
+            raise ConfigError(
+                f"config error at data.temperature: {sc['path']}: {sc['unknown_temperature']} carries no "
+                "temperature; the pipeline runs ML-MD and compares at the data's temperatures, so they must be "
+                "known: set data.temperature (K, for frames without one) or write `temperature=` in the headers"
+            )
+    temperatures = sorted({t for sc in scanned for t in sc["temperatures"]})
+    if given["aimd.temperatures"] and sorted(map(float, config["aimd"]["temperatures"])) != temperatures:
+        raise ConfigError(
+            f"config error at aimd.temperatures: {config['aimd']['temperatures']}, but the imported data are at "
+            f"{temperatures} K; with imported data leave aimd.temperatures out (it is read from the data)"
+        )
+    config["aimd"]["temperatures"] = temperatures
+    kinds = {sc["trajectory"] for sc in scanned}
+    if len(kinds) > 1:
+        which = [sc["path"] for sc in scanned if not sc["trajectory"]]
+        raise ConfigError(
+            f"config error at data.trajectory: some paths are trajectories and some are not ({', '.join(which)}); "
+            "a data set mixing the two is not supported yet: import them as separate systems, or set "
+            "data.trajectory for all"
+        )
+    trajectory = kinds.pop()
+    sel = config["selection"]
+    if sel["split"] == "time" and not trajectory:
+        raise ConfigError(
+            "config error at selection.split: 'time' needs MD time, and the imported frames are not a "
+            "trajectory (data.trajectory); use auto, file or clusters"
+        )
+    if sel["split"] == "file" and len(data["paths"]) < 3:
+        raise ConfigError(
+            f"config error at selection.split: 'file' holds whole source files out for test and validation and "
+            f"needs 3 or more data.paths (there are {len(data['paths'])}); use clusters"
+        )
+    if not trajectory:
+        if given["mlmd.stress_temperatures"] and config["mlmd"]["stress_temperatures"]:
+            raise ConfigError(
+                "config error at mlmd.stress_temperatures: a stress run starts from the hottest AIMD run and is "
+                "judged against it; the imported frames are not a trajectory (data.trajectory)"
+            )
+        config["mlmd"]["stress_temperatures"] = []  # none: see the docstring
+        if config["mlmd"]["reference"] is True:
+            raise ConfigError(
+                "config error at mlmd.reference: the reference MD is judged like a model against the data's "
+                "trajectory, and the imported frames are not one (data.trajectory); set it to false"
+            )
+    # Labelling (active learning), the reference MD and CP2K's normal modes need CP2K at the
+    # data's level of theory: the presets are qdff's own levels, so an imported data set says
+    # nothing about which CP2K settings reproduce its numbers; a `cp2k:` block must say it.
+    if not given["cp2k"]:
+        need = [
+            key
+            for key, on in (
+                ("active_learning.enabled", config["active_learning"]["enabled"]),
+                ("mlmd.reference", config["mlmd"]["reference"] is True),
+            )
+            if on
+        ]
+        if need:
+            raise ConfigError(
+                f"config error at {need[0]}: {' and '.join(need)} need CP2K at the imported data's level of theory "
+                f"(data.level_of_theory {data['level_of_theory']!r}); give a cp2k: block (preset, overrides) that "
+                "computes it, or switch them off"
+            )
+        if config["mlmd"]["reference"] == "auto":
+            config["mlmd"]["reference"] = False  # auto means on for the xtb preset, not a level of the data
+    if config["vibrations"]["enabled"]:
+        raise ConfigError(
+            "config error at vibrations.enabled: not supported with imported data yet (the VDOS comparison needs "
+            "the AIMD's velocities from qdff's own CP2K runs); switch it off"
+        )
+
+
+def data_trajectory(config: dict) -> bool:
+    """Whether the training data are a trajectory (qdff's AIMD always is; imported data where
+    data.trajectory, or its auto rule, says so): the checks against an AIMD ensemble (pair
+    distances, stress temperatures, the reference MD) run only then."""
+    if not imported(config):
+        return True
+    from .data.imports import scan
+
+    return all(sc["trajectory"] for sc in scan(config["data"]))
 
 
 def load(path) -> dict:

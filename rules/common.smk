@@ -1,5 +1,6 @@
 # Helpers shared by all rules: config validation at start-up, names derived from it.
 import qdff.config as qconfig
+import qdff.data.imports as qdata
 from qdff.smk import Launch
 
 # Validate at start-up (fills defaults): a misspelt key stops the run here, naming its path.
@@ -33,6 +34,12 @@ def _refuse_lammps_under_conda():
 _refuse_lammps_under_conda()
 
 SYSTEM = config["name"]
+# imported data (data.source cp2k or extxyz): rules/import.smk makes the data set, no AIMD runs;
+# the temperatures below are then the data's (read at config-load time: qdff.config._derive_from_data)
+IMPORTED = qconfig.imported(config)
+# whether the training data are a trajectory (qdff's AIMD always; imported data where data.trajectory
+# says so): the comparisons with an AIMD ensemble (pair distances) run only then
+TRAJECTORY = qconfig.data_trajectory(config)
 TEMPERATURES = {qconfig.temperature_label(t): t for t in config["aimd"]["temperatures"]}
 # the trained backends, then the zero-shot baselines (universal potentials, not trained):
 # every evaluation rule runs over BACKENDS, so the baselines are judged exactly as the models
@@ -66,17 +73,24 @@ def replica_metrics(wildcards):
 
 
 def aimd_summaries(wildcards):
+    """qdff's AIMD runs, one per temperature; none with imported data."""
+    if IMPORTED:
+        return []
     return expand("results/{system}/aimd/{T}/run.json", system=wildcards.system, T=TEMPERATURES)
 
 
 def test_aimd_summaries(wildcards):
     """The independent test runs (aimd.test_seed), one per temperature; none by default."""
-    if config["aimd"]["test_seed"] is None:
+    if IMPORTED or config["aimd"]["test_seed"] is None:
         return []
     return expand("results/{system}/aimd_test/{T}/run.json", system=wildcards.system, T=TEMPERATURES)
 
 
 def starting_structure(wildcards):
+    """The structure CP2K starts from: relaxed for qdff's AIMD; with imported data the
+    structure as it is (the data's first frame, or the given structure), never relaxed."""
+    if IMPORTED:
+        return f"results/{wildcards.system}/structure.extxyz"
     return f"results/{wildcards.system}/relax/relaxed.extxyz"
 
 
@@ -126,7 +140,8 @@ def mlmd_summaries(wildcards):
 # (backend, AIMD temperature label) of every ML-MD run compared with AIMD, in one fixed order for inputs and params
 MLMD_KEYS = [(b, t) for b in BACKENDS for t in TEMPERATURES]
 # and those compared with AIMD by their structure alone (pair distances): the models' and the reference's
-RDF_KEYS = [(b, t) for b in MLMD_BACKENDS + REFERENCE for t in TEMPERATURES]
+# (none where the data are no trajectory: a curated set is no ensemble to compare distributions with)
+RDF_KEYS = [(b, t) for b in MLMD_BACKENDS + REFERENCE for t in TEMPERATURES] if TRAJECTORY else []
 
 
 def rdf_results(wildcards):

@@ -100,7 +100,7 @@ def import_data(data_cfg: dict, out_path) -> dict:
     if source not in ("cp2k", "extxyz"):
         raise DataImportError(f"data.source is {source!r}: nothing to import (qdff runs the AIMD itself)")
     reader = read_cp2k_run if source == "cp2k" else read_extxyz
-    paths = [Path(p) for p in data_cfg["paths"]]
+    paths = [resolve_path(p) for p in data_cfg["paths"]]
     frames, extras = [], []
     for path, run in zip(paths, run_labels(paths)):
         got, extra = reader(path, run, data_cfg)
@@ -124,6 +124,111 @@ def import_data(data_cfg: dict, out_path) -> dict:
         "duplicates_dropped": sum(dropped.values()),
         "sources": sources,
     }
+
+
+def resolve_path(path) -> Path:
+    """A ``data.paths`` entry as given (relative to the working directory); a relative path
+    that does not exist there is also looked for under the project (the directory holding the
+    qdff package), as ``structure.file`` is, so that the shipped example data
+    (tests/data/...) are found when Snakemake runs with ``--directory`` elsewhere."""
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    shipped = Path(__file__).resolve().parents[2] / path
+    return shipped if shipped.exists() else path
+
+
+def input_files(data_cfg: dict) -> list[str]:
+    """The files an import reads, for a rule's input (a changed file re-runs the import): an
+    extxyz path itself, every file of a CP2K run directory."""
+    out = []
+    for p in map(resolve_path, data_cfg["paths"]):
+        out += sorted(str(f) for f in p.iterdir() if f.is_file()) if p.is_dir() else [str(p)]
+    return out
+
+
+def scan(data_cfg: dict) -> list[dict]:
+    """What the configuration needs to know of each path before any import, cheaply (extxyz:
+    the header lines only; CP2K: the input's TEMPERATURE): per path its ``temperatures``
+    (data.temperature for frames that carry none), the first ``unknown_temperature`` frame (or
+    None) and whether it is a ``trajectory``. Raises :class:`DataImportError` for a path that
+    does not exist or cannot be scanned."""
+    from ..cp2k.output import find_project, run_temperature
+
+    default_t = data_cfg.get("temperature")
+    out = []
+    for given in data_cfg["paths"]:
+        path = resolve_path(given)
+        if not path.exists():
+            raise DataImportError(f"{given}: no such {'directory' if data_cfg['source'] == 'cp2k' else 'file'}")
+        if data_cfg["source"] == "cp2k":
+            try:
+                t = run_temperature(path, find_project(path))
+            except TrajectoryError as exc:
+                raise DataImportError(str(exc)) from None
+            t = t if t is not None else default_t
+            out.append(
+                {
+                    "path": str(path),
+                    "temperatures": [] if t is None else [float(t)],
+                    "unknown_temperature": None if t is not None else "the CP2K input (no TEMPERATURE)",
+                    "trajectory": True,
+                }
+            )
+            continue
+        temps, unknown, timed, n = set(), None, False, 0
+        for i, header in enumerate(_extxyz_headers(path)):
+            n += 1
+            timed = timed or "time" in header or "step" in header
+            if "temperature" in header:
+                try:
+                    temps.add(float(header["temperature"]))
+                except (TypeError, ValueError):
+                    raise DataImportError(f"{path}: frame {i}: temperature {header['temperature']!r} is not a number")
+            elif default_t is not None:
+                temps.add(float(default_t))
+            elif unknown is None:
+                unknown = f"frame {i}"
+        if not n:
+            raise DataImportError(f"{path}: no frames")
+        trajectory = data_cfg.get("trajectory", "auto")
+        out.append(
+            {
+                "path": str(path),
+                "temperatures": sorted(temps),
+                "unknown_temperature": unknown,
+                "trajectory": timed if trajectory == "auto" else bool(trajectory),
+            }
+        )
+    return out
+
+
+def _extxyz_headers(path):
+    """The parsed comment line of every frame of an extended XYZ file, its atom lines skipped."""
+    from ase.io.extxyz import key_val_str_to_dict
+
+    with open(path) as fh:
+        i = 0
+        while True:
+            line = fh.readline()
+            if not line:
+                return
+            if not line.strip():
+                continue
+            try:
+                n = int(line.split()[0])
+            except ValueError:
+                raise DataImportError(
+                    f"{path}: frame {i}: expected an atom count, read {line.strip()[:40]!r}"
+                ) from None
+            header = fh.readline()
+            try:
+                yield key_val_str_to_dict(header)
+            except Exception as exc:  # ASE raises several kinds on a malformed header
+                raise DataImportError(f"{path}: frame {i}: unreadable extxyz header: {exc}") from exc
+            for _ in range(n):
+                fh.readline()
+            i += 1
 
 
 def run_labels(paths) -> list[str]:

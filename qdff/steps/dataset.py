@@ -1,4 +1,5 @@
-"""Step of rules/dataset.smk: CP2K MD runs -> the canonical data set (eV, Angstrom)."""
+"""Steps of rules/dataset.smk and rules/import.smk: CP2K MD runs of qdff's AIMD, or a group's
+imported data (config ``data``), -> the canonical data set (eV, Angstrom)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,18 @@ def convert_trajectory(
     if runs is None:
         runs = [qconfig.temperature_label(t) for t in temperatures] if temperatures else None
     result = cp2k_output.convert_runs(run_dirs, out, runs=runs, temperatures=temperatures)
+    if summary:
+        write_json(summary, result)
+    return result
+
+
+def import_data(out, summary=None, *, data: dict) -> dict:
+    """The config's ``data`` block (CP2K run directories or extxyz files) into one extxyz data
+    set ``out``, as ``qdff import`` writes it; its summary (per source: frames, compositions,
+    temperatures, time order, duplicates) to ``summary`` (JSON) if given."""
+    from ..data.imports import import_data as run_import
+
+    result = run_import(data, out)
     if summary:
         write_json(summary, result)
     return result

@@ -597,13 +597,20 @@ def read_structure(path) -> Atoms:
         raise StructureError(f"structure.file: cannot read {path}: {exc}") from exc
 
 
-def build_structure(cfg: dict, summary: dict | None = None) -> Atoms:
+def build_structure(cfg: dict, summary: dict | None = None, atoms: Atoms | None = None) -> Atoms:
     """The structure of ``cfg['structure']`` in its vacuum box, checked for known elements.
 
     If ``summary`` is a dict it is filled with the build summary (:func:`summarise`).
+    ``atoms``: the structure itself, for structure.source data (the caller read it from the
+    imported data set).
     """
     s = cfg["structure"]
-    if s["source"] == "file":
+    if s["source"] == "data":
+        if atoms is None:
+            raise StructureError("structure.source is 'data': the structure is the imported data's first frame")
+        info = summarise(atoms, s["charge"], s.get("material"))
+        info.update(source="data")
+    elif s["source"] == "file":
         if not s.get("file"):
             raise StructureError("structure.file must be set when structure.source is 'file'")
         atoms = read_structure(s["file"])

@@ -2,6 +2,7 @@
 import qdff.config as qconfig
 import qdff.data.imports as qdata
 from qdff.smk import Launch
+from snakemake.logging import logger
 
 # Validate at start-up (fills defaults): a misspelt key stops the run here, naming its path.
 try:
@@ -40,6 +41,12 @@ IMPORTED = qconfig.imported(config)
 # whether the training data are a trajectory (qdff's AIMD always; imported data where data.trajectory
 # says so): the comparisons with an AIMD ensemble (pair distances) run only then
 TRAJECTORY = qconfig.data_trajectory(config)
+if not TRAJECTORY:
+    logger.warning(
+        "qdff: the imported frames are no trajectory (data.trajectory): no pair-distance comparison with the "
+        "data, no stress temperatures, no reference MD; the held-out split is by source file or by clusters "
+        "(selection.split); the report says so"
+    )
 TEMPERATURES = {qconfig.temperature_label(t): t for t in config["aimd"]["temperatures"]}
 # the trained backends, then the zero-shot baselines (universal potentials, not trained):
 # every evaluation rule runs over BACKENDS, so the baselines are judged exactly as the models

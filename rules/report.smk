@@ -58,6 +58,13 @@ rule render_report:
                 "name": config["name"],
                 "description": config["description"],
                 "cp2k": {"preset": config["cp2k"]["preset"]},
+                # imported data: their level of theory labels the report; without a trajectory, the
+                # AIMD-ensemble checks are skipped and the report says so
+                "data": {
+                    "source": config["data"]["source"],
+                    "level_of_theory": config["data"]["level_of_theory"],
+                    "trajectory": TRAJECTORY,
+                },
                 "mlmd": physics(
                     "mlmd", "bond_cutoff_factor", "thermostat", "thermostat_timecon_fs", "seeds", "bond_break_fs"
                 ),

@@ -44,9 +44,12 @@ def write_orchestrai(path, frames, *, e_scale=1.0, f_scale=1.0, symbols=None, he
 
 
 def data_cfg(paths, **kw):
-    """The ``data`` block as config.validate fills it."""
+    """The ``data`` block with the schema's defaults filled in, as config.validate fills it (its
+    pipeline checks of imported data, e.g. that the temperatures are known, are
+    tests/test_import_dag.py's: the import itself accepts frames of unknown temperature)."""
     block = {"source": "extxyz", "paths": [str(p) for p in paths], "level_of_theory": "GFN1-xTB", **kw}
-    return config.validate({"name": "x", "structure": {}, "data": block})["data"]
+    defaults = {k: v["default"] for k, v in config.load_schema()["properties"]["data"]["properties"].items()}
+    return defaults | block
 
 
 def test_orchestrai_format_is_imported_as_it_is(md_frames, tmp_path):

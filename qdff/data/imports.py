@@ -184,7 +184,9 @@ def scan(data_cfg: dict) -> list[dict]:
                 try:
                     temps.add(float(header["temperature"]))
                 except (TypeError, ValueError):
-                    raise DataImportError(f"{path}: frame {i}: temperature {header['temperature']!r} is not a number")
+                    raise DataImportError(
+                        f"{path}: frame {i}: temperature {header['temperature']!r} is not a number"
+                    ) from None
             elif default_t is not None:
                 temps.add(float(default_t))
             elif unknown is None:

@@ -229,6 +229,9 @@ def render_report(
     # one column per backend, one row per metric: four backends stay readable
     table = [[label] + [r[i] for r in rows] for i, (_, label, _) in enumerate(METRIC_COLUMNS) if i > 0]
     preset = cfg["cp2k"]["preset"]
+    # imported data (config data): their declared level of theory labels every number, not a preset's
+    data = cfg.get("data") or {"source": "aimd"}
+    imported = data.get("source", "aimd") != "aimd"
     baselines = [meta for meta in models.values() if meta.get("kind") == "zero-shot"]
     ctx = {
         "baselines": baselines,
@@ -236,7 +239,8 @@ def render_report(
         "cfg": cfg,
         "name": cfg["name"],
         "description": cfg.get("description", ""),
-        "level_of_theory": LEVEL_OF_THEORY[preset],
+        "level_of_theory": data["level_of_theory"] if imported else LEVEL_OF_THEORY[preset],
+        "imported": data if imported else None,
         "preset": preset,
         "is_demo_quality": preset in ("xtb", "pbe-fast"),
         "aimd_plot": png_data_uri(aimd_plot),

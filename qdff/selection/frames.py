@@ -143,6 +143,79 @@ def split_blocks(
     return {"pool": sorted(pool), "valid": valid, "test": sorted(test), "blocks": blocks}
 
 
+# --- splits of frames that are no trajectory (imported curated sets) ----------------------
+
+#: what each split can and cannot promise, for selection.json and the report
+SPLIT_NOTES = {
+    "time": "per run, contiguous time blocks with gap_fs between them: no held-out frame lies within "
+    "gap_fs of MD time of a frame of another block",
+    "file": "whole source files held out: no held-out frame comes from a file a training frame comes from; "
+    "it cannot promise more than the files do (files cut from one trajectory can still hold near "
+    "neighbours of each other's frames)",
+    "clusters": "whole k-means clusters in descriptor space held out: held-out frames lie in regions of "
+    "configuration space with no training frame of their own cluster; it cannot promise that a held-out "
+    "frame is no near neighbour of a training frame across a cluster boundary, nor tell MD time apart "
+    "(the frames carry none), and the test set is deliberately unlike the training set, so its errors "
+    "are those of a mild extrapolation",
+}
+
+
+def split_kind(frames, sel: dict) -> str:
+    """selection.split resolved: time where every frame has MD time (auto), else file with 3 or
+    more runs (source files), else clusters."""
+    kind = sel.get("split", "auto")
+    if kind != "auto":
+        return kind
+    if all("time" in a.info for a in frames):
+        return "time"
+    runs = {str(a.info.get("run", "run")) for a in frames}
+    return "file" if len(runs) >= 3 else "clusters"
+
+
+def split_groups(labels, test_fraction: float, valid_fraction: float, seed: int = 0, what: str = "group") -> dict:
+    """Whole groups (``labels``, one per frame) held out: in a seeded random order, groups go to
+    test until test_fraction of the frames are there, then to validation until valid_fraction
+    are; the rest is the training pool. At least one group each."""
+    labels = [str(x) for x in labels]
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, lab in enumerate(labels):
+        groups[lab].append(i)
+    if len(groups) < 3:
+        raise SelectionError(
+            f"selection.split: {len(groups)} {what}(s); whole {what}s are held out for test and validation, "
+            "so 3 or more are needed"
+        )
+    order = sorted(groups)
+    np.random.default_rng(seed).shuffle(order)
+    n = len(labels)
+    test, valid, pool, blocks = [], [], [], {}
+    for g in order:
+        if not test or len(test) < test_fraction * n:
+            test += groups[g]
+            blocks[g] = {"role": "test", "frames": len(groups[g])}
+        elif not valid or len(valid) < valid_fraction * n:
+            valid += groups[g]
+            blocks[g] = {"role": "valid", "frames": len(groups[g])}
+        else:
+            pool += groups[g]
+            blocks[g] = {"role": "train", "frames": len(groups[g])}
+    if not pool:
+        raise SelectionError(
+            f"selection.split: no {what} left for the training pool after test ({len(test)} frames) and "
+            f"validation ({len(valid)} frames); lower selection.test_fraction/valid_fraction"
+            + (" or raise selection.split_clusters" if what == "cluster" else "")
+        )
+    return {"pool": sorted(pool), "valid": sorted(valid), "test": sorted(test), "blocks": blocks}
+
+
+def cluster_labels(X, n_clusters: int, seed: int = 0) -> np.ndarray:
+    """k-means labels of the rows of ``X`` (standardized descriptors), seeded."""
+    from sklearn.cluster import KMeans
+
+    n_clusters = min(n_clusters, len(X))
+    return KMeans(n_clusters=n_clusters, random_state=seed, n_init=10).fit_predict(np.asarray(X))
+
+
 # --- methods in descriptor space ---------------------------------------------------------
 
 
@@ -393,13 +466,10 @@ def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
     ``test_runs``: labels of independent AIMD runs that form the test set (see
     :func:`split_blocks`).
     """
-    split = split_blocks(
-        frames, sel["test_fraction"], sel["valid_fraction"], sel["gap_fs"], sel["equilibration_fs"], test_runs
-    )
-    pool, test, block = split["pool"], split["test"], split["valid"]
-    X = None
-    n_near = 0
-    if needs_descriptors(sel):
+    kind = split_kind(frames, sel)
+
+    def all_descriptors():
+        nonlocal descriptors
         if descriptors is None:
             from . import descriptors as qdesc
 
@@ -408,6 +478,29 @@ def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
             raise SelectionError(
                 f"{len(descriptors)} descriptor rows for {len(frames)} frames; recompute the descriptors"
             )
+        return descriptors
+
+    if kind == "time":
+        split = split_blocks(
+            frames, sel["test_fraction"], sel["valid_fraction"], sel["gap_fs"], sel["equilibration_fs"], test_runs
+        )
+    elif kind == "file":
+        runs = [a.info.get("run", "run") for a in frames]
+        split = split_groups(runs, sel["test_fraction"], sel["valid_fraction"], sel["seed"], what="source file")
+    else:
+        from .descriptors import feature_blocks, frame_species, standardize
+
+        Xall = standardize(np.asarray(all_descriptors()), feature_blocks(frame_species(frames), sel["descriptor"]))
+        labels = cluster_labels(Xall, sel.get("split_clusters", 10), sel["seed"])
+        split = split_groups(
+            [f"cluster {k}" for k in labels], sel["test_fraction"], sel["valid_fraction"], sel["seed"], what="cluster"
+        )
+    log.info("selection: held-out split by %s (%s)", kind, SPLIT_NOTES[kind])
+    pool, test, block = split["pool"], split["test"], split["valid"]
+    X = None
+    n_near = 0
+    if needs_descriptors(sel):
+        descriptors = all_descriptors()
         from .descriptors import feature_blocks, frame_species, standardize
 
         X = standardize(np.asarray(descriptors)[pool], feature_blocks(frame_species(frames), sel["descriptor"]))
@@ -445,4 +538,5 @@ def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
         "near_duplicates": n_near,
         "valid_block": block,
         "blocks": split["blocks"],
+        "split": {"kind": kind, "note": SPLIT_NOTES[kind]},
     }

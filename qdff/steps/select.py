@@ -97,6 +97,8 @@ def select_frames(
         "gap_fs": sel["gap_fs"],
         "test_seed": test_seed,
         "blocks": idx["blocks"],
+        # how held-out frames are kept apart from training frames, and what that cannot promise
+        "split": idx["split"],
         "reference_energies": refs,
         "train_steps": steps("train"),
         "valid_steps": steps("valid"),

@@ -104,11 +104,18 @@ def running_in(pid_file: Path, workdir: Path) -> int | None:
     try:
         pid = int(pid_file.read_text().split()[0])
         proc = psutil.Process(pid)
-        if "cp2k" in proc.name() and Path(proc.cwd()).resolve() == Path(workdir).resolve():
-            return pid
+        if "cp2k" not in proc.name() or Path(proc.cwd()).resolve() != Path(workdir).resolve():
+            return None
+        # a CP2K killed a moment ago (with its job, by a scheduler) takes a little while to go,
+        # and may stay a zombie where nobody reaps it: neither is running
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            time.sleep(0.2)
+        return pid
     except (OSError, ValueError, IndexError, psutil.Error):
-        pass
-    return None
+        return None
 
 
 def run_cp2k(cmd, workdir: Path, out_name: str, threads: int, progress=None) -> RunResult:

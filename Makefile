@@ -110,7 +110,7 @@ lint: setup
 	  $(VENV)/bin/snakemake --lint -s Snakefile --configfile $$c || exit 1; done
 
 test: setup lint
-	$(VENV)/bin/python -m pytest -ra tests
+	$(VENV)/bin/python -m pytest -ra --durations=40 tests
 
 clean-demo:
 	rm -rf results/cdse-demo results/cdse-demo-cd6se6 results/cdse-demo-full logs benchmarks/rules .snakemake

@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qdff import config as qconfig  # noqa: E402
+from qdff.active_learning import loop  # noqa: E402
 from qdff.data import dataset  # noqa: E402
 from qdff.training import errors  # noqa: E402
 from qdff.training.models import load_calculator  # noqa: E402
@@ -45,8 +46,10 @@ from qdff.validation import evaluate, mlmd  # noqa: E402
 
 def cp2k_evaluations(results: Path) -> dict:
     """Training-data CP2K evaluations of one results folder, from its own files."""
-    aimd = sum(json.loads(p.read_text())["steps_done"] for p in sorted(results.glob("aimd/*K/run.json")))
-    labels = sum(json.loads(p.read_text())["frames"] for p in sorted(results.glob("al/*/labels/labels.json")))
+    # counted as the loop's own budget counts them (qdff.active_learning.loop.cp2k_evaluations)
+    aimd_files = sorted(results.glob("aimd/*K/run.json"))
+    label_files = sorted(results.glob("al/*/labels/labels.json"))
+    aimd, labels = loop.cp2k_evaluations(aimd_files, []), loop.cp2k_evaluations([], label_files)
     return {"aimd_steps": aimd, "labels": labels, "total": aimd + labels}
 
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qdff import config as qconfig  # noqa: E402
 from qdff.data import dataset  # noqa: E402
+from qdff.steps import mlmd as mlmd_steps  # noqa: E402
 
 OLD_PERSIST = 3  # the checks in a row of the criterion before issue 32
 
@@ -136,21 +137,36 @@ def main(argv=None) -> int:
     ap.add_argument("--config", type=Path, required=True)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--first-seed", type=int, default=101)
-    ap.add_argument("--temperatures", type=float, nargs="*", default=None, help="default: the AIMD temperatures")
+    ap.add_argument(
+        "--temperatures",
+        type=float,
+        nargs="*",
+        default=None,
+        help="default: the AIMD temperatures; one above them is a stress temperature, as in the pipeline",
+    )
     ap.add_argument("--workers", type=int, default=2, help="CP2K runs at once (one core each)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/null_test"))
     a = ap.parse_args(argv)
     cfg = qconfig.load(a.config)
     temps = a.temperatures or [float(t) for t in cfg["aimd"]["temperatures"]]
     data = dataset.read_frames(a.results / "dataset/frames.extxyz")
-    test = dataset.read_frames(a.results / "split/test.extxyz")
     a.out.mkdir(parents=True, exist_ok=True)
     tasks = []
     for T in temps:
-        starts = dataset.at_temperature(test, T)
-        reference = dataset.equilibrated(dataset.at_temperature(data, T), cfg["selection"]["equilibration_fs"])
-        if not starts or not reference:
-            raise SystemExit(f"{a.results}: no held-out or AIMD frames at {T:g} K")
+        # start and reference exactly as the pipeline's ML-MD takes them: at a stress temperature
+        # (above the AIMD's), the first held-out frame and the AIMD frames of the hottest AIMD run
+        try:
+            starts, reference, stress, aimd_t = mlmd_steps._start_and_reference(
+                a.results / "split/test.extxyz",
+                a.results / "dataset/frames.extxyz",
+                T,
+                cfg["aimd"]["temperatures"],
+                cfg["selection"]["equilibration_fs"],
+            )
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
+        if stress:
+            print(f"{T:g} K is a stress temperature: started from and judged against the {aimd_t:g} K AIMD", flush=True)
         dataset.write_frames(a.out / f"start_{T:g}K.extxyz", starts[:1])
         dataset.write_frames(a.out / f"reference_{T:g}K.extxyz", reference)
         for k in range(a.seeds):

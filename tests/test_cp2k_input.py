@@ -40,12 +40,19 @@ def test_presets_render_and_parse_back(cluster, preset):
     else:
         # free-boundary wavelet solver: MT would need a box twice the cluster's extent
         assert dft["poisson"]["poisson_solver"].upper() == "WAVELET"
-        assert dft["xc"]["vdw_potential"]["pair_potential"]["type"].upper() == "DFTD3"
+        if preset == "hle17":
+            # its own section (libxc's MGGA_XC_HLE17); no D3 parameters exist for HLE17
+            assert set(dft["xc"]["xc_functional"]) == {"mgga_xc_hle17"} and "vdw_potential" not in dft["xc"]
+        else:
+            assert dft["xc"]["vdw_potential"]["pair_potential"]["type"].upper() == "DFTD3"
         kinds = parsed["force_eval"]["subsys"]["kind"]
         assert set(kinds) == {"Cd", "Se"}
         assert kinds["Cd"] == {"basis_set": "DZVP-MOLOPT-SR-GTH", "potential": "GTH-PBE-q12"}
-        cutoff = dft["mgrid"]["cutoff"]
-        assert cutoff == (200 if preset == "pbe-fast" else 400)
+        assert (dft["mgrid"]["cutoff"], dft["mgrid"]["rel_cutoff"]) == {
+            "pbe-fast": (200, 30),
+            "pbe": (400, 50),
+            "hle17": (300, 40),
+        }[preset]
 
 
 def test_overrides_replace_preset_values(cluster):

@@ -192,3 +192,39 @@ def test_structure_from_data(tmp_path):
     )
     assert s["formula"] == "Cd6Se6" and s["n_atoms"] == 12 and s["source"] == str(DATA)
     assert json.loads((tmp_path / "structure.json").read_text())["from_data"].startswith("first frame")
+
+
+def test_cp2k_directory_import_through_the_dag_reproduces_convert(tmp_path):
+    """The pipeline's import_data job on a CP2K run directory (data.source cp2k) writes the frames
+    `qdff convert` writes for it: the same numbers and info, only the import's header keys added."""
+    from ase.io import read
+
+    run = ROOT / "tests/data/cp2k_md_scf"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {"name": "cp2kimp", "data": {"source": "cp2k", "paths": [str(run)], "level_of_theory": "GFN1-xTB"}}
+        )
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    ref = tmp_path / "convert.extxyz"
+    conv = subprocess.Popen([str(BIN / "qdff"), "convert", str(run), "-o", str(ref)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    target = "results/cp2kimp/dataset/frames.extxyz"
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "work")]
+    cmd += ["--configfile", str(cfg), "--cores", "1", target]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    out = conv.communicate(timeout=300)[0]
+    assert conv.returncode == 0, out[-2000:]
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    got = tmp_path / "work" / target
+    a, b = read(ref, ":"), read(got, ":")
+    assert len(a) == len(b) == 7
+    for x, y in zip(a, b):
+        assert y.get_chemical_symbols() == x.get_chemical_symbols()
+        assert np.array_equal(y.positions, x.positions) and np.array_equal(y.get_forces(), x.get_forces())
+        assert y.get_potential_energy() == x.get_potential_energy()
+        assert {k: y.info[k] for k in x.info} == x.info
+        assert y.info["level_of_theory"] == "GFN1-xTB" and y.info["composition"] == "Cd6Se6"
+    summary = json.loads((tmp_path / "work/results/cp2kimp/dataset/import.json").read_text())
+    assert summary["frames"] == 7 and summary["compositions"] == {"Cd6Se6": 7}

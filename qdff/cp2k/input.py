@@ -22,14 +22,21 @@ from cp2k_input_tools.generator import (
 from .. import elements
 from ..fileio import atomic_open
 
-PRESETS = ("xtb", "pbe-fast", "pbe")
+PRESETS = ("xtb", "pbe-fast", "pbe", "hle17")
 
 #: preset -> human-readable level of theory (shown in logs and the report)
 LEVEL_OF_THEORY = {
     "xtb": "GFN1-xTB (semi-empirical tight binding, CP2K); a fast stand-in for DFT, demo quality",
     "pbe-fast": "PBE-D3 / DZVP-MOLOPT-SR-GTH, GTH-PBE pseudopotentials; 200 Ry cutoff, EPS_SCF 1e-5 (test quality)",
     "pbe": "PBE-D3 / DZVP-MOLOPT-SR-GTH, GTH-PBE pseudopotentials; 400 Ry cutoff, EPS_SCF 1e-6",
+    "hle17": (
+        "HLE17/DZVP-MOLOPT-SR-GTH (meta-GGA, libxc), GTH-PBE pseudopotentials, no dispersion correction; "
+        "300 Ry cutoff (REL_CUTOFF 40), EPS_SCF 1e-6"
+    ),
 }
+
+#: preset -> (CUTOFF, REL_CUTOFF) in Ry of the plane-wave presets
+CUTOFFS = {"pbe-fast": (200, 30), "pbe": (400, 50), "hle17": (300, 40)}
 
 
 class CP2KInputError(ValueError):
@@ -68,11 +75,12 @@ def _dft_section(preset: str, symbols, charge: int, multiplicity: int) -> dict:
         dft["poisson"] = {"periodic": "NONE", "psolver": "ANALYTIC"}
         return dft
     fast = preset == "pbe-fast"
+    cutoff, rel_cutoff = CUTOFFS[preset]
     dft.update(
         {
             "basis_set_file_name": elements.BASIS_FILE,
             "potential_file_name": elements.POTENTIAL_FILE,
-            "mgrid": {"cutoff": 200 if fast else 400, "rel_cutoff": 30 if fast else 50, "ngrids": 4},
+            "mgrid": {"cutoff": cutoff, "rel_cutoff": rel_cutoff, "ngrids": 4},
             "qs": {"eps_default": 1e-10 if fast else 1e-12},
             # wavelet (free boundary) solver: exact for an isolated charge density in any box
             # the density fits in; Martyna-Tuckerman needs a box about twice the density's
@@ -98,6 +106,11 @@ def _dft_section(preset: str, symbols, charge: int, multiplicity: int) -> dict:
             },
         }
     )
+    if preset == "hle17":
+        # HLE17 (Verma & Truhlar 2017), libxc's MGGA_XC_HLE17, written as its own section:
+        # Debian's CP2K 2023.1 (libxc 5.2.3) aborts on the &LIBXC FUNCTIONAL form ("unknown
+        # subsection LIBXC"). DFT-D3 has no HLE17 parameters: no dispersion correction.
+        dft["xc"] = {"xc_functional": {"mgga_xc_hle17": {}}}
     return dft
 
 

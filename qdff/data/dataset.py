@@ -56,19 +56,70 @@ def composition_matrix(frames, elements: list[str]) -> np.ndarray:
     return out
 
 
-def fit_reference_energies(frames) -> dict[str, float]:
-    """Per-element reference energies (eV) by least squares of total energy on composition.
+def composition_label(atoms) -> str:
+    """A frame's composition: Hill formula, as :func:`qdff.data.imports.composition` stamps imported frames."""
+    from ase.formula import Formula
 
-    With one composition (an MD data set of one cluster) the system is under-determined;
-    the minimum-norm solution splits the mean energy over the elements in proportion to
-    their counts, which is enough to take the large constant (about -760 eV/atom for CdSe
-    at DFT level) out of the training labels.
+    return Formula.from_list(atoms.get_chemical_symbols()).format("hill")
+
+
+def fit_reference_energies(frames) -> dict[str, float]:
+    """Per-element reference energies (eV) by least squares of total energy on composition
+    (:func:`fit_reference_energies_report`'s ``reference_energies``)."""
+    return fit_reference_energies_report(frames)["reference_energies"]
+
+
+def fit_reference_energies_report(frames) -> dict:
+    """Per-element reference energies (eV) by least squares of total energy on composition,
+    with what the fit could determine.
+
+    The fit is over every frame, so a data set of several compositions (e.g. imported frames
+    of two clusters) gives one reference per element shared by all of them. The references are
+    *identifiable* only when the composition matrix (frames x elements) has full column rank:
+    at least as many linearly independent compositions as elements. With one composition (an
+    MD data set of one cluster), or compositions in the same ratio (Cd2Se2 and Cd6Se6), the
+    system is under-determined; the minimum-norm solution then splits the mean energy over
+    the elements in proportion to their counts, which is enough to take the large constant
+    (about -760 eV/atom for CdSe at DFT level) out of the training labels, but the values are
+    not per-element energies. Returns ``reference_energies``, ``elements``, ``compositions``
+    (formula -> frames), ``rank``, ``identifiable``, ``residual_rmse_meV_per_atom`` (per
+    composition: RMS of the frames' per-atom energies about the fit, i.e. what the model has to
+    learn) and ``note``.
     """
     elements = sorted({s for a in frames for s in a.get_chemical_symbols()})
     X = composition_matrix(frames, elements)
     y = energies(frames)
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    return {el: float(c) for el, c in zip(elements, coef)}
+    rank = int(np.linalg.matrix_rank(X)) if len(frames) else 0
+    identifiable = rank == len(elements) and len(elements) > 0
+    formulas = [composition_label(a) for a in frames]
+    counts = {f: formulas.count(f) for f in dict.fromkeys(formulas)}
+    n_atoms = X.sum(axis=1)
+    resid = (y - X @ coef) / np.where(n_atoms > 0, n_atoms, 1)
+    per_comp = {
+        f: 1e3 * float(np.sqrt(np.mean(np.square([r for r, g in zip(resid, formulas) if g == f])))) for f in counts
+    }
+    if identifiable:
+        note = (
+            f"fitted across {len(counts)} compositions ({', '.join(counts)}): the composition matrix has full "
+            f"rank {rank} for {len(elements)} elements, so each element's reference is determined"
+        )
+    else:
+        note = (
+            f"{len(counts)} composition(s) ({', '.join(counts)}) for {len(elements)} elements: the composition "
+            f"matrix has rank {rank} < {len(elements)}, so per-element references are not identifiable; the "
+            "minimum-norm least-squares solution is used (it removes the constant energy per composition, "
+            "but the values are not per-element energies)"
+        )
+    return {
+        "reference_energies": {el: float(c) for el, c in zip(elements, coef)},
+        "elements": elements,
+        "compositions": counts,
+        "rank": rank,
+        "identifiable": bool(identifiable),
+        "residual_rmse_meV_per_atom": per_comp,
+        "note": note,
+    }
 
 
 def reference_energy(atoms, refs: dict[str, float]) -> float:

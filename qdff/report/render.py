@@ -69,10 +69,12 @@ def breakdown_table(metrics: list) -> tuple[list, list]:
     prefix = "force_rmse_meV_per_A_"
     keys = sorted(
         {k[len(prefix) :] for m in metrics for k in m if k.startswith(prefix) and not is_spread_key(k)},
-        key=lambda k: (k.startswith("T_"), k.startswith("site_"), k),
+        key=lambda k: (k.startswith("system_"), k.startswith("T_"), k.startswith("site_"), k),
     )
 
     def label(k):
+        if k.startswith("system_"):
+            return k[7:]
         return k[5:] if k.startswith("site_") else k[2:].replace("K", " K") if k.startswith("T_") else k
 
     base = (
@@ -118,6 +120,39 @@ def energy_table(metrics: list) -> tuple[list, list]:
                     _fmt("", "{:.2f}", m.get(f"energy_error_std_meV_per_atom_T_{t}")),
                     _fmt("", "{:.2f}", m.get(f"baseline_mean_energy_rmse_meV_per_atom_T_{t}")),
                     _verdict(m[key]),
+                ]
+            )
+    return cols, rows
+
+
+def system_table(metrics: list) -> tuple[list, list]:
+    """Columns and rows of held-out errors per system (composition), one row per backend and
+    system, where the held-out frames hold several compositions
+    (:func:`qdff.validation.evaluate.by_system`); no rows otherwise."""
+    cols = [
+        "backend",
+        "system",
+        "test frames",
+        "F RMSE [meV/Å]",
+        "zero-force baseline [meV/Å]",
+        "E RMSE, mean offset included [meV/atom]",
+        "E mean offset [meV/atom]",
+        "E error std, mean offset removed [meV/atom]",
+    ]
+    rows = []
+    for m in metrics:
+        for key in sorted(k for k in m if k.startswith("n_frames_system_")):
+            sys_ = key[len("n_frames_system_") :]
+            rows.append(
+                [
+                    m["backend"],
+                    sys_,
+                    _fmt("", "{}", m[key]),
+                    _fmt("", "{:.1f}", m.get(f"force_rmse_meV_per_A_system_{sys_}")),
+                    _fmt("", "{:.1f}", m.get(f"baseline_zero_force_rmse_meV_per_A_system_{sys_}")),
+                    _fmt("", "{:.2f}", m.get(f"energy_rmse_meV_per_atom_system_{sys_}")),
+                    _fmt("", "{:+.2f}", m.get(f"energy_mean_signed_error_meV_per_atom_system_{sys_}")),
+                    _fmt("", "{:.2f}", m.get(f"energy_error_std_meV_per_atom_system_{sys_}")),
                 ]
             )
     return cols, rows
@@ -276,6 +311,7 @@ def render_report(
     ctx["summary_rows"] = summary_rows(metrics, ctx["recommendation"])
     ctx["breakdown_columns"], ctx["breakdown_rows"] = breakdown_table(metrics)
     ctx["energy_columns"], ctx["energy_rows"] = energy_table(metrics)
+    ctx["system_columns"], ctx["system_rows"] = system_table(metrics)
     text = _env().get_template("report.html.j2").render(**ctx)
     with atomic_open(out_path) as fh:
         fh.write(text)

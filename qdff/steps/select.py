@@ -68,8 +68,25 @@ def select_frames(
     for part in ("train", "valid", "test"):
         dataset.write_frames(out_dir / f"{part}.extxyz", [frames[i] for i in idx[part]])
     refs = reference_energies
+    fit = None
     if refs == "fit":
-        refs = dataset.fit_reference_energies([frames[i] for i in idx["train"]])
+        fit = dataset.fit_reference_energies_report([frames[i] for i in idx["train"]])
+        refs = fit["reference_energies"]
+        # several compositions: say whether the per-element values are determined; one
+        # composition: today's minimum-norm behaviour, said once at info level
+        (log.info if fit["identifiable"] or len(fit["compositions"]) < 2 else log.warning)(
+            "reference energies: %s", fit["note"]
+        )
+        # a split by whole files or clusters can hold a whole composition out of training: its
+        # energies then rest on references fitted without it
+        held = {dataset.composition_label(frames[i]) for part in ("valid", "test") for i in idx[part]}
+        fit["held_out_only_compositions"] = sorted(held - set(fit["compositions"]))
+        if fit["held_out_only_compositions"]:
+            log.warning(
+                "reference energies: composition(s) %s are held out but not in the training frames: their "
+                "energies rest on references fitted without them",
+                ", ".join(fit["held_out_only_compositions"]),
+            )
     else:
         missing = {s for a in frames for s in a.get_chemical_symbols()} - set(refs)
         if missing:
@@ -100,6 +117,8 @@ def select_frames(
         # how held-out frames are kept apart from training frames, and what that cannot promise
         "split": idx["split"],
         "reference_energies": refs,
+        # the fit's diagnostics (reference_energies: fit): compositions, rank, identifiable, note
+        "reference_energies_fit": fit,
         "train_steps": steps("train"),
         "valid_steps": steps("valid"),
         "test_steps": steps("test"),

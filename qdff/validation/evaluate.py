@@ -58,13 +58,47 @@ def breakdown(frames, e_pred, f_pred, material: str | None) -> dict:
         out[f"baseline_zero_force_rmse_meV_per_A_T_{label}"] = _rmse(f_ref[m].ravel())
     # energy RMSE, error std (offset removed), mean-energy baseline and verdict per temperature
     out.update(energy_by_temperature(frames, e_pred))
+    out.update(by_system(frames, e_pred, f_pred))
+    return out
+
+
+def system_label(atoms) -> str:
+    """The suffix of per-system keys: the frame's composition (Hill formula, as
+    :func:`qdff.data.imports.composition` stamps imported frames), e.g. ``Cd2Se2``."""
+    from ..data.dataset import composition_label
+
+    return str(atoms.info.get("composition") or composition_label(atoms))
+
+
+def by_system(frames, e_pred, f_pred) -> dict:
+    """Held-out errors per system (composition) when the frames hold more than one: ``n_frames_system_<F>``,
+    ``force_rmse_meV_per_A_system_<F>`` with its zero-force baseline, ``energy_rmse_meV_per_atom_system_<F>``,
+    ``energy_mean_signed_error_meV_per_atom_system_<F>`` and ``energy_error_std_meV_per_atom_system_<F>``
+    (offset removed). One composition: nothing (the overall numbers are that system's)."""
+    labels = [system_label(a) for a in frames]
+    systems = list(dict.fromkeys(labels))
+    if len(systems) < 2:
+        return {}
+    n = np.array([len(a) for a in frames], dtype=np.float64)
+    de = (np.asarray(e_pred, dtype=np.float64) - np.array([a.get_potential_energy() for a in frames])) / n
+    out = {}
+    for sys_ in systems:
+        idx = [i for i, g in enumerate(labels) if g == sys_]
+        f_ref = np.concatenate([frames[i].get_forces() for i in idx])
+        f_hat = np.concatenate([f_pred[i] for i in idx])
+        out[f"n_frames_system_{sys_}"] = len(idx)
+        out[f"force_rmse_meV_per_A_system_{sys_}"] = _rmse((f_hat - f_ref).ravel())
+        out[f"baseline_zero_force_rmse_meV_per_A_system_{sys_}"] = _rmse(f_ref.ravel())
+        out[f"energy_rmse_meV_per_atom_system_{sys_}"] = _rmse(de[idx])
+        out[f"energy_mean_signed_error_meV_per_atom_system_{sys_}"] = 1e3 * float(np.mean(de[idx]))
+        out[f"energy_error_std_meV_per_atom_system_{sys_}"] = 1e3 * float(np.std(de[idx]))
     return out
 
 
 def errors_plot(metrics: dict, title: str, path) -> None:
     """Bars of force RMSE by element, by site class and by temperature, each next to the
     zero-force baseline of the same atoms."""
-    groups = {"element": [], "site": [], "T": []}
+    groups = {"element": [], "site": [], "T": [], "system": []}
     for key, value in metrics.items():
         if not key.startswith("force_rmse_meV_per_A_"):
             continue
@@ -73,6 +107,8 @@ def errors_plot(metrics: dict, title: str, path) -> None:
             groups["site"].append((rest[5:], value, metrics.get(f"baseline_zero_force_rmse_meV_per_A_{rest}")))
         elif rest.startswith("T_"):
             groups["T"].append((rest[2:], value, metrics.get(f"baseline_zero_force_rmse_meV_per_A_{rest}")))
+        elif rest.startswith("system_"):
+            groups["system"].append((rest[7:], value, metrics.get(f"baseline_zero_force_rmse_meV_per_A_{rest}")))
         else:
             groups["element"].append((rest, value, metrics.get(f"baseline_zero_force_rmse_meV_per_A_{rest}")))
     panels = [(name, rows) for name, rows in groups.items() if rows]
@@ -204,6 +240,17 @@ def evaluate(
         metrics["energy_rmse_meV_per_atom"],
         metrics["energy_error_std_meV_per_atom"],
     )
+    for key in sorted(k for k in metrics if k.startswith("n_frames_system_")):
+        label = key[len("n_frames_system_") :]
+        log.info(
+            "%s on %s (%d frames): force RMSE %.1f meV/A (zero-force baseline %.1f), energy RMSE %.2f meV/atom",
+            backend,
+            label,
+            metrics[key],
+            metrics[f"force_rmse_meV_per_A_system_{label}"],
+            metrics[f"baseline_zero_force_rmse_meV_per_A_system_{label}"],
+            metrics[f"energy_rmse_meV_per_atom_system_{label}"],
+        )
     for key in sorted(k for k in metrics if k.startswith("energy_useful_T_")):
         label = key[len("energy_useful_T_") :]
         log.info(

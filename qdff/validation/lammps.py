@@ -78,7 +78,7 @@ def torch_blas_preload() -> Path | None:
     libtorch_cpu.so's calls to ``dgemm_`` & co. (through its PLT, interposable) to LAMMPS's
     copies, the first definition in the global scope: every float64 matrix product of the model
     (the embedding and fitting nets) then ran in reference BLAS, and pair_style deepmd took
-    1.6x (demo model) to 5x (production-size nets) the time of the same model in Python.
+    1.6-1.8x (demo model) to 5-6x (production-size nets) the time it takes with torch's BLAS.
     Preloaded, torch's library comes first and both torch and LAMMPS use its BLAS (the same
     LP64 Fortran interface)."""
     _, torch_lib = deepmd_library_dirs()

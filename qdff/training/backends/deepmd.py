@@ -39,32 +39,43 @@ def _dp() -> str:
     return str(here) if here.exists() else "dp"
 
 
-def write_npy(frames, refs: dict, type_map: list[str], out_dir: Path) -> None:
+def write_npy(frames, refs: dict, type_map: list[str], out_dir: Path) -> list[Path]:
+    """DeePMD's npy systems of ``frames``: one system holds frames with the same atoms in the
+    same order, so a data set of several compositions (imported frames of two clusters) becomes
+    one system per atom sequence, ``out_dir/sys000``, ``sys001``, ... (DeePMD trains on all of
+    them); frames of one sequence are ``out_dir`` itself. Returns the system folders."""
     import dpdata
 
-    symbols = frames[0].get_chemical_symbols()
+    groups: dict[tuple, list] = {}
     for a in frames:
-        if a.get_chemical_symbols() != symbols:
-            raise TrainingError("DeePMD data: all frames of a system must have the same atoms in the same order")
-    types = np.array([type_map.index(s) for s in symbols])
-    data = {
-        "atom_names": list(type_map),
-        "atom_numbs": [int((types == i).sum()) for i in range(len(type_map))],
-        "atom_types": types,
-        "orig": np.zeros(3),
-        "cells": np.array([a.cell.array if a.cell.rank == 3 else np.eye(3) * 100.0 for a in frames], dtype=np.float64),
-        "coords": np.array([a.positions for a in frames], dtype=np.float64),
-        "energies": np.array([a.get_potential_energy() - reference_energy(a, refs) for a in frames], dtype=np.float64),
-        "forces": np.array([a.get_forces() for a in frames], dtype=np.float64),
-        "nopbc": True,
-    }
-    system = dpdata.LabeledSystem(data=data)
+        groups.setdefault(tuple(a.get_chemical_symbols()), []).append(a)
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    system.to("deepmd/npy", str(out_dir), set_size=len(frames))
+    dirs = [out_dir] if len(groups) == 1 else [out_dir / f"sys{k:03d}" for k in range(len(groups))]
+    for (symbols, group), where in zip(groups.items(), dirs):
+        types = np.array([type_map.index(s) for s in symbols])
+        data = {
+            "atom_names": list(type_map),
+            "atom_numbs": [int((types == i).sum()) for i in range(len(type_map))],
+            "atom_types": types,
+            "orig": np.zeros(3),
+            "cells": np.array(
+                [a.cell.array if a.cell.rank == 3 else np.eye(3) * 100.0 for a in group], dtype=np.float64
+            ),
+            "coords": np.array([a.positions for a in group], dtype=np.float64),
+            "energies": np.array(
+                [a.get_potential_energy() - reference_energy(a, refs) for a in group], dtype=np.float64
+            ),
+            "forces": np.array([a.get_forces() for a in group], dtype=np.float64),
+            "nopbc": True,
+        }
+        dpdata.LabeledSystem(data=data).to("deepmd/npy", str(where), set_size=len(group))
+    return dirs
 
 
-def input_json(p: dict, type_map: list[str], n_train: int) -> dict:
+def input_json(
+    p: dict, type_map: list[str], n_train: int, train_systems=("data/train",), valid_systems=("data/valid",)
+) -> dict:
     steps = p["steps"]
     return {
         "model": {
@@ -102,8 +113,8 @@ def input_json(p: dict, type_map: list[str], n_train: int) -> dict:
             "limit_pref_v": 0.0,
         },
         "training": {
-            "training_data": {"systems": ["data/train"], "batch_size": p["batch_size"]},
-            "validation_data": {"systems": ["data/valid"], "batch_size": 1, "numb_btch": 1},
+            "training_data": {"systems": [str(d) for d in train_systems], "batch_size": p["batch_size"]},
+            "validation_data": {"systems": [str(d) for d in valid_systems], "batch_size": 1, "numb_btch": 1},
             "numb_steps": steps,
             "seed": p["seed"],
             "disp_file": "lcurve.out",
@@ -135,9 +146,11 @@ def train(train_frames, valid_frames, refs: dict, params: dict, workdir, model_d
     workdir, model_dir = Path(workdir), Path(model_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     type_map = sorted(refs)
-    write_npy(train_frames, refs, type_map, workdir / "data" / "train")
-    write_npy(valid_frames, refs, type_map, workdir / "data" / "valid")
-    cfg = input_json(params, type_map, len(train_frames))
+    systems = {
+        part: [d.relative_to(workdir) for d in write_npy(frames, refs, type_map, workdir / "data" / part)]
+        for part, frames in (("train", train_frames), ("valid", valid_frames))
+    }
+    cfg = input_json(params, type_map, len(train_frames), systems["train"], systems["valid"])
     init = Path(params["init_model"]) if params.get("init_model") else None
     if init is not None:
         # a warm start loads the previous weights: their shapes must match, so the neighbour

@@ -115,6 +115,26 @@ def test_temperature_ladder_adds_a_temperature_after_a_stable_iteration():
     assert loop.ladder(_cfg(temperature_ladder=False), None) == [300.0, 500.0, 750.0, 900.0]
 
 
+def test_stability_above_the_aimd_is_reported_not_deciding_unless_required():
+    """Above the hottest AIMD the verdict's reference is that run's, which CP2K itself fails
+    (the null test at 750 K): an unstable 750 K trajectory neither blocks convergence nor the
+    ladder's next rung by default, and does with stability_above_aimd: required."""
+    per_t = {
+        "300": {"trajectories": 2, "stable_trajectories": 2, "judged": True},
+        "500": {"trajectories": 2, "stable_trajectories": 2, "judged": True},
+        "750": {"trajectories": 2, "stable_trajectories": 0, "judged": False},
+    }
+    assert loop.stable_where_judged(per_t, _cfg())
+    assert not loop.stable_where_judged(per_t, _cfg(stability_above_aimd="required"))
+    assert loop.ladder(_cfg(), {"per_temperature": per_t}) == [300.0, 500.0, 750.0, 900.0]
+    assert loop.ladder(_cfg(stability_above_aimd="required"), {"per_temperature": per_t}) == [300.0, 500.0, 750.0]
+    # an AIMD temperature always decides
+    per_t["500"]["stable_trajectories"] = 1
+    assert not loop.stable_where_judged(per_t, _cfg())
+    with pytest.raises(config.ConfigError, match="stability_above_aimd"):
+        _cfg(stability_above_aimd="ignored")
+
+
 def test_held_back_labels_are_spread_over_the_pick_order():
     assert loop.held_back(10, 0.2) == [2, 7]
     assert loop.held_back(5, 0.2) == [2]

@@ -142,7 +142,10 @@ def _explore_trajectories(
         starts = _start_frames(aimd, T, al["trajectories_per_temperature"])
         nearest = min(aimd_temps, key=lambda t: abs(t - T)) if aimd_temps else None
         reference = [a for a in aimd if float(a.info.get("temperature", np.nan)) == nearest] or aimd
-        stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": [], "frames": 0}
+        # judged: an AIMD run at this temperature is the verdict's reference; above the hottest
+        # AIMD the reference is that run's, which CP2K itself fails (active_learning.stability_above_aimd)
+        judged = nearest is None or float(nearest) == float(T)
+        stats = {"trajectories": len(starts), "stable_trajectories": 0, "reasons": [], "frames": 0, "judged": judged}
         for j, start in enumerate(starts):
             traj: list = []
             kw = mlmd.protocol(p) | dict(
@@ -167,7 +170,8 @@ def _explore_trajectories(
                 summary = mlmd.run(calc, start, reference, **kw)
             stats["stable_trajectories"] += int(summary["stable"])
             if not summary["stable"]:
-                stable_all = False
+                if judged or al.get("stability_above_aimd", "reported") == "required":
+                    stable_all = False
                 stats["reasons"].append(summary["reason"])
                 if len(traj) >= 2:
                     traj[-2].info["before_failure"] = True
@@ -181,6 +185,15 @@ def _explore_trajectories(
     return explored, per_t, stable_all
 
 
+def stable_where_judged(per_t: dict, cfg: dict) -> bool:
+    """Whether every trajectory was stable at the temperatures whose verdict decides (those with
+    their own AIMD run; every one with active_learning.stability_above_aimd: required)."""
+    required = cfg["active_learning"].get("stability_above_aimd", "reported") == "required"
+    return all(
+        s["stable_trajectories"] == s["trajectories"] for s in per_t.values() if required or s.get("judged", True)
+    )
+
+
 def ladder(cfg: dict, previous: dict | None) -> list[float]:
     """The temperatures iteration i explores: with active_learning.temperature_ladder, the AIMD
     temperatures first, then each iteration adds the next exploration temperature once every
@@ -192,7 +205,7 @@ def ladder(cfg: dict, previous: dict | None) -> list[float]:
     if previous is None:
         return [t for t in temps if t <= top]
     done = sorted(float(t) for t in previous["per_temperature"])
-    stable = all(s["stable_trajectories"] == s["trajectories"] for s in previous["per_temperature"].values())
+    stable = stable_where_judged(previous["per_temperature"], cfg)
     higher = [t for t in temps if t > max(done)]
     return sorted(set(done) | ({higher[0]} if stable and higher else set()))
 
@@ -415,7 +428,9 @@ def explore(
         "picked": len(picked),
         "picked_before_failure": sum(1 for a in cands if a.info["picked_as"] == "before_failure"),
         "picked_beyond": sum(1 for a in cands if a.info["picked_as"] == "beyond"),
+        # stable at every temperature whose verdict decides (active_learning.stability_above_aimd)
         "all_stable": stable_all,
+        "stability_above_aimd": al.get("stability_above_aimd", "reported"),
         "temperatures": temps,
         "all_temperatures": temps == exploration_temperatures(cfg),
         "calibration": cal,
@@ -690,6 +705,7 @@ def summarize(
             "picked_before_failure": e.get("picked_before_failure", 0),
             "picked_beyond": e.get("picked_beyond", 0),
             "stop_reason": e.get("stop_reason"),
+            "stability_above_aimd": e.get("stability_above_aimd", "required"),
             # the calibration of this iteration on the labels it bought (same job's output)
             "label_check": (
                 label_coverage(

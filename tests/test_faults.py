@@ -150,7 +150,7 @@ def test_useless_model_fails_the_gate_naming_both_numbers_and_exports_nothing(ti
     from qdff.training.backends.common import TrainingError
 
     split = tiny_pipeline["workdir"] / "results/tiny/split"
-    cfg = _tiny_cfg(steps=100, disp_freq=50, threads=1)
+    cfg = _tiny_cfg(steps=100, disp_freq=50, threads=1, compress=False)
     cfg["training"]["max_force_rmse_ratio"] = 0.05
     with pytest.raises(
         TrainingError,
@@ -212,7 +212,7 @@ def test_killed_training_resumes_from_checkpoint(tiny_pipeline, tmp_path):
     raw = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
     # a checkpoint every 60 steps (a tenth of the run), logged at the same steps; 1 thread:
     # 2 threads on a loaded 2-core machine are many times slower
-    raw["backends"]["deepmd"].update(steps=600, disp_freq=60, threads=1)
+    raw["backends"]["deepmd"].update(steps=600, disp_freq=60, threads=1, compress=False)  # compression: its own test
     cfg_file.write_text(yaml.safe_dump(raw))
     work, model = tmp_path / "work", tmp_path / "model"
     cmd = [

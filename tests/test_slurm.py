@@ -52,12 +52,15 @@ def test_profile_routes_jobs_by_partition(tmp_path):
             str(work),
             "--profile",
             str(tmp_path / "profile"),
+            # through training (CP2K on the cpu partition, the training on the gpu one): the
+            # stages after it are the same rules as locally and would double this test's time
+            "results/slurm/evaluation/deepmd/metrics.json",
             "--configfile",
             str(ROOT / "tests/configs/slurm.yaml"),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=cluster.env, timeout=1500)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
-        assert (work / "results/slurm/report.html").is_file()
+        assert (work / "results/slurm/evaluation/deepmd/metrics.json").is_file()
         completed = {j["jobid"]: j for j in cluster.jobs()}  # sacct -c: job-completion records
         held = cluster.controller_jobs()  # scontrol: the same jobs with the rule in the comment
         print("Slurm records (scontrol comment | sacct -c partition, state):")

@@ -137,7 +137,7 @@ def _explore_trajectories(
 
     al, p = cfg["active_learning"], cfg["mlmd"]
     aimd_temps = sorted(t for t in {float(a.info.get("temperature", np.nan)) for a in aimd} if np.isfinite(t))
-    explored, per_t, stable_all = [], {}, True
+    explored, per_t = [], {}
     for T in exploration_temperatures(cfg) if temperatures is None else temperatures:
         starts = _start_frames(aimd, T, al["trajectories_per_temperature"])
         nearest = min(aimd_temps, key=lambda t: abs(t - T)) if aimd_temps else None
@@ -170,8 +170,6 @@ def _explore_trajectories(
                 summary = mlmd.run(calc, start, reference, **kw)
             stats["stable_trajectories"] += int(summary["stable"])
             if not summary["stable"]:
-                if judged or al.get("stability_above_aimd", "reported") == "required":
-                    stable_all = False
                 stats["reasons"].append(summary["reason"])
                 if len(traj) >= 2:
                     traj[-2].info["before_failure"] = True
@@ -182,7 +180,7 @@ def _explore_trajectories(
             stats["frames"] += len(traj)
             explored += traj
         per_t[f"{T:g}"] = stats
-    return explored, per_t, stable_all
+    return explored, per_t, stable_where_judged(per_t, cfg)
 
 
 def stable_where_judged(per_t: dict, cfg: dict) -> bool:

@@ -56,11 +56,16 @@ def composition_matrix(frames, elements: list[str]) -> np.ndarray:
     return out
 
 
-def composition_label(atoms) -> str:
-    """A frame's composition: Hill formula, as :func:`qdff.data.imports.composition` stamps imported frames."""
+def hill_formula(symbols) -> str:
+    """Chemical formula as ASE writes it (Hill order, as the structure summary's ``formula``)."""
     from ase.formula import Formula
 
-    return Formula.from_list(atoms.get_chemical_symbols()).format("hill")
+    return Formula.from_list(list(symbols)).format("hill")
+
+
+def composition_label(atoms) -> str:
+    """A frame's composition: its Hill formula, as imported frames are stamped."""
+    return hill_formula(atoms.get_chemical_symbols())
 
 
 def fit_reference_energies(frames) -> dict[str, float]:

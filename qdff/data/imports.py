@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 from ase import units
-from ase.formula import Formula
 from ase.io import read
 
 from ..cp2k.output import TrajectoryError, convert_run, format_extxyz_frame
 from ..elements import ELEMENT_SETTINGS
 from ..fileio import atomic_open
-from .dataset import read_frames
+from .dataset import hill_formula, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +243,8 @@ def run_labels(paths) -> list[str]:
 
 
 def composition(symbols) -> str:
-    """Chemical formula as ASE writes it (Hill order, as the structure summary's ``formula``)."""
-    return Formula.from_list(list(symbols)).format("hill")
+    """Chemical formula as ASE writes it (Hill order): :func:`.dataset.hill_formula`."""
+    return hill_formula(symbols)
 
 
 def _stamp(frame_info: dict, *, path, data_cfg, symbols, trajectory: bool) -> dict:

@@ -98,7 +98,7 @@ def run_cp2k(atoms, a, work: Path) -> dict:
     if res.returncode != 0 or len(secs) < 2:
         raise SystemExit(
             f"CP2K failed or wrote fewer than 2 steps (exit {res.returncode}, {len(secs)} steps "
-            f"in {ener}); see {work / 'md.out'}"
+            f"in {ener}):\n{cp2k_run.error_lines(work / 'md.log')}"
         )
     # the .ener file's first row is step 0 (the start), with no time of its own
     steps = secs[1:] if secs[0] == 0.0 else secs

@@ -2,7 +2,7 @@
 
     python benchmarks/speed_vs_dft.py STRUCTURE.xyz [--preset pbe] [--vacuum 6] [--cp2k-steps 3] \
         [--build-diameter D --material CdSe --passivate Cl  (instead of STRUCTURE: a QD built by qdff)] \
-        [--command cp2k.psmp] [--threads 1] [--backends deepmd schnetpack nequip allegro mace] \
+        [--command cp2k.psmp] [--threads 1] [--backends deepmd schnetpack nequip allegro mace deepmd@demo] \
         [--mlmd-steps 100] [--lammps] [--workdir benchmarks/out/speed_vs_dft/NAME]
 
 The peer is CP2K itself, measured in the same run:
@@ -13,7 +13,8 @@ The peer is CP2K itself, measured in the same run:
    resident memory of CP2K's process tree (qdff's runner samples it). ``--command`` may hold a
    launcher (``"mpirun -np 16 cp2k.psmp"``): the cores are its ranks times ``--threads``.
 2. Each backend at its **production** preset (model size of the package's documented
-   settings, qdff.training.backends.presets), trained briefly (10 DeePMD steps, 1 epoch
+   settings, qdff.training.backends.presets; ``BACKEND@PRESET`` another preset, e.g. ``deepmd@demo``,
+   the size qdff's example configs train), trained briefly (10 DeePMD steps, 1 epoch
    otherwise) on the CP2K frames of step 1: accuracy is not the point, the model's cost is.
 3. Langevin ML-MD of ``--mlmd-steps`` steps with each model from CP2K's last frame, through
    qdff's ML-MD loop (qdff.validation.mlmd.run: ASE, the stability checks, recording), with
@@ -120,8 +121,8 @@ def run_cp2k(atoms, a, work: Path) -> dict:
     return out
 
 
-def train_brief(backend: str, frames, work: Path, structure: Path) -> Path:
-    """A production-size model of ``backend`` trained for a moment on ``frames``."""
+def train_brief(backend: str, frames, work: Path, structure: Path, preset: str = "production") -> Path:
+    """A model of ``backend`` at ``preset`` (its size) trained for a moment on ``frames``."""
     from qdff.training import backends
     from qdff.training.backends import common
 
@@ -130,16 +131,17 @@ def train_brief(backend: str, frames, work: Path, structure: Path) -> Path:
         "structure": {"source": "file", "file": str(structure.resolve())},
         "backends": {b: {"enabled": b == backend} for b in TRAINED},
     }
-    cfg["backends"][backend].update(preset="production", **BRIEF.get(backend, {"epochs": 1}))
+    cfg["backends"][backend].update(preset=preset, **BRIEF.get(backend, {"epochs": 1}))
     cfg = qconfig.validate(presets.apply(cfg))
     params = dict(cfg["backends"][backend], threads=1)
     refs = dataset.fit_reference_energies(frames)
-    model_dir = work / "models" / backend
+    name = backend if preset == "production" else f"{backend}@{preset}"
+    model_dir = work / "models" / name
     if not (model_dir / "model.json").is_file():
         # a moment's training is not a useful model and is not meant to be: the usefulness and
         # divergence checks every export makes are skipped (model.json says so)
         backends.get(backend).train(
-            frames, frames[-1:], refs, params, work / "training" / backend, model_dir, gate=common.TIMING_ONLY
+            frames, frames[-1:], refs, params, work / "training" / name, model_dir, gate=common.TIMING_ONLY
         )
     return model_dir
 
@@ -209,22 +211,26 @@ def main(argv=None) -> int:
         flush=True,
     )
     rows = []
-    for b in a.backends:
+    for spec in a.backends:
+        # "deepmd@demo": the backend at another preset than production (the size qdff's
+        # example configs train), timed beside it
+        b, _, preset = spec.partition("@")
+        preset = preset or "production"
         t0 = time.time()
         try:
-            model_dir = train_brief(b, frames, work, a.structure)
+            model_dir = train_brief(b, frames, work, a.structure, preset)
             meta = read_json(model_dir / "model.json")
             # a compressed DeePMD model (backends.deepmd.compress, the default) is timed beside
             # its frozen original: the row "deepmd" is what qdff deploys
-            variants = [(b, None)]
+            variants = [(spec, None)]
             if meta.get("compressed"):
-                variants.append((f"{b} (uncompressed)", meta["uncompressed_model_file"]))
+                variants.append((f"{spec} (uncompressed)", meta["uncompressed_model_file"]))
             runs = []
             for label, model_file in variants:
                 calc = calculator_from_meta(model_dir, {**meta, "model_file": model_file or meta["model_file"]})
                 runs.append((label, model_file, mlmd.run(calc, frames[-1], frames, seed=1, **MD, steps=a.mlmd_steps)))
         except Exception as exc:  # a backend that cannot run here is a result too
-            rows.append({"backend": b, "error": f"{type(exc).__name__}: {exc}"})
+            rows.append({"backend": spec, "error": f"{type(exc).__name__}: {exc}"})
             print(f"{b:11s} FAILED: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
             continue
         for label, model_file, run in runs:
@@ -232,12 +238,14 @@ def main(argv=None) -> int:
             ratio = dft["seconds_per_step"] / step
             row = {
                 "backend": label,
+                "preset": preset,
                 "model_file": model_file or meta["model_file"],
                 "ml_seconds_per_step": step,
                 "hours_per_ns": hours_per_ns(step),
                 "steps_run": run["steps_run"],
                 "ratio": ratio,
                 "setup_s": time.time() - t0,
+                "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
             }
             line = (
                 f"{label:24s} {step:9.4f} s/step ({run['steps_run']} steps), {hours_per_ns(step):8.1f} h/ns"
@@ -254,7 +262,7 @@ def main(argv=None) -> int:
                 per = lammps.seconds_per_step(
                     model_dir,
                     frames[-1],
-                    work / "lammps" / row["model_file"],
+                    work / "lammps" / spec / row["model_file"],
                     steps=a.mlmd_steps,
                     threads=cores,
                     model_file=model_file,
@@ -271,7 +279,12 @@ def main(argv=None) -> int:
             rows.append(row)
             print(line, flush=True)
     print(f"CP2K {dft['preset']}: {hours_per_ns(dft['seconds_per_step']):.0f} h/ns on the same cores", flush=True)
-    write_json(work / "benchmark.json", {"cp2k": dft, "hardware": hw, "ml_threads": cores, "rows": rows})
+    # rows of earlier invocations on the same CP2K run stay (a backend timed again replaces its row)
+    out = work / "benchmark.json"
+    earlier = read_json(out)["rows"] if out.is_file() else []
+    labels = {r["backend"] for r in rows}
+    rows = [r for r in earlier if r["backend"] not in labels] + rows
+    write_json(out, {"cp2k": dft, "hardware": hw, "ml_threads": cores, "rows": rows})
     print(json.dumps({"benchmark": str(work / "benchmark.json")}))
     return 0
 

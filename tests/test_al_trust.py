@@ -96,6 +96,9 @@ def _cfg(**al):
             "structure": {"n_pairs": 6},
             "aimd": {"temperatures": [300, 500]},
             "active_learning": {"enabled": True, "extra_temperatures": [750, 900], **al},
+            # stand-in calculators explore here: the ASE loop runs them (auto would take a
+            # DeePMD-kit committee to LAMMPS, which needs a real model file)
+            "mlmd": {"engine": "ase"},
         }
     )
 

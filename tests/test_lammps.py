@@ -132,9 +132,24 @@ def test_mlmd_engine_falls_back_to_ase_for_backends_lammps_cannot_run():
     cfg = config.validate({"name": "x", "structure": {}, "mlmd": {"engine": "lammps"}})
     assert mlmd.engine_for(cfg, "deepmd") == "lammps"
     assert mlmd.engine_for(cfg, "nequip") == "ase"
-    assert mlmd.engine_for(config.validate({"name": "x", "structure": {}}), "deepmd") == "ase"
     with pytest.raises(config.ConfigError, match="mlmd.engine"):
         config.validate({"name": "x", "structure": {}, "mlmd": {"engine": "gromacs"}})
+
+
+def test_mlmd_engine_auto_runs_deepmd_in_lammps_where_lmp_and_the_plugin_are_installed(monkeypatch):
+    cfg = config.validate({"name": "x", "structure": {}, "mlmd": {"engine": "auto"}})
+    monkeypatch.setattr(lammps, "unavailable", lambda: None)
+    monkeypatch.setattr("qdff.training.device.device", lambda requested=None: "cpu")
+    assert mlmd.engine_for(cfg, "deepmd") == "lammps"
+    assert mlmd.engine_for(cfg, "nequip") == "ase"
+    monkeypatch.setattr(lammps, "unavailable", lambda: "no lmp executable")  # a conda environment
+    assert mlmd.engine_for(cfg, "deepmd") == "ase"
+    monkeypatch.setattr(lammps, "unavailable", lambda: None)
+    monkeypatch.setattr("qdff.training.device.device", lambda requested=None: "cuda")
+    assert mlmd.engine_for(cfg, "deepmd") == "ase"  # on a GPU the ASE loop runs the model there
+    monkeypatch.undo()
+    lammps.unavailable.cache_clear()
+    assert lammps.unavailable() is None  # `make setup` installs both: the project's tests run them
 
 
 def test_report_names_the_mlmd_engine():

@@ -14,6 +14,7 @@ Other backends: see README (LAMMPS deployment) for why they are not deployed her
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -66,6 +67,17 @@ def plugin_path() -> Path:
             f"{lib} has no libdeepmd_c.so: deepmd-kit was built without its C interface (DP_ENABLE_IPI=1)"
         )
     return plugin
+
+
+@functools.lru_cache(maxsize=1)
+def unavailable() -> str | None:
+    """Why DeePMD-kit models cannot run in LAMMPS here (no ``lmp``, no plugin), or None."""
+    try:
+        lmp_executable()
+        plugin_path()
+    except (LammpsError, ImportError) as exc:
+        return str(exc)
+    return None
 
 
 def torch_blas_preload() -> Path | None:

@@ -282,7 +282,21 @@ def engine_for(cfg: dict, backend: str) -> str:
 
 
 def engine(requested: str, backend: str) -> str:
-    """The engine that runs ``backend``'s ML-MD when ``requested`` (mlmd.engine) is asked for."""
+    """The engine that runs ``backend``'s ML-MD when ``requested`` (mlmd.engine) is asked for:
+    "auto" is LAMMPS for the backends it runs where ``lmp`` and DeePMD-kit's plugin are
+    installed (``make setup``; not the conda environments) and torch sees no GPU, else ASE."""
+    if requested == "auto":
+        if backend not in LAMMPS_BACKENDS:
+            return "ase"
+        from ..training.device import device
+        from . import lammps
+
+        # measured faster than the ASE loop on CPU only; on a GPU the ASE loop runs the model there
+        why = "a GPU: the model runs on it in ASE" if device() != "cpu" else lammps.unavailable()
+        if why is None:
+            return "lammps"
+        log.info("mlmd.engine is auto: %s ML-MD runs in ASE, LAMMPS cannot run here (%s)", backend, why)
+        return "ase"
     if requested == "lammps":
         if backend in LAMMPS_BACKENDS:
             return "lammps"

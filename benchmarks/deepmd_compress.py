@@ -40,6 +40,7 @@ from qdff.data import dataset  # noqa: E402
 from qdff.fileio import read_json, write_json  # noqa: E402
 from qdff.training.backends import common, deepmd  # noqa: E402
 from qdff.training.models import calculator_from_meta  # noqa: E402
+from qdff.units import hours_per_ns  # noqa: E402
 
 
 def compressed_copy(model_dir: Path, work: Path, threads: int) -> tuple[Path, float]:
@@ -169,7 +170,7 @@ def main(argv=None) -> int:
         for label, calc in (("compressed", comp), ("uncompressed", plain)):
             s = seconds_per_step(calc, atoms, a.steps)
             row[f"{label}_s_per_step"] = s
-            row[f"{label}_hours_per_ns"] = s * 1e6 / 3600
+            row[f"{label}_hours_per_ns"] = hours_per_ns(s)
         row["speed_up"] = row["uncompressed_s_per_step"] / row["compressed_s_per_step"]
         timings.append(row)
         print(f"ASE timing {json.dumps(row)}", flush=True)

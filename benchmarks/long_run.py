@@ -44,14 +44,11 @@ from qdff.data import dataset  # noqa: E402
 from qdff.fileio import read_json, write_json  # noqa: E402
 from qdff.steps import mlmd as mlmd_steps  # noqa: E402
 from qdff.training.models import calculator_from_meta  # noqa: E402
+from qdff.units import hours_per_ns  # noqa: E402
 from qdff.validation import mlmd  # noqa: E402
 
 # a reference of fewer frames than this is no AIMD to calibrate the bond verdict on
 MIN_REFERENCE_FRAMES = 200
-
-
-def hours_per_ns(seconds_per_step: float, timestep_fs: float) -> float:
-    return seconds_per_step * 1e6 / timestep_fs / 3600.0
 
 
 def main(argv=None) -> int:
@@ -86,7 +83,7 @@ def main(argv=None) -> int:
         if a.config is None:
             ap.error("--run needs the run's --config (its selection.equilibration_fs)")
         equilibration = qconfig.load(a.config)["selection"]["equilibration_fs"]
-        frames, reference, _, _ = mlmd_steps._start_and_reference(
+        frames, reference, _, _ = mlmd_steps.start_and_reference(
             a.run / "split" / "test.extxyz",
             a.run / "dataset" / "frames.extxyz",
             a.temperature,

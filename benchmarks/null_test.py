@@ -156,7 +156,7 @@ def main(argv=None) -> int:
         # start and reference exactly as the pipeline's ML-MD takes them: at a stress temperature
         # (above the AIMD's), the first held-out frame and the AIMD frames of the hottest AIMD run
         try:
-            starts, reference, stress, aimd_t = mlmd_steps._start_and_reference(
+            starts, reference, stress, aimd_t = mlmd_steps.start_and_reference(
                 a.results / "split/test.extxyz",
                 a.results / "dataset/frames.extxyz",
                 T,

@@ -52,6 +52,7 @@ from qdff.fileio import read_json, write_json  # noqa: E402
 from qdff.structure import build as structures  # noqa: E402
 from qdff.training.backends import presets  # noqa: E402
 from qdff.training.models import calculator_from_meta  # noqa: E402
+from qdff.units import hours_per_ns  # noqa: E402
 from qdff.validation import mlmd  # noqa: E402
 
 # a few CP2K frames: MACE drops a last incomplete batch, so its batches must be smaller than them
@@ -67,11 +68,6 @@ MD = dict(
     bond_factor=1.5,
     record_every=10,
 )
-
-
-def hours_per_ns(seconds_per_step: float, timestep_fs: float = 1.0) -> float:
-    """Wall hours of a nanosecond of MD (10^6 / timestep_fs steps) at this many seconds per step."""
-    return seconds_per_step * 1e6 / timestep_fs / 3600.0
 
 
 def run_cp2k(atoms, a, work: Path) -> dict:

@@ -22,3 +22,8 @@ AU_VELOCITY_TO_ANGSTROM_PER_FS: float = BOHR_TO_ANGSTROM / AU_TIME_TO_FS
 
 def hartree_per_bohr_to_ev_per_angstrom(value):
     return value * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+
+
+def hours_per_ns(seconds_per_step: float, timestep_fs: float = 1.0) -> float:
+    """Wall hours of a nanosecond of MD (10^6 / timestep_fs steps) at this many seconds per step."""
+    return seconds_per_step * 1e6 / timestep_fs / 3600.0

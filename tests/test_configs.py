@@ -59,6 +59,7 @@ def test_every_config_dry_runs(tmp_path):
 # issue #13 item 1: cdse-wz and pbse-production changed, cspbbr3-production is a CsBr-terminated cube)
 COMPOSITIONS = {
     "cdse-cd68-xtb.yaml": "Cd68Cl26Se55",
+    "cdse-cd68-al.yaml": "Cd68Cl26Se55",
     "cdse-cd68-hle17.yaml": "Cd68Cl26Se55",
     "cdse-zb-small.yaml": "Cd16Cl6Se13",
     "cdse-wz-small.yaml": "Cd13Cl6Se10",

@@ -242,18 +242,13 @@ def run_labels(paths) -> list[str]:
     return [f"{lab}-{i}" if counts[lab] > 1 else lab for i, lab in enumerate(labels)]
 
 
-def composition(symbols) -> str:
-    """Chemical formula as ASE writes it (Hill order): :func:`.dataset.hill_formula`."""
-    return hill_formula(symbols)
-
-
 def _stamp(frame_info: dict, *, path, data_cfg, symbols, trajectory: bool) -> dict:
     # Python scalars: ASE reads header values as numpy ones, whose repr is np.float64(...)
     info = {k: np.asarray(frame_info[k]).item() for k in _KEPT_INFO if k in frame_info}
     info.update(
         source=str(path),
         level_of_theory=data_cfg["level_of_theory"],
-        composition=composition(symbols),
+        composition=hill_formula(symbols),
         trajectory=trajectory,
     )
     return info

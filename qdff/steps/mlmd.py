@@ -14,7 +14,7 @@ from ..fileio import read_json, write_json
 log = logging.getLogger(__name__)
 
 
-def _start_and_reference(test_file, data, temperature, aimd_temperatures, equilibration_fs):
+def start_and_reference(test_file, data, temperature, aimd_temperatures, equilibration_fs):
     """The held-out frames to start from, the AIMD frames that judge the run, whether
     ``temperature`` is a stress temperature and the AIMD temperature both come from."""
     stress = float(temperature) not in {float(t) for t in aimd_temperatures}
@@ -76,7 +76,7 @@ def run_mlmd(
     from ..training.models import load_calculator
     from ..validation import mlmd as md
 
-    frames, reference, stress, aimd_t = _start_and_reference(
+    frames, reference, stress, aimd_t = start_and_reference(
         test_file, data, temperature, aimd_temperatures, equilibration_fs
     )
     p = mlmd
@@ -86,10 +86,12 @@ def run_mlmd(
     common = md.validation_protocol(p, temperature) | {"trajectory": traj}
     # a LAMMPS run's input and log stay beside the summary: a starting point for production runs
     work = Path(summary_out).parent / "lammps"
-    calc = None if md.engine(p["engine"], backend) == "lammps" else load_calculator(model_dir)
+    # decided (and any fallback logged) once for all seeds
+    engine = md.engine(p["engine"], backend)
+    calc = None if engine == "lammps" else load_calculator(model_dir)
     runs = [
         md.run_model(
-            p["engine"],
+            engine,
             backend,
             model_dir,
             frames[0],
@@ -132,7 +134,7 @@ def run_reference_md(
     from ..validation import mlmd as md
     from ..validation import reference_md
 
-    frames, reference, stress, aimd_t = _start_and_reference(
+    frames, reference, stress, aimd_t = start_and_reference(
         test_file, data, temperature, aimd_temperatures, equilibration_fs
     )
     settings = cp2k_run.settings(structure, cp2k, launch)

@@ -64,7 +64,7 @@ def breakdown(frames, e_pred, f_pred, material: str | None) -> dict:
 
 def system_label(atoms) -> str:
     """The suffix of per-system keys: the frame's composition (Hill formula, as
-    :func:`qdff.data.imports.composition` stamps imported frames), e.g. ``Cd2Se2``."""
+    :func:`qdff.data.dataset.hill_formula` stamps imported frames), e.g. ``Cd2Se2``."""
     from ..data.dataset import composition_label
 
     return str(atoms.info.get("composition") or composition_label(atoms))

@@ -2,7 +2,7 @@
 and judged by the same recorder as every model, must come out stable.
 
     python benchmarks/null_test.py results/<system> --config config/<system>.yaml \
-        [--seeds 10] [--temperatures 300 600] [--workers 2] [--out DIR]
+        [--seeds 10] [--temperatures 300 600] [--workers 2] [--out DIR] [--aimd-halves]
 
 Takes a finished run's data set and split. For each AIMD temperature and seed: CP2K's own MD
 (the config's preset, CSVR with the AIMD's time constant, CP2K's velocities at that
@@ -43,7 +43,6 @@ def _cp2k_md(task: dict) -> dict:
     from qdff.cp2k import input as cp2k_input
     from qdff.cp2k import output as cp2k_output
     from qdff.cp2k import run as cp2k_run
-    from qdff.validation import mlmd, stability
 
     cfg, T, seed, workdir = task["cfg"], task["temperature"], task["seed"], Path(task["workdir"])
     start = read(task["start"], format="extxyz")
@@ -75,6 +74,21 @@ def _cp2k_md(task: dict) -> dict:
     ener = cp2k_output.read_ener(workdir / "md-1.ener")
     temp_at = dict(zip(ener["step"].tolist(), ener["temperature"]))
     epot_at = dict(zip(ener["step"].tolist(), ener["potential"]))
+    frames = (
+        (f.step, f.values, float(epot_at.get(f.step, 0.0)), float(temp_at.get(f.step, T)))
+        for f in cp2k_output.iter_xyz_frames(workdir / "md-pos-1.xyz", allow_truncated=True)
+        if f.step > 0
+    )
+    row = _judge(cfg, T, seed, start, reference, frames, steps, wall)
+    return row | {"cp2k_seconds_per_step": row.pop("seconds_per_step")}
+
+
+def _judge(cfg, T, seed, start, reference, frames, steps, wall) -> dict:
+    """Frames (step, positions, potential energy, temperature) of one run through the recorder
+    with the config's settings, judged against ``reference``: the verdicts of one seed."""
+    from qdff.validation import mlmd, stability
+
+    p = cfg["mlmd"]
     traj: list = []
     rec = mlmd._Recorder(
         start,
@@ -85,12 +99,10 @@ def _cp2k_md(task: dict) -> dict:
     )
     atoms = start.copy()
     reason, done = None, 0
-    for f in cp2k_output.iter_xyz_frames(workdir / "md-pos-1.xyz", allow_truncated=True):
-        if f.step == 0:
-            continue
-        atoms.positions = f.values
-        done = f.step
-        reason = rec.langevin(atoms, f.step, float(epot_at.get(f.step, 0.0)), float(temp_at.get(f.step, T)))
+    for step, positions, epot, temperature in frames:
+        atoms.positions = positions
+        done = step
+        reason = rec.langevin(atoms, step, epot, temperature)
         if reason:
             break
     summary = rec.summary(steps=steps, done=done, reason=reason, seconds_per_step=wall / max(done, 1), nve_steps=0)
@@ -127,8 +139,46 @@ def _cp2k_md(task: dict) -> dict:
         "aimd_bonds_formed_max": summary["aimd_bonds_formed_max"],
         "old_criterion_stable": old is None,
         "old_criterion_reason": old or "",
-        "cp2k_seconds_per_step": wall / max(done, 1),
+        "seconds_per_step": wall / max(done, 1),
     }
+
+
+def _aimd_halves(cfg, data, temps, out: Path) -> int:
+    """Each AIMD run at ``temps``, after selection.equilibration_fs, cut in two halves by time:
+    the second half goes through the recorder as if it were a model's run, judged against the
+    first half (limits, break distances and coordination from those frames only). Cheap: no
+    CP2K run. It shows whether the verdict calls the reference unstable on a stretch of its own
+    MD it was not calibrated on; one run of half the AIMD's length, not the 10-seed null test."""
+    rows = []
+    dt = float(cfg["aimd"]["timestep_fs"])
+    for T in temps:
+        frames = dataset.equilibrated(dataset.at_temperature(data, T), cfg["selection"]["equilibration_fs"])
+        frames.sort(key=lambda f: float(f.info.get("time", 0.0)))
+        if len(frames) < 4:
+            raise SystemExit(f"{T:g} K: {len(frames)} AIMD frames after equilibration; too few to halve")
+        half = len(frames) // 2
+        reference, judged = frames[:half], frames[half:]
+        t0 = float(judged[0].info["time"])
+        run = ((round((float(f.info["time"]) - t0) / dt), f.positions, f.get_potential_energy(), T) for f in judged[1:])
+        row = _judge(cfg, T, 0, judged[0], reference, run, round((float(judged[-1].info["time"]) - t0) / dt), 0.0)
+        row.pop("seconds_per_step")
+        row.update(
+            reference_fs=[float(reference[0].info["time"]), float(reference[-1].info["time"])],
+            judged_fs=[t0, float(judged[-1].info["time"])],
+        )
+        rows.append(row)
+        print(
+            f"{T:g} K: AIMD {row['judged_fs'][0]:g}-{row['judged_fs'][1]:g} fs judged against "
+            f"{row['reference_fs'][0]:g}-{row['reference_fs'][1]:g} fs: "
+            f"{'stable' if row['stable'] else 'UNSTABLE: ' + row['reason']}; undercoordinated "
+            f"{'stable' if row['undercoordinated_stable'] else 'UNSTABLE: ' + row['undercoordinated_reason']}; "
+            f"longest stretch beyond a break distance {row['longest_stretch_fs']:.0f} fs; "
+            f"break distances {row['bond_break_distances']}",
+            flush=True,
+        )
+    (out / "aimd_halves.json").write_text(json.dumps({"rows": rows}, indent=1))
+    print(f"wrote {out / 'aimd_halves.json'}")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -146,11 +196,19 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--workers", type=int, default=2, help="CP2K runs at once (one core each)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/null_test"))
+    ap.add_argument(
+        "--aimd-halves",
+        action="store_true",
+        help="no CP2K run: the second half of each AIMD run (after equilibration) judged against its "
+        "first half, for a dot whose 10-seed null test costs too much (one run, not a null test)",
+    )
     a = ap.parse_args(argv)
     cfg = qconfig.load(a.config)
     temps = a.temperatures or [float(t) for t in cfg["aimd"]["temperatures"]]
     data = dataset.read_frames(a.results / "dataset/frames.extxyz")
     a.out.mkdir(parents=True, exist_ok=True)
+    if a.aimd_halves:
+        return _aimd_halves(cfg, data, temps, a.out)
     tasks = []
     for T in temps:
         # start and reference exactly as the pipeline's ML-MD takes them: at a stress temperature

@@ -48,7 +48,7 @@ def _cp2k_md(task: dict) -> dict:
     start = read(task["start"], format="extxyz")
     reference = dataset.read_frames(task["reference"])
     p, md = cfg["mlmd"], cfg["aimd"]
-    steps = p["steps"] + p["nve_steps"]
+    steps = task["steps"]
     workdir.mkdir(parents=True, exist_ok=True)
     tree = cp2k_input.build_input(
         start,
@@ -67,7 +67,7 @@ def _cp2k_md(task: dict) -> dict:
     )
     cp2k_input.write_input(workdir / "md.inp", tree)
     t0 = time.perf_counter()
-    res = cp2k_run.run_cp2k(cp2k_run.command(cfg), workdir, "md", 1)
+    res = cp2k_run.run_cp2k(cp2k_run.command(cfg), workdir, "md", task["threads"])
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise RuntimeError(f"CP2K failed in {workdir}: {cp2k_run.error_lines(workdir / 'md.log')}")
@@ -195,6 +195,13 @@ def main(argv=None) -> int:
         help="default: the AIMD temperatures; one above them is a stress temperature, as in the pipeline",
     )
     ap.add_argument("--workers", type=int, default=2, help="CP2K runs at once (one core each)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="CP2K MD steps per seed (default: mlmd.steps + mlmd.nve_steps, as the pipeline's ML-MD)",
+    )
+    ap.add_argument("--threads", type=int, default=1, help="OpenMP threads of each CP2K run")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/null_test"))
     ap.add_argument(
         "--aimd-halves",
@@ -204,6 +211,7 @@ def main(argv=None) -> int:
     )
     a = ap.parse_args(argv)
     cfg = qconfig.load(a.config)
+    steps = a.steps or cfg["mlmd"]["steps"] + cfg["mlmd"]["nve_steps"]
     temps = a.temperatures or [float(t) for t in cfg["aimd"]["temperatures"]]
     data = dataset.read_frames(a.results / "dataset/frames.extxyz")
     a.out.mkdir(parents=True, exist_ok=True)
@@ -235,13 +243,15 @@ def main(argv=None) -> int:
                     "temperature": T,
                     "seed": seed,
                     "workdir": str(a.out / f"{T:g}K/seed{seed}"),
+                    "steps": steps,
+                    "threads": a.threads,
                     "start": str(a.out / f"start_{T:g}K.extxyz"),
                     "reference": str(a.out / f"reference_{T:g}K.extxyz"),
                 }
             )
     print(
         f"{a.results}: CP2K ({cfg['cp2k']['preset']}) MD as the model, {a.seeds} seeds at {temps} K, "
-        f"{cfg['mlmd']['steps'] + cfg['mlmd']['nve_steps']} steps (CSVR, {cfg['aimd']['thermostat_timecon_fs']} fs) "
+        f"{steps} steps (CSVR, {cfg['aimd']['thermostat_timecon_fs']} fs) "
         f"from the first held-out frame; judged against {len(data)} data-set frames",
         flush=True,
     )

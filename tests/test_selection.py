@@ -242,3 +242,22 @@ def test_test_seed_runs_an_independent_aimd_that_only_the_test_set_reads(tmp_pat
     assert {run for run, _ in s["test_steps"]} == {"300K-test"}
     assert {run for run, _ in s["train_steps"] + s["valid_steps"]} == {"300K"}
     assert s["blocks"]["300K-test"]["role"] == "test" and s["test_seed"] == 7
+
+
+def test_a_run_still_drifting_after_equilibration_is_flagged_before_training(caplog):
+    # the same frames, energies stationary (noise only) or rising along the run as a dot warming
+    # from its minimum does (measured: Cd68Se55Cl26 at 300 K, +10 meV/atom over 600 fs of xTB AIMD)
+    stationary = make_frames(runs=("300K",), n=200, dt_fs=5.0)
+    drifting = make_frames(runs=("300K",), n=200, dt_fs=5.0)
+    for k, a in enumerate(drifting):
+        a.calc.results["energy"] += 0.5 * k  # eV: 100 eV over the run, against noise of 1 eV
+    sel = _sel(gap_fs=50, equilibration_fs=0, n_train=20, n_valid=5, method="random")
+    with caplog.at_level("WARNING"):
+        calm = selection.split_and_select(stationary, sel)
+    assert calm["held_out_beyond_pool"]["300K"]["fraction"] < 0.5
+    assert "still drifts" not in caplog.text
+    with caplog.at_level("WARNING"):
+        idx = selection.split_and_select(drifting, sel)
+    row = idx["held_out_beyond_pool"]["300K"]
+    assert row["fraction"] == 1.0 and row["held_out_mean_minus_pool_mean_meV_per_atom"] > 0
+    assert "run 300K" in caplog.text and "selection.equilibration_fs" in caplog.text

@@ -458,6 +458,42 @@ def needs_descriptors(sel: dict) -> bool:
     return sel["method"] in DESCRIPTOR_METHODS or sel.get("dedupe_tolerance", 0) > 0
 
 
+#: a warning when more than this fraction of a run's held-out frames lie outside the potential
+#: energy range of its pool: in a stationary run a few per cent do (the pool holds the most frames)
+BEYOND_POOL_WARN = 0.5
+
+
+def held_out_beyond_pool(frames, pool, held_out) -> dict:
+    """Per run, the fraction of ``held_out`` frames whose potential energy per atom lies outside
+    the range of that run's ``pool`` frames, and the largest distance beyond it (meV/atom).
+    In a time split the pool is the run's first block: a run still equilibrating after
+    selection.equilibration_fs (a dot warming from its minimum, a surface rearranging) puts
+    every held-out frame above the pool, and the models then learn a state that ML-MD never
+    visits. Runs with no pool or no held-out frame are left out."""
+
+    def by_run(idx):
+        out = defaultdict(list)
+        for i in idx:
+            calc = frames[i].calc
+            energy = calc.results.get("energy") if calc is not None else None
+            if energy is not None:
+                out[frames[i].info.get("run", "run")].append(float(energy) / len(frames[i]))
+        return out
+
+    pool_e, held_e = by_run(pool), by_run(held_out)
+    rows = {}
+    for run in sorted(set(pool_e) & set(held_e)):
+        lo, hi = min(pool_e[run]), max(pool_e[run])
+        e = np.asarray(held_e[run])
+        beyond = np.maximum(e - hi, lo - e).clip(min=0.0)
+        rows[str(run)] = {
+            "fraction": float(np.mean(beyond > 0)),
+            "max_meV_per_atom": 1e3 * float(beyond.max()),
+            "held_out_mean_minus_pool_mean_meV_per_atom": 1e3 * float(e.mean() - np.mean(pool_e[run])),
+        }
+    return rows
+
+
 def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
     """Indices of train, valid and test frames following the ``selection`` config block.
 
@@ -497,6 +533,20 @@ def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
         )
     log.info("selection: held-out split by %s (%s)", kind, SPLIT_NOTES[kind])
     pool, test, block = split["pool"], split["test"], split["valid"]
+    beyond = held_out_beyond_pool(frames, pool, sorted(set(test) | set(block))) if kind == "time" else {}
+    for run, row in beyond.items():
+        if row["fraction"] > BEYOND_POOL_WARN:
+            log.warning(
+                "selection: run %s: %.0f%% of its held-out frames lie outside the potential energy range of its "
+                "training pool (up to %.1f meV/atom; held-out mean %+.1f meV/atom from the pool's): the run still "
+                "drifts after selection.equilibration_fs=%g fs, and the models learn a state ML-MD will not "
+                "visit. Raise selection.equilibration_fs past the drift, or run a longer AIMD",
+                run,
+                100 * row["fraction"],
+                row["max_meV_per_atom"],
+                row["held_out_mean_minus_pool_mean_meV_per_atom"],
+                sel["equilibration_fs"],
+            )
     X = None
     n_near = 0
     if needs_descriptors(sel):
@@ -539,4 +589,5 @@ def split_and_select(frames, sel: dict, descriptors=None, test_runs=()) -> dict:
         "valid_block": block,
         "blocks": split["blocks"],
         "split": {"kind": kind, "note": SPLIT_NOTES[kind]},
+        "held_out_beyond_pool": beyond,
     }

@@ -116,6 +116,8 @@ def select_frames(
         "blocks": idx["blocks"],
         # how held-out frames are kept apart from training frames, and what that cannot promise
         "split": idx["split"],
+        # per run: held-out frames outside the pool's potential energy range (a drifting run)
+        "held_out_beyond_pool": idx["held_out_beyond_pool"],
         "reference_energies": refs,
         # the fit's diagnostics (reference_energies: fit): compositions, rank, identifiable, note
         "reference_energies_fit": fit,

@@ -79,11 +79,11 @@ def _cp2k_md(task: dict) -> dict:
         for f in cp2k_output.iter_xyz_frames(workdir / "md-pos-1.xyz", allow_truncated=True)
         if f.step > 0
     )
-    row = _judge(cfg, T, seed, start, reference, frames, steps, wall)
-    return row | {"cp2k_seconds_per_step": row.pop("seconds_per_step")}
+    row = _judge(cfg, T, seed, start, reference, frames, steps)
+    return row | {"cp2k_seconds_per_step": wall / max(row["steps"], 1)}
 
 
-def _judge(cfg, T, seed, start, reference, frames, steps, wall) -> dict:
+def _judge(cfg, T, seed, start, reference, frames, steps) -> dict:
     """Frames (step, positions, potential energy, temperature) of one run through the recorder
     with the config's settings, judged against ``reference``: the verdicts of one seed."""
     from qdff.validation import mlmd, stability
@@ -105,7 +105,7 @@ def _judge(cfg, T, seed, start, reference, frames, steps, wall) -> dict:
         reason = rec.langevin(atoms, step, epot, temperature)
         if reason:
             break
-    summary = rec.summary(steps=steps, done=done, reason=reason, seconds_per_step=wall / max(done, 1), nve_steps=0)
+    summary = rec.summary(steps=steps, done=done, reason=reason, seconds_per_step=0.0, nve_steps=0)
     # the criterion before issue 32, recomputed from the same frames
     streak, old = 0, None
     for a in traj:
@@ -139,7 +139,6 @@ def _judge(cfg, T, seed, start, reference, frames, steps, wall) -> dict:
         "aimd_bonds_formed_max": summary["aimd_bonds_formed_max"],
         "old_criterion_stable": old is None,
         "old_criterion_reason": old or "",
-        "seconds_per_step": wall / max(done, 1),
     }
 
 
@@ -160,8 +159,7 @@ def _aimd_halves(cfg, data, temps, out: Path) -> int:
         reference, judged = frames[:half], frames[half:]
         t0 = float(judged[0].info["time"])
         run = ((round((float(f.info["time"]) - t0) / dt), f.positions, f.get_potential_energy(), T) for f in judged[1:])
-        row = _judge(cfg, T, 0, judged[0], reference, run, round((float(judged[-1].info["time"]) - t0) / dt), 0.0)
-        row.pop("seconds_per_step")
+        row = _judge(cfg, T, 0, judged[0], reference, run, round((float(judged[-1].info["time"]) - t0) / dt))
         row.update(
             reference_fs=[float(reference[0].info["time"]), float(reference[-1].info["time"])],
             judged_fs=[t0, float(judged[-1].info["time"])],

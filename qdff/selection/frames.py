@@ -459,7 +459,9 @@ def needs_descriptors(sel: dict) -> bool:
 
 
 #: a warning when more than this fraction of a run's held-out frames lie outside the potential
-#: energy range of its pool: in a stationary run a few per cent do (the pool holds the most frames)
+#: energy range of its pool. Measured on CP2K itself (GFN1-xTB MD of Cd68Se55Cl26 at 300 K from
+#: an AIMD frame, 400 fs after 50): a pool of its first 70 % leaves 3 % of the rest outside, a
+#: pool of its first half 56 % (its energy still fell 0.6 eV over the first 150 fs)
 BEYOND_POOL_WARN = 0.5
 
 

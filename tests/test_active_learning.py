@@ -142,6 +142,36 @@ def test_killed_labelling_resumes_without_relabelling_finished_frames(cp2k_avail
 
 @pytest.mark.cp2k
 @pytest.mark.slow
+def test_labels_left_by_other_frames_are_set_aside_not_reused(cp2k_available, tmp_path, caplog):
+    """An iteration explored again (its inputs changed) finds the parts its earlier candidates
+    left: their energies must not be given to the new frames (found on the 149-atom dot, where
+    50 stale labels were attached to 50 new frames in 1.5 s)."""
+    start = read(DATA / "Cd6Se6_xtb_relaxed.extxyz", format="extxyz")
+    start.set_pbc(False)
+    old, new = jiggled(start, 2, 0.03, seed=3), jiggled(start, 2, 0.03, seed=4)
+    cfg = config.validate({"name": "lab", "structure": {"n_pairs": 6}})
+    label.label_frames(old, cfg, tmp_path / "w", tmp_path / "old.extxyz", tmp_path / "old.json")
+    with caplog.at_level(logging.INFO, logger="qdff"):
+        label.label_frames(new, cfg, tmp_path / "w", tmp_path / "new.extxyz", tmp_path / "new.json")
+    assert "labels of other frames" in caplog.text and "resuming labelling" not in caplog.text
+    assert len(list((tmp_path / "w" / "superseded").glob("*/part-1"))) == 1
+    label.label_frames(new, cfg, tmp_path / "fresh", tmp_path / "fresh.extxyz", tmp_path / "fresh.json")
+    got, fresh, stale = (read(tmp_path / f"{k}.extxyz", ":") for k in ("new", "fresh", "old"))
+    assert len(got) == len(fresh) == 2
+    for g, f, o in zip(got, fresh, stale):
+        assert np.allclose(g.positions, f.positions)
+        assert abs(g.get_potential_energy() - f.get_potential_energy()) < 1e-4
+        assert np.abs(g.get_forces() - f.get_forces()).max() < 1e-3
+        assert abs(g.get_potential_energy() - o.get_potential_energy()) > 1e-3  # the jiggles differ
+    # the same frames again: resumed, nothing recomputed
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="qdff"):
+        label.label_frames(new, cfg, tmp_path / "w", tmp_path / "again.extxyz", tmp_path / "again.json")
+    assert "2 frame(s) already labelled" in caplog.text and "labels of other frames" not in caplog.text
+
+
+@pytest.mark.cp2k
+@pytest.mark.slow
 def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tmp_path):
     """tests/configs/tiny-al.yaml on the upstream results of the tiny pipeline: a seed
     exploration with SevenNet-0, then the committee loop."""

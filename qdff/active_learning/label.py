@@ -7,13 +7,17 @@ also starts each SCF from the previous frame's wavefunction instead of from scra
 
 Resuming: a killed job leaves ``part-1/`` with the frames finished so far. The rerun counts
 them and starts ``part-2/`` at the next frame (REFTRAJ's FIRST_SNAPSHOT), so no finished
-frame is computed twice. Frames whose SCF did not converge are dropped and counted.
+frame is computed twice. Frames whose SCF did not converge are dropped and counted. A part is
+resumed only if the positions CP2K wrote are those of the frames asked for now: parts left by
+other frames (the same iteration explored again after its inputs changed) are moved to
+``superseded/`` instead of lending their energies and forces to the new frames.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -80,14 +84,42 @@ def scf_converged(log_path: Path) -> list[bool]:
         return [m.group(1) == "converged" for line in fh if (m := _OUTER_END.search(line))]
 
 
+# CP2K writes REFTRAJ positions with 10 decimals (Angstrom); frames an MD step apart differ
+# by far more than this
+SAME_FRAME_TOL_A = 1e-4
+
+
 def _part_frames(part: Path) -> list:
-    """(energy, forces) of the complete frames of one part directory, in order."""
+    """(energy, forces, positions) of the complete frames of one part directory, in order."""
     if not (part / f"{PROJECT}-frc-1.xyz").is_file():
         return []
     try:
-        return [(e, f) for _, _, e, _, _, f in iter_run_frames(part, PROJECT, allow_truncated=True)]
+        return [(e, f, x) for _, _, e, _, x, f in iter_run_frames(part, PROJECT, allow_truncated=True)]
     except TrajectoryError as exc:
         raise TrajectoryError(f"{part}: {exc}") from None
+
+
+def _same_frames(done: list, frames, first: int) -> bool:
+    """Are the frames of a part (from frame index ``first``) the positions of ``frames``?"""
+    return all(
+        np.asarray(x).shape == a.positions.shape and np.abs(np.asarray(x) - a.positions).max() < SAME_FRAME_TOL_A
+        for (_, _, x), a in zip(done, frames[first:])
+    )
+
+
+def _set_aside(parts: list[Path], workdir: Path) -> None:
+    """Move parts computed for other frames to ``superseded/`` (kept, never resumed)."""
+    dest = workdir / "superseded" / time.strftime("%Y%m%dT%H%M%S")
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        shutil.move(str(part), str(dest / part.name))
+    log.warning(
+        "%s: %s hold(s) labels of other frames than those asked for now (the candidates changed); "
+        "moved to %s and not reused",
+        workdir,
+        ", ".join(p.name for p in parts),
+        dest,
+    )
 
 
 def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> dict:
@@ -103,10 +135,14 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
         cp2k_run.check_cp2k_available(cfg)
         write_reftraj(frames, workdir / "frames.xyz")
         parts = sorted(workdir.glob("part-*"), key=lambda p: int(p.name.split("-")[1]))
-        for part in parts:
+        for j, part in enumerate(parts):
             done = _part_frames(part)
+            if not _same_frames(done, frames, len(results)):
+                _set_aside(parts[j:], workdir)
+                parts = parts[:j]
+                break
             flags = scf_converged(part / f"{PROJECT}.log")
-            results += [(e, f, flags[k] if k < len(flags) else True) for k, (e, f) in enumerate(done)]
+            results += [(e, f, flags[k] if k < len(flags) else True) for k, (e, f, _) in enumerate(done)]
         if results:
             log.info(
                 "resuming labelling at frame %d of %d: %d frame(s) already labelled in %s",
@@ -126,7 +162,7 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
             res = cp2k_run.run_cp2k(cp2k_run.command(cfg), part, PROJECT, cfg["cp2k"]["threads"])
             done = _part_frames(part)
             flags = scf_converged(part / f"{PROJECT}.log")
-            results += [(e, f, flags[j] if j < len(flags) else True) for j, (e, f) in enumerate(done)]
+            results += [(e, f, flags[j] if j < len(flags) else True) for j, (e, f, _) in enumerate(done)]
             parts.append(part)
             if res.returncode != 0:
                 raise cp2k_run.CP2KError(

@@ -179,3 +179,36 @@ def test_a_restart_file_truncated_by_a_kill_falls_back_to_its_backup(tmp_path, c
     assert summary["steps_done"] == 8
     out = cp2k_output.convert_runs([tmp_path], tmp_path / "frames.extxyz")
     assert out[0]["frames"] == 9  # steps 0-8, step 5 written twice and kept once
+
+
+def test_md_with_changed_settings_starts_afresh_and_more_steps_extend_it(tmp_path, cp2k_available, caplog):
+    """Raising aimd.steps continues a finished run; a changed seed (or level of theory,
+    temperature, time step, start) does not continue a trajectory made with the old one."""
+    import logging
+
+    atoms = read(Path(__file__).parent / "data" / "Cd6Se6_xtb_relaxed.extxyz")
+    atoms.set_pbc(False)
+
+    def md(steps, seed):
+        cfg = config.validate(
+            {"name": "ext", "structure": {"n_pairs": 6}, "aimd": {"temperatures": [300], "steps": steps, "seed": seed}}
+        )
+        cp2k_run.run_md(atoms, cfg, 300.0, tmp_path, tmp_path / "run.json")
+        return cp2k_output.read_ener(tmp_path / "md-1.ener")
+
+    first = md(3, seed=1)
+    with caplog.at_level(logging.INFO, logger="qdff"):
+        longer = md(5, seed=1)
+    assert "resuming from" in caplog.text and "other settings" not in caplog.text
+    assert list(longer["step"]) == list(range(6))
+    assert np.allclose(
+        longer["potential"][:4], first["potential"], rtol=0, atol=1e-6
+    )  # the first steps kept as they were
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="qdff"):
+        other = md(5, seed=2)
+    assert "other settings (seed changed)" in caplog.text and "resuming from" not in caplog.text
+    assert list(other["step"]) == list(range(6))
+    assert not np.allclose(other["potential"][1:], longer["potential"][1:], rtol=0, atol=1e-5)  # other velocities
+    (old,) = (tmp_path / "superseded").glob("*/md-1.ener")
+    assert np.allclose(cp2k_output.read_ener(old)["potential"], longer["potential"], rtol=0, atol=1e-6)

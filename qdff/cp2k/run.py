@@ -2,21 +2,29 @@
 
 A run directory holds CP2K's own files. If ``PROJECT-1.restart`` is there (a killed or
 failed earlier attempt), the run continues from it for the remaining steps, and CP2K
-appends to the existing trajectory; nothing already computed is thrown away.
+appends to the existing trajectory; nothing already computed is thrown away. Raising
+aimd.steps extends a finished run the same way. ``md-settings.json`` records what the frames
+depend on (level of theory, temperature, time step, seed, starting structure): a run whose
+settings changed is not continued but moved to ``superseded/``, so one trajectory never mixes
+two levels of theory or two thermostats.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import psutil
 from ase import Atoms
 from ase.io import read, write
@@ -402,15 +410,68 @@ class _Progress:
         self.last_log = now
 
 
+MD_SETTINGS = "md-settings.json"
+
+
+def md_settings(atoms: Atoms, cfg, temperature: float) -> dict:
+    """What an MD run's frames depend on, apart from how many steps it runs."""
+    s, c, md = cfg["structure"], cfg["cp2k"], cfg["aimd"]
+    start = hashlib.sha256()
+    start.update(" ".join(atoms.get_chemical_symbols()).encode())
+    start.update(np.round(np.asarray(atoms.positions, dtype=float), 6).tobytes())
+    start.update(np.round(np.asarray(atoms.cell, dtype=float), 6).tobytes())
+    out = {
+        "temperature": float(temperature),
+        "preset": c["preset"],
+        "overrides": c["overrides"],
+        "charge": s["charge"],
+        "multiplicity": s["multiplicity"],
+        "timestep_fs": md["timestep_fs"],
+        "print_every": md["print_every"],
+        "thermostat_timecon_fs": md["thermostat_timecon_fs"],
+        "seed": md["seed"],
+        "start_sha256": start.hexdigest(),
+    }
+    return json.loads(json.dumps(out, sort_keys=True, default=str))
+
+
+def _set_aside_md(workdir: Path, recorded: dict, now: dict) -> None:
+    """Move an MD run made with other settings to ``superseded/`` (kept, never continued)."""
+    dest = workdir / "superseded" / time.strftime("%Y%m%dT%H%M%S")
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in [*workdir.glob(f"{MD_PROJECT}-*"), *(workdir / f"{MD_PROJECT}.{x}" for x in ("log", "stdout"))]:
+        if f.is_file() and f.name != MD_SETTINGS:
+            shutil.move(str(f), str(dest / f.name))
+    shutil.move(str(workdir / MD_SETTINGS), str(dest / MD_SETTINGS))
+    changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
+    log.warning(
+        "%s: the MD there was run with other settings (%s changed); moved to %s and starting afresh",
+        workdir,
+        ", ".join(changed),
+        dest,
+    )
+
+
 def run_md(atoms: Atoms, cfg, temperature: float, workdir, summary_path) -> dict:
-    """NVT MD at ``temperature``; resumes from the restart file in ``workdir`` if present."""
+    """NVT MD at ``temperature``; resumes from the restart file in ``workdir`` if present and
+    made with the same settings (:func:`md_settings`)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     preflight(atoms, cfg)
     check_cp2k_available(cfg)
     s, c, md = cfg["structure"], cfg["cp2k"], cfg["aimd"]
     total = md["steps"]
+    settings_now = md_settings(atoms, cfg, temperature)
+    settings_file = workdir / MD_SETTINGS
     done = completed_steps(workdir)
+    if done > 0 and settings_file.is_file():
+        recorded = json.loads(settings_file.read_text())
+        if recorded != settings_now:
+            _set_aside_md(workdir, recorded, settings_now)
+            done = 0
+    elif done > 0:
+        log.info("%s: no %s (a run from before qdff recorded it); continuing it as it is", workdir, MD_SETTINGS)
+    write_json(settings_file, settings_now)
     restart = None
     peak_mb = None
     if done >= total:

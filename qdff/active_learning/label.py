@@ -29,7 +29,7 @@ from ..cp2k import input as cp2k_input
 from ..cp2k import run as cp2k_run
 from ..cp2k.output import TrajectoryError, iter_run_frames
 from ..data import dataset
-from ..fileio import atomic_open, write_json
+from ..fileio import atomic_open, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,12 @@ def scf_converged(log_path: Path) -> list[bool]:
         return [m.group(1) == "converged" for line in fh if (m := _OUTER_END.search(line))]
 
 
+# A candidate CP2K itself refuses (xTB aborts on atomic charges outside its chemical range
+# on a frame torn apart by an unstable exploration) is dropped, as DP-GEN drops failed fp
+# tasks up to its ratio_failed; more than this fraction of aborted frames is an error
+MAX_ABORTED_FRACTION = 0.2
+ABORTED = "aborted.json"
+
 # CP2K writes REFTRAJ positions with 10 decimals (Angstrom); frames an MD step apart differ
 # by far more than this
 SAME_FRAME_TOL_A = 1e-4
@@ -105,6 +111,30 @@ def _same_frames(done: list, frames, first: int) -> bool:
         np.asarray(x).shape == a.positions.shape and np.abs(np.asarray(x) - a.positions).max() < SAME_FRAME_TOL_A
         for (_, _, x), a in zip(done, frames[first:])
     )
+
+
+def _cp2k_aborted(part: Path) -> bool:
+    """Did CP2K stop with its own ABORT banner (an input or a frame it refuses)?"""
+    log_path = part / f"{PROJECT}.log"
+    return log_path.is_file() and "[ABORT]" in log_path.read_text(errors="replace")
+
+
+def _abort_matches(part: Path, frames, i: int) -> bool:
+    """No abort recorded in ``part``, or one recorded for frame ``i`` of these ``frames``."""
+    if not (part / ABORTED).is_file():
+        return True
+    rec = read_json(part / ABORTED)
+    return (
+        rec.get("frame") == i + 1
+        and i < len(frames)
+        and np.asarray(rec.get("positions")).shape == frames[i].positions.shape
+        and np.abs(np.asarray(rec.get("positions")) - frames[i].positions).max() < SAME_FRAME_TOL_A
+    )
+
+
+def _aborted_frame(frames, i: int) -> tuple:
+    """The placeholder of frame ``i``, on which CP2K aborted: never labelled, dropped."""
+    return (float("nan"), np.full((len(frames[i]), 3), np.nan), False)
 
 
 def _set_aside(parts: list[Path], workdir: Path) -> None:
@@ -129,6 +159,7 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
     workdir.mkdir(parents=True, exist_ok=True)
     n = len(frames)
     results: list = []  # (energy, forces, converged) per frame, in frame order
+    aborted: list[int] = []  # frames (0-based) on which CP2K aborted
     t0 = time.time()
     if n:
         cp2k_run.preflight(frames[0], cfg)
@@ -137,12 +168,17 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
         parts = sorted(workdir.glob("part-*"), key=lambda p: int(p.name.split("-")[1]))
         for j, part in enumerate(parts):
             done = _part_frames(part)
-            if not _same_frames(done, frames, len(results)):
+            if not _same_frames(done, frames, len(results)) or not _abort_matches(
+                part, frames, len(results) + len(done)
+            ):
                 _set_aside(parts[j:], workdir)
                 parts = parts[:j]
                 break
             flags = scf_converged(part / f"{PROJECT}.log")
             results += [(e, f, flags[k] if k < len(flags) else True) for k, (e, f, _) in enumerate(done)]
+            if (part / ABORTED).is_file():
+                results.append(_aborted_frame(frames, len(results)))
+                aborted.append(len(results) - 1)
         if results:
             log.info(
                 "resuming labelling at frame %d of %d: %d frame(s) already labelled in %s",
@@ -164,6 +200,33 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
             flags = scf_converged(part / f"{PROJECT}.log")
             results += [(e, f, flags[j] if j < len(flags) else True) for j, (e, f, _) in enumerate(done)]
             parts.append(part)
+            if 0 < res.returncode < 128 and _cp2k_aborted(part) and len(results) < n:
+                # CP2K's own abort on this frame (not a kill): drop the frame, go on with the next
+                i = len(results)
+                write_json(
+                    part / ABORTED,
+                    {
+                        "frame": i + 1,
+                        "positions": frames[i].positions.tolist(),
+                        "error": cp2k_run.error_lines(part / f"{PROJECT}.log"),
+                    },
+                )
+                log.warning(
+                    "CP2K aborted on frame %d of %d (dropped; see %s):\n%s",
+                    i + 1,
+                    n,
+                    part / f"{PROJECT}.log",
+                    cp2k_run.error_lines(part / f"{PROJECT}.log"),
+                )
+                results.append(_aborted_frame(frames, i))
+                aborted.append(i)
+                if len(aborted) > MAX_ABORTED_FRACTION * n:
+                    raise cp2k_run.CP2KError(
+                        f"CP2K aborted on {len(aborted)} of {n} frames (frames {[k + 1 for k in aborted]}), more than "
+                        f"{MAX_ABORTED_FRACTION:.0%}: the candidates or the CP2K settings are broken. See the label.log "
+                        f"files in {workdir}"
+                    )
+                continue
             if res.returncode != 0:
                 raise cp2k_run.CP2KError(
                     f"CP2K labelling failed ({cp2k_run.explain_exit(res, cfg['cp2k']['mem_mb'])}) after {len(results)} of {n} frames; they are kept in "
@@ -180,13 +243,15 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
         b.calc = SinglePointCalculator(b, energy=float(energy), forces=np.asarray(forces, dtype=np.float64))
         b.info = dict(a.info, labelled_by="cp2k", level_of_theory=cp2k_input.LEVEL_OF_THEORY[cfg["cp2k"]["preset"]])
         labelled.append(b)
-    if dropped:
-        log.warning("dropped %d labelled frame(s) whose SCF did not converge: %s", len(dropped), dropped)
+    unconverged = [i for i in dropped if i not in aborted]
+    if unconverged:
+        log.warning("dropped %d labelled frame(s) whose SCF did not converge: %s", len(unconverged), unconverged)
     dataset.write_frames(out, labelled)
     summary = {
         "frames": n,
         "labelled": len(labelled),
-        "scf_not_converged": len(dropped),
+        "scf_not_converged": len(unconverged),
+        "cp2k_aborted": len(aborted),
         "dropped_frames": dropped,
         "wall_s": round(time.time() - t0, 1),
         "preset": cfg["cp2k"]["preset"],

@@ -143,9 +143,10 @@ def test_killed_labelling_resumes_without_relabelling_finished_frames(cp2k_avail
 @pytest.mark.cp2k
 @pytest.mark.slow
 def test_a_frame_cp2k_aborts_on_is_dropped_and_the_rest_labelled(cp2k_available, tmp_path, caplog):
-    """xTB aborts on some frames an unstable exploration produces (atomic charges outside its
-    range: measured on a candidate of the 149-atom dot, and here on Cd6Se6 squeezed to 0.6 of
-    its size): that frame is dropped and the next ones labelled; too many such frames fail."""
+    """xTB can abort on a frame (atomic charges outside its range: a candidate of the 149-atom
+    dot did so from the previous frame's wavefunction and converged from a fresh guess; Cd6Se6
+    squeezed to 0.6 of its size aborts from both): the frame is retried from a fresh guess,
+    then dropped, and the next ones labelled; too many such frames fail."""
     start = read(DATA / "Cd6Se6_xtb_relaxed.extxyz", format="extxyz")
     start.set_pbc(False)
     bad = start.copy()
@@ -155,7 +156,10 @@ def test_a_frame_cp2k_aborts_on_is_dropped_and_the_rest_labelled(cp2k_available,
     cfg = config.validate({"name": "lab", "structure": {"n_pairs": 6}, "cp2k": {"threads": 1}})
     with caplog.at_level(logging.INFO, logger="qdff"):
         s = label.label_frames(frames, cfg, tmp_path / "w", tmp_path / "out.extxyz", tmp_path / "s.json")
-    assert "CP2K aborted on frame 3 of 6" in caplog.text and "Atomic charges outside" in caplog.text
+    assert "CP2K aborted on frame 3 of 6, its SCF started from frame 2's wavefunction; retrying" in caplog.text
+    assert "CP2K aborted on frame 3 of 6 from a fresh guess (dropped" in caplog.text
+    assert "Atomic charges outside" in caplog.text
+    assert sorted(q.name for q in (tmp_path / "w").glob("part-*")) == ["part-1", "part-2", "part-3"]
     assert s["labelled"] == 5 and s["cp2k_aborted"] == 1 and s["dropped_frames"] == [2]
     out = read(tmp_path / "out.extxyz", ":")
     assert [np.allclose(a.positions, f.positions) for a, f in zip(out, [*frames[:2], *frames[3:]])] == [True] * 5

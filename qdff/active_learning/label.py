@@ -84,9 +84,9 @@ def scf_converged(log_path: Path) -> list[bool]:
         return [m.group(1) == "converged" for line in fh if (m := _OUTER_END.search(line))]
 
 
-# A candidate CP2K itself refuses (xTB aborts on atomic charges outside its chemical range
-# on a frame torn apart by an unstable exploration) is dropped, as DP-GEN drops failed fp
-# tasks up to its ratio_failed; more than this fraction of aborted frames is an error
+# A candidate CP2K itself refuses from a fresh guess (xTB aborts on atomic charges outside
+# its chemical range) is dropped, as DP-GEN drops failed fp tasks up to its ratio_failed;
+# more than this fraction of aborted frames is an error
 MAX_ABORTED_FRACTION = 0.2
 ABORTED = "aborted.json"
 
@@ -200,8 +200,22 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
             flags = scf_converged(part / f"{PROJECT}.log")
             results += [(e, f, flags[j] if j < len(flags) else True) for j, (e, f, _) in enumerate(done)]
             parts.append(part)
+            if 0 < res.returncode < 128 and _cp2k_aborted(part) and len(results) < n and done:
+                # CP2K's own abort (not a kill) on a frame whose SCF started from the previous
+                # frame's wavefunction: measured on the 149-atom dot, the same frame converged
+                # from a fresh guess, so retry it as the first frame of a new part
+                log.warning(
+                    "CP2K aborted on frame %d of %d, its SCF started from frame %d's wavefunction; "
+                    "retrying it from a fresh guess. From %s:\n%s",
+                    len(results) + 1,
+                    n,
+                    len(results),
+                    part / f"{PROJECT}.log",
+                    cp2k_run.error_lines(part / f"{PROJECT}.log"),
+                )
+                continue
             if 0 < res.returncode < 128 and _cp2k_aborted(part) and len(results) < n:
-                # CP2K's own abort on this frame (not a kill): drop the frame, go on with the next
+                # aborted from a fresh guess too: drop the frame, go on with the next
                 i = len(results)
                 write_json(
                     part / ABORTED,
@@ -212,7 +226,7 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
                     },
                 )
                 log.warning(
-                    "CP2K aborted on frame %d of %d (dropped; see %s):\n%s",
+                    "CP2K aborted on frame %d of %d from a fresh guess (dropped; see %s):\n%s",
                     i + 1,
                     n,
                     part / f"{PROJECT}.log",

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -57,6 +58,16 @@ def write_json(path, data) -> None:
     with atomic_open(path) as fh:
         json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
         fh.write("\n")
+
+
+def move_aside(paths, workdir) -> Path:
+    """Move ``paths`` (files or folders in ``workdir``) to ``workdir/superseded/<time>/``:
+    results of other inputs, kept for a person to inspect, never resumed. Returns that folder."""
+    dest = Path(workdir) / "superseded" / time.strftime("%Y%m%dT%H%M%S")
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        shutil.move(str(path), str(dest / Path(path).name))
+    return dest
 
 
 def read_json(path):

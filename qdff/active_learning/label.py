@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from ..cp2k import input as cp2k_input
 from ..cp2k import run as cp2k_run
 from ..cp2k.output import TrajectoryError, iter_run_frames
 from ..data import dataset
-from ..fileio import atomic_open, read_json, write_json
+from ..fileio import atomic_open, move_aside, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +104,14 @@ def _part_frames(part: Path) -> list:
         raise TrajectoryError(f"{part}: {exc}") from None
 
 
+def _same_positions(x, atoms) -> bool:
+    x = np.asarray(x)
+    return x.shape == atoms.positions.shape and np.abs(x - atoms.positions).max() < SAME_FRAME_TOL_A
+
+
 def _same_frames(done: list, frames, first: int) -> bool:
     """Are the frames of a part (from frame index ``first``) the positions of ``frames``?"""
-    return all(
-        np.asarray(x).shape == a.positions.shape and np.abs(np.asarray(x) - a.positions).max() < SAME_FRAME_TOL_A
-        for (_, _, x), a in zip(done, frames[first:])
-    )
+    return all(_same_positions(x, a) for (_, _, x), a in zip(done, frames[first:]))
 
 
 def _cp2k_aborted(part: Path) -> bool:
@@ -124,12 +125,7 @@ def _abort_matches(part: Path, frames, i: int) -> bool:
     if not (part / ABORTED).is_file():
         return True
     rec = read_json(part / ABORTED)
-    return (
-        rec.get("frame") == i + 1
-        and i < len(frames)
-        and np.asarray(rec.get("positions")).shape == frames[i].positions.shape
-        and np.abs(np.asarray(rec.get("positions")) - frames[i].positions).max() < SAME_FRAME_TOL_A
-    )
+    return rec.get("frame") == i + 1 and i < len(frames) and _same_positions(rec.get("positions"), frames[i])
 
 
 def _aborted_frame(frames, i: int) -> tuple:
@@ -139,10 +135,7 @@ def _aborted_frame(frames, i: int) -> tuple:
 
 def _set_aside(parts: list[Path], workdir: Path) -> None:
     """Move parts computed for other frames to ``superseded/`` (kept, never resumed)."""
-    dest = workdir / "superseded" / time.strftime("%Y%m%dT%H%M%S")
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in parts:
-        shutil.move(str(part), str(dest / part.name))
+    dest = move_aside(parts, workdir)
     log.warning(
         "%s: %s hold(s) labels of other frames than those asked for now (the candidates changed); "
         "moved to %s and not reused",
@@ -200,37 +193,31 @@ def label_frames(frames, cfg, workdir, out, summary_out, temperatures=None) -> d
             flags = scf_converged(part / f"{PROJECT}.log")
             results += [(e, f, flags[j] if j < len(flags) else True) for j, (e, f, _) in enumerate(done)]
             parts.append(part)
-            if 0 < res.returncode < 128 and _cp2k_aborted(part) and len(results) < n and done:
-                # CP2K's own abort (not a kill) on a frame whose SCF started from the previous
-                # frame's wavefunction: measured on the 149-atom dot, the same frame converged
-                # from a fresh guess, so retry it as the first frame of a new part
-                log.warning(
-                    "CP2K aborted on frame %d of %d, its SCF started from frame %d's wavefunction; "
-                    "retrying it from a fresh guess. From %s:\n%s",
-                    len(results) + 1,
-                    n,
-                    len(results),
-                    part / f"{PROJECT}.log",
-                    cp2k_run.error_lines(part / f"{PROJECT}.log"),
-                )
-                continue
-            if 0 < res.returncode < 128 and _cp2k_aborted(part) and len(results) < n:
-                # aborted from a fresh guess too: drop the frame, go on with the next
+            if 0 < res.returncode < 128 and len(results) < n and _cp2k_aborted(part):
                 i = len(results)
-                write_json(
-                    part / ABORTED,
-                    {
-                        "frame": i + 1,
-                        "positions": frames[i].positions.tolist(),
-                        "error": cp2k_run.error_lines(part / f"{PROJECT}.log"),
-                    },
-                )
+                error = cp2k_run.error_lines(part / f"{PROJECT}.log")
+                if done:
+                    # CP2K's own abort (not a kill) on a frame whose SCF started from the previous
+                    # frame's wavefunction: measured on the 149-atom dot, the same frame converged
+                    # from a fresh guess, so retry it as the first frame of a new part
+                    log.warning(
+                        "CP2K aborted on frame %d of %d, its SCF started from frame %d's wavefunction; "
+                        "retrying it from a fresh guess. From %s:\n%s",
+                        i + 1,
+                        n,
+                        i,
+                        part / f"{PROJECT}.log",
+                        error,
+                    )
+                    continue
+                # aborted from a fresh guess too: drop the frame, go on with the next
+                write_json(part / ABORTED, {"frame": i + 1, "positions": frames[i].positions.tolist(), "error": error})
                 log.warning(
                     "CP2K aborted on frame %d of %d from a fresh guess (dropped; see %s):\n%s",
                     i + 1,
                     n,
                     part / f"{PROJECT}.log",
-                    cp2k_run.error_lines(part / f"{PROJECT}.log"),
+                    error,
                 )
                 results.append(_aborted_frame(frames, i))
                 aborted.append(i)

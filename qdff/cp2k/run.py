@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -30,7 +29,7 @@ from ase import Atoms
 from ase.io import read, write
 
 from .. import elements
-from ..fileio import atomic_open, atomic_path, write_json
+from ..fileio import atomic_open, atomic_path, move_aside, write_json
 from ..processes import terminate_raises
 from . import input as cp2k_input
 from .output import read_ener, scf_convergence
@@ -437,12 +436,8 @@ def md_settings(atoms: Atoms, cfg, temperature: float) -> dict:
 
 def _set_aside_md(workdir: Path, recorded: dict, now: dict) -> None:
     """Move an MD run made with other settings to ``superseded/`` (kept, never continued)."""
-    dest = workdir / "superseded" / time.strftime("%Y%m%dT%H%M%S")
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in [*workdir.glob(f"{MD_PROJECT}-*"), *(workdir / f"{MD_PROJECT}.{x}" for x in ("log", "stdout"))]:
-        if f.is_file() and f.name != MD_SETTINGS:
-            shutil.move(str(f), str(dest / f.name))
-    shutil.move(str(workdir / MD_SETTINGS), str(dest / MD_SETTINGS))
+    files = [*workdir.glob(f"{MD_PROJECT}-*"), *(workdir / f"{MD_PROJECT}.{x}" for x in ("log", "stdout"))]
+    dest = move_aside([f for f in files if f.is_file()], workdir)
     changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
     log.warning(
         "%s: the MD there was run with other settings (%s changed); moved to %s and starting afresh",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .stability import coordination_within
+from .stability import coordination_within, pair_name
 
 
 def path_frames(trajectory, seed: int, failure_time_fs: float, span_fs: float) -> list:
@@ -50,7 +50,7 @@ def lost_neighbour(frames, breaks: dict[str, float], least: dict[str, int]) -> t
         raise ValueError("no atom of the last frame is below its element's least AIMD coordination")
     first = frames[0]
     others = np.array([j for j in range(len(first)) if j != atom])
-    names = ["-".join(sorted((symbols[atom], symbols[j]))) for j in others]
+    names = [pair_name(symbols[atom], symbols[j]) for j in others]
     limit = np.array([breaks.get(n, 0.0) for n in names])
     near = others[first.get_distances(atom, others) < limit]
     if not len(near):

@@ -10,7 +10,9 @@ the lost neighbour, against the model's.
 
 Measured use (2026-12-07, docs/benchmarks.md): on the 149-atom Cd68Se55Cl26 at GFN1-xTB the
 model let a Cd leave a surface Se (2.9 to 4.4 Angstrom) with next to no restoring force, where
-CP2K pulled it back with 0.2-0.35 eV/A and put the path up to 0.9 eV above the model's.
+CP2K pulled it back with 0.2-0.35 eV/A and put the path up to 0.9 eV above the model's; in a
+second failure of the same model both pulled the Cd back alike and CP2K's path went 1 eV
+downhill: not shown to be the model's error.
 """
 
 from __future__ import annotations

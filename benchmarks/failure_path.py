@@ -22,7 +22,6 @@ A failure by collapse or blow-up has no lost neighbour: the script says so and s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def main(argv=None) -> int:
         seed=seed,
         reason=run["reason"],
         model_dir=str(model_dir),
-        level_of_theory=json.loads((out / "labels.json").read_text()).get("level_of_theory"),
+        level_of_theory=read_json(out / "labels.json").get("level_of_theory"),
     )
     if a.committee is not None:
         ce, cf = committee_predictions(_members(a.committee), ref)

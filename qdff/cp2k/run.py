@@ -437,7 +437,9 @@ def md_settings(atoms: Atoms, cfg, temperature: float) -> dict:
 def _set_aside_md(workdir: Path, recorded: dict, now: dict) -> None:
     """Move an MD run made with other settings to ``superseded/`` (kept, never continued)."""
     files = [*workdir.glob(f"{MD_PROJECT}-*"), *(workdir / f"{MD_PROJECT}.{x}" for x in ("log", "stdout"))]
-    dest = move_aside([f for f in files if f.is_file()], workdir)
+    # the settings record last: a move killed halfway leaves the rest still marked as another run's
+    files = sorted((f for f in files if f.is_file()), key=lambda f: f.name == MD_SETTINGS)
+    dest = move_aside(files, workdir)
     changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
     log.warning(
         "%s: the MD there was run with other settings (%s changed); moved to %s and starting afresh",

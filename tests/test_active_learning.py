@@ -60,6 +60,44 @@ def test_picks_come_before_a_failure_first_then_candidates_then_beyond():
     assert loop.pick(classes, frames, X_of, 1) == [6]
 
 
+def test_label_before_failure_false_picks_no_frame_for_being_before_a_failure():
+    frames = [Atoms("Cd", info={}) for _ in range(4)]
+    frames[3].info["before_failure"] = 1
+    classes = np.array(["candidate", "accurate", "accurate", "accurate"])
+    X = np.arange(4, dtype=float)[:, None]
+    assert loop.pick(classes, frames, lambda rows: X[rows], 3) == [3, 0]
+    # the key was documented but ignored before: now false means the committee alone picks
+    assert loop.pick(classes, frames, lambda rows: X[rows], 3, before_failure=False) == [0]
+
+
+def test_failure_path_frames_spread_over_the_span_before_the_failure_and_share_the_budget():
+    def trajectory(n, every=10):
+        return [Atoms("Cd", info={"time": float(every * k)}) for k in range(n)]
+
+    # one frame: the last before the failure, as before
+    t = trajectory(50)
+    loop.mark_failure_path(t, 1, 300.0)
+    assert [k for k, a in enumerate(t) if a.info.get("before_failure")] == [48]
+    # four over the 300 fs before the failure at 490 fs: 190-480 fs, evenly, the last ranked first
+    t = trajectory(50)
+    loop.mark_failure_path(t, 4, 300.0)
+    marked = {k: a.info["before_failure"] for k, a in enumerate(t) if a.info.get("before_failure")}
+    assert marked == {48: 1, 38: 2, 29: 3, 19: 4}
+    assert min(t[k].info["time"] for k in marked) >= 490 - 300
+    # a trajectory shorter than the span: no more frames than it has, never the failing frame
+    t = trajectory(3)
+    loop.mark_failure_path(t, 8, 300.0)
+    assert [a.info.get("before_failure") for a in t] == [2, 1, None]
+    # two failures and a budget of 3: each failure's last frame first, then the next rank
+    a, b = trajectory(50), trajectory(50)
+    loop.mark_failure_path(a, 4, 300.0)
+    loop.mark_failure_path(b, 4, 300.0)
+    frames = a + b
+    classes = np.array(["accurate"] * len(frames))
+    picked = loop.pick(classes, frames, lambda rows: np.zeros((len(rows), 1)), 3)
+    assert picked == [48, 98, 38]
+
+
 def test_exploration_temperatures_add_the_stress_temperature():
     cfg = config.validate(
         {

@@ -63,7 +63,7 @@ checkpoint explore_committee:
     resources:
         runtime=120,
     params:
-        active_learning=canonical(AL),
+        active_learning=al_explore_settings,
         mlmd=MLMD_PROTOCOL,
         descriptor=canonical(config["selection"]["descriptor"]),
         aimd_temperatures=config["aimd"]["temperatures"],
@@ -181,6 +181,8 @@ rule evaluate_committee:
     input:
         members=al_members,
         test="results/{system}/split/test.extxyz",
+        # whether member 0 learnt the labels it trained on (none before iteration 1)
+        labels=al_previous_labels,
     output:
         metrics="results/{system}/al/iter{i}/evaluation.json",
         calibration=report(
@@ -196,6 +198,7 @@ rule evaluate_committee:
         f"../envs/{AL_BACKEND}.yaml"
     params:
         max_frames=config["evaluation"]["max_frames"],
+        holdout_fraction=AL["holdout_fraction"],
     script:
         "../scripts/evaluate_committee.py"
 

@@ -11,4 +11,5 @@ smk.run(
     snakemake.input.test,
     snakemake.output.metrics,
     snakemake.output.calibration,
+    snakemake.input.labels[0] if snakemake.input.labels else None,
 )

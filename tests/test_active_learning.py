@@ -5,6 +5,7 @@ DeePMD-kit committee of 2) that grows the training set and writes the report sec
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from ase import Atoms
 from ase.io import read
 from conftest import ROOT, jiggled, snakemake
@@ -270,6 +272,10 @@ def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tm
             loop.held_back(prev["labels_added"], 0.2)
         )
     assert sum(r["labels_added"] for r in its) > 0, "no CP2K labels"
+    # each iteration after the first says whether member 0 learnt the labels before it
+    assert its[0]["labels_learnt"] is None
+    for prev, r in zip(its, its[1:]):
+        assert r["labels_learnt"]["frames"] == prev["labels_added"]
     assert all(r["labels_requested"] <= 5 for r in its)
     # the seed exploration with SevenNet-0 (explore_with) labelled frames for iteration 0
     seed = summary["seed"]
@@ -305,6 +311,14 @@ def test_two_iteration_loop_grows_the_training_set_and_reports(tiny_pipeline, tm
         # iteration 1's members started from iteration 0's weights, and saw 80 % of the frames
         log = (work / "logs/train_committee_member/tiny_iter1_m1.log").read_text()
         assert "warm start" in log and f"of {its[1]['train_frames']} training frames" in log
+    # one more iteration allowed: no earlier iteration explores again (only the last one's stop
+    # rule depends on max_iterations)
+    more = yaml.safe_load(cfg.read_text())
+    more["active_learning"]["max_iterations"] += 1
+    (tmp_path / "more.yaml").write_text(yaml.safe_dump(more))
+    dry = snakemake(work, "--profile", str(ROOT / "profiles/local"), "-n", configfile=tmp_path / "more.yaml").stdout
+    again = re.findall(r"checkpoint explore_committee:.*?wildcards: system=tiny, i=(\d+)", dry, re.S)
+    assert set(again) <= {str(len(its) - 1)}, dry[-3000:]
 
 
 def test_seed_exploration_with_one_model_picks_distinct_frames_by_fps(tmp_path):

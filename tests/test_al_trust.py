@@ -310,6 +310,15 @@ def test_report_section_shows_calibration_trust_levels_and_the_stop_reason():
         "force_rmse_by_T": {"300K": 120.0},
         "energy_rmse_meV_per_atom": 3.0,
         "stop_reason": "budget",
+        "labels_learnt": {
+            "frames": 50,
+            "trained_on": 40,
+            "held_back": 10,
+            "force_rmse_before_meV_per_A": 92.0,
+            "force_rmse_trained_on_meV_per_A": 89.0,
+            "force_rmse_held_back_meV_per_A": 89.4,
+            "learnt": False,
+        },
     }
     al = {
         "members": 4,
@@ -335,3 +344,28 @@ def test_report_section_shows_calibration_trust_levels_and_the_stop_reason():
     assert "0.134 (0.61) / 0.600 (2.72)" in html  # trust levels as deviation and calibrated error
     assert "157.3 / 83.4 / 140.0" in html and "predicted 150.0, true 190.0" in html
     assert "3 before a failure" in html and "<td>budget</td>" in html
+    assert "92.0 before, now 89.0 trained on (40) / 89.4 held back (10) <b>not learnt</b>" in html
+
+
+def test_labels_learnt_tells_a_model_that_fits_its_labels_from_one_that_cannot(tmp_path):
+    # ten labels of zero force; member 0 before them was off by 0.1 eV/A on every component
+    frames = jiggled(Atoms("CdSe", positions=[[0, 0, 0], [2.6, 0, 0]]), 10, 0.05, seed=3)
+    for k, a in enumerate(frames):
+        a.calc = SinglePointCalculator(a, energy=-1.0, forces=np.zeros((2, 3)))
+        a.info.update(run="r", step=k)
+        a.arrays["member0_forces"] = np.full((2, 3), 0.1)
+    dataset.write_frames(tmp_path / "labelled.extxyz", frames)
+    held = loop.held_back(10, 0.2)
+    assert len(held) == 2
+    # learnt: 0.01 eV/A on the labels it trained on, 0.08 on those held back
+    after = np.array([np.full((2, 3), 0.08 if k in held else 0.01) for k in range(10)])
+    r = loop.labels_learnt(tmp_path / "labelled.extxyz", after, 0.2)
+    assert (r["frames"], r["trained_on"], r["held_back"]) == (10, 8, 2)
+    assert r["force_rmse_before_meV_per_A"] == pytest.approx(100.0)
+    assert r["force_rmse_trained_on_meV_per_A"] == pytest.approx(10.0)
+    assert r["force_rmse_held_back_meV_per_A"] == pytest.approx(80.0)
+    assert r["learnt"]
+    # not learnt: as far off on the labels it trained on as on those it never saw
+    r = loop.labels_learnt(tmp_path / "labelled.extxyz", np.full((10, 2, 3), 0.09), 0.2)
+    assert r["force_rmse_trained_on_meV_per_A"] == pytest.approx(r["force_rmse_held_back_meV_per_A"])
+    assert not r["learnt"]

@@ -130,11 +130,28 @@ def extend_training_set(
     )
 
 
-def evaluate_committee(iteration: int, member_dirs, test_file, out_json, out_png, *, max_frames: int) -> dict:
+def evaluate_committee(
+    iteration: int,
+    member_dirs,
+    test_file,
+    out_json,
+    out_png,
+    previous_labels=None,
+    *,
+    max_frames: int,
+    holdout_fraction: float = 0.0,
+) -> dict:
     """Member 0 on (at most ``max_frames`` of) the held-out frames, and how the committee's
-    deviation ranks its errors."""
+    deviation ranks its errors; with ``previous_labels`` (iteration i-1's labelled frames, of
+    which ``holdout_fraction`` were held back from training), whether member 0 learnt them."""
     return loop.evaluate_iteration(
-        {"evaluation": {"max_frames": max_frames}}, iteration, member_dirs, test_file, out_json, out_png
+        {"evaluation": {"max_frames": max_frames}, "active_learning": {"holdout_fraction": holdout_fraction}},
+        iteration,
+        member_dirs,
+        test_file,
+        out_json,
+        out_png,
+        previous_labels=previous_labels,
     )
 
 

@@ -182,7 +182,7 @@ rule evaluate_committee:
         members=al_members,
         test="results/{system}/split/test.extxyz",
         # whether member 0 learnt the labels it trained on (none before iteration 1)
-        labels=al_previous_labels,
+        labels=al_labels_to_have_learnt,
     output:
         metrics="results/{system}/al/iter{i}/evaluation.json",
         calibration=report(

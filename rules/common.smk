@@ -241,12 +241,6 @@ def al_previous_train(wildcards):
     return al_train_file(wildcards.system, int(wildcards.i) - 1)
 
 
-def al_explore_settings(wildcards):
-    """active_learning as iteration i's exploration sees it: max_iterations matters to it only as
-    whether i is the last (the stop rule), so raising it re-runs no earlier iteration."""
-    return canonical({**AL, "max_iterations": min(AL["max_iterations"], int(wildcards.i) + 1)})
-
-
 def al_previous_labels(wildcards):
     if int(wildcards.i) == 0:
         return f"results/{wildcards.system}/al/seed/labels/labelled.extxyz"
@@ -294,7 +288,7 @@ def al_explore_settings(wildcards):
     return canonical({**AL, "max_iterations": min(AL["max_iterations"], int(wildcards.i) + 1)})
 
 
-def al_previous_labels(wildcards):
+def al_labels_to_have_learnt(wildcards):
     """The labelled frames of iteration i-1 (whether member 0 of i learnt them); none for 0."""
     i = int(wildcards.i)
     return [] if i == 0 else [f"results/{wildcards.system}/al/iter{i - 1}/labels/labelled.extxyz"]

@@ -126,3 +126,21 @@ def test_every_rule_that_runs_cp2k_gets_mpi_tasks_in_the_cluster_profile():
     assert launching >= {"run_aimd", "run_reference_md", "relax_structure"}
     missing = sorted(r for r in launching if not (profile.get(r, {}).get("tasks") and profile[r].get("mpi")))
     assert not missing, f"profiles/cluster/config.yaml set-resources lacks tasks and mpi for {missing}"
+
+
+def test_no_two_helper_functions_of_the_rules_share_a_name():
+    """Snakemake reads every rules file into one namespace: a second ``def`` of a name silently
+    replaces the first for every rule, including those written against the first (this happened:
+    an input function of one rule took over another's)."""
+    names = [
+        (m.group(1), smk.name)
+        for smk in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]
+        for m in re.finditer(r"^def (\w+)\(", smk.read_text(), re.M)
+    ]
+    seen: dict[str, str] = {}
+    twice = []
+    for name, where in names:
+        if name in seen:
+            twice.append(f"{name} ({seen[name]}, {where})")
+        seen[name] = where
+    assert not twice, f"defined more than once: {twice}"

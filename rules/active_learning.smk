@@ -91,7 +91,8 @@ rule explore_with_baseline:
     resources:
         runtime=120,
     params:
-        active_learning=canonical(AL),
+        # it runs before iteration 0: how many iterations follow is none of its business
+        active_learning=canonical({k: v for k, v in AL.items() if k != "max_iterations"}),
         mlmd=MLMD_PROTOCOL,
         descriptor=canonical(config["selection"]["descriptor"]),
         aimd_temperatures=config["aimd"]["temperatures"],

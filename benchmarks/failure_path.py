@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 from ase.io import read  # noqa: E402
 
 from qdff import config as qconfig  # noqa: E402
@@ -112,7 +111,7 @@ def main(argv=None) -> int:
     if a.committee is not None:
         ce, cf = committee_predictions(_members(a.committee), ref)
         devi = model_deviation(ce, cf, len(ref[0]))
-        spread = np.sqrt(np.mean(np.sum((cf - cf.mean(axis=0)) ** 2, axis=-1), axis=0))  # (frames, atoms)
+        spread = devi["spread"]  # (frames, atoms)
         for row, d, s in zip(result["rows"], devi["max_devi_f"], spread[:, neighbour], strict=True):
             row["max_devi_f_eV_per_A"] = float(d)
             row["committee_spread_neighbour_eV_per_A"] = float(s)

@@ -34,6 +34,7 @@ def test_model_deviation_matches_a_hand_computed_example():
     assert d["max_devi_f"] == pytest.approx([0.5])
     assert d["avg_devi_f"] == pytest.approx([0.3])
     assert d["devi_e"] == pytest.approx([0.1])
+    assert d["spread"] == pytest.approx(np.array([[0.1, 0.5]]))
 
 
 def test_exactly_max_labels_distinct_candidates():
@@ -57,9 +58,10 @@ def test_picks_come_before_a_failure_first_then_candidates_then_beyond():
         return X[rows]
 
     # the frame before a failure that is itself unphysical (7) is never picked
-    assert loop.pick(classes, frames, X_of, 3) == [6, 1, 2]
-    assert sorted(loop.pick(classes, frames, X_of, 10)) == [1, 2, 3, 4, 6]
-    assert loop.pick(classes, frames, X_of, 1) == [6]
+    assert loop.pick(classes, frames, X_of, 3) == ([6, 1, 2], {6})
+    picked, for_failure = loop.pick(classes, frames, X_of, 10)
+    assert sorted(picked) == [1, 2, 3, 4, 6] and for_failure == {6}
+    assert loop.pick(classes, frames, X_of, 1) == ([6], {6})
 
 
 def test_label_before_failure_false_picks_no_frame_for_being_before_a_failure():
@@ -67,9 +69,10 @@ def test_label_before_failure_false_picks_no_frame_for_being_before_a_failure():
     frames[3].info["before_failure"] = 1
     classes = np.array(["candidate", "accurate", "accurate", "accurate"])
     X = np.arange(4, dtype=float)[:, None]
-    assert loop.pick(classes, frames, lambda rows: X[rows], 3) == [3, 0]
-    # the key was documented but ignored before: now false means the committee alone picks
-    assert loop.pick(classes, frames, lambda rows: X[rows], 3, before_failure=False) == [0]
+    assert loop.pick(classes, frames, lambda rows: X[rows], 3) == ([3, 0], {3})
+    # the key was documented but ignored before: now false means the committee alone picks,
+    # and no frame is recorded as picked for a failure
+    assert loop.pick(classes, frames, lambda rows: X[rows], 3, before_failure=False) == ([0], set())
 
 
 def test_failure_path_frames_spread_over_the_span_before_the_failure_and_share_the_budget():
@@ -96,8 +99,8 @@ def test_failure_path_frames_spread_over_the_span_before_the_failure_and_share_t
     loop.mark_failure_path(b, 4, 300.0)
     frames = a + b
     classes = np.array(["accurate"] * len(frames))
-    picked = loop.pick(classes, frames, lambda rows: np.zeros((len(rows), 1)), 3)
-    assert picked == [48, 98, 38]
+    picked, for_failure = loop.pick(classes, frames, lambda rows: np.zeros((len(rows), 1)), 3)
+    assert picked == [48, 98, 38] and for_failure == {48, 98, 38}
 
 
 def test_exploration_temperatures_add_the_stress_temperature():

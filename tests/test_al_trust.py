@@ -359,13 +359,13 @@ def test_labels_learnt_tells_a_model_that_fits_its_labels_from_one_that_cannot(t
     assert len(held) == 2
     # learnt: 0.01 eV/A on the labels it trained on, 0.08 on those held back
     after = np.array([np.full((2, 3), 0.08 if k in held else 0.01) for k in range(10)])
-    r = loop.labels_learnt(tmp_path / "labelled.extxyz", after, 0.2)
+    r = loop.labels_learnt(loop.read_xyz_frames(tmp_path / "labelled.extxyz"), after, 0.2)
     assert (r["frames"], r["trained_on"], r["held_back"]) == (10, 8, 2)
     assert r["force_rmse_before_meV_per_A"] == pytest.approx(100.0)
     assert r["force_rmse_trained_on_meV_per_A"] == pytest.approx(10.0)
     assert r["force_rmse_held_back_meV_per_A"] == pytest.approx(80.0)
     assert r["learnt"]
     # not learnt: as far off on the labels it trained on as on those it never saw
-    r = loop.labels_learnt(tmp_path / "labelled.extxyz", np.full((10, 2, 3), 0.09), 0.2)
+    r = loop.labels_learnt(loop.read_xyz_frames(tmp_path / "labelled.extxyz"), np.full((10, 2, 3), 0.09), 0.2)
     assert r["force_rmse_trained_on_meV_per_A"] == pytest.approx(r["force_rmse_held_back_meV_per_A"])
     assert not r["learnt"]

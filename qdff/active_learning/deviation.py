@@ -23,7 +23,8 @@ def model_deviation(energies, forces, n_atoms: int, relative_floor: float | None
     """Per frame: the largest over atoms of the committee's force spread
     ``max_i sqrt(<|F_i - <F_i>|^2>)`` (eV/A; DP-GEN's max_devi_f), its mean over atoms, its
     RMS over atoms and components (``rms_devi_f``, comparable with a force RMSE), and the
-    committee's standard deviation of the energy per atom (eV/atom). With ``relative_floor``
+    committee's standard deviation of the energy per atom (eV/atom); ``spread`` holds the
+    per-atom spread itself (frames, atoms). With ``relative_floor``
     (eV/A) also DeePMD's relative deviation ``max_i spread_i / (|<F_i>| + floor)``
     (``max_devi_f_rel``): an atom under a large force may deviate more."""
     forces = np.asarray(forces, dtype=np.float64)
@@ -34,6 +35,7 @@ def model_deviation(energies, forces, n_atoms: int, relative_floor: float | None
         "avg_devi_f": spread.mean(axis=1),
         "rms_devi_f": np.sqrt(np.mean(spread**2, axis=1) / 3.0),
         "devi_e": np.std(np.asarray(energies, dtype=np.float64), axis=0) / n_atoms,
+        "spread": spread,
     }
     if relative_floor is not None:
         out["max_devi_f_rel"] = (spread / (np.linalg.norm(mean, axis=-1) + relative_floor)).max(axis=1)

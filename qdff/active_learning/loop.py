@@ -246,22 +246,24 @@ def calibrate(calcs, frames, level: float, relative_floor: float | None) -> tupl
     return out, devi[key]
 
 
-def pick(classes, explored, X_of, max_labels: int, before_failure: bool = True) -> list[int]:
+def pick(classes, explored, X_of, max_labels: int, before_failure: bool = True) -> tuple[list[int], set[int]]:
     """At most ``max_labels`` frames to label: with ``before_failure``, the frames marked before a
     failure first (every failure's last frame, then every failure's second, ...: a tight budget
     still covers each failure), then candidates by farthest point sampling in descriptor space,
-    then frames beyond the upper level the same way (``X_of(rows)``: the descriptors of those rows)."""
+    then frames beyond the upper level the same way (``X_of(rows)``: the descriptors of those rows).
+    Returns the picked rows and the set of those picked for a failure."""
     picked: list[int] = []
     if before_failure:
         marked = [i for i, a in enumerate(explored) if a.info.get("before_failure") and classes[i] != "failed"]
         picked = sorted(marked, key=lambda i: (int(explored[i].info["before_failure"]), i))[:max_labels]
+    for_failure = set(picked)
     for cls in ("candidate", "beyond"):
         room = max_labels - len(picked)
         rows = [i for i, c in enumerate(classes) if c == cls and i not in picked]
         if room <= 0 or not rows:
             continue
         picked += [rows[j] for j in deviation.pick_candidates(range(len(rows)), X_of(rows), room)]
-    return picked
+    return picked, for_failure
 
 
 def explore(
@@ -365,9 +367,10 @@ def explore(
     )
     room = al["max_labels"] if budget is None else min(al["max_labels"], budget - evaluations_before)
     picked: list[int] = []
+    for_failure: set[int] = set()
     if reason is None and room > 0:
         # descriptors of the rows that can be picked only
-        picked = pick(
+        picked, for_failure = pick(
             classes,
             explored,
             lambda rows: descriptors.compute([explored[i] for i in rows], cfg["selection"]["descriptor"]),
@@ -428,9 +431,7 @@ def explore(
             max_devi_f=float(devi["max_devi_f"][i]),
             deviation=float(devi[key][i]),
             rms_devi_f=float(devi["rms_devi_f"][i]),
-            picked_as="before_failure"
-            if explored[i].info.get("before_failure") and al.get("label_before_failure", True)
-            else str(classes[i]),
+            picked_as="before_failure" if i in for_failure else str(classes[i]),
         )
         # member 0's forces: the true error of every label, once CP2K has computed it
         a.arrays["member0_forces"] = np.asarray(forces[0][i], dtype=np.float64)
@@ -542,16 +543,15 @@ def cp2k_evaluations(aimd_summaries, label_summaries) -> int:
     )
 
 
-def labels_learnt(labelled_file, forces_after, holdout_fraction: float) -> dict:
+def labels_learnt(frames, forces_after, holdout_fraction: float) -> dict:
     """Did the next committee learn the labels it trained on? Member 0's force RMSE on one
-    iteration's labels before them (the labelling committee's member 0, ``member0_forces``) and
+    iteration's labels (``frames``, as read from its labelled file) before them (the labelling committee's member 0, ``member0_forces``) and
     after (``forces_after``: the next member 0's forces on the same frames), apart for the labels
     that went into training (member 0 saw its subsample of them) and those held back, which no
     member saw. If the trained-on labels are fitted no better than the held-back ones, the
     model, not the data, limits its error: more labels will not lower it (a larger model or
     longer training will). Measured on the 149-atom dot (docs/benchmarks.md): 82-98 meV/A on
     labels trained on against 83-97 on those held back, in each of three iterations."""
-    frames = read_xyz_frames(labelled_file)
     if not frames:
         return {"frames": 0}
     held = set(held_back(len(frames), holdout_fraction))
@@ -682,7 +682,7 @@ def evaluate_iteration(
     if previous_labels:
         labelled = read_xyz_frames(previous_labels)
         after = deviation.committee_predictions(calcs[:1], labelled)[1][0] if labelled else []
-        learnt = labels_learnt(previous_labels, after, cfg["active_learning"]["holdout_fraction"])
+        learnt = labels_learnt(labelled, after, cfg["active_learning"]["holdout_fraction"])
         out["labels_learnt"] = learnt
         if learnt["frames"] and not learnt["learnt"]:
             log.warning(

@@ -16,6 +16,10 @@ model). Prints, per temperature: the seeds judged stable by today's criteria
 for comparison, the criterion before issue 32 (more bonds
 broken or formed relative to the start frame than any AIMD frame shows, three checks in a row),
 recomputed from the same frames. Writes ``null_test.json`` in ``--out``.
+
+Resumable: run the same command again after a kill and each seed continues from CP2K's last
+restart file in ``--out`` (written every ``mlmd.record_every`` steps); finished seeds are only
+judged again. Give each system its own ``--out``.
 """
 
 from __future__ import annotations
@@ -37,50 +41,67 @@ OLD_PERSIST = 3  # the checks in a row of the criterion before issue 32
 
 
 def _cp2k_md(task: dict) -> dict:
-    """One CP2K MD run of the protocol, judged by the recorder; returns its verdicts."""
+    """:func:`_run_seed` in a worker of the pool. A SIGTERM to the job (``kill -- -PGID``) stops
+    the worker's CP2K (qdff.processes) and then the worker itself: the pool would otherwise hand
+    it the next seed after its parent is gone (measured: a killed null test went on with
+    another seed)."""
+    import os
+
+    from qdff import processes
+
+    try:
+        return _run_seed(task)
+    except processes.Terminated as stop:
+        os._exit(int(stop.code))
+
+
+def _run_seed(task: dict) -> dict:
+    """One CP2K MD run of the protocol, judged by the recorder; returns its verdicts. The MD is
+    qdff's AIMD runner (qdff.cp2k.run.run_md) with the protocol's time step, recording interval
+    and seed: a killed null test resumes each seed from CP2K's restart file (a 149-atom seed at
+    xTB takes hours), and a finished seed is not run again."""
+    import copy
+
     from ase.io import read
 
-    from qdff.cp2k import input as cp2k_input
     from qdff.cp2k import output as cp2k_output
     from qdff.cp2k import run as cp2k_run
 
     cfg, T, seed, workdir = task["cfg"], task["temperature"], task["seed"], Path(task["workdir"])
     start = read(task["start"], format="extxyz")
     reference = dataset.read_frames(task["reference"])
-    p, md = cfg["mlmd"], cfg["aimd"]
+    p = cfg["mlmd"]
     steps = task["steps"]
-    workdir.mkdir(parents=True, exist_ok=True)
-    tree = cp2k_input.build_input(
-        start,
-        preset=cfg["cp2k"]["preset"],
-        run_type="MD",
-        project="md",
-        charge=cfg["structure"]["charge"],
-        multiplicity=cfg["structure"]["multiplicity"],
-        temperature=T,
-        steps=steps,
-        timestep_fs=p["timestep_fs"],
-        print_every=p["record_every"],
-        thermostat_timecon_fs=md["thermostat_timecon_fs"],
-        seed=seed,
-        overrides=cfg["cp2k"]["overrides"],
-    )
-    cp2k_input.write_input(workdir / "md.inp", tree)
-    t0 = time.perf_counter()
-    res = cp2k_run.run_cp2k(cp2k_run.command(cfg), workdir, "md", task["threads"])
-    wall = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise RuntimeError(f"CP2K failed in {workdir}: {cp2k_run.error_lines(workdir / 'md.log')}")
-    ener = cp2k_output.read_ener(workdir / "md-1.ener")
+    run_cfg = copy.deepcopy(cfg)
+    run_cfg["aimd"].update(steps=steps, timestep_fs=p["timestep_fs"], print_every=p["record_every"], seed=seed)
+    run_cfg["cp2k"].update(threads=task["threads"], on_failure="fail")
+    if (workdir / f"{cp2k_run.MD_PROJECT}-1.ener").is_file() and not (workdir / cp2k_run.MD_SETTINGS).is_file():
+        # a run of the null test before it recorded its settings: its start frame (the split's
+        # first held-out frame then) is unknown, so it is set aside, never continued
+        from qdff.fileio import move_aside
+
+        dest = move_aside([f for f in workdir.iterdir() if f.is_file()], workdir)
+        print(f"{workdir}: an earlier run without {cp2k_run.MD_SETTINGS} moved to {dest}; starting afresh", flush=True)
+    try:
+        md = cp2k_run.run_md(start, run_cfg, T, workdir, workdir / "md-summary.json")
+    except cp2k_run.CP2KError as err:
+        raise RuntimeError(f"CP2K failed in {workdir}: {err}") from None
+    ener = cp2k_output.read_ener(workdir / f"{cp2k_run.MD_PROJECT}-1.ener")
     temp_at = dict(zip(ener["step"].tolist(), ener["temperature"]))
     epot_at = dict(zip(ener["step"].tolist(), ener["potential"]))
-    frames = (
-        (f.step, f.values, float(epot_at.get(f.step, 0.0)), float(temp_at.get(f.step, T)))
-        for f in cp2k_output.iter_xyz_frames(workdir / "md-pos-1.xyz", allow_truncated=True)
+    # a resumed run repeats the steps after its restart point: the last occurrence counts, as in read_ener
+    positions = {
+        f.step: f.values
+        for f in cp2k_output.iter_xyz_frames(workdir / f"{cp2k_run.MD_PROJECT}-pos-1.xyz", allow_truncated=True)
         if f.step > 0
+    }
+    frames = (
+        (step, positions[step], float(epot_at.get(step, 0.0)), float(temp_at.get(step, T)))
+        for step in sorted(positions)
+        if step <= steps
     )
     row = _judge(cfg, T, seed, start, reference, frames, steps)
-    return row | {"cp2k_seconds_per_step": wall / max(row["steps"], 1)}
+    return row | {"cp2k_seconds_per_step": md["seconds_per_step_median"]}
 
 
 def _judge(cfg, T, seed, start, reference, frames, steps) -> dict:
@@ -208,6 +229,9 @@ def main(argv=None) -> int:
         "first half, for a dot whose 10-seed null test costs too much (one run, not a null test)",
     )
     a = ap.parse_args(argv)
+    from qdff import logs
+
+    logs.setup()  # CP2K's progress (step, s/step, ETA) and resumes, from qdff.cp2k.run
     cfg = qconfig.load(a.config)
     steps = a.steps or cfg["mlmd"]["steps"] + cfg["mlmd"]["nve_steps"]
     temps = a.temperatures or [float(t) for t in cfg["aimd"]["temperatures"]]

@@ -3,6 +3,7 @@ the null test of every verdict. Real CP2K (GFN1-xTB) on Cd6Se6."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,8 @@ def test_a_killed_job_does_not_run_a_finished_seed_again(setup, tmp_path):
     assert inp.stat().st_mtime_ns == stamp  # CP2K not run again
     assert s2["steps_run"] == s1["steps_run"] == 4 and len(again) == len(first) == 2
     assert np.allclose(again[-1].positions, first[-1].positions)
-    # the judging changed (another bond criterion): the stale verdict is not reused, CP2K runs again
+    # the judging changed (another bond criterion): the stale verdict is not reused; the frames,
+    # which do not depend on it, are judged again without running CP2K
     changed: list = []
     s3 = reference_md.run_seed(
         setup["start"],
@@ -144,4 +146,45 @@ def test_a_killed_job_does_not_run_a_finished_seed_again(setup, tmp_path):
         trajectory=changed,
         **(kw | {"bond_criterion": "stretched"}),
     )
-    assert inp.stat().st_mtime_ns != stamp and s3["settings_key"] != s2["settings_key"]
+    assert s3["settings_key"] != s2["settings_key"] and s3["bond_criterion"] == "stretched"
+    assert inp.stat().st_mtime_ns == stamp and len(changed) == 2
+    # the MD changed (another thermostat time constant): CP2K runs again, the old segment set aside
+    s4 = reference_md.run_seed(
+        setup["start"],
+        [setup["start"]] * 3,
+        workdir=tmp_path / "seed11",
+        trajectory=[],
+        **(kw | {"thermostat_timecon_fs": 2 * kw["thermostat_timecon_fs"]}),
+    )
+    assert inp.stat().st_mtime_ns != stamp and s4["steps_run"] == 4
+    assert list((tmp_path / "seed11" / "superseded").glob("*/nvt-1.ener"))
+
+
+def test_a_seed_killed_midway_resumes_from_cp2ks_restart_file(setup, tmp_path):
+    """A 149-atom seed at xTB takes hours: a killed job continues it from CP2K's restart file."""
+    kw = dict(
+        cp2k=setup["cfg"]["cp2k"],
+        structure=setup["cfg"]["structure"],
+        temperature=300.0,
+        nve_steps=0,
+        record_every=2,
+        seed=13,
+        **mlmd.protocol(setup["cfg"]["mlmd"]),
+    )
+    ref = [setup["start"]] * 3
+    work = tmp_path / "seed13"
+    # what a job killed after step 6 leaves, with the restart file cut by the kill: the last
+    # complete one is the backup, at step 4, two steps behind the frames on disk
+    reference_md.run(setup["start"], ref, workdir=work, steps=6, trajectory=[], **kw)
+    (work / "nvt-1.restart").write_text("truncated")
+    traj: list = []
+    s = reference_md.run(setup["start"], ref, workdir=work, steps=12, trajectory=traj, **kw)
+    inp = (work / "nvt.inp").read_text().upper()
+    assert "EXT_RESTART" in inp and re.search(r"\bSTEPS\s+8\b", inp)  # 12 - 4 steps, not 12
+    assert s["steps_run"] == 12 and s["stable"], s["reason"]
+    # every step once: the steps after the restart point (5, 6) are the resumed run's
+    assert [a.info["step"] for a in traj] == [2, 4, 6, 8, 10, 12]
+    assert list(cp2k_output.read_ener(work / "nvt-1.ener")["step"]) == list(range(13))
+    # another seed in the same folder is not continued from this one's restart
+    s2 = reference_md.run(setup["start"], ref, workdir=work, steps=4, trajectory=[], **(kw | {"seed": 14}))
+    assert "EXT_RESTART" not in (work / "nvt.inp").read_text().upper() and s2["steps_run"] == 4

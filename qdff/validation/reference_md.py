@@ -127,7 +127,10 @@ def _segment(cp2k: dict, tree: dict, workdir: Path, project: str) -> tuple[dict,
             f"{cp2k_run.error_lines(workdir / f'{project}.log')}"
         )
     ener = cp2k_output.read_ener(ener_file)
-    frames = list(cp2k_output.iter_xyz_frames(workdir / f"{project}-pos-1.xyz", allow_truncated=True))
+    # a resumed segment repeats the steps after its restart point: the last occurrence counts,
+    # as in read_ener
+    by_step = {f.step: f for f in cp2k_output.iter_xyz_frames(workdir / f"{project}-pos-1.xyz", allow_truncated=True)}
+    frames = [by_step[k] for k in sorted(by_step)]
     if res.returncode != 0:
         # CP2K failing on a distorted geometry is judged like a model whose calculator fails
         log.warning(
@@ -194,8 +197,25 @@ def run(
         thermostat_timecon_fs=thermostat_timecon_fs,
         seed=seed,
     )
-    tree = md_input(start, steps=steps, velocities=initial_velocities(start, temperature, seed), **common)
-    ener, frames, wall = _segment(cp2k, tree, workdir, NVT_PROJECT)
+    done_before = _resumable_steps(workdir, _md_key(start, common), steps)
+    if done_before >= steps:
+        log.info("%s: the thermostatted segment's %d steps are on disk from an earlier job", workdir, steps)
+        ener = cp2k_output.read_ener(workdir / f"{NVT_PROJECT}-1.ener")
+        by_step = {
+            f.step: f for f in cp2k_output.iter_xyz_frames(workdir / f"{NVT_PROJECT}-pos-1.xyz", allow_truncated=True)
+        }
+        frames, wall = [by_step[k] for k in sorted(by_step)], float(np.sum(ener["seconds"]))
+        done_before = 0  # the wall time above is every step's
+    elif done_before > 0:
+        restart = cp2k_run.restart_file(workdir, NVT_PROJECT)[0].name
+        log.info(
+            "%s: resuming the thermostatted segment from %s at step %d of %d", workdir, restart, done_before, steps
+        )
+        tree = md_input(start, steps=steps - done_before, restart_file=restart, **common)
+        ener, frames, wall = _segment(cp2k, tree, workdir, NVT_PROJECT)
+    else:
+        tree = md_input(start, steps=steps, velocities=initial_velocities(start, temperature, seed), **common)
+        ener, frames, wall = _segment(cp2k, tree, workdir, NVT_PROJECT)
     ndof = degrees_of_freedom(len(start), thermostat)
     temp_at = {int(s): _temperature(k, ndof) for s, k in zip(ener["step"], ener["kinetic"])}
     epot_at = dict(zip(ener["step"].tolist(), ener["potential"]))
@@ -211,7 +231,7 @@ def run(
             break
     if reason is None and done < steps:
         reason = f"CP2K stopped at step {done} of {steps}: {cp2k_run.error_lines(workdir / f'{NVT_PROJECT}.log', 5)}"
-    seconds_per_step = wall / max(done, 1)
+    seconds_per_step = wall / max(done - min(done_before, done), 1)
     nve_reason = None
     if reason is None and nve_steps > 0:
         tree = md_input(
@@ -252,6 +272,42 @@ def run(
         nve_reason=nve_reason,
         engine="cp2k",
     )
+
+
+MD_SETTINGS = "nvt-settings.json"
+
+
+def _md_key(start, common: dict) -> str:
+    """What the thermostatted segment's frames depend on (``common``: md_input's settings but
+    the steps; and the start frame), not how many steps it runs nor how they are judged, as one
+    hash."""
+    import hashlib
+    import json
+
+    physics = dict(
+        common, start=np.round(np.asarray(start.positions), 6).tolist(), symbols=start.get_chemical_symbols()
+    )
+    return hashlib.sha256(json.dumps(physics, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _resumable_steps(workdir: Path, key: str, steps: int) -> int:
+    """Steps of the thermostatted segment an earlier, killed job left in ``workdir`` that this
+    one continues (CP2K's latest complete restart file), and records ``key`` for the next job.
+    A segment of other settings, or one that ran past ``steps`` (its restart would hand the NVE
+    segment the wrong frame), is moved to ``superseded/`` and the segment starts afresh: 0."""
+    from ..fileio import move_aside
+
+    record = workdir / MD_SETTINGS
+    done = cp2k_run.restart_file(workdir, NVT_PROJECT)[1]
+    same = record.is_file() and read_json(record).get("key") == key
+    old = [f for f in workdir.iterdir() if f.is_file() and f.name.startswith((f"{NVT_PROJECT}-", f"{NVE_PROJECT}-"))]
+    if old and not (same and 0 < done <= steps):
+        # the settings record last: a move killed halfway leaves the rest still marked as another run's
+        dest = move_aside(sorted(old, key=lambda f: f.name == MD_SETTINGS), workdir)
+        log.info("%s: an earlier segment of other settings or length moved to %s", workdir, dest)
+        done = 0
+    write_json(record, {"key": key})
+    return done if same else 0
 
 
 def _settings_key(start, kw: dict) -> str:

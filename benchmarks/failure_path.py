@@ -3,7 +3,8 @@ was too short to show?
 
     python benchmarks/failure_path.py results/<system> --config config/<system>.yaml \
         [--backend deepmd] [--temperature 300] [--seed N] [--span 320] \
-        [--committee results/<system>/al/iterK/committee] [--out DIR]
+        [--committee results/<system>/al/iterK/committee] [--out DIR] \
+        [--model DIR --mlmd DIR] [--every K]
 
 Takes a finished run's ML-MD (``mlmd/<backend>/<T>K``: its summary and recorded frames). For one
 unstable seed (``--seed``; default the first unstable one) it picks the recorded frames of the
@@ -14,6 +15,10 @@ compares along the path: energies relative to the first frame, the force on the 
 neighbour along the bond (negative pulls it back), force errors. With ``--committee``, also
 each frame's committee deviation (max_devi_f) and the committee's force spread on the lost
 neighbour, against the deployed model's error there: does the committee see this error?
+
+``--model`` and ``--mlmd`` take another model and its ML-MD folder (``summary.json``,
+``trajectory.extxyz``, as qdff.steps.mlmd.run_mlmd writes them), for a model trained outside
+the run; ``--every K`` labels every K-th recorded frame (the last one always).
 
 Writes ``failure_path.json`` in ``--out`` (default benchmarks/out/failure_path/<system>-<T>K-s<seed>).
 A failure by collapse or blow-up has no lost neighbour: the script says so and stops.
@@ -54,10 +59,24 @@ def main(argv=None) -> int:
     ap.add_argument("--span", type=float, default=320.0, help="fs before the failure to label")
     ap.add_argument("--committee", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="the model whose ML-MD failed (default: results/<system>/models/<backend>)",
+    )
+    ap.add_argument(
+        "--mlmd",
+        type=Path,
+        default=None,
+        help="that model's ML-MD folder, summary.json and trajectory.extxyz "
+        "(default: results/<system>/mlmd/<backend>/<T>K)",
+    )
+    ap.add_argument("--every", type=int, default=1, help="label every this many recorded frames, the last one kept")
     a = ap.parse_args(argv)
 
     cfg = qconfig.load(a.config)
-    mdir = a.run / "mlmd" / a.backend / f"{a.temperature}K"
+    mdir = a.mlmd or a.run / "mlmd" / a.backend / f"{a.temperature}K"
     summary = read_json(mdir / "summary.json")
     runs = {int(r["seed"]): r for r in summary["runs"]}
     failed = [s for s, r in runs.items() if not r["stable"]]
@@ -71,6 +90,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{mdir}: seed {seed} was judged by {run.get('bond_criterion')!r}, not 'undercoordinated'")
     print(f"seed {seed}: {run['reason']}")
     frames = failure_path.path_frames(read(mdir / "trajectory.extxyz", ":"), seed, run["failure_time_fs"], a.span)
+    frames = frames[::-1][:: max(a.every, 1)][::-1]  # counted back from the frame the verdict fired on
     try:
         atom, neighbour = failure_path.lost_neighbour(
             frames, run["bond_break_distances"], run["aimd_least_coordination"]
@@ -96,7 +116,7 @@ def main(argv=None) -> int:
     if len(ref) != len(frames):
         raise SystemExit(f"{labelled}: {len(ref)} of {len(frames)} frames labelled (SCF failures); compare needs all")
 
-    model_dir = a.run / "models" / a.backend
+    model_dir = a.model or a.run / "models" / a.backend
     model = calculator_from_meta(model_dir, read_json(model_dir / "model.json"))
     energies, forces = committee_predictions([model], ref)
     result = failure_path.compare(ref, forces[0], energies[0], atom, neighbour)

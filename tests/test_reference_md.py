@@ -111,18 +111,22 @@ def test_the_reference_runs_the_whole_protocol_and_is_judged_like_a_model(setup)
     assert nve["step"][0] == 21 and nve["step"][-1] == 40
 
 
-def test_a_killed_job_does_not_run_a_finished_seed_again(setup, tmp_path):
-    """run_seed reuses a seed's summary and frames: the job resumes at the first seed not done."""
-    kw = dict(
+def _short_run(setup, seed: int) -> dict:
+    """The keywords of a short thermostatted run at 300 K, frames every 2 steps, no NVE."""
+    return dict(
         cp2k=setup["cfg"]["cp2k"],
         structure=setup["cfg"]["structure"],
         temperature=300.0,
-        steps=4,
         nve_steps=0,
         record_every=2,
-        seed=11,
+        seed=seed,
         **mlmd.protocol(setup["cfg"]["mlmd"]),
     )
+
+
+def test_a_killed_job_does_not_run_a_finished_seed_again(setup, tmp_path):
+    """run_seed reuses a seed's summary and frames: the job resumes at the first seed not done."""
+    kw = _short_run(setup, seed=11) | {"steps": 4}
     first: list = []
     s1 = reference_md.run_seed(
         setup["start"], [setup["start"]] * 3, workdir=tmp_path / "seed11", trajectory=first, **kw
@@ -162,15 +166,7 @@ def test_a_killed_job_does_not_run_a_finished_seed_again(setup, tmp_path):
 
 def test_a_seed_killed_midway_resumes_from_cp2ks_restart_file(setup, tmp_path):
     """A 149-atom seed at xTB takes hours: a killed job continues it from CP2K's restart file."""
-    kw = dict(
-        cp2k=setup["cfg"]["cp2k"],
-        structure=setup["cfg"]["structure"],
-        temperature=300.0,
-        nve_steps=0,
-        record_every=2,
-        seed=13,
-        **mlmd.protocol(setup["cfg"]["mlmd"]),
-    )
+    kw = _short_run(setup, seed=13)
     ref = [setup["start"]] * 3
     work = tmp_path / "seed13"
     # what a job killed after step 6 leaves, with the restart file cut by the kill: the last

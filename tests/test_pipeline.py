@@ -83,7 +83,11 @@ def test_mlmd_verdict_in_metrics_and_report(tiny_pipeline):
     assert summary["stable"] or summary["reason"]
     row = json.loads((work / "results/tiny/evaluation/metrics.json").read_text())[0]
     assert "300 K:" in row["mlmd_verdicts"] and "600 K:" in row["mlmd_verdicts"]
-    assert "ML-MD stability" in (work / "results/tiny/report.html").read_text()
+    html = (work / "results/tiny/report.html").read_text()
+    assert "ML-MD stability" in html
+    # the criterion the run was judged by (mlmd.bond_criterion, default undercoordinated) is the one described
+    assert "fewer neighbours within the break distances than any atom of its element" in html
+    assert "a bond of the start frame stays beyond its break distance" not in html
 
 
 def test_validation_metrics_rdf_sites_speed(tiny_pipeline):

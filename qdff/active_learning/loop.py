@@ -545,8 +545,8 @@ def cp2k_evaluations(aimd_summaries, label_summaries) -> int:
 
 def labels_learnt(frames, forces_after, holdout_fraction: float) -> dict:
     """Did the next committee learn the labels it trained on? Member 0's force RMSE on one
-    iteration's labels (``frames``, as read from its labelled file) before them (the labelling committee's member 0, ``member0_forces``) and
-    after (``forces_after``: the next member 0's forces on the same frames), apart for the labels
+    iteration's labels (``frames``, as read from its labelled file) before them (the labelling
+    committee's member 0, ``member0_forces``) and after (``forces_after``: the next member 0's forces on the same frames), apart for the labels
     that went into training (member 0 saw its subsample of them) and those held back, which no
     member saw. If the trained-on labels are fitted no better than the held-back ones, the
     model, not the data, limits its error: more labels will not lower it (a larger model or

@@ -66,7 +66,14 @@ rule render_report:
                     "trajectory": TRAJECTORY,
                 },
                 "mlmd": physics(
-                    "mlmd", "bond_cutoff_factor", "thermostat", "thermostat_timecon_fs", "seeds", "bond_break_fs"
+                    "mlmd",
+                    "bond_cutoff_factor",
+                    "thermostat",
+                    "thermostat_timecon_fs",
+                    "seeds",
+                    "bond_break_fs",
+                    "bond_check",
+                    "bond_criterion",
                 ),
                 "vibrations": physics("vibrations", "delta_A", "perturbations", "rattle_A", "relax_fmax"),
             }

@@ -39,7 +39,8 @@ def render_report(
     order of ``rdf_keys`` ([backend, temperature label]); ``vibrations``: the vibrations rules'
     files, when they ran ({"cp2k", "spectra", "modes" and "relax" in the order of ``backends``,
     "vdos" and "vdos_plots" in the order of ``vib_keys``}); ``config``: what the report states of
-    the config (name, description, cp2k.preset, mlmd.bond_cutoff_factor, the vibrations settings)."""
+    the config (name, description, cp2k.preset, the ML-MD protocol the verdicts name: mlmd.bond_cutoff_factor,
+    bond_check, bond_criterion, ...; the vibrations settings)."""
     vib = None
     if vibrations:
         vib = {

@@ -66,6 +66,7 @@ def _run_seed(task: dict) -> dict:
 
     from qdff.cp2k import output as cp2k_output
     from qdff.cp2k import run as cp2k_run
+    from qdff.validation import reference_md
 
     cfg, T, seed, workdir = task["cfg"], task["temperature"], task["seed"], Path(task["workdir"])
     start = read(task["start"], format="extxyz")
@@ -89,16 +90,10 @@ def _run_seed(task: dict) -> dict:
     ener = cp2k_output.read_ener(workdir / f"{cp2k_run.MD_PROJECT}-1.ener")
     temp_at = dict(zip(ener["step"].tolist(), ener["temperature"]))
     epot_at = dict(zip(ener["step"].tolist(), ener["potential"]))
-    # a resumed run repeats the steps after its restart point: the last occurrence counts, as in read_ener
-    positions = {
-        f.step: f.values
-        for f in cp2k_output.iter_xyz_frames(workdir / f"{cp2k_run.MD_PROJECT}-pos-1.xyz", allow_truncated=True)
-        if f.step > 0
-    }
     frames = (
-        (step, positions[step], float(epot_at.get(step, 0.0)), float(temp_at.get(step, T)))
-        for step in sorted(positions)
-        if step <= steps
+        (f.step, f.values, float(epot_at.get(f.step, 0.0)), float(temp_at.get(f.step, T)))
+        for f in reference_md.segment_frames(workdir, cp2k_run.MD_PROJECT)
+        if 0 < f.step <= steps
     )
     row = _judge(cfg, T, seed, start, reference, frames, steps)
     return row | {"cp2k_seconds_per_step": md["seconds_per_step_median"]}

@@ -114,10 +114,12 @@ def _temperature(kinetic_eV, ndof: int) -> float:
     return float(2.0 * kinetic_eV / (ndof * units.kB))
 
 
-def _frames(workdir: Path, project: str) -> list:
+def segment_frames(workdir, project: str) -> list:
     """A segment's frames in step order, each step once: a resumed segment repeats the steps
     after its restart point, and the last occurrence counts, as in read_ener."""
-    by_step = {f.step: f for f in cp2k_output.iter_xyz_frames(workdir / f"{project}-pos-1.xyz", allow_truncated=True)}
+    by_step = {
+        f.step: f for f in cp2k_output.iter_xyz_frames(Path(workdir) / f"{project}-pos-1.xyz", allow_truncated=True)
+    }
     return [by_step[k] for k in sorted(by_step)]
 
 
@@ -134,7 +136,7 @@ def _segment(cp2k: dict, tree: dict, workdir: Path, project: str) -> tuple[dict,
             f"{cp2k_run.error_lines(workdir / f'{project}.log')}"
         )
     ener = cp2k_output.read_ener(ener_file)
-    frames = _frames(workdir, project)
+    frames = segment_frames(workdir, project)
     if res.returncode != 0:
         # CP2K failing on a distorted geometry is judged like a model whose calculator fails
         log.warning(
@@ -205,7 +207,7 @@ def run(
     if done_before >= steps:
         log.info("%s: the thermostatted segment's %d steps are on disk from an earlier job", workdir, steps)
         ener = cp2k_output.read_ener(workdir / f"{NVT_PROJECT}-1.ener")
-        frames, wall = _frames(workdir, NVT_PROJECT), float(np.sum(ener["seconds"]))
+        frames, wall = segment_frames(workdir, NVT_PROJECT), float(np.sum(ener["seconds"]))
         done_before = 0  # the wall time above is every step's
     elif done_before > 0:
         restart = cp2k_run.restart_file(workdir, NVT_PROJECT)[0].name

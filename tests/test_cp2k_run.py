@@ -212,3 +212,23 @@ def test_md_with_changed_settings_starts_afresh_and_more_steps_extend_it(tmp_pat
     assert not np.allclose(other["potential"][1:], longer["potential"][1:], rtol=0, atol=1e-5)  # other velocities
     (old,) = (tmp_path / "superseded").glob("*/md-1.ener")
     assert np.allclose(cp2k_output.read_ener(old)["potential"], longer["potential"], rtol=0, atol=1e-6)
+
+
+def test_progress_of_a_resumed_md_waits_for_its_own_first_step(tmp_path, caplog):
+    """A resumed run's .ener still ends with the killed run's steps (CP2K rewrites those past
+    the restart): the progress line must not report them as this run's step and ETA."""
+    ener = tmp_path / "md-1.ener"
+    row = "{:d} {:d}.0 0.1 300.0 -1.0 -1.0 {:.1f}\n"
+    ener.write_text("".join(row.format(s, s, 9.0) for s in range(6)))  # killed after step 5
+    progress = cp2k_run._Progress(ener, total=10, every_s=0.0)
+    with ener.open("a") as fh:  # the restart was at step 4: step 5 again, same step count
+        fh.write(row.format(5, 5, 2.0))
+    with caplog.at_level("INFO", logger="qdff.cp2k.run"):
+        progress()
+        assert not caplog.records
+        with ener.open("a") as fh:
+            fh.write(row.format(6, 6, 2.0))
+        progress()
+    (rec,) = caplog.records
+    # this run's two steps (5 again, 6) at 2 s each, not the killed run's 9 s
+    assert rec.getMessage() == "MD step 6/10, 2.00 s/step, T=300 K, ETA 8 s"

@@ -384,11 +384,17 @@ def _steps_written(workdir, project: str = MD_PROJECT) -> int:
 
 
 class _Progress:
-    """Logs step, seconds per step and ETA from CP2K's .ener file while it runs."""
+    """Logs step, seconds per step and ETA from CP2K's .ener file while it runs. A resumed run
+    logs nothing until CP2K appends its first line: until then the .ener's last line is the
+    killed run's, and its step and ETA would be stale."""
 
     def __init__(self, ener: Path, total: int, every_s: float = 30.0):
         self.ener, self.total, self.every_s = ener, total, every_s
         self.last_log = 0.0
+        try:
+            self.lines_before = len(read_ener(ener)["step"]) if ener.is_file() else 0
+        except Exception:  # a line cut by the kill: at worst one stale report
+            self.lines_before = 0
 
     def __call__(self):
         now = time.time()
@@ -400,8 +406,11 @@ class _Progress:
             return
         if len(e["step"]) == 0:
             return
+        new = len(e["step"]) - self.lines_before
+        if new <= 0:
+            return
         step = int(e["step"][-1])
-        per_step = float(e["seconds"][-5:].mean())
+        per_step = float(e["seconds"][-min(5, new) :].mean())  # this run's steps only
         eta = per_step * max(self.total - step, 0)
         log.info(
             "MD step %d/%d, %.2f s/step, T=%.0f K, ETA %.0f s", step, self.total, per_step, e["temperature"][-1], eta

@@ -31,3 +31,22 @@ def test_a_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path):
             raise RuntimeError("killed")
     assert (tmp_path / "out.txt").read_text() == "finished before"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]  # no temporary left
+
+
+def test_a_start_frame_keeps_its_fingerprint_and_a_moved_atom_or_a_setting_changes_it(tmp_path):
+    """Resuming decides on these hashes: the start frame read again from its file is the same
+    frame (else every resume would start afresh); a moved atom or a changed setting is not."""
+    from ase.build import molecule
+    from ase.io import read, write
+
+    from qdff.fingerprints import frame_sha256, settings_sha256
+
+    write(tmp_path / "start.extxyz", molecule("H2O", vacuum=5.0))
+    a, b = read(tmp_path / "start.extxyz"), read(tmp_path / "start.extxyz")
+    settings = {"temperature": 300.0, "seed": 1}
+    assert frame_sha256(b) == frame_sha256(a)
+    assert settings_sha256(settings, b) == settings_sha256(settings, a)
+    assert settings_sha256(settings | {"seed": 2}, a) != settings_sha256(settings, a)
+    b.positions[0, 0] += 1e-4
+    assert frame_sha256(b) != frame_sha256(a)
+    assert settings_sha256(settings, b) != settings_sha256(settings, a)

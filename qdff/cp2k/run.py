@@ -11,7 +11,6 @@ two levels of theory or two thermostats.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from ase.io import read, write
 
 from .. import elements
 from ..fileio import atomic_open, atomic_path, move_aside, write_json
+from ..fingerprints import frame_sha256
 from ..processes import terminate_raises
 from . import input as cp2k_input
 from .output import read_ener, scf_convergence
@@ -424,10 +424,6 @@ MD_SETTINGS = "md-settings.json"
 def md_settings(atoms: Atoms, cfg, temperature: float) -> dict:
     """What an MD run's frames depend on, apart from how many steps it runs."""
     s, c, md = cfg["structure"], cfg["cp2k"], cfg["aimd"]
-    start = hashlib.sha256()
-    start.update(" ".join(atoms.get_chemical_symbols()).encode())
-    start.update(np.round(np.asarray(atoms.positions, dtype=float), 6).tobytes())
-    start.update(np.round(np.asarray(atoms.cell, dtype=float), 6).tobytes())
     out = {
         "temperature": float(temperature),
         "preset": c["preset"],
@@ -438,7 +434,7 @@ def md_settings(atoms: Atoms, cfg, temperature: float) -> dict:
         "print_every": md["print_every"],
         "thermostat_timecon_fs": md["thermostat_timecon_fs"],
         "seed": md["seed"],
-        "start_sha256": start.hexdigest(),
+        "start_sha256": frame_sha256(atoms),
     }
     return json.loads(json.dumps(out, sort_keys=True, default=str))
 
@@ -590,7 +586,6 @@ def parallel_setup(log_path) -> dict:
 
 
 def _median(x):
-    import numpy as np
 
     return float(np.median(x)) if len(x) else float("nan")
 
@@ -631,7 +626,6 @@ def read_hessian(path, atoms: Atoms):
     """
     import struct
 
-    import numpy as np
     from ase import units
 
     data = Path(path).read_bytes()

@@ -27,7 +27,6 @@ in memory (1.4x the time, 24x the memory; a busy 2-core machine).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import numpy as np
 from ase.data import atomic_numbers
 
 from ..fileio import atomic_path, read_json, write_json
+from ..fingerprints import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +163,6 @@ def scan_extxyz(path) -> tuple[int, list[str]]:
     return n_frames, _species_order(species)
 
 
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def sidecar(npy_path) -> Path:
     return Path(npy_path).with_suffix(".json")
 
@@ -186,7 +178,7 @@ def compute_file(frames_path, out, params: dict, chunk_frames: int = 256) -> dic
 
     frames_path, out = Path(frames_path), Path(out)
     meta_path = sidecar(out)
-    digest = _sha256(frames_path)
+    digest = file_sha256(frames_path)
     if out.is_file() and meta_path.is_file():
         old = read_json(meta_path)
         if old.get("params") == params and old.get("source_sha256") == digest:

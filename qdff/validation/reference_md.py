@@ -27,6 +27,7 @@ from ..cp2k import input as cp2k_input
 from ..cp2k import output as cp2k_output
 from ..cp2k import run as cp2k_run
 from ..fileio import atomic_path, read_json, write_json
+from ..fingerprints import settings_sha256
 from .mlmd import _Recorder, degrees_of_freedom, thermalize_momenta
 
 log = logging.getLogger(__name__)
@@ -284,13 +285,7 @@ def _md_key(start, common: dict) -> str:
     """What the thermostatted segment's frames depend on (``common``: md_input's settings but
     the steps; and the start frame), not how many steps it runs nor how they are judged, as one
     hash."""
-    import hashlib
-    import json
-
-    physics = dict(
-        common, start=np.round(np.asarray(start.positions), 6).tolist(), symbols=start.get_chemical_symbols()
-    )
-    return hashlib.sha256(json.dumps(physics, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return settings_sha256(common, start)[:16]
 
 
 def _resumable_steps(workdir: Path, key: str, steps: int) -> int:
@@ -316,13 +311,9 @@ def _resumable_steps(workdir: Path, key: str, steps: int) -> int:
 def _settings_key(start, kw: dict) -> str:
     """What a seed's result depends on: the start frame and every setting but how CP2K is
     launched (command, threads, memory), as one hash."""
-    import hashlib
-    import json
-
     physics = {k: v for k, v in kw.items() if k != "cp2k"}
     physics["cp2k"] = {k: kw.get("cp2k", {}).get(k) for k in ("preset", "overrides")}
-    physics["start"] = np.round(np.asarray(start.positions), 6).tolist()
-    return hashlib.sha256(json.dumps(physics, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return settings_sha256(physics, start)[:16]
 
 
 def run_seed(start, reference_frames, *, workdir, trajectory: list, **kw) -> dict:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ...fileio import atomic_path, write_json
+from ...fingerprints import file_sha256
 from ...processes import terminate_raises
 
 log = logging.getLogger(__name__)
@@ -285,15 +286,6 @@ def same_run(workdir: Path, fp: str) -> bool:
         return True
     fp_file.write_text(fp + "\n")
     return False
-
-
-def file_sha256(*paths) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def thread_env(threads: int) -> dict:

@@ -19,7 +19,9 @@ recomputed from the same frames. Writes ``null_test.json`` in ``--out``.
 
 Resumable: run the same command again after a kill and each seed continues from CP2K's last
 restart file in ``--out`` (written every ``mlmd.record_every`` steps); finished seeds are only
-judged again. Give each system its own ``--out``.
+judged again. Give each system its own ``--out``. ``--judge-on-disk`` (the same arguments) judges
+the frames each seed has so far without running CP2K: an interim verdict of a null test under
+way, written to ``null_test_on_disk.json``.
 """
 
 from __future__ import annotations
@@ -97,6 +99,37 @@ def _run_seed(task: dict) -> dict:
     )
     row = _judge(cfg, T, seed, start, reference, frames, steps)
     return row | {"cp2k_seconds_per_step": md["seconds_per_step_median"]}
+
+
+def _judge_on_disk(task: dict) -> dict | None:
+    """The frames a seed has on disk so far (a run under way or killed), judged as far as they
+    go, without running CP2K; None when it has none. A verdict of fewer steps than the protocol's
+    is an interim one: stable so far, or unstable at the step it names."""
+    from ase.io import read
+
+    from qdff.cp2k import output as cp2k_output
+    from qdff.cp2k import run as cp2k_run
+    from qdff.validation import reference_md
+
+    workdir, T = Path(task["workdir"]), task["temperature"]
+    ener_path = workdir / f"{cp2k_run.MD_PROJECT}-1.ener"
+    if not ener_path.is_file():
+        return None
+    ener = cp2k_output.read_ener(ener_path)
+    temp_at = dict(zip(ener["step"].tolist(), ener["temperature"]))
+    epot_at = dict(zip(ener["step"].tolist(), ener["potential"]))
+    # the frames with their energy line written (the last position frame of a live run may not be)
+    frames = [
+        (f.step, f.values, float(epot_at[f.step]), float(temp_at[f.step]))
+        for f in reference_md.segment_frames(workdir, cp2k_run.MD_PROJECT)
+        if 0 < f.step <= task["steps"] and f.step in epot_at
+    ]
+    if not frames:
+        return None
+    start = read(task["start"], format="extxyz")
+    reference = dataset.read_frames(task["reference"])
+    row = _judge(task["cfg"], T, task["seed"], start, reference, iter(frames), task["steps"])
+    return row | {"steps_on_disk": frames[-1][0]}
 
 
 def _judge(cfg, T, seed, start, reference, frames, steps) -> dict:
@@ -195,6 +228,25 @@ def _aimd_halves(cfg, data, temps, out: Path) -> int:
     return 0
 
 
+def _report_on_disk(tasks: list[dict], out: Path) -> int:
+    rows = [r for r in map(_judge_on_disk, tasks) if r is not None]
+    for r in rows:
+        under = "stable" if r["undercoordinated_stable"] else "UNSTABLE: " + r["undercoordinated_reason"]
+        print(
+            f"{r['temperature']:g} K seed {r['seed']}: {r['steps_on_disk']} of the protocol's steps on disk; "
+            f"judged so far: {'stable' if r['stable'] else 'UNSTABLE: ' + r['reason']}; undercoordinated {under}; "
+            f"stretched {'stable' if r['stretched_stable'] else 'UNSTABLE'} (longest stretch beyond a break "
+            f"distance {r['longest_stretch_fs']:.0f} fs); break distances {r['bond_break_distances']}",
+            flush=True,
+        )
+    if not rows:
+        print(f"no seed has frames in {out} yet")
+        return 1
+    (out / "null_test_on_disk.json").write_text(json.dumps({"rows": rows, "interim": True}, indent=1))
+    print(f"{len(rows)} seeds judged as far as they have run; wrote {out / 'null_test_on_disk.json'}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path, help="results/<system> of a finished run")
@@ -217,6 +269,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--threads", type=int, default=1, help="OpenMP threads of each CP2K run")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/null_test"))
+    ap.add_argument(
+        "--judge-on-disk",
+        action="store_true",
+        help="no CP2K run: judge the frames each seed has on disk so far (a null test under way or "
+        "killed); writes null_test_on_disk.json, an interim verdict",
+    )
     ap.add_argument(
         "--aimd-halves",
         action="store_true",
@@ -272,6 +330,8 @@ def main(argv=None) -> int:
         f"from the first held-out frame; judged against {len(data)} data-set frames",
         flush=True,
     )
+    if a.judge_on_disk:
+        return _report_on_disk(tasks, a.out)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=a.workers) as pool:
         rows = list(pool.map(_cp2k_md, tasks))

@@ -23,8 +23,13 @@ of *this* dot long enough to show its coordination range; where there is none (`
 is a few frames, or the structure alone) bonds broken and formed relative to the start and the
 coordination are recorded, never judged, and the summary says so.
 
-Writes ``long_run.json`` (the summary of qdff.validation.mlmd, wall time, hardware, the model's
-provenance) and, with LAMMPS, LAMMPS's input, log and dump, in ``--workdir``.
+Where the bond verdict can be calibrated (``--run``, or a ``--reference`` AIMD of at least 200
+frames), every stretch in which an atom stays under-coordinated for ``mlmd.bond_break_fs``
+(qdff.validation.stability.undercoordinated_stretches) is listed, judged or not: the verdict
+stops at the first, a long run is described by all.
+
+Writes ``long_run.json`` (the summary of qdff.validation.mlmd, the under-coordinated stretches,
+wall time, hardware, the model's provenance) and, with LAMMPS, LAMMPS's input, log and dump, in ``--workdir``.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from qdff.fileio import read_json, write_json  # noqa: E402
 from qdff.steps import mlmd as mlmd_steps  # noqa: E402
 from qdff.training.models import calculator_from_meta  # noqa: E402
 from qdff.units import hours_per_ns  # noqa: E402
-from qdff.validation import mlmd  # noqa: E402
+from qdff.validation import mlmd, stability  # noqa: E402
 
 # a reference of fewer frames than this is no AIMD to calibrate the bond verdict on
 MIN_REFERENCE_FRAMES = 200
@@ -127,12 +132,26 @@ def main(argv=None) -> int:
         bond_check=judge_bonds,
         monitor_bonds=True,
     )
+    traj: list = []  # the recorded frames: every under-coordinated stretch, below
     t0 = time.time()
     if engine == "lammps":
-        run = mlmd.run_lammps(a.model_dir, start, reference, workdir=work / "lammps", threads=a.threads, **protocol)
+        run = mlmd.run_lammps(
+            a.model_dir, start, reference, workdir=work / "lammps", threads=a.threads, trajectory=traj, **protocol
+        )
     else:
-        run = mlmd.run(calculator_from_meta(a.model_dir, meta), start, reference, **protocol)
+        run = mlmd.run(calculator_from_meta(a.model_dir, meta), start, reference, trajectory=traj, **protocol)
     wall = time.time() - t0
+    # the bond verdict stops a run at its first failure; with it recorded only, every stretch an
+    # atom stays less coordinated than its element ever is in the AIMD (same floor, same break
+    # distances, same duration) describes what the dot did
+    calibrated = len(reference) >= MIN_REFERENCE_FRAMES and run.get("bond_break_distances")
+    stretches = (
+        stability.undercoordinated_stretches(
+            traj, mlmd._evenly(reference, 500), run["bond_break_distances"], run["bond_break_fs"]
+        )
+        if calibrated
+        else None
+    )
     h = hours_per_ns(run["seconds_per_step"], a.timestep)
     out = {
         "model_dir": str(a.model_dir),
@@ -151,6 +170,7 @@ def main(argv=None) -> int:
         "wall_s": wall,
         "hours_per_ns": h,
         "run": {k: v for k, v in run.items() if k != "series"},
+        "undercoordinated_stretches": stretches,
         "series": run["series"],
     }
     write_json(work / "long_run.json", out)
@@ -163,6 +183,19 @@ def main(argv=None) -> int:
         f"of {run.get('bonds_start')}; mean coordination {cn}",
         flush=True,
     )
+    if stretches is not None:
+        by_el = {}
+        for st in stretches:
+            by_el.setdefault(st["element"], []).append(st)
+        print(
+            f"under-coordinated for >= {run['bond_break_fs']:g} fs (fewer neighbours than any atom of its element in "
+            f"the AIMD): {len(stretches)} time(s)"
+            + "".join(
+                f"; {el} {len(v)} (first at {v[0]['from_fs'] / 1000:.1f} ps, atoms {sorted({x['atom'] for x in v})})"
+                for el, v in sorted(by_el.items())
+            ),
+            flush=True,
+        )
     print(json.dumps({"long_run": str(work / "long_run.json")}))
     return 0
 

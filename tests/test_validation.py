@@ -361,3 +361,36 @@ def test_speed_on_a_gpu_says_the_hardware_differs(tmp_path):
     speed = _render(tmp_path, row, run)
     assert "NVIDIA H200" in speed and "different hardware" in speed and "– (GPU)" in speed
     assert "this machine" not in speed and "against DFT" not in speed
+
+
+def test_every_undercoordinated_stretch_of_a_run_is_counted_not_only_the_first():
+    """Three Cd-Se dimers' worth of AIMD fix the floor (one neighbour); in the run atom 1 leaves
+    twice for 300 fs and once for 100 fs: two stretches of at least 200 fs, the second still
+    under way at the end; the 100 fs flicker is none."""
+    from ase import Atoms
+
+    from qdff.validation.stability import Undercoordinated, undercoordinated_stretches
+
+    def frame(d, t=None):
+        a = Atoms("CdSe", positions=[[0, 0, 0], [d, 0, 0]])
+        if t is not None:
+            a.info["time"] = t
+        return a
+
+    aimd = [frame(2.6 + 0.05 * k) for k in range(3)]
+    breaks = {"Cd-Se": 3.5}
+    far = {*range(100, 400, 100), *range(600, 700, 100), *range(900, 1200, 100)}  # fs beyond 3.5 A
+    traj = [frame(5.0 if t in far else 2.7, t) for t in range(0, 1200, 100)]
+    got = undercoordinated_stretches(traj, aimd, breaks, 200.0)
+    # both atoms lose their only neighbour: atom 0 (Cd) and atom 1 (Se), twice each
+    assert [(s["atom"], s["from_fs"], s["to_fs"], s["lasted_fs"], s["ongoing"]) for s in got] == [
+        (0, 100.0, 300.0, 200.0, False),
+        (1, 100.0, 300.0, 200.0, False),
+        (0, 900.0, 1100.0, 200.0, True),
+        (1, 900.0, 1100.0, 200.0, True),
+    ]
+    assert all(s["neighbours_min"] == 0 for s in got)
+    # the verdict's first failure is the first stretch's
+    check = Undercoordinated(["Cd", "Se"], breaks, aimd, 200.0)
+    first = next(r for a in traj if (r := check(a.positions, a.info["time"])))
+    assert first.startswith("Cd 0 has 0 neighbour(s) within the break distances for 200 fs")

@@ -239,3 +239,38 @@ def undercoordinated_by_seed(traj, aimd_frames, breaks: dict[str, float], break_
                 reason = check(a.positions, float(a.info["time"]))
         out[seed] = reason
     return out
+
+
+def undercoordinated_stretches(traj, aimd_frames, breaks: dict[str, float], break_fs: float) -> list[dict]:
+    """Every stretch in which an atom of a recorded run (``info["time"]``, one seed, in time
+    order) stays below its element's least AIMD coordination (:class:`Undercoordinated`) for at
+    least ``break_fs``: the verdict stops at the first; a long run is described by all of them.
+    Each: element, atom, from_fs and to_fs (its first and last recorded frame below the floor),
+    lasted_fs, least neighbours, ongoing (still below at the last frame)."""
+    if not traj:
+        return []
+    check = Undercoordinated(traj[0].get_chemical_symbols(), breaks, aimd_frames, break_fs)
+    since = Persistence(len(check.symbols))
+    open_at: dict[int, dict] = {}  # atom -> its stretch under way
+    out = []
+
+    def close(k: int, ongoing: bool) -> None:
+        s = open_at.pop(k)
+        if s["lasted_fs"] >= check.break_fs:
+            out.append(s | {"ongoing": ongoing})
+
+    for a in traj:
+        now = float(a.info["time"])
+        cn = coordination_within(a.positions, check.symbols, check.breaks)
+        below = cn < check.floor
+        lasted = since.update(below, now)
+        for k in [k for k in open_at if not below[k]]:
+            close(k, ongoing=False)
+        for k in np.flatnonzero(below).tolist():
+            s = open_at.setdefault(
+                k, {"element": str(check.symbols[k]), "atom": k, "from_fs": now, "neighbours_min": int(cn[k])}
+            )
+            s.update(to_fs=now, lasted_fs=float(lasted[k]), neighbours_min=min(s["neighbours_min"], int(cn[k])))
+    for k in list(open_at):
+        close(k, ongoing=True)
+    return sorted(out, key=lambda s: (s["from_fs"], s["atom"]))

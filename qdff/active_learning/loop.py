@@ -259,7 +259,8 @@ def pick(classes, explored, X_of, max_labels: int, before_failure: bool = True) 
     for_failure = set(picked)
     for cls in ("candidate", "beyond"):
         room = max_labels - len(picked)
-        rows = [i for i, c in enumerate(classes) if c == cls and i not in picked]
+        taken = set(picked)  # a set: a list search made this quadratic in the frames explored
+        rows = [i for i, c in enumerate(classes) if c == cls and i not in taken]
         if room <= 0 or not rows:
             continue
         picked += [rows[j] for j in deviation.pick_candidates(range(len(rows)), X_of(rows), room)]

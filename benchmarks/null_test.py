@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qdff import config as qconfig  # noqa: E402
 from qdff.data import dataset  # noqa: E402
 from qdff.steps import mlmd as mlmd_steps  # noqa: E402
+from qdff.validation import stability  # noqa: E402
 
 OLD_PERSIST = 3  # the checks in a row of the criterion before issue 32
 
@@ -341,9 +342,11 @@ def main(argv=None) -> int:
         old = sum(r["old_criterion_stable"] for r in mine)
         under = sum(r["undercoordinated_stable"] for r in mine)
         stretched = sum(r["stretched_stable"] for r in mine)
+        lo, hi = stability.failure_rate_interval(len(mine) - new, len(mine))
         print(
             f"{T:g} K: stable by the config's criteria (mlmd.bond_criterion: {cfg['mlmd']['bond_criterion']}) in "
-            f"{new} of {len(mine)} seeds; gross bond criteria alone: undercoordinated {under} of {len(mine)}, "
+            f"{new} of {len(mine)} seeds (the reference's failure rate per run: {100 * lo:.0f}-{100 * hi:.0f} %, "
+            f"exact binomial 95 % CI); gross bond criteria alone: undercoordinated {under} of {len(mine)}, "
             f"stretched {stretched} of {len(mine)}; the criterion before issue 32 {old} of {len(mine)}; break "
             f"distances {mine[0]['bond_break_distances']}; longest stretch beyond one "
             f"{max(r['longest_stretch_fs'] for r in mine):.0f} fs"

@@ -110,3 +110,31 @@ def test_energy_table_per_temperature_with_its_baseline_and_verdict():
     labels = {k: label for k, label, _ in report.METRIC_COLUMNS}
     assert labels["energy_error_std_meV_per_atom"] == "E error std, mean offset removed [meV/atom]"
     assert "one mean over all temperatures" in labels["baseline_mean_energy_rmse_meV_per_atom"]
+
+
+def test_the_mlmd_table_gives_the_failure_rate_interval_of_its_seeds():
+    """k of n seeds is a rate measured on n runs: the table says how loosely n bounds it."""
+    from qdff.report.render import mlmd_rows
+    from qdff.validation.stability import failure_rate_interval
+
+    per_t = [
+        {"temperature": 300.0, "stable": True, "seeds": [3, 4, 5], "unstable_seeds": 0},
+        {
+            "temperature": 450.0,
+            "stable": False,
+            "reason": "2 of 6 seeds: ...",
+            "seeds": list(range(6)),
+            "unstable_seeds": 2,
+        },
+        {"temperature": 600.0, "stable": False, "reason": "...", "seeds": [1]},  # no count recorded: the verdict's
+    ]
+    rows = mlmd_rows([{"backend": "deepmd", "mlmd_per_temperature": per_t}])
+    assert [r[3] for r in rows] == [
+        "3: 0 unstable (failure rate 0-71 %, 95 % CI)",
+        "6: 2 unstable (failure rate 4-78 %, 95 % CI)",
+        "1: 1 unstable (failure rate 3-100 %, 95 % CI)",
+    ]
+    # the exact interval covers the observed rate and widens as seeds get fewer
+    lo, hi = failure_rate_interval(2, 6)
+    assert lo < 2 / 6 < hi
+    assert failure_rate_interval(0, 10)[1] < failure_rate_interval(0, 3)[1]

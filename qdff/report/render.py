@@ -579,7 +579,7 @@ def mlmd_rows(metrics: list) -> list:
                     f"{t['temperature']:g} K"
                     + (f" (stress; AIMD of {t['reference_temperature']:g} K)" if t.get("stress") else ""),
                     "stable" if t["stable"] else f"UNSTABLE: {t['reason']}",
-                    str(len(t.get("seeds") or [1])),
+                    seeds_text(t),
                     bonds,
                     cn_text,
                     fidelity_text(t),
@@ -591,6 +591,17 @@ def mlmd_rows(metrics: list) -> list:
                 ]
             )
     return rows
+
+
+def seeds_text(t: dict) -> str:
+    """How many seeds ran, how many failed and the failure rate's exact 95 % interval: a verdict
+    of a few seeds bounds the rate only loosely, and the reader should see how loosely."""
+    from ..validation.stability import failure_rate_interval
+
+    n = len(t.get("seeds") or [1])
+    k = int(t.get("unstable_seeds") or (0 if t["stable"] else n))
+    lo, hi = failure_rate_interval(k, n)
+    return f"{n}: {k} unstable (failure rate {100 * lo:.0f}-{100 * hi:.0f} %, 95 % CI)"
 
 
 def fidelity_text(t: dict) -> str:

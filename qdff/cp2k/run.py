@@ -586,7 +586,6 @@ def parallel_setup(log_path) -> dict:
 
 
 def _median(x):
-
     return float(np.median(x)) if len(x) else float("nan")
 
 

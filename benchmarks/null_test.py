@@ -67,9 +67,7 @@ def _run_seed(task: dict) -> dict:
 
     from ase.io import read
 
-    from qdff.cp2k import output as cp2k_output
     from qdff.cp2k import run as cp2k_run
-    from qdff.validation import reference_md
 
     cfg, T, seed, workdir = task["cfg"], task["temperature"], task["seed"], Path(task["workdir"])
     start = read(task["start"], format="extxyz")
@@ -90,16 +88,26 @@ def _run_seed(task: dict) -> dict:
         md = cp2k_run.run_md(start, run_cfg, T, workdir, workdir / "md-summary.json")
     except cp2k_run.CP2KError as err:
         raise RuntimeError(f"CP2K failed in {workdir}: {err}") from None
+    row = _judge(cfg, T, seed, start, reference, iter(_frames_on_disk(workdir, steps)), steps)
+    return row | {"cp2k_seconds_per_step": md["seconds_per_step_median"]}
+
+
+def _frames_on_disk(workdir: Path, steps: int) -> list[tuple]:
+    """(step, positions, potential energy, temperature) of a seed's CP2K frames 1..``steps``,
+    each step once, those with their energy line written (a live run's last position frame may
+    not have it yet)."""
+    from qdff.cp2k import output as cp2k_output
+    from qdff.cp2k import run as cp2k_run
+    from qdff.validation import reference_md
+
     ener = cp2k_output.read_ener(workdir / f"{cp2k_run.MD_PROJECT}-1.ener")
     temp_at = dict(zip(ener["step"].tolist(), ener["temperature"]))
     epot_at = dict(zip(ener["step"].tolist(), ener["potential"]))
-    frames = (
-        (f.step, f.values, float(epot_at.get(f.step, 0.0)), float(temp_at.get(f.step, T)))
+    return [
+        (f.step, f.values, float(epot_at[f.step]), float(temp_at[f.step]))
         for f in reference_md.segment_frames(workdir, cp2k_run.MD_PROJECT)
-        if 0 < f.step <= steps
-    )
-    row = _judge(cfg, T, seed, start, reference, frames, steps)
-    return row | {"cp2k_seconds_per_step": md["seconds_per_step_median"]}
+        if 0 < f.step <= steps and f.step in epot_at
+    ]
 
 
 def _judge_on_disk(task: dict) -> dict | None:
@@ -108,23 +116,12 @@ def _judge_on_disk(task: dict) -> dict | None:
     is an interim one: stable so far, or unstable at the step it names."""
     from ase.io import read
 
-    from qdff.cp2k import output as cp2k_output
     from qdff.cp2k import run as cp2k_run
-    from qdff.validation import reference_md
 
     workdir, T = Path(task["workdir"]), task["temperature"]
-    ener_path = workdir / f"{cp2k_run.MD_PROJECT}-1.ener"
-    if not ener_path.is_file():
+    if not (workdir / f"{cp2k_run.MD_PROJECT}-1.ener").is_file():
         return None
-    ener = cp2k_output.read_ener(ener_path)
-    temp_at = dict(zip(ener["step"].tolist(), ener["temperature"]))
-    epot_at = dict(zip(ener["step"].tolist(), ener["potential"]))
-    # the frames with their energy line written (the last position frame of a live run may not be)
-    frames = [
-        (f.step, f.values, float(epot_at[f.step]), float(temp_at[f.step]))
-        for f in reference_md.segment_frames(workdir, cp2k_run.MD_PROJECT)
-        if 0 < f.step <= task["steps"] and f.step in epot_at
-    ]
+    frames = _frames_on_disk(workdir, task["steps"])
     if not frames:
         return None
     start = read(task["start"], format="extxyz")

@@ -250,7 +250,6 @@ def undercoordinated_stretches(traj, aimd_frames, breaks: dict[str, float], brea
     if not traj:
         return []
     check = Undercoordinated(traj[0].get_chemical_symbols(), breaks, aimd_frames, break_fs)
-    since = Persistence(len(check.symbols))
     open_at: dict[int, dict] = {}  # atom -> its stretch under way
     out = []
 
@@ -263,12 +262,18 @@ def undercoordinated_stretches(traj, aimd_frames, breaks: dict[str, float], brea
         now = float(a.info["time"])
         cn = coordination_within(a.positions, check.symbols, check.breaks)
         below = cn < check.floor
-        lasted = since.update(below, now)
+        lasted = check.below.update(below, now)  # the verdict's own bookkeeping: from_fs is its "since"
         for k in [k for k in open_at if not below[k]]:
             close(k, ongoing=False)
         for k in np.flatnonzero(below).tolist():
             s = open_at.setdefault(
-                k, {"element": str(check.symbols[k]), "atom": k, "from_fs": now, "neighbours_min": int(cn[k])}
+                k,
+                {
+                    "element": str(check.symbols[k]),
+                    "atom": k,
+                    "from_fs": float(check.below.since[k]),
+                    "neighbours_min": int(cn[k]),
+                },
             )
             s.update(to_fs=now, lasted_fs=float(lasted[k]), neighbours_min=min(s["neighbours_min"], int(cn[k])))
     for k in list(open_at):

@@ -147,7 +147,10 @@ def main(argv=None) -> int:
     calibrated = len(reference) >= MIN_REFERENCE_FRAMES and run.get("bond_break_distances")
     stretches = (
         stability.undercoordinated_stretches(
-            traj, mlmd._evenly(reference, 500), run["bond_break_distances"], run["bond_break_fs"]
+            traj,
+            mlmd.evenly_spaced(reference, mlmd.BOND_REFERENCE_FRAMES),
+            run["bond_break_distances"],
+            run["bond_break_fs"],
         )
         if calibrated
         else None

@@ -152,7 +152,7 @@ def _judge(cfg, T, seed, start, reference, frames, steps) -> dict:
         reason = rec.langevin(atoms, step, epot, temperature)
         if reason:
             break
-    summary = rec.summary(steps=steps, done=done, reason=reason, seconds_per_step=0.0, nve_steps=0)
+    summary = rec.summary(steps=steps, done=done, reason=reason, seconds_per_step=0.0, nve_steps=0, engine="cp2k")
     # the criterion before issue 32, recomputed from the same frames
     streak, old = 0, None
     for a in traj:

@@ -96,7 +96,13 @@ def check_frame(atoms, energy: float, limits: dict, bond_factor: float) -> str |
     return None
 
 
-def _evenly(frames, n: int) -> list:
+# the AIMD frames that the break distances and the coordination floor come from, evenly spaced:
+# a long AIMD costs the recorder's set-up no more than this many
+BOND_REFERENCE_FRAMES = 500
+
+
+def evenly_spaced(frames, n: int) -> list:
+    """At most ``n`` of ``frames``, evenly spaced, the first and the last included."""
     if len(frames) <= n:
         return list(frames)
     return [frames[k] for k in np.linspace(0, len(frames) - 1, n).round().astype(int)]
@@ -111,7 +117,7 @@ def bond_cutoffs(frames, factor: float = 1.25, max_frames: int = 500) -> dict[st
     1.2 x twice caesium's covalent radius, 5.86 A."""
     from ..structure.build import FORMAL_CHARGES
 
-    frames = _evenly(frames, max_frames)
+    frames = evenly_spaced(frames, max_frames)
     symbols = frames[0].get_chemical_symbols()
     _, _, names = pair_index(symbols)
     radii = np.asarray(natural_cutoffs(frames[0]))
@@ -339,13 +345,16 @@ class _Recorder:
             cutoffs = bond_cutoffs(reference_frames, bond_cutoff_factor)
             self.graph = BondGraph(start.get_chemical_symbols(), cutoffs, start.positions)
             self.baseline = self.graph.baseline(reference_frames)
-            breaks = break_distances(_evenly(reference_frames, 500), cutoffs)
+            breaks = break_distances(evenly_spaced(reference_frames, BOND_REFERENCE_FRAMES), cutoffs)
             stretched = StretchedBonds(start.get_chemical_symbols(), start.positions, cutoffs, breaks, bond_break_fs)
             if bond_criterion == "undercoordinated":
                 # the verdict: an atom less coordinated than its element ever is in the AIMD;
                 # stretched bonds are then recorded (longest stretch), not judged
                 gross = Undercoordinated(
-                    start.get_chemical_symbols(), breaks, _evenly(reference_frames, 500), bond_break_fs
+                    start.get_chemical_symbols(),
+                    breaks,
+                    evenly_spaced(reference_frames, BOND_REFERENCE_FRAMES),
+                    bond_break_fs,
                 )
         self.monitor = _Monitor(self.graph, self.baseline, bond_check, stretched, gross)
         self.trajectory = trajectory
@@ -468,8 +477,9 @@ class _Recorder:
                 self.baseline["formed_max"],
             )
         log.info(
-            "ML-MD (%s) at %g K (seed %d): %s after %d of %d steps (%.4f s/step)%s",
-            engine,
+            "%s at %g K (seed %d): %s after %d of %d steps (%.4f s/step)%s",
+            # the reference MD (engine "cp2k") goes through the same recorder
+            "CP2K MD" if engine == "cp2k" else f"ML-MD ({engine})",
             self.temperature,
             self.seed,
             "stable" if summary["stable"] else "UNSTABLE",

@@ -22,6 +22,12 @@ restart file in ``--out`` (written every ``mlmd.record_every`` steps); finished 
 judged again. Give each system its own ``--out``. ``--judge-on-disk`` (the same arguments) judges
 the frames each seed has so far without running CP2K: an interim verdict of a null test under
 way, written to ``null_test_on_disk.json``.
+
+``--start FRAME.extxyz`` shoots from another frame instead of the first held-out one, e.g. a
+model's ML-MD frame some hundred fs before its failure: does CP2K from the same configuration
+(fresh velocities per seed) fail the same way? The reference frames and the verdict are the
+same; give the shots their own ``--out``. ``benchmarks/long_run.py MODEL FRAME.extxyz --reference
+OUT/reference_<T>K.extxyz --seed K`` shoots the model from the same frame.
 """
 
 from __future__ import annotations
@@ -268,6 +274,13 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="OpenMP threads of each CP2K run")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/null_test"))
     ap.add_argument(
+        "--start",
+        type=Path,
+        default=None,
+        help="start every seed from this frame (extxyz, the dot's atoms in the data set's order) instead of "
+        "the first held-out frame: shots from a model's frame before its failure",
+    )
+    ap.add_argument(
         "--judge-on-disk",
         action="store_true",
         help="no CP2K run: judge the frames each seed has on disk so far (a null test under way or "
@@ -306,6 +319,12 @@ def main(argv=None) -> int:
             raise SystemExit(str(err)) from None
         if stress:
             print(f"{T:g} K is a stress temperature: started from and judged against the {aimd_t:g} K AIMD", flush=True)
+        if a.start is not None:
+            from ase.io import read
+
+            starts = [read(a.start, index=-1, format="extxyz")]  # positions only: an ML-MD frame has no labels
+            if starts[0].get_chemical_symbols() != reference[0].get_chemical_symbols():
+                raise SystemExit(f"{a.start}: not the atoms of {a.results}'s data set in the same order")
         dataset.write_frames(a.out / f"start_{T:g}K.extxyz", starts[:1])
         dataset.write_frames(a.out / f"reference_{T:g}K.extxyz", reference)
         for k in range(a.seeds):
@@ -325,7 +344,7 @@ def main(argv=None) -> int:
     print(
         f"{a.results}: CP2K ({cfg['cp2k']['preset']}) MD as the model, {a.seeds} seeds at {temps} K, "
         f"{steps} steps (CSVR, {cfg['aimd']['thermostat_timecon_fs']} fs) "
-        f"from the first held-out frame; judged against {len(data)} data-set frames",
+        f"from {a.start or 'the first held-out frame'}; judged against {len(data)} data-set frames",
         flush=True,
     )
     if a.judge_on_disk:

@@ -13,6 +13,12 @@ every atom of ``--element`` and frame, and for ``--atoms`` (default: the five wi
 in the AIMD) each one's mean and largest. A model whose runs stretch those sites further than
 CP2K's from the same start, in the same time, is softer there; a few seeds of each make this a
 comparison of spreads, not a verdict.
+
+A second table counts, per run, the episodes in which an atom has fewer neighbours within the
+break distances than any atom of its element in the AIMD (the under-coordination verdict's
+floor and distances, computed as the verdict computes them), however short: the verdict fires
+on the first that lasts ``mlmd.bond_break_fs``; the short ones show whether the reference
+itself visits that state and how soon it leaves it.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from ase.io import read  # noqa: E402
 from qdff import config as qconfig  # noqa: E402
 from qdff.cp2k import run as cp2k_run  # noqa: E402
 from qdff.data import dataset  # noqa: E402
-from qdff.validation import reference_md  # noqa: E402
+from qdff.validation import mlmd, reference_md, stability  # noqa: E402
 
 
 def kth_partner(positions, atoms_idx, partner_idx, k: int) -> np.ndarray:
@@ -58,23 +64,26 @@ def main(argv=None) -> int:
     sym = np.array(start.get_chemical_symbols())
     mine, partner = np.flatnonzero(sym == a.element), np.flatnonzero(sym == a.partner)
     runs: dict[str, np.ndarray] = {}
+    positions: dict[str, list] = {}  # every recorded frame of each run in the window, for the episodes
     for w in sorted((a.null_test / f"{a.temperature:g}K").glob("seed*")):
         if not (w / f"{cp2k_run.MD_PROJECT}-pos-1.xyz").is_file():
             continue
         frames = [
-            f.values
+            (f.step, f.values)
             for f in reference_md.segment_frames(w, cp2k_run.MD_PROJECT)
             if 0 < f.step <= a.until and f.step % a.every == 0
         ]
-        runs[f"CP2K {w.name}"] = np.array([kth_partner(p, mine, partner, a.k) for p in frames])
+        runs[f"CP2K {w.name}"] = np.array([kth_partner(p, mine, partner, a.k) for _, p in frames])
+        positions[f"CP2K {w.name}"] = frames
     traj = read(a.mlmd, ":")
     for s in sorted({int(t.info["seed"]) for t in traj}):
         frames = [
-            t.positions
+            (float(t.info["time"]), t.positions)
             for t in traj
             if int(t.info["seed"]) == s and 0 < t.info["time"] <= a.until and round(t.info["time"]) % a.every == 0
         ]
-        runs[f"model seed{s}"] = np.array([kth_partner(p, mine, partner, a.k) for p in frames])
+        runs[f"model seed{s}"] = np.array([kth_partner(p, mine, partner, a.k) for _, p in frames])
+        positions[f"model seed{s}"] = frames
     aimd = dataset.equilibrated(
         dataset.at_temperature(dataset.read_frames(a.results / "dataset/frames.extxyz"), a.temperature),
         cfg["selection"]["equilibration_fs"],
@@ -83,6 +92,7 @@ def main(argv=None) -> int:
     ref = np.array([kth_partner(f.positions, mine, partner, a.k) for f in aimd])
     t_aimd = [float(aimd[0].info["time"]), float(aimd[-1].info["time"])]
     runs[f"AIMD {t_aimd[0]:g}-{t_aimd[1]:g} fs"] = ref
+    positions[f"AIMD {t_aimd[0]:g}-{t_aimd[1]:g} fs"] = [(float(f.info["time"]), f.positions) for f in aimd]
     sites = a.atoms or [int(mine[i]) for i in np.argsort(ref.max(axis=0))[::-1][:5]]
     col = [int(np.flatnonzero(mine == s)[0]) for s in sites]
     print(
@@ -101,7 +111,37 @@ def main(argv=None) -> int:
             f"{name:24s} {len(v):6d} {np.median(v):6.3f} {np.percentile(v, 99):6.3f} {v.max():6.3f} | "
             + " ".join(f"{v[:, c].mean():5.2f}/{v[:, c].max():5.2f}" for c in col)
         )
+    print_episodes(cfg, a, start, positions)
     return 0
+
+
+def print_episodes(cfg, a, start, positions: dict[str, list]) -> None:
+    """Per run: the episodes below the under-coordination floor, however short (see the module)."""
+    reference = dataset.read_frames(a.null_test / f"reference_{a.temperature:g}K.extxyz")
+    judged = mlmd.evenly_spaced(reference, mlmd.BOND_REFERENCE_FRAMES)
+    breaks = stability.break_distances(judged, mlmd.bond_cutoffs(reference, cfg["mlmd"]["bond_cutoff_factor"]))
+    floor = stability.Undercoordinated(start.get_chemical_symbols(), breaks, judged, cfg["mlmd"]["bond_break_fs"])
+    print(
+        f"\nbelow the floor (fewer neighbours within {breaks} than any atom of its element in the verdict's "
+        f"AIMD frames: {floor.min_cn}), every episode however short; a frame every "
+        f"{a.every} fs; the verdict fires at {cfg['mlmd']['bond_break_fs']:g} fs"
+    )
+    print(f"{'run':24s} {'ps':>5s} {'episodes':>8s} {'per ps':>6s} {'>=50 fs':>7s} {'longest fs':>10s}  atoms")
+    for name, frames in positions.items():
+        if not frames:
+            continue
+        traj = []
+        for t, p in frames:
+            x = start.copy()
+            x.positions, x.info = p, {"time": float(t)}
+            traj.append(x)
+        eps = stability.undercoordinated_stretches(traj, judged, breaks, 0.0)
+        ps = (frames[-1][0] - frames[0][0] + a.every) / 1000.0
+        print(
+            f"{name:24s} {ps:5.2f} {len(eps):8d} {len(eps) / ps:6.1f} {sum(e['lasted_fs'] >= 50 for e in eps):7d} "
+            f"{max((e['lasted_fs'] for e in eps), default=0):10.0f}  "
+            + " ".join(sorted({f"{e['element']}{e['atom']}" for e in eps}))
+        )
 
 
 if __name__ == "__main__":

@@ -199,6 +199,14 @@ def main(argv=None) -> int:
             ),
             flush=True,
         )
+    if run.get("below_floor_episodes") is not None and run.get("below_floor_observed_fs"):
+        ps = run["below_floor_observed_fs"] / 1000.0
+        lo, hi = stability.episode_rate_interval(run["below_floor_episodes"], ps)
+        print(
+            f"below that floor however short: {run['below_floor_episodes']} time(s) in {ps:.1f} ps "
+            f"({lo:.2f}-{hi:.2f} per ps, exact 95 % CI; frames every {a.record_every * a.timestep:g} fs)",
+            flush=True,
+        )
     print(json.dumps({"long_run": str(work / "long_run.json")}))
     return 0
 

@@ -12,7 +12,9 @@ step under the thermostat, frames every ``mlmd.record_every`` steps. Each frame 
 qdff.validation.mlmd's recorder with the config's settings and the AIMD frames at that
 temperature after ``selection.equilibration_fs`` (exactly as the run_mlmd rule judges a
 model). Prints, per temperature: the seeds judged stable by today's criteria
-(qdff.validation.stability), each gross bond criterion alone (undercoordinated, stretched) and,
+(qdff.validation.stability), each gross bond criterion alone (undercoordinated, stretched), every
+episode below the coordination floor however short as a rate per ps over all seeds (a model and
+the reference, a few seeds each, are compared by that rate, not by pass or fail) and,
 for comparison, the criterion before issue 32 (more bonds
 broken or formed relative to the start frame than any AIMD frame shows, three checks in a row),
 recomputed from the same frames. Writes ``null_test.json`` in ``--out``.
@@ -192,7 +194,24 @@ def _judge(cfg, T, seed, start, reference, frames, steps) -> dict:
         "aimd_bonds_formed_max": summary["aimd_bonds_formed_max"],
         "old_criterion_stable": old is None,
         "old_criterion_reason": old or "",
+        "below_floor_episodes": summary.get("below_floor_episodes"),
+        "below_floor_observed_fs": summary.get("below_floor_observed_fs"),
     }
+
+
+def _episodes_text(rows: list[dict]) -> str:
+    """Every episode below the coordination floor in all the seeds' time, as a rate with its exact
+    Poisson interval: what the reference is compared with a model by (see the module)."""
+    from qdff.validation import stability
+
+    if any(r.get("below_floor_episodes") is None for r in rows):
+        return "episodes below the coordination floor: not counted (mlmd.bond_criterion is not undercoordinated)"
+    k = sum(r["below_floor_episodes"] for r in rows)
+    ps = sum(r["below_floor_observed_fs"] for r in rows) / 1000.0
+    lo, hi = stability.episode_rate_interval(k, ps)
+    return (
+        f"below the coordination floor {k} times in {ps:.2f} ps of all seeds ({lo:.2f}-{hi:.2f} per ps, exact 95 % CI)"
+    )
 
 
 def _aimd_halves(cfg, data, temps, out: Path) -> int:
@@ -246,6 +265,8 @@ def _report_on_disk(tasks: list[dict], out: Path) -> int:
     if not rows:
         print(f"no seed has frames in {out} yet")
         return 1
+    for T in sorted({r["temperature"] for r in rows}):
+        print(f"{T:g} K so far: " + _episodes_text([r for r in rows if r["temperature"] == T]), flush=True)
     (out / "null_test_on_disk.json").write_text(json.dumps({"rows": rows, "interim": True}, indent=1))
     print(f"{len(rows)} seeds judged as far as they have run; wrote {out / 'null_test_on_disk.json'}")
     return 0
@@ -365,7 +386,7 @@ def main(argv=None) -> int:
             f"exact binomial 95 % CI); gross bond criteria alone: undercoordinated {under} of {len(mine)}, "
             f"stretched {stretched} of {len(mine)}; the criterion before issue 32 {old} of {len(mine)}; break "
             f"distances {mine[0]['bond_break_distances']}; longest stretch beyond one "
-            f"{max(r['longest_stretch_fs'] for r in mine):.0f} fs"
+            f"{max(r['longest_stretch_fs'] for r in mine):.0f} fs; " + _episodes_text(mine)
         )
         for r in mine:
             if not r["undercoordinated_stable"]:

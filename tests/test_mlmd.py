@@ -251,6 +251,9 @@ def test_seeds_combine_into_one_verdict():
     assert c["reason"] == "1 of 2 seeds: seed 2 at 0 fs: step 50: made up"
     assert c["unstable_seeds"] == 1 and c["steps_run"] == 100 and len(c["runs"]) == 2
     assert c["bonds_broken_max"] == max(r["bonds_broken_max"] for r in runs)
+    # episodes below the coordination floor and the time judged add up over the seeds
+    assert c["below_floor_observed_fs"] == sum(r["below_floor_observed_fs"] for r in runs) > 0
+    assert c["below_floor_episodes"] == sum(r["below_floor_episodes"] for r in runs)
     drifts = [abs(r["nve_drift_meV_per_atom_per_ps"]) for r in runs]
     assert np.all(np.isfinite(drifts)) and abs(c["nve_drift_meV_per_atom_per_ps"]) == max(drifts)
 

@@ -115,7 +115,7 @@ def test_energy_table_per_temperature_with_its_baseline_and_verdict():
 def test_the_mlmd_table_gives_the_failure_rate_interval_of_its_seeds():
     """k of n seeds is a rate measured on n runs: the table says how loosely n bounds it."""
     from qdff.report.render import mlmd_rows
-    from qdff.validation.stability import failure_rate_interval
+    from qdff.validation.stability import episode_rate_interval, failure_rate_interval
 
     per_t = [
         {"temperature": 300.0, "stable": True, "seeds": [3, 4, 5], "unstable_seeds": 0},
@@ -128,13 +128,18 @@ def test_the_mlmd_table_gives_the_failure_rate_interval_of_its_seeds():
         },
         {"temperature": 600.0, "stable": False, "reason": "...", "seeds": [1]},  # no count recorded: the verdict's
     ]
+    # every episode below the coordination floor over all seeds' time: a rate with its Poisson interval
+    per_t[1].update(below_floor_episodes=3, below_floor_observed_fs=9800.0)
     rows = mlmd_rows([{"backend": "deepmd", "mlmd_per_temperature": per_t}])
     assert [r[3] for r in rows] == [
         "3: 0 unstable (failure rate 0-71 %, 95 % CI)",
-        "6: 2 unstable (failure rate 4-78 %, 95 % CI)",
+        "6: 2 unstable (failure rate 4-78 %, 95 % CI); below the floor 3 times in 9.8 ps (0.06-0.89 per ps, 95 % CI)",
         "1: 1 unstable (failure rate 3-100 %, 95 % CI)",
     ]
     # the exact interval covers the observed rate and widens as seeds get fewer
     lo, hi = failure_rate_interval(2, 6)
     assert lo < 2 / 6 < hi
     assert failure_rate_interval(0, 10)[1] < failure_rate_interval(0, 3)[1]
+    lo, hi = episode_rate_interval(3, 9.8)
+    assert lo < 3 / 9.8 < hi and episode_rate_interval(0, 2.0)[0] == 0.0
+    assert episode_rate_interval(0, 10.0)[1] < episode_rate_interval(0, 2.0)[1]

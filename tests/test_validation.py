@@ -394,3 +394,9 @@ def test_every_undercoordinated_stretch_of_a_run_is_counted_not_only_the_first()
     check = Undercoordinated(["Cd", "Se"], breaks, aimd, 200.0)
     first = next(r for a in traj if (r := check(a.positions, a.info["time"])))
     assert first.startswith("Cd 0 has 0 neighbour(s) within the break distances for 200 fs")
+    # the verdict also counts every episode below the floor, the flicker too: 3 per atom, in the
+    # 12 frames' 1200 fs
+    check = Undercoordinated(["Cd", "Se"], breaks, aimd, 200.0)
+    for a in traj:
+        check(a.positions, a.info["time"])
+    assert (check.episodes, check.observed_fs) == (6, 1200.0)

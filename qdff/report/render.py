@@ -596,12 +596,18 @@ def mlmd_rows(metrics: list) -> list:
 def seeds_text(t: dict) -> str:
     """How many seeds ran, how many failed and the failure rate's exact 95 % interval: a verdict
     of a few seeds bounds the rate only loosely, and the reader should see how loosely."""
-    from ..validation.stability import failure_rate_interval
+    from ..validation.stability import episode_rate_interval, failure_rate_interval
 
     n = len(t.get("seeds") or [1])
     k = int(t.get("unstable_seeds") or (0 if t["stable"] else n))
     lo, hi = failure_rate_interval(k, n)
-    return f"{n}: {k} unstable (failure rate {100 * lo:.0f}-{100 * hi:.0f} %, 95 % CI)"
+    text = f"{n}: {k} unstable (failure rate {100 * lo:.0f}-{100 * hi:.0f} %, 95 % CI)"
+    episodes, fs = t.get("below_floor_episodes"), t.get("below_floor_observed_fs")
+    if episodes is not None and fs:
+        # every episode below the coordination floor, however short: a rate over all the seeds' time
+        lo, hi = episode_rate_interval(episodes, fs / 1000.0)
+        text += f"; below the floor {episodes} times in {fs / 1000.0:.1f} ps ({lo:.2f}-{hi:.2f} per ps, 95 % CI)"
+    return text
 
 
 def fidelity_text(t: dict) -> str:

@@ -207,6 +207,8 @@ def _mlmd_rows(row: dict, runs: list, cp2k: dict) -> None:
                 "reason",
                 "seeds",
                 "unstable_seeds",
+                "below_floor_episodes",
+                "below_floor_observed_fs",
                 "bonds_start",
                 "bonds_broken_max",
                 "bonds_formed_max",

@@ -254,6 +254,9 @@ class _Monitor:
             "bond_check": self.judge,
             "bond_criterion": "undercoordinated" if self.gross is not None else "stretched",
             "aimd_least_coordination": self.gross.min_cn if self.gross is not None else None,
+            # episodes below that floor however short, and the time judged (stability.episode_rate_interval)
+            "below_floor_episodes": self.gross.episodes if self.gross is not None else None,
+            "below_floor_observed_fs": self.gross.observed_fs if self.gross is not None else None,
             "bond_break_distances": st.breaks if st is not None else {},
             "bond_break_fs": st.break_fs if st is not None else None,
             "longest_stretch_fs": st.longest_fs if st is not None else 0.0,
@@ -747,6 +750,12 @@ def series(times, temps, epots, max_points: int = SERIES_POINTS) -> dict:
     }
 
 
+def _total(runs: list[dict], key: str):
+    """The sum of ``key`` over the runs; None when a run lacks it (not judged by that criterion)."""
+    vals = [r.get(key) for r in runs]
+    return None if any(v is None for v in vals) else sum(vals)
+
+
 def combine(runs: list[dict]) -> dict:
     """One summary of several seeds' runs at one temperature: stable only if every run is;
     the worst figure of each check; every run under ``runs``."""
@@ -774,6 +783,9 @@ def combine(runs: list[dict]) -> dict:
         "reason": reason,
         "unstable_seeds": len(failed),
         "failure_times_fs": [r.get("failure_time_fs") for r in failed],
+        # over all seeds: every episode below the coordination floor in all the time judged
+        "below_floor_episodes": _total(runs, "below_floor_episodes"),
+        "below_floor_observed_fs": _total(runs, "below_floor_observed_fs"),
         # wall time per step over all steps of all seeds
         "seconds_per_step": sum(r["seconds_per_step"] * max(r["steps_run"], 1) for r in runs) / max(steps_run, 1),
         "temperature_mean": worst("temperature_mean", lambda v: float(np.mean(v))),

@@ -25,6 +25,10 @@ judged again. Give each system its own ``--out``. ``--judge-on-disk`` (the same 
 the frames each seed has so far without running CP2K: an interim verdict of a null test under
 way, written to ``null_test_on_disk.json``.
 
+``--extend-to N`` runs each seed N steps: the verdicts still judge the protocol's length, the
+episodes below the floor are counted over all N (a rate needs picoseconds more than seeds; a
+seed already run goes on from its restart file).
+
 ``--start FRAME.extxyz`` shoots from another frame instead of the first held-out one, e.g. a
 model's ML-MD frame some hundred fs before its failure: does CP2K from the same configuration
 (fresh velocities per seed) fail the same way? The reference frames and the verdict are the
@@ -81,7 +85,7 @@ def _run_seed(task: dict) -> dict:
     start = read(task["start"], format="extxyz")
     reference = dataset.read_frames(task["reference"])
     p = cfg["mlmd"]
-    steps = task["steps"]
+    steps = task["md_steps"]
     run_cfg = copy.deepcopy(cfg)
     run_cfg["aimd"].update(steps=steps, timestep_fs=p["timestep_fs"], print_every=p["record_every"], seed=seed)
     run_cfg["cp2k"].update(threads=task["threads"], on_failure="fail")
@@ -96,7 +100,7 @@ def _run_seed(task: dict) -> dict:
         md = cp2k_run.run_md(start, run_cfg, T, workdir, workdir / "md-summary.json")
     except cp2k_run.CP2KError as err:
         raise RuntimeError(f"CP2K failed in {workdir}: {err}") from None
-    row = _judge(cfg, T, seed, start, reference, iter(_frames_on_disk(workdir, steps)), steps)
+    row = _judge(cfg, T, seed, start, reference, _frames_on_disk(workdir, steps), task["steps"])
     return row | {"cp2k_seconds_per_step": md["seconds_per_step_median"]}
 
 
@@ -129,18 +133,19 @@ def _judge_on_disk(task: dict) -> dict | None:
     workdir, T = Path(task["workdir"]), task["temperature"]
     if not (workdir / f"{cp2k_run.MD_PROJECT}-1.ener").is_file():
         return None
-    frames = _frames_on_disk(workdir, task["steps"])
+    frames = _frames_on_disk(workdir, task["md_steps"])
     if not frames:
         return None
     start = read(task["start"], format="extxyz")
     reference = dataset.read_frames(task["reference"])
-    row = _judge(task["cfg"], T, task["seed"], start, reference, iter(frames), task["steps"])
+    row = _judge(task["cfg"], T, task["seed"], start, reference, frames, task["steps"])
     return row | {"steps_on_disk": frames[-1][0]}
 
 
-def _judge(cfg, T, seed, start, reference, frames, steps) -> dict:
+def _judge(cfg, T, seed, start, reference, frames: list, steps: int) -> dict:
     """Frames (step, positions, potential energy, temperature) of one run through the recorder
-    with the config's settings, judged against ``reference``: the verdicts of one seed."""
+    with the config's settings, judged against ``reference``: the verdicts of one seed over its
+    first ``steps``, and the episodes below the coordination floor over all its frames."""
     from qdff.validation import mlmd, stability
 
     p = cfg["mlmd"]
@@ -154,7 +159,7 @@ def _judge(cfg, T, seed, start, reference, frames, steps) -> dict:
     )
     atoms = start.copy()
     reason, done = None, 0
-    for step, positions, epot, temperature in frames:
+    for step, positions, epot, temperature in (f for f in frames if f[0] <= steps):
         atoms.positions = positions
         done = step
         reason = rec.langevin(atoms, step, epot, temperature)
@@ -194,8 +199,29 @@ def _judge(cfg, T, seed, start, reference, frames, steps) -> dict:
         "aimd_bonds_formed_max": summary["aimd_bonds_formed_max"],
         "old_criterion_stable": old is None,
         "old_criterion_reason": old or "",
-        "below_floor_episodes": summary.get("below_floor_episodes"),
-        "below_floor_observed_fs": summary.get("below_floor_observed_fs"),
+    } | _episodes(start, reference, frames, summary, p)
+
+
+def _episodes(start, reference, frames: list, summary: dict, p: dict) -> dict:
+    """Every episode below the coordination floor in all of a seed's frames, past its protocol's
+    length (``--extend-to``) and past a failure: the verdict's own count (its floor, break
+    distances and frames), run on to the last frame."""
+    from qdff.validation import mlmd, stability
+
+    if summary.get("bond_criterion") != "undercoordinated":
+        return {"below_floor_episodes": None, "below_floor_observed_fs": None}
+    check = stability.Undercoordinated(
+        start.get_chemical_symbols(),
+        summary["bond_break_distances"],
+        mlmd.evenly_spaced(reference, mlmd.BOND_REFERENCE_FRAMES),
+        p["bond_break_fs"],
+    )
+    for step, positions, _, _ in frames:
+        check(positions, step * p["timestep_fs"])
+    return {
+        "below_floor_episodes": check.episodes,
+        "below_floor_observed_fs": check.observed_fs,
+        "steps_counted": frames[-1][0] if frames else 0,
     }
 
 
@@ -292,6 +318,14 @@ def main(argv=None) -> int:
         default=None,
         help="CP2K MD steps per seed (default: mlmd.steps + mlmd.nve_steps, as the pipeline's ML-MD)",
     )
+    ap.add_argument(
+        "--extend-to",
+        type=int,
+        default=None,
+        help="run each seed this many steps: the verdict still judges the protocol's first --steps, the "
+        "episodes below the coordination floor are counted over all (a rate needs ps, not seeds); a seed run "
+        "before goes on from its restart file",
+    )
     ap.add_argument("--threads", type=int, default=1, help="OpenMP threads of each CP2K run")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/null_test"))
     ap.add_argument(
@@ -357,6 +391,7 @@ def main(argv=None) -> int:
                     "seed": seed,
                     "workdir": str(a.out / f"{T:g}K/seed{seed}"),
                     "steps": steps,
+                    "md_steps": max(steps, a.extend_to or 0),
                     "threads": a.threads,
                     "start": str(a.out / f"start_{T:g}K.extxyz"),
                     "reference": str(a.out / f"reference_{T:g}K.extxyz"),
@@ -364,7 +399,9 @@ def main(argv=None) -> int:
             )
     print(
         f"{a.results}: CP2K ({cfg['cp2k']['preset']}) MD as the model, {a.seeds} seeds at {temps} K, "
-        f"{steps} steps (CSVR, {cfg['aimd']['thermostat_timecon_fs']} fs) "
+        f"{steps} steps judged"
+        + (f", run to {a.extend_to} for the rate of episodes below the floor" if (a.extend_to or 0) > steps else "")
+        + f" (CSVR, {cfg['aimd']['thermostat_timecon_fs']} fs) "
         f"from {a.start or 'the first held-out frame'}; judged against {len(data)} data-set frames",
         flush=True,
     )

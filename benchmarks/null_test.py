@@ -209,7 +209,7 @@ def _episodes(start, reference, frames: list, summary: dict, p: dict) -> dict:
     from qdff.validation import mlmd, stability
 
     if summary.get("bond_criterion") != "undercoordinated":
-        return {"below_floor_episodes": None, "below_floor_observed_fs": None}
+        return {"below_floor_episodes": None, "below_floor_observed_fs": None, "steps_counted": 0}
     check = stability.Undercoordinated(
         start.get_chemical_symbols(),
         summary["bond_break_distances"],

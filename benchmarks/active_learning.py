@@ -107,7 +107,7 @@ def main() -> int:
     p = dict(cfg["mlmd"], steps=a.mlmd_steps)
     if p["thermostat_timecon_fs"] is None:
         p["thermostat_timecon_fs"] = cfg["aimd"]["thermostat_timecon_fs"]
-    test = evaluate.evenly(dataset.read_frames(a.full / "split/test.extxyz"), a.max_frames)
+    test = dataset.evenly_spaced(dataset.read_frames(a.full / "split/test.extxyz"), a.max_frames)
     runs = sorted({x.info["run"] for x in test})
     print(f"test set: {len(test)} frames of {a.full / 'split/test.extxyz'}, runs {runs} (independent AIMD)")
     approaches = {"full AIMD": a.full, "active learning": a.al}

@@ -47,13 +47,6 @@ from qdff.validation import evaluate, mlmd  # noqa: E402
 SCRATCH = ("deepmd", "schnetpack", "nequip", "allegro", "mace", "sevenn-scratch")
 
 
-def subset(frames, n: int) -> list:
-    """``n`` frames evenly spaced over ``frames`` (all of them for n >= len)."""
-    if n >= len(frames):
-        return list(frames)
-    return [frames[i] for i in np.linspace(0, len(frames) - 1, n).round().astype(int)]
-
-
 def train_one(model: str, cfg: dict, train, valid, refs, workdir: Path, model_dir: Path) -> float:
     from qdff.training import backends
 
@@ -132,7 +125,7 @@ def main(argv=None) -> int:
     )
     rows = []
     for n in sizes:
-        train = subset(train_all, n)
+        train = dataset.evenly_spaced(train_all, n)
         for model in args.models:
             wd = args.out / f"n{n}" / model
             try:

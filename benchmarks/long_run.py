@@ -108,7 +108,9 @@ def main(argv=None) -> int:
     start.calc = None
     if any(len(f) != len(start) or f.get_chemical_symbols() != start.get_chemical_symbols() for f in reference):
         raise SystemExit(f"{a.reference}: its frames are not the atoms of {a.structure} in the same order")
-    judge_bonds = len(reference) >= MIN_REFERENCE_FRAMES and not a.record_bonds_only
+    # an AIMD long enough to calibrate the bond verdict: judged, or with --record-bonds-only recorded
+    calibrated = len(reference) >= MIN_REFERENCE_FRAMES
+    judge_bonds = calibrated and not a.record_bonds_only
     engine = mlmd.engine(a.engine, meta["backend"])
     name = a.run.name if a.run is not None else a.structure.stem
     work = a.workdir or Path("benchmarks/out/long_run") / f"{name}-{meta['backend']}-{engine}"
@@ -144,15 +146,9 @@ def main(argv=None) -> int:
     # the bond verdict stops a run at its first failure; with it recorded only, every stretch an
     # atom stays less coordinated than its element ever is in the AIMD (same floor, same break
     # distances, same duration) describes what the dot did
-    calibrated = len(reference) >= MIN_REFERENCE_FRAMES and run.get("bond_break_distances")
     stretches = (
-        stability.undercoordinated_stretches(
-            traj,
-            mlmd.evenly_spaced(reference, mlmd.BOND_REFERENCE_FRAMES),
-            run["bond_break_distances"],
-            run["bond_break_fs"],
-        )
-        if calibrated
+        stability.undercoordinated_stretches(traj, reference, run["bond_break_distances"], run["bond_break_fs"])
+        if calibrated and run.get("bond_break_distances")
         else None
     )
     h = hours_per_ns(run["seconds_per_step"], a.timestep)

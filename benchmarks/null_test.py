@@ -139,7 +139,7 @@ def _judge_on_disk(task: dict) -> dict | None:
     start = read(task["start"], format="extxyz")
     reference = dataset.read_frames(task["reference"])
     row = _judge(task["cfg"], T, task["seed"], start, reference, frames, task["steps"])
-    return row | {"steps_on_disk": frames[-1][0]}
+    return row | {"steps_on_disk": frames[-1][0], "md_steps": task["md_steps"], "protocol_steps": task["steps"]}
 
 
 def _judge(cfg, T, seed, start, reference, frames: list, steps: int) -> dict:
@@ -206,15 +206,12 @@ def _episodes(start, reference, frames: list, summary: dict, p: dict) -> dict:
     """Every episode below the coordination floor in all of a seed's frames, past its protocol's
     length (``--extend-to``) and past a failure: the verdict's own count (its floor, break
     distances and frames), run on to the last frame."""
-    from qdff.validation import mlmd, stability
+    from qdff.validation import stability
 
     if summary.get("bond_criterion") != "undercoordinated":
         return {"below_floor_episodes": None, "below_floor_observed_fs": None, "steps_counted": 0}
     check = stability.Undercoordinated(
-        start.get_chemical_symbols(),
-        summary["bond_break_distances"],
-        mlmd.evenly_spaced(reference, mlmd.BOND_REFERENCE_FRAMES),
-        p["bond_break_fs"],
+        start.get_chemical_symbols(), summary["bond_break_distances"], reference, p["bond_break_fs"]
     )
     for step, positions, _, _ in frames:
         check(positions, step * p["timestep_fs"])
@@ -282,7 +279,8 @@ def _report_on_disk(tasks: list[dict], out: Path) -> int:
     for r in rows:
         under = "stable" if r["undercoordinated_stable"] else "UNSTABLE: " + r["undercoordinated_reason"]
         print(
-            f"{r['temperature']:g} K seed {r['seed']}: {r['steps_on_disk']} of the protocol's steps on disk; "
+            f"{r['temperature']:g} K seed {r['seed']}: {r['steps_on_disk']} of {r['md_steps']} steps on disk "
+            f"(the verdicts judge the first {r['protocol_steps']}); "
             f"judged so far: {'stable' if r['stable'] else 'UNSTABLE: ' + r['reason']}; undercoordinated {under}; "
             f"stretched {'stable' if r['stretched_stable'] else 'UNSTABLE'} (longest stretch beyond a break "
             f"distance {r['longest_stretch_fs']:.0f} fs); break distances {r['bond_break_distances']}",

@@ -118,9 +118,8 @@ def main(argv=None) -> int:
 def print_episodes(cfg, a, start, positions: dict[str, list]) -> None:
     """Per run: the episodes below the under-coordination floor, however short (see the module)."""
     reference = dataset.read_frames(a.null_test / f"reference_{a.temperature:g}K.extxyz")
-    judged = mlmd.evenly_spaced(reference, mlmd.BOND_REFERENCE_FRAMES)
-    breaks = stability.break_distances(judged, mlmd.bond_cutoffs(reference, cfg["mlmd"]["bond_cutoff_factor"]))
-    floor = stability.Undercoordinated(start.get_chemical_symbols(), breaks, judged, cfg["mlmd"]["bond_break_fs"])
+    breaks = stability.break_distances(reference, mlmd.bond_cutoffs(reference, cfg["mlmd"]["bond_cutoff_factor"]))
+    floor = stability.Undercoordinated(start.get_chemical_symbols(), breaks, reference, cfg["mlmd"]["bond_break_fs"])
     print(
         f"\nbelow the floor (fewer neighbours within {breaks} than any atom of its element in the verdict's "
         f"AIMD frames: {floor.min_cn}), every episode however short; a frame every "
@@ -135,7 +134,7 @@ def print_episodes(cfg, a, start, positions: dict[str, list]) -> None:
             x = start.copy()
             x.positions, x.info = p, {"time": float(t)}
             traj.append(x)
-        eps = stability.undercoordinated_stretches(traj, judged, breaks, 0.0)
+        eps = stability.undercoordinated_stretches(traj, reference, breaks, 0.0)
         ps = (frames[-1][0] - frames[0][0] + a.every) / 1000.0
         print(
             f"{name:24s} {ps:5.2f} {len(eps):8d} {len(eps) / ps:6.1f} {sum(e['lasted_fs'] >= 50 for e in eps):7d} "

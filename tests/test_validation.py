@@ -400,3 +400,31 @@ def test_every_undercoordinated_stretch_of_a_run_is_counted_not_only_the_first()
     for a in traj:
         check(a.positions, a.info["time"])
     assert (check.episodes, check.observed_fs) == (6, 1200.0)
+
+
+def test_the_coordination_floor_comes_from_the_same_aimd_frames_whoever_thins_them():
+    """The recorder's verdict judged against at most BOND_REFERENCE_FRAMES evenly spaced AIMD
+    frames; a benchmark that recomputed it from all of a long AIMD's frames got a lower floor
+    from a frame the verdict never saw, and passed a run the verdict fails. A 1001-frame AIMD of
+    a Cd-Se dimer, apart in its frame 1 only (not one of the 500): the floor is one neighbour
+    either way, and a run apart for 300 fs fails it either way."""
+    from ase import Atoms
+
+    from qdff.data.dataset import evenly_spaced
+    from qdff.validation.stability import BOND_REFERENCE_FRAMES, Undercoordinated, undercoordinated_by_seed
+
+    def frame(d, t=None):
+        a = Atoms("CdSe", positions=[[0, 0, 0], [d, 0, 0]])
+        if t is not None:
+            a.info.update(time=float(t), seed=7)
+        return a
+
+    aimd = [frame(5.0 if k == 1 else 2.6) for k in range(1001)]
+    thinned = evenly_spaced(aimd, BOND_REFERENCE_FRAMES)
+    assert len(thinned) == BOND_REFERENCE_FRAMES and not any(a is aimd[1] for a in thinned)
+    breaks = {"Cd-Se": 3.5}
+    assert Undercoordinated(["Cd", "Se"], breaks, aimd, 200.0).min_cn == {"Cd": 1, "Se": 1}
+    assert Undercoordinated(["Cd", "Se"], breaks, thinned, 200.0).min_cn == {"Cd": 1, "Se": 1}
+    run = [frame(5.0 if t >= 100 else 2.6, t) for t in range(0, 500, 50)]
+    for reference in (aimd, thinned):
+        assert undercoordinated_by_seed(run, reference, breaks, 200.0)[7].startswith("Cd 0 has 0 neighbour(s)")

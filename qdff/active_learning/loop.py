@@ -661,10 +661,10 @@ def evaluate_iteration(
     import matplotlib.pyplot as plt
     from scipy.stats import spearmanr
 
-    from ..validation.evaluate import breakdown, error_metrics, evenly
+    from ..validation.evaluate import breakdown, error_metrics
 
     calcs = _calculators(member_dirs)
-    test = evenly(dataset.read_frames(test_file), cfg["evaluation"]["max_frames"])
+    test = dataset.evenly_spaced(dataset.read_frames(test_file), cfg["evaluation"]["max_frames"])
     energies, forces = deviation.committee_predictions(calcs, test)
     m = error_metrics(test, energies[0], list(forces[0]))
     m.update(breakdown(test, energies[0], list(forces[0]), None))

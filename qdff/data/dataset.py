@@ -171,6 +171,13 @@ def read_structure(path):
     return atoms
 
 
+def evenly_spaced(frames, n: int) -> list:
+    """At most ``n`` of ``frames``, evenly spaced, the first and the last included."""
+    if len(frames) <= n:
+        return list(frames)
+    return [frames[k] for k in np.linspace(0, len(frames) - 1, n).round().astype(int)]
+
+
 def at_temperature(frames, temperature: float) -> list:
     """The frames of runs at ``temperature`` (K)."""
     return [a for a in frames if float(a.info.get("temperature", -1)) == float(temperature)]

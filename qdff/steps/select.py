@@ -181,7 +181,6 @@ def train_learning_curve_point(
     every point, are held out from each point's training."""
     from ..selection import learning_curve
     from ..training.models import load_calculator
-    from ..validation import evaluate
 
     # a point's model may be poor (that is what the curve shows), so only a diverged one fails
     train_on_split(
@@ -192,7 +191,7 @@ def train_learning_curve_point(
         model_dir,
         gate={"max_force_rmse_ratio": float("inf"), "max_energy_rmse_ratio": float("inf")},
     )
-    frames = evaluate.evenly(dataset.read_frames(Path(split_dir) / "valid.extxyz"), evaluation["max_frames"])
+    frames = dataset.evenly_spaced(dataset.read_frames(Path(split_dir) / "valid.extxyz"), evaluation["max_frames"])
     metrics = {"method": method, "n_train": int(n)} | learning_curve.heldout_errors(load_calculator(model_dir), frames)
     write_json(metrics_out, metrics)
     log.info("learning curve %s N=%d: force RMSE %.1f meV/A", method, n, metrics["force_rmse_meV_per_A"])

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..data import dataset  # noqa: E402
 from ..fileio import atomic_path  # noqa: E402
 
 # re-exported: evaluate.predict and evaluate.error_metrics as before
@@ -17,13 +18,6 @@ from ..training.errors import energy_by_temperature, error_metrics, predict, tem
 from ..training.errors import rmse_meV as _rmse  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-
-def evenly(frames, max_frames: int):
-    if len(frames) <= max_frames:
-        return list(frames)
-    idx = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
-    return [frames[i] for i in idx]
 
 
 def breakdown(frames, e_pred, f_pred, material: str | None) -> dict:
@@ -204,7 +198,7 @@ def evaluate(
     """Errors of ``calc`` on ``frames`` (at most ``max_frames``, evenly spaced); with
     ``train_frames``, the training range is shaded in the parity plot and the held-out
     frames beyond it are counted."""
-    frames = evenly(frames, max_frames)
+    frames = dataset.evenly_spaced(frames, max_frames)
     e_pred, f_pred, s_per_atom = predict(calc, frames)
     if not (np.all(np.isfinite(e_pred)) and all(np.all(np.isfinite(f)) for f in f_pred)):
         raise ValueError(f"{backend}: model predicted non-finite energies or forces on held-out frames")

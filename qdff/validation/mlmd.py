@@ -46,8 +46,10 @@ from ase.md.verlet import VelocityVerlet
 from ase.neighborlist import natural_cutoffs
 from scipy.spatial.distance import pdist
 
+from ..data.dataset import evenly_spaced
 from .stability import (  # noqa: F401
     BLOWUP_FACTOR,
+    BOND_REFERENCE_FRAMES,
     StretchedBonds,
     Undercoordinated,
     break_distances,
@@ -96,19 +98,7 @@ def check_frame(atoms, energy: float, limits: dict, bond_factor: float) -> str |
     return None
 
 
-# the AIMD frames that the break distances and the coordination floor come from, evenly spaced:
-# a long AIMD costs the recorder's set-up no more than this many
-BOND_REFERENCE_FRAMES = 500
-
-
-def evenly_spaced(frames, n: int) -> list:
-    """At most ``n`` of ``frames``, evenly spaced, the first and the last included."""
-    if len(frames) <= n:
-        return list(frames)
-    return [frames[k] for k in np.linspace(0, len(frames) - 1, n).round().astype(int)]
-
-
-def bond_cutoffs(frames, factor: float = 1.25, max_frames: int = 500) -> dict[str, float]:
+def bond_cutoffs(frames, factor: float = 1.25, max_frames: int = BOND_REFERENCE_FRAMES) -> dict[str, float]:
     """Bond cutoff (Angstrom) per bonded element pair ("Cd-Se": 3.3, ...) from AIMD frames:
     ``factor`` x the median length of that pair's bonds (distances within 1.2 x the sum of
     the covalent radii); a pair counts as bonded when at least half the frames have such a
@@ -348,17 +338,12 @@ class _Recorder:
             cutoffs = bond_cutoffs(reference_frames, bond_cutoff_factor)
             self.graph = BondGraph(start.get_chemical_symbols(), cutoffs, start.positions)
             self.baseline = self.graph.baseline(reference_frames)
-            breaks = break_distances(evenly_spaced(reference_frames, BOND_REFERENCE_FRAMES), cutoffs)
+            breaks = break_distances(reference_frames, cutoffs)
             stretched = StretchedBonds(start.get_chemical_symbols(), start.positions, cutoffs, breaks, bond_break_fs)
             if bond_criterion == "undercoordinated":
                 # the verdict: an atom less coordinated than its element ever is in the AIMD;
                 # stretched bonds are then recorded (longest stretch), not judged
-                gross = Undercoordinated(
-                    start.get_chemical_symbols(),
-                    breaks,
-                    evenly_spaced(reference_frames, BOND_REFERENCE_FRAMES),
-                    bond_break_fs,
-                )
+                gross = Undercoordinated(start.get_chemical_symbols(), breaks, reference_frames, bond_break_fs)
         self.monitor = _Monitor(self.graph, self.baseline, bond_check, stretched, gross)
         self.trajectory = trajectory
         self.temps, self.epots, self.times = [], [], []

@@ -38,6 +38,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.distance import pdist
 
+from ..data.dataset import evenly_spaced
+
 #: unstable when the temperature stays above this times the target for ``break_fs``: for the
 #: 12-atom demo cluster (30 degrees of freedom) the relative spread of the kinetic temperature is
 #: about 26 %, so 3x held that long is a blow-up, not a fluctuation (a short spike, from an
@@ -46,6 +48,11 @@ BLOWUP_FACTOR = 3.0
 #: histogram bin (A) and smoothing (bins) of the pair-distance distributions
 BIN_A = 0.02
 SMOOTH_BINS = 4
+#: the AIMD frames that the break distances and the coordination floor come from, evenly spaced:
+#: a long AIMD costs a check's set-up no more than this many. Thinned here, in the functions that
+#: take AIMD frames, so that every caller (the recorder's verdict, the benchmarks that recompute
+#: it from recorded frames) gets the same floor: a floor from more frames can only be lower
+BOND_REFERENCE_FRAMES = 500
 
 
 def pair_name(a: str, b: str) -> str:
@@ -93,7 +100,9 @@ def first_minimum(distances, r_max: float = 8.0) -> tuple[float, float] | None:
 def break_distances(frames, pairs, r_max: float = 8.0) -> dict[str, float]:
     """Per element pair of ``pairs`` ("Cd-Se", ...): the first minimum after the first peak of
     that pair's distance distribution over ``frames`` (the AIMD frames at the temperature),
-    in A. Pairs whose distribution shows no minimum are left out (never judged)."""
+    in A, from at most :data:`BOND_REFERENCE_FRAMES` of them. Pairs whose distribution shows no
+    minimum are left out (never judged)."""
+    frames = evenly_spaced(frames, BOND_REFERENCE_FRAMES)
     symbols = frames[0].get_chemical_symbols()
     _, _, names = pair_index(symbols)
     d_all = np.stack([pdist(a.positions) for a in frames])
@@ -201,12 +210,14 @@ def coordination_within(positions, symbols, breaks: dict[str, float]) -> np.ndar
 class Undercoordinated:
     """The default gross bond criterion (``mlmd.bond_criterion: undercoordinated``): an atom with
     fewer neighbours within the break distances than any atom of its element has in any AIMD
-    frame, for at least ``break_fs``. A surface bond that breaks while its atoms stay as
-    coordinated as the AIMD's own atoms of that element is dynamics, not a failure."""
+    frame (at most :data:`BOND_REFERENCE_FRAMES` of them, evenly spaced), for at least
+    ``break_fs``. A surface bond that breaks while its atoms stay as coordinated as the AIMD's own
+    atoms of that element is dynamics, not a failure."""
 
     def __init__(self, symbols, breaks: dict[str, float], aimd_frames, break_fs: float):
         self.symbols = np.asarray(symbols)
         self.breaks = dict(breaks)
+        aimd_frames = evenly_spaced(aimd_frames, BOND_REFERENCE_FRAMES)
         cn = np.stack([coordination_within(a.positions, self.symbols, self.breaks) for a in aimd_frames])
         self.min_cn = {str(el): int(cn[:, self.symbols == el].min()) for el in set(self.symbols.tolist())}
         self.floor = np.array([self.min_cn[str(s)] for s in self.symbols])

@@ -15,13 +15,14 @@ that the reference's own tail goes below is too strict for runs of that length.
 
 The trajectory: the canonical data set of a results folder whose AIMD ran long (the data set's
 frames at ``--temperature``, each AIMD run, including the independent ``aimd.test_seed`` run,
-judged on its own, its prefix from itself), e.g. the demo's Cd16Se13Cl6 with 20 ps per temperature:
+judged on its own, its prefix from itself), e.g. the demo's Cd16Se13Cl6 with 15 ps per temperature
+(a copy of config/demo.yaml with ``name: cdse-demo-15ps`` and ``aimd.steps: 15000``, about 85 min on
+2 cores; docs/benchmarks.md has the figures):
 
-    .venv/bin/snakemake --profile profiles/local --configfile config/demo.yaml \\
-        --config name=cdse-demo-20ps 'aimd={temperatures: [300, 500], timestep_fs: 1.0, steps: 20000, print_every: 2}' \\
-        -- results/cdse-demo-20ps/dataset/frames.extxyz
-    .venv/bin/python benchmarks/floor_vs_aimd_length.py results/cdse-demo-20ps --config config/demo.yaml \\
-        --temperature 300 --lengths 0.5,1,2,5,10
+    .venv/bin/snakemake --profile profiles/local --configfile demo-15ps.yaml --cores 2 \\
+        -- results/cdse-demo-15ps/dataset/frames.extxyz
+    .venv/bin/python benchmarks/floor_vs_aimd_length.py results/cdse-demo-15ps --config config/demo.yaml \\
+        --temperature 500 --lengths 0.5,1,2,5
 """
 
 from __future__ import annotations
